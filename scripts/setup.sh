@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs every Debian package dicom-gw needs to build, run and test.
+# Idempotent: packages already present are skipped. Needs root (or sudo).
+set -euo pipefail
+
+BUILD_PKGS=(
+  build-essential cmake ninja-build pkg-config git
+  libasio-dev libssl-dev libdcmtk-dev libyaml-cpp-dev nlohmann-json3-dev
+  libspdlog-dev libfmt-dev libcli11-dev libsqlite3-dev libsodium-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+)
+# Real peers and tools the tests and the demo use.
+TEST_PKGS=(
+  dcmtk openssl sqlite3 clang libclang-rt-14-dev procps util-linux
+)
+
+want=("${BUILD_PKGS[@]}")
+if [ "${1:-}" = "--test" ]; then want+=("${TEST_PKGS[@]}"); fi
+if [ "${1:-}" = "--run" ]; then want+=(dcmtk openssl); fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#want[@]} packages present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

@@ -1,0 +1,167 @@
+#pragma once
+/// The gateway's configuration: YAML (default /etc/dicom-gw/config.yaml) -> a typed, validated
+/// Config. Loading reports *every* problem at once, each with its key path
+/// ("listeners[1].port: must be 1-65535"), and refuses unknown keys. Key names follow
+/// shared DESIGN.md and the user's seed documents; see docs/config.md.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+
+namespace gw::config {
+
+using Seconds = std::chrono::seconds;
+
+struct Listener {
+  std::string name;
+  std::string bind = "0.0.0.0";
+  std::uint16_t port = 0;  ///< 0 = ephemeral (tests); the bound port is logged and in /status
+  bool tls = false;
+};
+
+struct Accept {
+  std::vector<std::string> calling_ae_titles;  ///< allow-list; empty = anyone
+  std::vector<std::string> called_ae_titles;   ///< empty = any called AE title is accepted
+  std::vector<std::string> require_tls_for;    ///< AE titles that must come over TLS
+};
+
+enum class PeerCertificate { kRequired, kOptional, kNone };
+enum class TlsProfile { kBcp195Rfc8996, kBcp195Nd, kBcp195Extended, kModern };
+
+struct Tls {
+  bool enabled = false;
+  std::filesystem::path cert_file;
+  std::filesystem::path key_file;
+  std::filesystem::path ca_file;
+  std::filesystem::path crl_file;  ///< optional
+  bool no_verify = false;
+  PeerCertificate peer_certificate = PeerCertificate::kRequired;
+  TlsProfile profile = TlsProfile::kBcp195Rfc8996;
+  std::string min_version = "1.2";  ///< "1.2" | "1.3"
+  std::string ciphers;              ///< optional TLS 1.2 cipher list override
+};
+
+/// Association and resource limits (not in the seeds; every key has a default).
+struct Limits {
+  std::uint32_t max_associations = 64;  ///< over it: A-ASSOCIATE-RJ local limit exceeded
+  std::uint32_t max_pdu_length = 262144;  ///< our receive limit, advertised in A-ASSOCIATE-AC
+  std::uint32_t max_associate_rq_length = 65536;  ///< largest A-ASSOCIATE-RQ PDU accepted
+  Seconds artim_timeout{30};   ///< for the A-ASSOCIATE-RQ and for the close after release/abort
+  Seconds idle_timeout{300};   ///< no PDU from the peer for this long -> A-ABORT
+  Seconds shutdown_grace{30};  ///< SIGTERM: time to finish in-flight instances
+};
+
+struct Destination {
+  std::string name;
+  std::string ae_title;
+  std::string host;
+  std::uint16_t port = 104;
+  std::string calling_ae_title;  ///< empty = the gateway's ae_title
+  bool tls_enabled = false;
+  std::filesystem::path tls_cert_path;
+  std::filesystem::path tls_key_path;
+  std::filesystem::path tls_ca_path;
+  bool verify_hostname = true;
+  std::uint32_t max_associations = 2;
+};
+
+struct RouteMatch {
+  std::string calling_ae;
+  std::string called_ae;
+  std::string modality;
+};
+
+struct Route {
+  std::string name;
+  RouteMatch match;          ///< empty = match everything
+  bool has_match = false;
+  std::vector<std::string> destinations;
+  bool continue_matching = false;  ///< YAML key `continue`
+};
+
+enum class DuplicatePolicy { kKeepFirst, kOverwrite, kReject };
+
+struct Storage {
+  bool fsync = true;
+  bool encrypt = false;
+  DuplicatePolicy duplicates = DuplicatePolicy::kKeepFirst;
+};
+
+struct Database {
+  std::string url;  ///< "" = sqlite index.db in data_dir; "sqlite:///path"; "postgresql://…"
+  std::string encryption_key_env = "DICOM_GW_DB_ENCRYPTION_KEY";
+};
+
+struct HttpTls {
+  bool enabled = false;
+  std::filesystem::path cert_file;
+  std::filesystem::path key_file;
+};
+
+struct Http {
+  bool enabled = true;
+  std::string bind = "127.0.0.1";
+  std::uint16_t port = 8080;
+  HttpTls tls;
+};
+
+struct Acme {
+  std::filesystem::path certbot = "/usr/bin/certbot";
+  std::string server = "https://acme-v02.api.letsencrypt.org/directory";
+  int renew_before_days = 30;
+};
+
+struct Syslog {
+  bool enabled = false;
+  std::string host;
+  std::uint16_t port = 6514;
+  bool tls = true;
+};
+
+struct Audit {
+  Syslog syslog;
+};
+
+struct Logging {
+  std::string level = "info";  ///< trace | debug | info | warn | error | off
+};
+
+struct Config {
+  std::string ae_title = "DICOM_GW";
+  std::filesystem::path data_dir;  ///< required
+  std::vector<Listener> listeners; ///< required, at least one
+  Accept accept;
+  Tls tls;
+  Limits limits;
+  std::vector<Destination> destinations;
+  std::vector<Route> routes;
+  Storage storage;
+  Database database;
+  Http http;
+  Acme acme;
+  Audit audit;
+  Logging logging;
+  std::filesystem::path source_path;  ///< the file it was loaded from (for reload)
+};
+
+/// One problem with its key path ("listeners[0].port") and a plain-words message.
+struct ConfigIssue {
+  std::string path;
+  std::string message;
+};
+
+/// Loads and validates; on failure the error message lists every issue, one per line, and
+/// `issues` (when given) receives them individually.
+core::Result<Config> load_config(const std::filesystem::path& file,
+                                 std::vector<ConfigIssue>* issues = nullptr);
+/// Same, from YAML text (relative paths resolve against `base_dir`).
+core::Result<Config> parse_config(const std::string& yaml_text,
+                                  const std::filesystem::path& base_dir,
+                                  std::vector<ConfigIssue>* issues = nullptr);
+
+}  // namespace gw::config

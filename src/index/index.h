@@ -1,0 +1,134 @@
+#pragma once
+/// The index: what the gateway has stored, searchable by the fields an operator uses. One
+/// interface, two backends: SQLite (embedded default) and PostgreSQL (later). Every write is one
+/// transaction; the instance row is committed only after its file is durable (see storage/).
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/result.h"
+
+namespace gw::index {
+
+using core::Result;
+using core::Status;
+
+struct InstanceRecord {
+  // Instance
+  std::string sop_instance_uid;
+  std::string sop_class_uid;
+  std::string transfer_syntax_uid;
+  std::string instance_number;
+  std::int64_t size_bytes = 0;      ///< stored file size
+  std::string storage_path;         ///< relative to data_dir
+  std::string sha256;               ///< of the data set bytes as received (hex)
+  std::int64_t received_at_ms = 0;  ///< Unix epoch milliseconds
+  std::string calling_ae;
+  std::string called_ae;
+  std::string peer_address;         ///< "ip:port"
+  // Series
+  std::string series_instance_uid;
+  std::string modality;
+  std::string series_description;
+  std::string series_number;
+  std::string body_part_examined;
+  // Study
+  std::string study_instance_uid;
+  std::string study_date;
+  std::string study_time;
+  std::string study_description;
+  std::string accession_number;
+  std::string study_id;
+  std::string referring_physician;
+  // Patient
+  std::string patient_id;
+  std::string patient_name;
+  std::string patient_birth_date;
+  std::string patient_sex;
+  // Source
+  std::string station_name;
+  std::string institution_name;
+};
+
+enum class DuplicatePolicy { kKeepFirst, kOverwrite, kReject };
+
+enum class InsertOutcome {
+  kInserted,       ///< a new instance
+  kDuplicateKept,  ///< keep-first: the existing row stays; the caller removes the new file
+  kReplaced,       ///< overwrite: row now points at the new file; caller removes replaced_path
+};
+
+struct InsertResult {
+  InsertOutcome outcome = InsertOutcome::kInserted;
+  std::string replaced_path;  ///< kReplaced: the old storage_path; kDuplicateKept: the new one
+};
+
+struct StudySummary {
+  std::string study_instance_uid;
+  std::string study_date;
+  std::string study_time;
+  std::string study_description;
+  std::string accession_number;
+  std::string patient_id;
+  std::string patient_name;
+  std::string modalities;  ///< distinct modalities, backslash-separated ("CT\\SR")
+  std::int64_t series_count = 0;
+  std::int64_t instance_count = 0;
+  std::int64_t size_bytes = 0;
+  std::int64_t last_received_at_ms = 0;
+};
+
+struct SeriesSummary {
+  std::string series_instance_uid;
+  std::string study_instance_uid;
+  std::string modality;
+  std::string series_description;
+  std::string series_number;
+  std::int64_t instance_count = 0;
+  std::int64_t size_bytes = 0;
+};
+
+/// Filters for list_studies; empty strings mean "no filter". Text filters match exactly, or as
+/// a prefix when they end with '*'. Dates are YYYYMMDD, inclusive.
+struct StudyQuery {
+  std::string patient_id;
+  std::string patient_name;
+  std::string accession_number;
+  std::string modality;
+  std::string study_date_from;
+  std::string study_date_to;
+  std::int64_t limit = 100;
+  std::int64_t offset = 0;
+};
+
+class Index {
+ public:
+  virtual ~Index() = default;
+
+  /// Inserts (or, by policy, keeps/replaces) an instance and its study/series/patient fields in
+  /// one transaction. kReject on an existing SOP Instance UID -> kAlreadyExists error.
+  virtual Result<InsertResult> insert_instance(const InstanceRecord& record,
+                                               DuplicatePolicy policy) = 0;
+  virtual Result<std::optional<InstanceRecord>> find_instance(const std::string& sop_uid) = 0;
+  virtual Result<std::vector<StudySummary>> list_studies(const StudyQuery& query) = 0;
+  virtual Result<std::optional<StudySummary>> find_study(const std::string& study_uid) = 0;
+  virtual Result<std::vector<SeriesSummary>> list_series(const std::string& study_uid) = 0;
+  virtual Result<std::vector<InstanceRecord>> list_instances(const std::string& series_uid,
+                                                             std::int64_t limit,
+                                                             std::int64_t offset) = 0;
+  virtual Result<std::int64_t> count_instances() = 0;
+  /// The schema version after migrations ran.
+  virtual Result<int> schema_version() = 0;
+};
+
+/// Opens the index named by database.url: "" or "sqlite://" (index.db in data_dir),
+/// "sqlite:///abs/path.db", or ":memory:" for tests. Runs pending migrations. Other schemes are
+/// kUnsupported for now (PostgreSQL arrives with its backend).
+Result<std::unique_ptr<Index>> open_index(const std::string& url,
+                                          const std::filesystem::path& data_dir);
+
+}  // namespace gw::index

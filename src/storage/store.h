@@ -1,0 +1,82 @@
+#pragma once
+/// The durable instance store: data arrives in a spool file, is flushed to stable storage, then
+/// renamed into storage/ under a random name (never derived from peer-supplied strings), and the
+/// directory entry is flushed too. Only after that may the index row be committed and the sender
+/// told "success".
+///
+/// Layout under data_dir:  spool/  (in-progress files, removed at start-up)
+///                         storage/<2 hex>/<32 hex>.dcm  (committed files)
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "core/result.h"
+
+namespace gw::storage {
+
+using core::Result;
+using core::Status;
+
+struct StoreOptions {
+  std::filesystem::path data_dir;
+  bool fsync = true;  ///< storage.fsync: fdatasync files and fsync directories
+};
+
+/// A file being received. Move-only; the destructor removes the temp file unless it was
+/// committed. Writes go straight to the kernel (no user-space buffer beyond the caller's).
+class SpoolFile {
+ public:
+  SpoolFile(SpoolFile&& other) noexcept;
+  SpoolFile& operator=(SpoolFile&& other) noexcept;
+  SpoolFile(const SpoolFile&) = delete;
+  SpoolFile& operator=(const SpoolFile&) = delete;
+  ~SpoolFile();
+
+  /// Appends bytes. ENOSPC/EDQUOT -> kResourceExhausted; other errors kIo.
+  Status write(std::span<const std::uint8_t> bytes);
+  std::uint64_t size() const { return size_; }
+  const std::filesystem::path& path() const { return path_; }
+  /// SHA-256 of everything written so far, lower-case hex (computed incrementally).
+  std::string sha256_hex() const;
+
+ private:
+  friend class Store;
+  SpoolFile(int fd, std::filesystem::path path);
+  void discard() noexcept;
+
+  int fd_ = -1;
+  std::filesystem::path path_;
+  std::uint64_t size_ = 0;
+  struct Digest;
+  std::unique_ptr<Digest> digest_;
+};
+
+class Store {
+ public:
+  /// Creates data_dir/{spool,storage} (0750) if needed and removes leftover spool files.
+  static Result<std::unique_ptr<Store>> create(const StoreOptions& options);
+
+  Result<SpoolFile> begin();
+
+  /// fdatasync (if fsync), rename into storage/, fsync the directory (if fsync). Returns the
+  /// stored path relative to data_dir ("storage/ab/….dcm"). On failure the spool file is removed
+  /// and nothing is left in storage/.
+  Result<std::string> commit(SpoolFile&& file);
+
+  /// Removes a committed file (relative path as returned by commit). Missing file is not an error.
+  Status remove(const std::string& relative_path);
+
+  std::filesystem::path absolute(const std::string& relative_path) const;
+  const StoreOptions& options() const { return options_; }
+  /// Bytes free on the storage file system.
+  Result<std::uint64_t> free_bytes() const;
+
+ private:
+  explicit Store(StoreOptions options) : options_(std::move(options)) {}
+  StoreOptions options_;
+};
+
+}  // namespace gw::storage
