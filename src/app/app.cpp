@@ -1,1 +1,125 @@
-// placeholder
+#include "app/app.h"
+
+#include <algorithm>
+#include <csignal>
+
+#include "core/log.h"
+
+namespace gw::app {
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log() { return core::logger("app"); }
+
+std::size_t io_threads() { return std::max<std::size_t>(2, std::thread::hardware_concurrency()); }
+std::size_t worker_threads() {
+  return std::max<std::size_t>(4, 2 * std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+dicom::ScpPolicy scp_policy_from(const config::Config& config) {
+  dicom::ScpPolicy p;
+  p.ae_title = config.ae_title;
+  p.calling_ae_titles = config.accept.calling_ae_titles;
+  p.called_ae_titles = config.accept.called_ae_titles;
+  p.require_tls_for = config.accept.require_tls_for;
+  p.max_associations = config.limits.max_associations;
+  p.limits.max_pdu_length = config.limits.max_pdu_length;
+  p.limits.max_associate_rq_length = config.limits.max_associate_rq_length;
+  p.limits.artim = config.limits.artim_timeout;
+  p.limits.idle = config.limits.idle_timeout;
+  return p;
+}
+
+App::App(config::Config config)
+    : config_(std::move(config)), workers_(worker_threads()), signals_(io_) {}
+
+App::~App() {
+  io_.stop();
+  workers_.join();
+}
+
+core::Result<std::unique_ptr<App>> App::create(config::Config config) {
+  std::unique_ptr<App> app(new App(std::move(config)));
+  GW_RETURN_IF_ERROR(app->start());
+  return app;
+}
+
+core::Status App::start() {
+  GW_ASSIGN_OR_RETURN(store_, storage::Store::create({config_.data_dir, config_.storage.fsync}));
+  GW_ASSIGN_OR_RETURN(index_, index::open_index(config_.database.url, config_.data_dir));
+  ingest_ = std::make_unique<IngestService>(*store_, *index_, config_.storage.duplicates);
+  scp_ = std::make_unique<dicom::ScpContext>(scp_policy_from(config_), *ingest_,
+                                             workers_.get_executor());
+  for (const auto& l : config_.listeners) {
+    if (l.tls) {
+      return core::make_error(core::ErrorCode::kUnsupported,
+                              "listener " + l.name + ": DICOM TLS listeners are not built yet");
+    }
+    GW_ASSIGN_OR_RETURN(auto listener, dicom::Listener::create(io_, l.name, l.bind, l.port, *scp_));
+    listeners_.push_back(std::move(listener));
+  }
+  return {};
+}
+
+void App::stop() {
+  asio::post(io_, [this]() {
+    if (stopping_.exchange(true)) return;
+    asio::co_spawn(io_, shutdown_sequence(), asio::detached);
+  });
+}
+
+asio::awaitable<void> App::shutdown_sequence() {
+  log()->info("event=shutdown_started active_associations={}", scp_->active());
+  for (auto& l : listeners_) l->stop();
+  scp_->begin_shutdown();
+  asio::steady_timer timer(io_);
+  const auto deadline = std::chrono::steady_clock::now() + config_.limits.shutdown_grace;
+  while (scp_->active() > 0 && std::chrono::steady_clock::now() < deadline) {
+    timer.expires_after(std::chrono::milliseconds(20));
+    co_await timer.async_wait(dicom::use_nothrow);
+  }
+  if (scp_->active() > 0) {
+    log()->warn("event=shutdown_grace_expired active_associations={}", scp_->active());
+  }
+  signals_.cancel();
+  io_.stop();
+}
+
+int App::run() {
+  signals_.add(SIGTERM);
+  signals_.add(SIGINT);
+  signals_.add(SIGHUP);
+  std::function<void(const std::error_code&, int)> on_signal;
+  on_signal = [this, &on_signal](const std::error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      log()->warn("event=sighup reason=\"configuration reload is not available yet; ignored\"");
+      signals_.async_wait(on_signal);
+      return;
+    }
+    log()->info("event=signal signal={}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    stop();
+  };
+  signals_.async_wait(on_signal);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  for (auto& l : listeners_) {
+    l->start();
+    log()->info("event=listening listener={} port={} ae_title={}", l->name(), l->port(),
+                config_.ae_title);
+  }
+  std::vector<std::jthread> threads;
+  const auto n = io_threads();
+  for (std::size_t i = 1; i < n; ++i) threads.emplace_back([this]() { io_.run(); });
+  io_.run();
+  threads.clear();  // joins
+  workers_.join();
+  const auto& c = scp_->counters();
+  log()->info("event=stopped associations={} stored={} failed={}", c.associations_accepted.load(),
+              ingest_->counters().stored.load(), ingest_->counters().failed.load());
+  return 0;
+}
+
+}  // namespace gw::app

@@ -1,1 +1,149 @@
-// placeholder
+#include "app/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "app/app.h"
+#include "app/demo.h"
+#include "app/scu_commands.h"
+#include "config/config.h"
+#include "core/log.h"
+
+namespace gw::app {
+
+namespace {
+
+constexpr const char* kDefaultConfig = "/etc/dicom-gw/config.yaml";
+
+int serve(const std::filesystem::path& config_path) {
+  auto config = config::load_config(config_path);
+  if (!config.ok()) {
+    std::fprintf(stderr, "configuration error in %s:\n%s\n", config_path.c_str(),
+                 config.error().message.c_str());
+    return 2;
+  }
+  core::init_logging(config->logging.level);
+  auto app = App::create(std::move(config).value());
+  if (!app.ok()) {
+    std::fprintf(stderr, "cannot start: %s\n", app.error().message.c_str());
+    return core::exit_code(app.error().code);
+  }
+  return (*app)->run();
+}
+
+int config_check(const std::filesystem::path& config_path) {
+  std::vector<config::ConfigIssue> issues;
+  auto config = config::load_config(config_path, &issues);
+  if (!config.ok()) {
+    std::fprintf(stderr, "%s: %zu problem(s)\n", config_path.c_str(),
+                 issues.empty() ? std::size_t{1} : issues.size());
+    if (issues.empty()) std::fprintf(stderr, "  %s\n", config.error().message.c_str());
+    for (const auto& i : issues)
+      std::fprintf(stderr, "  %s: %s\n", i.path.c_str(), i.message.c_str());
+    return 2;
+  }
+  std::printf("%s: OK (%zu listener(s), %zu destination(s), %zu route(s))\n", config_path.c_str(),
+              config->listeners.size(), config->destinations.size(), config->routes.size());
+  return 0;
+}
+
+void add_scu_options(CLI::App* cmd, dicom::ScuOptions& scu, int& timeout_s) {
+  cmd->add_option("--aet,--calling-ae", scu.calling_ae, "calling AE title")->capture_default_str();
+  cmd->add_option("--aec,--called-ae", scu.called_ae, "called AE title")->capture_default_str();
+  cmd->add_option("--max-pdu", scu.max_pdu_length, "maximum PDU length we receive")
+      ->capture_default_str();
+  cmd->add_option("--timeout", timeout_s, "seconds to wait for connect/association/response")
+      ->capture_default_str();
+  cmd->add_option("host", scu.host, "peer host name or address")->required();
+  cmd->add_option("port", scu.port, "peer port")->required();
+}
+
+void apply_timeout(dicom::ScuOptions& scu, int timeout_s) {
+  const auto t = std::chrono::seconds(std::max(1, timeout_s));
+  scu.connect_timeout = t;
+  scu.association_timeout = t;
+  scu.response_timeout = std::max<dicom::Clock::duration>(t, std::chrono::seconds(60));
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+  core::init_logging("info");
+  CLI::App app{"dicom-gw: a secure DICOM gateway (Storage SCP, store-and-forward, DICOM TLS)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "dicom-gw 0.1.0");
+
+  std::filesystem::path config_path = kDefaultConfig;
+  auto* serve_cmd = app.add_subcommand("serve", "run the gateway daemon");
+  serve_cmd->add_option("--config,-c", config_path, "configuration file")->capture_default_str();
+
+  DemoArgs demo;
+  auto* demo_cmd =
+      app.add_subcommand("demo", "create a demo configuration in a directory and serve");
+  demo_cmd->add_option("--dir", demo.dir, "demo directory")->capture_default_str();
+  demo_cmd->add_option("--port", demo.port, "plain DICOM port")->capture_default_str();
+  demo_cmd->add_flag("!--no-serve", demo.serve, "only create the files");
+
+  auto* config_cmd = app.add_subcommand("config", "configuration tools");
+  config_cmd->require_subcommand(1);
+  auto* check_cmd = config_cmd->add_subcommand("check", "validate a configuration file");
+  check_cmd->add_option("--config,-c", config_path, "configuration file")->capture_default_str();
+
+  EchoArgs echo;
+  echo.scu.called_ae = "ANY-SCP";
+  int echo_timeout = 30;
+  auto* echo_cmd = app.add_subcommand("echo", "C-ECHO a DICOM peer (like echoscu)");
+  add_scu_options(echo_cmd, echo.scu, echo_timeout);
+  echo_cmd->add_option("--repeat", echo.repeat, "number of C-ECHOs")->capture_default_str();
+
+  SendArgs send;
+  int send_timeout = 30;
+  auto* send_cmd = app.add_subcommand(
+      "send", "C-STORE files to a DICOM peer, data sets byte-for-byte (like storescu)");
+  add_scu_options(send_cmd, send.scu, send_timeout);
+  send_cmd->add_option("files", send.inputs, "files or directories (recursed)")->required();
+  send_cmd->add_option("--report", send.report, "write one line per instance to this file");
+  send_cmd->add_flag("!--no-progress", send.progress, "no progress bar");
+  send_cmd->add_option("--parallel,-j", send.parallel, "associations in parallel")
+      ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;
+  }
+
+  if (*serve_cmd) return serve(config_path);
+  if (*check_cmd) return config_check(config_path);
+  if (*echo_cmd) {
+    apply_timeout(echo.scu, echo_timeout);
+    return run_echo(echo);
+  }
+  if (*send_cmd) {
+    apply_timeout(send.scu, send_timeout);
+    return run_send(send);
+  }
+  if (*demo_cmd) {
+    auto path = prepare_demo(demo);
+    if (!path.ok()) {
+      std::fprintf(stderr, "demo: %s\n", path.error().message.c_str());
+      return 1;
+    }
+    std::printf(
+        "dicom-gw demo in %s\n"
+        "  config:  %s\n"
+        "  DICOM:   127.0.0.1:%u  (AE title DICOM_GW)\n"
+        "Try:\n"
+        "  echoscu -aec DICOM_GW 127.0.0.1 %u\n"
+        "  storescu -aec DICOM_GW 127.0.0.1 %u FILE.dcm\n"
+        "  dicom-gw send --aec DICOM_GW 127.0.0.1 %u DIR\n",
+        demo.dir.c_str(), path->c_str(), demo.port, demo.port, demo.port, demo.port);
+    std::fflush(stdout);
+    if (!demo.serve) return 0;
+    return serve(*path);
+  }
+  return 2;
+}
+
+}  // namespace gw::app

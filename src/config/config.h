@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/result.h"
@@ -48,7 +49,7 @@ struct Tls {
 
 /// Association and resource limits (not in the seeds; every key has a default).
 struct Limits {
-  std::uint32_t max_associations = 64;  ///< over it: A-ASSOCIATE-RJ local limit exceeded
+  std::uint32_t max_associations = 64;    ///< over it: A-ASSOCIATE-RJ local limit exceeded
   std::uint32_t max_pdu_length = 262144;  ///< our receive limit, advertised in A-ASSOCIATE-AC
   std::uint32_t max_associate_rq_length = 65536;  ///< largest A-ASSOCIATE-RQ PDU accepted
   Seconds artim_timeout{30};   ///< for the A-ASSOCIATE-RQ and for the close after release/abort
@@ -78,7 +79,7 @@ struct RouteMatch {
 
 struct Route {
   std::string name;
-  RouteMatch match;          ///< empty = match everything
+  RouteMatch match;  ///< empty = match everything
   bool has_match = false;
   std::vector<std::string> destinations;
   bool continue_matching = false;  ///< YAML key `continue`
@@ -133,8 +134,8 @@ struct Logging {
 
 struct Config {
   std::string ae_title = "DICOM_GW";
-  std::filesystem::path data_dir;  ///< required
-  std::vector<Listener> listeners; ///< required, at least one
+  std::filesystem::path data_dir;   ///< required
+  std::vector<Listener> listeners;  ///< required, at least one
   Accept accept;
   Tls tls;
   Limits limits;
@@ -154,6 +155,12 @@ struct ConfigIssue {
   std::string path;
   std::string message;
 };
+
+/// Canonical YAML spellings ("bcp195-rfc8996", "required", "keep-first"), as docs/config.md
+/// lists them; for logs, /status and `config check` output.
+std::string_view to_string(TlsProfile profile);
+std::string_view to_string(PeerCertificate policy);
+std::string_view to_string(DuplicatePolicy policy);
 
 /// Loads and validates; on failure the error message lists every issue, one per line, and
 /// `issues` (when given) receives them individually.

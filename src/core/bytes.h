@@ -80,14 +80,16 @@ class ByteWriter {
     out_.push_back(static_cast<std::uint8_t>(v));
   }
   void u32be(std::uint32_t v) {
-    for (int shift = 24; shift >= 0; shift -= 8) out_.push_back(static_cast<std::uint8_t>(v >> shift));
+    for (int shift = 24; shift >= 0; shift -= 8)
+      out_.push_back(static_cast<std::uint8_t>(v >> shift));
   }
   void u16le(std::uint16_t v) {
     out_.push_back(static_cast<std::uint8_t>(v));
     out_.push_back(static_cast<std::uint8_t>(v >> 8));
   }
   void u32le(std::uint32_t v) {
-    for (int shift = 0; shift <= 24; shift += 8) out_.push_back(static_cast<std::uint8_t>(v >> shift));
+    for (int shift = 0; shift <= 24; shift += 8)
+      out_.push_back(static_cast<std::uint8_t>(v >> shift));
   }
   void bytes(std::span<const std::uint8_t> b) { out_.insert(out_.end(), b.begin(), b.end()); }
   void bytes(std::string_view s) { out_.insert(out_.end(), s.begin(), s.end()); }

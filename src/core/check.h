@@ -6,7 +6,7 @@ namespace gw::core {
 [[noreturn]] void check_failed(const char* condition, const char* file, int line);
 }  // namespace gw::core
 
-#define GW_CHECK(cond)                                                    \
-  do {                                                                    \
-    if (!(cond)) ::gw::core::check_failed(#cond, __FILE__, __LINE__);     \
+#define GW_CHECK(cond)                                                \
+  do {                                                                \
+    if (!(cond)) ::gw::core::check_failed(#cond, __FILE__, __LINE__); \
   } while (0)

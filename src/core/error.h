@@ -10,9 +10,9 @@
 namespace gw::core {
 
 enum class ErrorCode {
-  kInvalidArgument,    ///< bad input from a caller or peer
+  kInvalidArgument,  ///< bad input from a caller or peer
   kNotFound,
-  kAlreadyExists,      ///< duplicate (e.g. SOP Instance UID under duplicates: reject)
+  kAlreadyExists,  ///< duplicate (e.g. SOP Instance UID under duplicates: reject)
   kConflict,
   kPermissionDenied,
   kUnauthenticated,
@@ -21,10 +21,10 @@ enum class ErrorCode {
   kRateLimited,
   kTimeout,
   kCancelled,
-  kIo,                 ///< file system or socket error
-  kProtocol,           ///< peer broke the DICOM protocol
+  kIo,        ///< file system or socket error
+  kProtocol,  ///< peer broke the DICOM protocol
   kTls,
-  kRejected,           ///< peer refused (association rejected, failure status)
+  kRejected,  ///< peer refused (association rejected, failure status)
   kUnsupported,
   kConfig,
   kDatabase,

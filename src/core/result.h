@@ -15,7 +15,7 @@ namespace gw::core {
 template <class T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit
+  Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}      // NOLINT: implicit
   Result(Error error) : v_(std::in_place_index<1>, std::move(error)) {}  // NOLINT: implicit
 
   bool ok() const { return v_.index() == 0; }
@@ -82,15 +82,23 @@ inline Status ok_status() { return {}; }
 #define GW_CONCAT_(a, b) GW_CONCAT_INNER_(a, b)
 
 /// Returns the error of a Status-returning expression from the enclosing function.
-#define GW_RETURN_IF_ERROR(expr)                        \
-  do {                                                  \
-    auto gw_status_ = (expr);                           \
+#define GW_RETURN_IF_ERROR(expr)                                \
+  do {                                                          \
+    auto gw_status_ = (expr);                                   \
     if (!gw_status_.ok()) return std::move(gw_status_).error(); \
   } while (0)
 
 /// `GW_ASSIGN_OR_RETURN(auto x, f());` binds the value or returns the error.
-#define GW_ASSIGN_OR_RETURN(lhs, expr) GW_ASSIGN_OR_RETURN_IMPL_(GW_CONCAT_(gw_r_, __LINE__), lhs, expr)
+#define GW_ASSIGN_OR_RETURN(lhs, expr) \
+  GW_ASSIGN_OR_RETURN_IMPL_(GW_CONCAT_(gw_r_, __LINE__), lhs, expr)
 #define GW_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                              \
   if (!tmp.ok()) return std::move(tmp).error();   \
   lhs = std::move(tmp).value()
+
+/// Coroutine form of GW_RETURN_IF_ERROR (co_return instead of return).
+#define GW_CO_RETURN_IF_ERROR(expr)                                \
+  do {                                                             \
+    auto gw_status_ = (expr);                                      \
+    if (!gw_status_.ok()) co_return std::move(gw_status_).error(); \
+  } while (0)

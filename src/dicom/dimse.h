@@ -13,6 +13,8 @@
 
 namespace gw::dicom {
 
+using core::Result;
+
 enum class CommandField : std::uint16_t {
   kCStoreRq = 0x0001,
   kCStoreRsp = 0x8001,
@@ -51,16 +53,16 @@ StatusCategory categorize(std::uint16_t status);
 /// A DIMSE command. Optional fields are encoded only when set.
 struct Command {
   CommandField command_field = CommandField::kCEchoRq;
-  std::optional<std::uint16_t> message_id;                 ///< (0000,0110) requests
-  std::optional<std::uint16_t> message_id_responded_to;    ///< (0000,0120) responses
-  std::string affected_sop_class_uid;                      ///< (0000,0002)
-  std::string affected_sop_instance_uid;                   ///< (0000,1000)
-  std::optional<std::uint16_t> priority;                   ///< (0000,0700) C-STORE-RQ: 0 medium
-  std::uint16_t data_set_type = kNoDataSet;                ///< (0000,0800)
-  std::optional<std::uint16_t> status;                     ///< (0000,0900) responses
-  std::string error_comment;                               ///< (0000,0902) max 64 chars
-  std::string move_originator_ae;                          ///< (0000,1030)
-  std::optional<std::uint16_t> move_originator_message_id; ///< (0000,1031)
+  std::optional<std::uint16_t> message_id;                  ///< (0000,0110) requests
+  std::optional<std::uint16_t> message_id_responded_to;     ///< (0000,0120) responses
+  std::string affected_sop_class_uid;                       ///< (0000,0002)
+  std::string affected_sop_instance_uid;                    ///< (0000,1000)
+  std::optional<std::uint16_t> priority;                    ///< (0000,0700) C-STORE-RQ: 0 medium
+  std::uint16_t data_set_type = kNoDataSet;                 ///< (0000,0800)
+  std::optional<std::uint16_t> status;                      ///< (0000,0900) responses
+  std::string error_comment;                                ///< (0000,0902) max 64 chars
+  std::string move_originator_ae;                           ///< (0000,1030)
+  std::optional<std::uint16_t> move_originator_message_id;  ///< (0000,1031)
 
   bool has_data_set() const { return data_set_type != kNoDataSet; }
 };

@@ -41,6 +41,9 @@ struct PduHeader {
   std::uint32_t length;  ///< body length, as sent by the peer (not yet checked against limits)
 };
 
+/// "A-ASSOCIATE-RQ", "P-DATA-TF", … (for logs).
+std::string_view name(PduType type);
+
 /// Parses the fixed 6-byte PDU header. An unknown PDU type is a kProtocol error.
 Result<PduHeader> parse_pdu_header(std::span<const std::uint8_t, kPduHeaderSize> bytes);
 
@@ -59,28 +62,38 @@ struct PresentationContextRq {
   std::uint8_t id = 0;  ///< odd, 1..255
   std::string abstract_syntax;
   std::vector<std::string> transfer_syntaxes;
+
+  friend bool operator==(const PresentationContextRq&, const PresentationContextRq&) = default;
 };
 
 struct PresentationContextAc {
   std::uint8_t id = 0;
   PcResult result = PcResult::kAcceptance;
   std::string transfer_syntax;  ///< meaningful only when accepted
+
+  friend bool operator==(const PresentationContextAc&, const PresentationContextAc&) = default;
 };
 
 struct AsyncOpsWindow {  // sub-item 0x53
   std::uint16_t max_invoked = 1;
   std::uint16_t max_performed = 1;
+
+  friend bool operator==(const AsyncOpsWindow&, const AsyncOpsWindow&) = default;
 };
 
 struct RoleSelection {  // sub-item 0x54
   std::string sop_class_uid;
   bool scu_role = false;
   bool scp_role = false;
+
+  friend bool operator==(const RoleSelection&, const RoleSelection&) = default;
 };
 
 struct ExtendedNegotiation {  // sub-item 0x56
   std::string sop_class_uid;
   std::vector<std::uint8_t> info;
+
+  friend bool operator==(const ExtendedNegotiation&, const ExtendedNegotiation&) = default;
 };
 
 struct UserIdentityRq {  // sub-item 0x58
@@ -88,16 +101,22 @@ struct UserIdentityRq {  // sub-item 0x58
   bool positive_response_requested = false;
   std::vector<std::uint8_t> primary_field;
   std::vector<std::uint8_t> secondary_field;
+
+  friend bool operator==(const UserIdentityRq&, const UserIdentityRq&) = default;
 };
 
 struct UserIdentityAc {  // sub-item 0x59
   std::vector<std::uint8_t> server_response;
+
+  friend bool operator==(const UserIdentityAc&, const UserIdentityAc&) = default;
 };
 
 /// A sub-item we do not interpret (e.g. 0x57 SOP class common extended negotiation), kept raw.
 struct RawItem {
   std::uint8_t type = 0;
   std::vector<std::uint8_t> value;
+
+  friend bool operator==(const RawItem&, const RawItem&) = default;
 };
 
 struct UserInformation {  // item 0x50
@@ -110,6 +129,8 @@ struct UserInformation {  // item 0x50
   std::optional<UserIdentityRq> user_identity_rq;
   std::optional<UserIdentityAc> user_identity_ac;
   std::vector<RawItem> other_items;
+
+  friend bool operator==(const UserInformation&, const UserInformation&) = default;
 };
 
 // ---- PDUs ------------------------------------------------------------------------------------
@@ -121,6 +142,8 @@ struct AssociateRq {
   std::string application_context{kApplicationContextName};
   std::vector<PresentationContextRq> contexts;
   UserInformation user_info;
+
+  friend bool operator==(const AssociateRq&, const AssociateRq&) = default;
 };
 
 struct AssociateAc {
@@ -130,6 +153,8 @@ struct AssociateAc {
   std::string application_context{kApplicationContextName};
   std::vector<PresentationContextAc> contexts;
   UserInformation user_info;
+
+  friend bool operator==(const AssociateAc&, const AssociateAc&) = default;
 };
 
 enum class RejectResult : std::uint8_t { kPermanent = 1, kTransient = 2 };
@@ -153,6 +178,8 @@ struct AssociateRj {
   RejectResult result = RejectResult::kPermanent;
   RejectSource source = RejectSource::kServiceUser;
   std::uint8_t reason = reject_reason::kNoReason;
+
+  friend bool operator==(const AssociateRj&, const AssociateRj&) = default;
 };
 
 enum class AbortSource : std::uint8_t { kServiceUser = 0, kServiceProvider = 2 };
@@ -168,6 +195,8 @@ inline constexpr std::uint8_t kInvalidPduParameterValue = 6;
 struct Abort {
   AbortSource source = AbortSource::kServiceUser;
   std::uint8_t reason = abort_reason::kNotSpecified;
+
+  friend bool operator==(const Abort&, const Abort&) = default;
 };
 
 /// One presentation data value. `data` points into the P-DATA-TF body it was parsed from.
@@ -185,6 +214,7 @@ Result<AssociateAc> parse_associate_ac(std::span<const std::uint8_t> body);
 Result<AssociateRj> parse_associate_rj(std::span<const std::uint8_t> body);
 /// Appends the PDVs of a P-DATA-TF body to `out` (cleared first). A PDV item length below 2
 /// (no room for the message control header) is a kProtocol error; zero-length data is allowed.
+/// A body without any PDV item is a kProtocol error too (PS3.8 9.3.5: "one or more").
 Status parse_p_data_tf(std::span<const std::uint8_t> body, std::vector<Pdv>& out);
 /// A-RELEASE-RQ/RP bodies: 4 reserved bytes.
 Status parse_release(std::span<const std::uint8_t> body);

@@ -1,1 +1,364 @@
-// placeholder: being written
+#include "dicom/scp.h"
+
+#include <algorithm>
+
+#include "core/log.h"
+#include "dicom/uids.h"
+
+namespace gw::dicom {
+
+using core::ErrorCode;
+using core::make_error;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log() { return core::logger("dicom"); }
+
+bool listed(const std::vector<std::string>& list, const std::string& value) {
+  return std::find(list.begin(), list.end(), value) != list.end();
+}
+
+/// Runs blocking work on the worker pool and resumes the caller on its own executor.
+template <class F>
+asio::awaitable<std::invoke_result_t<F&>> run_blocking(asio::any_io_executor pool, F& work) {
+  using R = std::invoke_result_t<F&>;
+  co_return co_await asio::co_spawn(
+      pool, [&work]() -> asio::awaitable<R> { co_return work(); }, asio::use_awaitable);
+}
+
+/// Decides whether an A-ASSOCIATE-RQ may proceed; fills `why` with plain words when not.
+std::optional<AssociateRj> check_policy(const AssociateRq& rq, const AssociationInfo& info,
+                                        const ScpPolicy& policy, std::string& why) {
+  auto reject = [](RejectResult result, RejectSource source, std::uint8_t reason) {
+    return AssociateRj{result, source, reason};
+  };
+  if (rq.application_context != kApplicationContextName) {
+    why = "application context not supported";
+    return reject(RejectResult::kPermanent, RejectSource::kServiceUser,
+                  reject_reason::kApplicationContextNotSupported);
+  }
+  if ((rq.protocol_version & 0x0001) == 0) {
+    why = "protocol version not supported";
+    return reject(RejectResult::kPermanent, RejectSource::kServiceProviderAcse,
+                  reject_reason::kProtocolVersionNotSupported);
+  }
+  if (!policy.calling_ae_titles.empty() && !listed(policy.calling_ae_titles, rq.calling_ae)) {
+    why = "calling AE title not in accept.calling_ae_titles";
+    return reject(RejectResult::kPermanent, RejectSource::kServiceUser,
+                  reject_reason::kCallingAeNotRecognized);
+  }
+  if (!policy.called_ae_titles.empty() && !listed(policy.called_ae_titles, rq.called_ae)) {
+    why = "called AE title not in accept.called_ae_titles";
+    return reject(RejectResult::kPermanent, RejectSource::kServiceUser,
+                  reject_reason::kCalledAeNotRecognized);
+  }
+  if (!info.tls && listed(policy.require_tls_for, rq.calling_ae)) {
+    why = "calling AE title must use TLS (accept.require_tls_for)";
+    return reject(RejectResult::kPermanent, RejectSource::kServiceUser,
+                  reject_reason::kCallingAeNotRecognized);
+  }
+  return std::nullopt;
+}
+
+/// Handles one C-STORE-RQ whose command has been read. Returns false when the association ended.
+asio::awaitable<bool> handle_store(Association& assoc, const Command& rq, std::uint8_t pcid,
+                                   const AssociationInfo& info, ScpContext& ctx) {
+  const PresentationContext* pc = assoc.context(pcid);
+  StoreOutcome outcome;
+  std::unique_ptr<StoreSession> session;
+  if (!rq.has_data_set()) {
+    outcome = {status::kCannotUnderstand, "C-STORE-RQ without a data set"};
+  } else if (pc == nullptr || pc->abstract_syntax != rq.affected_sop_class_uid) {
+    outcome = {status::kSopClassNotSupported,
+               "affected SOP class differs from the presentation context's abstract syntax"};
+  } else if (!is_valid_uid(rq.affected_sop_instance_uid)) {
+    outcome = {status::kCannotUnderstand, "invalid Affected SOP Instance UID"};
+  } else {
+    StoreRequest request{&info, rq.affected_sop_class_uid, rq.affected_sop_instance_uid,
+                         pc->transfer_syntax};
+    auto begun = ctx.store().begin(request);
+    if (begun.ok()) {
+      session = std::move(begun).value();
+    } else {
+      outcome = {core::dimse_status(begun.error().code), begun.error().message};
+    }
+  }
+  if (rq.has_data_set()) {
+    auto received =
+        co_await assoc.receive_data_set(pcid, [&session](std::span<const std::uint8_t> fragment) {
+          if (session) session->write(fragment);
+        });
+    if (!received.ok()) {
+      ctx.counters().stores_failed++;
+      log()->warn("assoc={} event=store_interrupted sop_instance_uid={} reason=\"{}\"", info.id,
+                  rq.affected_sop_instance_uid, received.error().message);
+      co_return false;  // the session's destructor removes the partial spool file
+    }
+    ctx.counters().bytes_received += *received;
+  }
+  if (session) {
+    auto finish = [&session]() { return session->finish(); };
+    outcome = co_await run_blocking(ctx.worker_pool(), finish);
+    session.reset();
+  }
+  if (outcome.status == status::kSuccess ||
+      categorize(outcome.status) == StatusCategory::kWarning) {
+    ctx.counters().stores_ok++;
+  } else {
+    ctx.counters().stores_failed++;
+    log()->warn("assoc={} event=store_failed sop_instance_uid={} status=0x{:04X} reason=\"{}\"",
+                info.id, rq.affected_sop_instance_uid, outcome.status, outcome.error_comment);
+  }
+  auto sent = co_await assoc.send_command(
+      pcid, make_c_store_rsp(rq, outcome.status, outcome.error_comment));
+  co_return sent.ok();
+}
+
+}  // namespace
+
+// ---- ScpContext --------------------------------------------------------------------------------
+
+std::uint64_t ScpContext::register_connection(std::shared_ptr<Channel> channel,
+                                              std::atomic<bool>* idle) {
+  std::lock_guard lock(mu_);
+  const std::uint64_t id = ++next_id_;
+  connections_[id] = Live{channel, idle};
+  ++active_;
+  return id;
+}
+
+void ScpContext::unregister_connection(std::uint64_t id) {
+  std::lock_guard lock(mu_);
+  connections_.erase(id);
+  --active_;
+}
+
+bool ScpContext::try_acquire_slot() {
+  if (slots_.fetch_add(1) >= policy_.max_associations) {
+    slots_.fetch_sub(1);
+    return false;
+  }
+  return true;
+}
+
+void ScpContext::release_slot() { slots_.fetch_sub(1); }
+
+void ScpContext::begin_shutdown() {
+  stopping_ = true;
+  std::lock_guard lock(mu_);
+  for (auto& [id, live] : connections_) {
+    auto channel = live.channel.lock();
+    if (!channel || !live.idle->load()) continue;
+    // Wake the idle reader on its own strand; it sees stopping() and ends the association.
+    asio::post(channel->executor(), [channel]() { channel->cancel(); });
+  }
+}
+
+// ---- connection --------------------------------------------------------------------------------
+
+asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::string listener,
+                                       ScpContext& ctx) {
+  std::atomic<bool> idle{true};
+  AssociationInfo info;
+  info.id = ctx.register_connection(channel, &idle);
+  info.listener = std::move(listener);
+  info.peer_address = channel->peer_address();
+  info.tls = channel->is_tls();
+  struct Unregister {
+    ScpContext& ctx;
+    std::uint64_t id;
+    ~Unregister() { ctx.unregister_connection(id); }
+  } unregister{ctx, info.id};
+
+  Association assoc(channel, Role::kAcceptor, ctx.policy().limits);
+  auto rq = co_await assoc.receive_associate_rq();
+  if (!rq.ok()) {
+    ctx.counters().associations_aborted++;
+    log()->info("assoc={} listener={} peer={} event=association_failed reason=\"{}\"", info.id,
+                info.listener, info.peer_address, rq.error().message);
+    channel->close();
+    co_return;
+  }
+  info.calling_ae = rq->calling_ae;
+  info.called_ae = rq->called_ae;
+
+  std::string why;
+  auto rj = check_policy(*rq, info, ctx.policy(), why);
+  bool have_slot = false;
+  if (!rj && ctx.stopping()) {
+    why = "shutting down";
+    rj = AssociateRj{RejectResult::kTransient, RejectSource::kServiceProviderPresentation,
+                     reject_reason::kTemporaryCongestion};
+  }
+  if (!rj) {
+    have_slot = ctx.try_acquire_slot();
+    if (!have_slot) {
+      why = "max_associations reached";
+      rj = AssociateRj{RejectResult::kTransient, RejectSource::kServiceProviderPresentation,
+                       reject_reason::kLocalLimitExceeded};
+    }
+  }
+  if (rj) {
+    ctx.counters().associations_rejected++;
+    log()->warn(
+        "assoc={} listener={} peer={} calling_ae={} called_ae={} event=association_rejected "
+        "reason=\"{}\" rj=\"{}\"",
+        info.id, info.listener, info.peer_address, info.calling_ae, info.called_ae, why,
+        describe(*rj));
+    co_await assoc.send_associate_rj(*rj);
+    co_return;
+  }
+  struct SlotGuard {
+    ScpContext& ctx;
+    ~SlotGuard() { ctx.release_slot(); }
+  } slot_guard{ctx};
+
+  AssociateAc ac;
+  ac.called_ae = rq->called_ae;
+  ac.calling_ae = rq->calling_ae;
+  ac.contexts = negotiate(rq->contexts, ctx.policy().negotiation);
+  ac.user_info.max_pdu_length = ctx.policy().limits.max_pdu_length;
+  ac.user_info.implementation_class_uid = std::string(kImplementationClassUid);
+  ac.user_info.implementation_version_name = std::string(kImplementationVersionName);
+  if (auto st = co_await assoc.send_associate_ac(*rq, ac); !st.ok()) {
+    ctx.counters().associations_aborted++;
+    channel->close();
+    co_return;
+  }
+  ctx.counters().associations_accepted++;
+  log()->info(
+      "assoc={} listener={} peer={} calling_ae={} called_ae={} tls={} contexts={}/{} "
+      "event=association_accepted",
+      info.id, info.listener, info.peer_address, info.calling_ae, info.called_ae, info.tls,
+      assoc.contexts().size(), rq->contexts.size());
+
+  std::uint64_t messages = 0;
+  while (true) {
+    idle = true;
+    if (ctx.stopping()) {
+      log()->info("assoc={} event=association_aborted reason=\"shutting down\"", info.id);
+      co_await assoc.abort(AbortSource::kServiceUser, abort_reason::kNotSpecified);
+      break;
+    }
+    Command command;
+    std::uint8_t pcid = 0;
+    auto incoming = co_await assoc.receive_command(command, pcid);
+    idle = false;
+    if (!incoming.ok()) {
+      if (channel->cancelled() && ctx.stopping()) continue;  // loop top aborts politely
+      ctx.counters().associations_aborted++;
+      log()->info("assoc={} event=association_ended reason=\"{}\" messages={}", info.id,
+                  incoming.error().message, messages);
+      channel->close();
+      break;
+    }
+    if (*incoming == Incoming::kReleaseRq) {
+      co_await assoc.send_release_rp();
+      log()->info("assoc={} event=association_released messages={}", info.id, messages);
+      break;
+    }
+    if (*incoming == Incoming::kAbort) {
+      ctx.counters().associations_aborted++;
+      log()->info("assoc={} event=association_aborted_by_peer messages={}", info.id, messages);
+      break;
+    }
+    ++messages;
+    bool alive = true;
+    switch (command.command_field) {
+      case CommandField::kCEchoRq: {
+        ctx.counters().echoes++;
+        alive =
+            (co_await assoc.send_command(pcid, make_c_echo_rsp(command, status::kSuccess))).ok();
+        break;
+      }
+      case CommandField::kCStoreRq:
+        alive = co_await handle_store(assoc, command, pcid, info, ctx);
+        break;
+      case CommandField::kCCancelRq:
+        break;  // nothing in progress to cancel: C-STORE is handled synchronously
+      default: {
+        if (command.has_data_set()) {
+          auto drained = co_await assoc.receive_data_set(pcid, [](auto) {});
+          if (!drained.ok()) {
+            alive = false;
+            break;
+          }
+        }
+        Command rsp;
+        rsp.command_field =
+            static_cast<CommandField>(static_cast<std::uint16_t>(command.command_field) | 0x8000);
+        rsp.message_id_responded_to = command.message_id;
+        rsp.affected_sop_class_uid = command.affected_sop_class_uid;
+        rsp.status = 0x0211;  // unrecognized operation
+        alive = (co_await assoc.send_command(pcid, rsp)).ok();
+      }
+    }
+    if (!alive) {
+      channel->close();
+      break;
+    }
+  }
+}
+
+// ---- Listener ----------------------------------------------------------------------------------
+
+Listener::Listener(asio::io_context& io, std::string name, asio::ip::tcp::acceptor acceptor,
+                   ScpContext& context)
+    : io_(io), name_(std::move(name)), acceptor_(std::move(acceptor)), context_(context) {
+  std::error_code ec;
+  port_ = acceptor_.local_endpoint(ec).port();
+}
+
+Result<std::unique_ptr<Listener>> Listener::create(asio::io_context& io, std::string name,
+                                                   const std::string& bind, std::uint16_t port,
+                                                   ScpContext& context) {
+  std::error_code ec;
+  auto address = asio::ip::make_address(bind, ec);
+  if (ec) return make_error(ErrorCode::kConfig, "listener " + name + ": bad bind address " + bind);
+  asio::ip::tcp::endpoint endpoint(address, port);
+  asio::ip::tcp::acceptor acceptor(io);
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::ip::tcp::acceptor::reuse_address(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    return make_error(ErrorCode::kIo, "listener " + name + ": cannot listen on " + bind + ":" +
+                                          std::to_string(port) + ": " + ec.message());
+  }
+  return std::unique_ptr<Listener>(new Listener(io, std::move(name), std::move(acceptor), context));
+}
+
+void Listener::start() {
+  asio::co_spawn(acceptor_.get_executor(), accept_loop(), [](std::exception_ptr e) {
+    if (e) log()->error("event=accept_loop_failed");
+  });
+}
+
+void Listener::stop() {
+  asio::post(acceptor_.get_executor(), [this]() {
+    std::error_code ec;
+    acceptor_.close(ec);
+  });
+}
+
+asio::awaitable<void> Listener::accept_loop() {
+  asio::steady_timer backoff(acceptor_.get_executor());
+  while (acceptor_.is_open()) {
+    asio::any_io_executor strand = asio::make_strand(io_);
+    auto [ec, socket] = co_await acceptor_.async_accept(strand, use_nothrow);
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) break;
+      log()->warn("listener={} event=accept_failed reason=\"{}\"", name_, ec.message());
+      backoff.expires_after(std::chrono::milliseconds(100));  // e.g. EMFILE: do not spin
+      co_await backoff.async_wait(use_nothrow);
+      continue;
+    }
+    auto channel = TcpChannel::create(std::move(socket));
+    asio::co_spawn(channel->executor(), serve_connection(channel, name_, context_),
+                   [](std::exception_ptr e) {
+                     if (e) log()->error("event=connection_failed reason=exception");
+                   });
+  }
+}
+
+}  // namespace gw::dicom

@@ -1,1 +1,151 @@
-// placeholder: being written
+#include "dicom/scu.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "dicom/uids.h"
+
+namespace gw::dicom {
+
+using core::ErrorCode;
+using core::make_error;
+
+namespace {
+
+/// Owns a file descriptor.
+class Fd {
+ public:
+  explicit Fd(int fd) : fd_(fd) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+Result<SendItem> prepare_send_item(const std::filesystem::path& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) return make_error(ErrorCode::kIo, path.string() + ": " + ec.message());
+  auto header = read_part10_header(path);
+  if (!header.ok()) {
+    return make_error(header.error().code, path.string() + ": " + header.error().message);
+  }
+  if (header->meta.media_storage_sop_class_uid.empty() ||
+      header->meta.media_storage_sop_instance_uid.empty() ||
+      header->meta.transfer_syntax_uid.empty()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      path.string() + ": file meta lacks SOP class, instance or transfer syntax");
+  }
+  if (header->data_set_offset > size) {
+    return make_error(ErrorCode::kInvalidArgument, path.string() + ": truncated file");
+  }
+  return SendItem{path, std::move(header).value(), size};
+}
+
+asio::awaitable<Result<std::unique_ptr<ScuAssociation>>> ScuAssociation::open(
+    asio::any_io_executor ex, const ScuOptions& options,
+    std::vector<PresentationContextRq> contexts) {
+  auto socket = co_await connect_tcp(ex, options.host, options.port, options.connect_timeout);
+  if (!socket.ok()) co_return socket.error();
+  auto channel = TcpChannel::create(std::move(socket).value());
+  AssociationLimits limits;
+  limits.max_pdu_length = options.max_pdu_length;
+  limits.idle = options.response_timeout;
+  auto assoc = std::make_unique<Association>(channel, Role::kRequestor, limits);
+
+  AssociateRq rq;
+  rq.called_ae = options.called_ae;
+  rq.calling_ae = options.calling_ae;
+  rq.contexts = std::move(contexts);
+  rq.user_info.max_pdu_length = options.max_pdu_length;
+  rq.user_info.implementation_class_uid = std::string(kImplementationClassUid);
+  rq.user_info.implementation_version_name = std::string(kImplementationVersionName);
+  GW_CO_RETURN_IF_ERROR(co_await assoc->request(rq, options.association_timeout));
+  co_return std::unique_ptr<ScuAssociation>(new ScuAssociation(std::move(assoc), options));
+}
+
+asio::awaitable<Result<Command>> ScuAssociation::await_response(std::uint16_t message_id) {
+  Command rsp;
+  std::uint8_t pcid = 0;
+  auto incoming = co_await assoc_->receive_command(rsp, pcid);
+  if (!incoming.ok()) co_return incoming.error();
+  if (*incoming != Incoming::kCommand) {
+    co_return make_error(ErrorCode::kRejected, *incoming == Incoming::kAbort
+                                                   ? "peer aborted the association"
+                                                   : "peer asked to release mid-operation");
+  }
+  if (rsp.message_id_responded_to != message_id) {
+    co_await assoc_->abort(AbortSource::kServiceUser, abort_reason::kNotSpecified);
+    co_return make_error(ErrorCode::kProtocol, "response to an unknown message id");
+  }
+  if (rsp.has_data_set()) {
+    auto drained = co_await assoc_->receive_data_set(pcid, [](auto) {});
+    if (!drained.ok()) co_return drained.error();
+  }
+  co_return rsp;
+}
+
+asio::awaitable<Result<std::uint16_t>> ScuAssociation::echo() {
+  const PresentationContext* pc = nullptr;
+  for (const auto& c : assoc_->contexts()) {
+    if (c.abstract_syntax == kVerificationSopClass) pc = &c;
+  }
+  if (pc == nullptr)
+    co_return make_error(ErrorCode::kUnsupported, "peer did not accept Verification");
+  const auto id = assoc_->next_message_id();
+  GW_CO_RETURN_IF_ERROR(co_await assoc_->send_command(pc->id, make_c_echo_rq(id)));
+  auto rsp = co_await await_response(id);
+  if (!rsp.ok()) co_return rsp.error();
+  co_return rsp->status.value_or(0xFFFF);
+}
+
+asio::awaitable<Result<Command>> ScuAssociation::store(const SendItem& item) {
+  const auto& meta = item.header.meta;
+  const PresentationContext* pc =
+      assoc_->find_context(meta.media_storage_sop_class_uid, meta.transfer_syntax_uid);
+  if (pc == nullptr) {
+    co_return make_error(ErrorCode::kUnsupported,
+                         "peer accepted no presentation context for " +
+                             sop_class_name(meta.media_storage_sop_class_uid) + " in " +
+                             meta.transfer_syntax_uid);
+  }
+  Fd fd(::open(item.path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0)
+    co_return make_error(ErrorCode::kIo, item.path.string() + ": " + std::strerror(errno));
+  off_t offset = static_cast<off_t>(item.header.data_set_offset);
+  const std::uint64_t total = item.file_size - item.header.data_set_offset;
+  DataSource source = [&fd, &offset, &item](std::span<std::uint8_t> buf) -> Result<std::size_t> {
+    while (true) {
+      const ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), offset);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0)
+        return make_error(ErrorCode::kIo, item.path.string() + ": " + std::strerror(errno));
+      offset += n;
+      return static_cast<std::size_t>(n);
+    }
+  };
+  const auto id = assoc_->next_message_id();
+  GW_CO_RETURN_IF_ERROR(co_await assoc_->send_command(
+      pc->id,
+      make_c_store_rq(id, meta.media_storage_sop_class_uid, meta.media_storage_sop_instance_uid)));
+  GW_CO_RETURN_IF_ERROR(co_await assoc_->send_data_set(pc->id, total, source));
+  co_return co_await await_response(id);
+}
+
+asio::awaitable<Status> ScuAssociation::release() { co_return co_await assoc_->release(); }
+
+asio::awaitable<void> ScuAssociation::abort() {
+  co_await assoc_->abort(AbortSource::kServiceUser, abort_reason::kNotSpecified);
+}
+
+}  // namespace gw::dicom

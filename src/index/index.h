@@ -29,7 +29,7 @@ struct InstanceRecord {
   std::int64_t received_at_ms = 0;  ///< Unix epoch milliseconds
   std::string calling_ae;
   std::string called_ae;
-  std::string peer_address;         ///< "ip:port"
+  std::string peer_address;  ///< "ip:port"
   // Series
   std::string series_instance_uid;
   std::string modality;
@@ -52,6 +52,8 @@ struct InstanceRecord {
   // Source
   std::string station_name;
   std::string institution_name;
+
+  bool operator==(const InstanceRecord&) const = default;
 };
 
 enum class DuplicatePolicy { kKeepFirst, kOverwrite, kReject };
@@ -64,7 +66,9 @@ enum class InsertOutcome {
 
 struct InsertResult {
   InsertOutcome outcome = InsertOutcome::kInserted;
-  std::string replaced_path;  ///< kReplaced: the old storage_path; kDuplicateKept: the new one
+  /// The file the caller should remove: kReplaced: the old storage_path; kDuplicateKept: the new
+  /// one. Empty when that would be the file the row points to (same storage_path re-inserted).
+  std::string replaced_path;
 };
 
 struct StudySummary {
@@ -93,7 +97,8 @@ struct SeriesSummary {
 };
 
 /// Filters for list_studies; empty strings mean "no filter". Text filters match exactly, or as
-/// a prefix when they end with '*'. Dates are YYYYMMDD, inclusive.
+/// a prefix when they end with '*'. Dates are YYYYMMDD, inclusive (studies without a date do not
+/// match a date filter). Results are newest first: by the last instance received.
 struct StudyQuery {
   std::string patient_id;
   std::string patient_name;

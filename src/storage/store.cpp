@@ -1,1 +1,352 @@
-// placeholder: being written
+#include "storage/store.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <string_view>
+#include <system_error>
+#include <utility>
+
+#include "core/log.h"
+
+namespace gw::storage {
+namespace {
+
+using core::ErrorCode;
+using core::make_error;
+
+constexpr mode_t kDirMode = 0750;
+constexpr mode_t kFileMode = 0640;
+constexpr std::string_view kSpoolSuffix = ".part";
+constexpr std::string_view kStoredSuffix = ".dcm";
+/// Random names are 128 bits; a collision means a broken CSPRNG, so a few retries are plenty.
+constexpr int kNameAttempts = 8;
+
+std::string errno_text(int err) { return std::generic_category().message(err); }
+
+bool is_disk_full(int err) { return err == ENOSPC || err == EDQUOT || err == EFBIG; }
+
+/// Maps an errno to an Error: a full disk (or quota, or file-size limit) is kResourceExhausted so
+/// the SCP answers 0xA700; everything else is kIo.
+core::Error errno_error(int err, std::string_view what, const std::filesystem::path& path) {
+  std::string detail = std::string(what) + " " + path.string() + ": " + errno_text(err);
+  if (is_disk_full(err)) return make_error(ErrorCode::kResourceExhausted, "disk full: " + detail);
+  return make_error(ErrorCode::kIo, std::move(detail));
+}
+
+/// 32 lower-case hex characters from 16 CSPRNG bytes. Never derived from peer data.
+Result<std::string> random_hex_name() {
+  std::array<unsigned char, 16> bytes{};
+  if (RAND_bytes(bytes.data(), static_cast<int>(bytes.size())) != 1) {
+    return make_error(ErrorCode::kInternal, "RAND_bytes failed");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char b : bytes) {
+    out.push_back(kHex[b >> 4]);
+    out.push_back(kHex[b & 0x0f]);
+  }
+  return out;
+}
+
+/// fsync of a directory, so that entries created or renamed in it survive a crash.
+Status fsync_dir(const std::filesystem::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno_error(errno, "open directory", dir);
+  int rc = ::fsync(fd);
+  int err = errno;
+  ::close(fd);
+  if (rc != 0) return errno_error(err, "fsync directory", dir);
+  return core::ok_status();
+}
+
+/// Creates `dir` with kDirMode. Sets `created` when this call made it.
+Status make_dir(const std::filesystem::path& dir, bool& created) {
+  created = false;
+  if (::mkdir(dir.c_str(), kDirMode) == 0) {
+    created = true;
+    return core::ok_status();
+  }
+  if (errno != EEXIST) return errno_error(errno, "mkdir", dir);
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0) return errno_error(errno, "stat", dir);
+  if (!S_ISDIR(st.st_mode)) {
+    return make_error(ErrorCode::kIo, "not a directory: " + dir.string());
+  }
+  return core::ok_status();
+}
+
+enum class RenameResult { kDone, kExists };
+
+/// Renames `from` to `to` without ever replacing an existing `to`.
+Result<RenameResult> rename_no_replace(const std::filesystem::path& from,
+                                       const std::filesystem::path& to) {
+#ifdef RENAME_NOREPLACE
+  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) {
+    return RenameResult::kDone;
+  }
+  if (errno == EEXIST) return RenameResult::kExists;
+  if (errno != EINVAL && errno != ENOSYS && errno != EOPNOTSUPP) {
+    return errno_error(errno, "rename to", to);
+  }
+  // The file system does not support RENAME_NOREPLACE: fall back to link + unlink.
+#endif
+  if (::link(from.c_str(), to.c_str()) != 0) {
+    if (errno == EEXIST) return RenameResult::kExists;
+    return errno_error(errno, "link to", to);
+  }
+  if (::unlink(from.c_str()) != 0) {
+    int err = errno;
+    ::unlink(to.c_str());
+    return errno_error(err, "unlink", from);
+  }
+  return RenameResult::kDone;
+}
+
+/// Paths handed to remove() come from the index; refuse anything outside storage/.
+bool is_storage_relative(const std::string& relative_path) {
+  std::filesystem::path p(relative_path);
+  if (p.is_absolute() || relative_path.rfind("storage/", 0) != 0) return false;
+  for (const auto& part : p) {
+    if (part == ".." || part == ".") return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// SpoolFile
+
+struct SpoolFile::Digest {
+  struct CtxDeleter {
+    void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
+  };
+  std::unique_ptr<EVP_MD_CTX, CtxDeleter> ctx;
+
+  static Result<std::unique_ptr<Digest>> create() {
+    auto digest = std::make_unique<Digest>();
+    digest->ctx.reset(EVP_MD_CTX_new());
+    if (!digest->ctx || EVP_DigestInit_ex(digest->ctx.get(), EVP_sha256(), nullptr) != 1) {
+      return make_error(ErrorCode::kInternal, "EVP SHA-256 init failed");
+    }
+    return digest;
+  }
+};
+
+SpoolFile::SpoolFile(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
+
+SpoolFile::SpoolFile(SpoolFile&& other) noexcept
+    : fd_(std::exchange(other.fd_, -1)),
+      path_(std::exchange(other.path_, {})),
+      size_(std::exchange(other.size_, 0)),
+      digest_(std::move(other.digest_)),
+      failed_(std::exchange(other.failed_, false)) {}
+
+SpoolFile& SpoolFile::operator=(SpoolFile&& other) noexcept {
+  if (this != &other) {
+    discard();
+    fd_ = std::exchange(other.fd_, -1);
+    path_ = std::exchange(other.path_, {});
+    size_ = std::exchange(other.size_, 0);
+    digest_ = std::move(other.digest_);
+    failed_ = std::exchange(other.failed_, false);
+  }
+  return *this;
+}
+
+SpoolFile::~SpoolFile() { discard(); }
+
+void SpoolFile::discard() noexcept {
+  if (fd_ >= 0) {
+    ::close(fd_);
+    fd_ = -1;
+  }
+  if (!path_.empty()) {
+    ::unlink(path_.c_str());
+    path_.clear();
+  }
+}
+
+Status SpoolFile::write(std::span<const std::uint8_t> bytes) {
+  if (fd_ < 0 || !digest_) return make_error(ErrorCode::kInternal, "spool file is not open");
+  if (failed_) return make_error(ErrorCode::kIo, "spool file had an earlier write error");
+  const std::uint8_t* p = bytes.data();
+  std::size_t left = bytes.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd_, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      failed_ = true;
+      return errno_error(errno, "write", path_);
+    }
+    if (n == 0) {
+      failed_ = true;
+      return make_error(ErrorCode::kIo, "write " + path_.string() + ": no progress");
+    }
+    if (EVP_DigestUpdate(digest_->ctx.get(), p, static_cast<std::size_t>(n)) != 1) {
+      failed_ = true;
+      return make_error(ErrorCode::kInternal, "EVP SHA-256 update failed");
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+    size_ += static_cast<std::uint64_t>(n);
+  }
+  return core::ok_status();
+}
+
+std::string SpoolFile::sha256_hex() const {
+  if (!digest_) return {};
+  // Finalize a copy so that more bytes can still be appended.
+  std::unique_ptr<EVP_MD_CTX, Digest::CtxDeleter> copy(EVP_MD_CTX_new());
+  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
+  unsigned int len = 0;
+  if (!copy || EVP_MD_CTX_copy_ex(copy.get(), digest_->ctx.get()) != 1 ||
+      EVP_DigestFinal_ex(copy.get(), md.data(), &len) != 1) {
+    return {};
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(len * 2);
+  for (unsigned int i = 0; i < len; ++i) {
+    out.push_back(kHex[md[i] >> 4]);
+    out.push_back(kHex[md[i] & 0x0f]);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Store
+
+Result<std::unique_ptr<Store>> Store::create(const StoreOptions& options) {
+  if (options.data_dir.empty()) {
+    return make_error(ErrorCode::kInvalidArgument, "storage: data_dir is empty");
+  }
+  auto log = core::logger("storage");
+  const auto& data_dir = options.data_dir;
+  std::error_code ec;
+  if (data_dir.has_parent_path() && !std::filesystem::exists(data_dir, ec)) {
+    std::filesystem::create_directories(data_dir.parent_path(), ec);
+    if (ec) {
+      return make_error(ErrorCode::kIo,
+                        "create " + data_dir.parent_path().string() + ": " + ec.message());
+    }
+  }
+  bool created_data_dir = false;
+  bool created_sub = false;
+  bool created = false;
+  GW_RETURN_IF_ERROR(make_dir(data_dir, created_data_dir));
+  GW_RETURN_IF_ERROR(make_dir(data_dir / "spool", created));
+  created_sub = created;
+  GW_RETURN_IF_ERROR(make_dir(data_dir / "storage", created));
+  created_sub = created_sub || created;
+  if (options.fsync && created_sub) GW_RETURN_IF_ERROR(fsync_dir(data_dir));
+  if (options.fsync && created_data_dir && data_dir.has_parent_path()) {
+    GW_RETURN_IF_ERROR(fsync_dir(data_dir.parent_path()));
+  }
+
+  // Leftover spool files are instances whose sender never heard "success": drop them.
+  const auto spool = data_dir / "spool";
+  std::size_t removed = 0;
+  for (std::filesystem::directory_iterator it(spool, ec), end; !ec && it != end; it.increment(ec)) {
+    const auto& path = it->path();
+    std::error_code type_ec;
+    if (path.extension().string() != kSpoolSuffix || !it->is_regular_file(type_ec)) continue;
+    if (::unlink(path.c_str()) == 0) {
+      ++removed;
+    } else if (errno != ENOENT) {
+      return errno_error(errno, "remove leftover", path);
+    }
+  }
+  if (ec) return make_error(ErrorCode::kIo, "list " + spool.string() + ": " + ec.message());
+  if (removed > 0) log->info("spool cleanup removed_part_files={}", removed);
+  log->info("store opened data_dir={} fsync={}", options.data_dir.string(), options.fsync);
+  return std::unique_ptr<Store>(new Store(options));
+}
+
+Result<SpoolFile> Store::begin() {
+  GW_ASSIGN_OR_RETURN(auto digest, SpoolFile::Digest::create());
+  const auto spool = options_.data_dir / "spool";
+  for (int attempt = 0; attempt < kNameAttempts; ++attempt) {
+    GW_ASSIGN_OR_RETURN(std::string name, random_hex_name());
+    auto path = spool / (name + std::string(kSpoolSuffix));
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kFileMode);
+    if (fd < 0) {
+      if (errno == EEXIST || errno == EINTR) continue;
+      return errno_error(errno, "create spool file", path);
+    }
+    SpoolFile file(fd, std::move(path));
+    file.digest_ = std::move(digest);
+    return file;
+  }
+  return make_error(ErrorCode::kInternal, "could not pick a unique spool file name");
+}
+
+Result<std::string> Store::commit(SpoolFile&& file) {
+  // Own the file here: on every early return its destructor removes the spool file.
+  SpoolFile f(std::move(file));
+  if (f.fd_ < 0 || f.path_.empty()) {
+    return make_error(ErrorCode::kInternal, "commit of a spool file that is not open");
+  }
+  if (f.failed_) return make_error(ErrorCode::kIo, "commit of a spool file with a write error");
+
+  if (options_.fsync && ::fdatasync(f.fd_) != 0) return errno_error(errno, "fdatasync", f.path_);
+  int fd = std::exchange(f.fd_, -1);
+  if (::close(fd) != 0 && errno != EINTR) return errno_error(errno, "close", f.path_);
+
+  const auto storage = options_.data_dir / "storage";
+  for (int attempt = 0; attempt < kNameAttempts; ++attempt) {
+    GW_ASSIGN_OR_RETURN(std::string name, random_hex_name());
+    const std::string shard = name.substr(0, 2);
+    const auto dir = storage / shard;
+    bool created = false;
+    GW_RETURN_IF_ERROR(make_dir(dir, created));
+    if (created && options_.fsync) GW_RETURN_IF_ERROR(fsync_dir(storage));
+
+    const std::string file_name = name + std::string(kStoredSuffix);
+    const auto final_path = dir / file_name;
+    GW_ASSIGN_OR_RETURN(RenameResult renamed, rename_no_replace(f.path_, final_path));
+    if (renamed == RenameResult::kExists) continue;
+    f.path_.clear();  // the spool entry is gone; the destructor must not touch it
+
+    if (options_.fsync) {
+      Status synced = fsync_dir(dir);
+      if (!synced.ok()) {
+        ::unlink(final_path.c_str());
+        return std::move(synced).error();
+      }
+    }
+    return "storage/" + shard + "/" + file_name;
+  }
+  return make_error(ErrorCode::kInternal, "could not pick a unique storage file name");
+}
+
+Status Store::remove(const std::string& relative_path) {
+  if (!is_storage_relative(relative_path)) {
+    return make_error(ErrorCode::kInvalidArgument, "not a storage path: " + relative_path);
+  }
+  const auto path = absolute(relative_path);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_error(errno, "remove", path);
+  return core::ok_status();
+}
+
+std::filesystem::path Store::absolute(const std::string& relative_path) const {
+  return options_.data_dir / relative_path;
+}
+
+Result<std::uint64_t> Store::free_bytes() const {
+  const auto storage = options_.data_dir / "storage";
+  struct statvfs vfs {};
+  if (::statvfs(storage.c_str(), &vfs) != 0) return errno_error(errno, "statvfs", storage);
+  return static_cast<std::uint64_t>(vfs.f_bavail) * static_cast<std::uint64_t>(vfs.f_frsize);
+}
+
+}  // namespace gw::storage

@@ -35,7 +35,8 @@ class SpoolFile {
   SpoolFile& operator=(const SpoolFile&) = delete;
   ~SpoolFile();
 
-  /// Appends bytes. ENOSPC/EDQUOT -> kResourceExhausted; other errors kIo.
+  /// Appends bytes. ENOSPC/EDQUOT/EFBIG -> kResourceExhausted; other errors kIo. After a failed
+  /// write the file is incomplete: further writes fail and commit() refuses it.
   Status write(std::span<const std::uint8_t> bytes);
   std::uint64_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
@@ -52,6 +53,7 @@ class SpoolFile {
   std::uint64_t size_ = 0;
   struct Digest;
   std::unique_ptr<Digest> digest_;
+  bool failed_ = false;  ///< a write failed: the content is incomplete and must not be committed
 };
 
 class Store {

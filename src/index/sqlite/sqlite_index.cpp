@@ -1,1 +1,617 @@
-// placeholder: being written
+#include "index/sqlite/sqlite_index.h"
+
+#include <sqlite3.h>
+
+#include <optional>
+#include <string_view>
+#include <utility>
+
+#include "core/log.h"
+#include "index/sqlite/migrations.h"
+
+namespace gw::index {
+namespace {
+
+using core::ErrorCode;
+using core::make_error;
+
+constexpr int kBusyTimeoutMs = 5000;
+
+/// The smallest string greater than every string starting with `prefix` (byte order, which is
+/// SQLite's BINARY collation), or nullopt when there is none. `col >= prefix AND col < upper`
+/// is a prefix match that can use an index, with no LIKE escaping.
+std::optional<std::string> prefix_upper_bound(std::string prefix) {
+  while (!prefix.empty()) {
+    auto last = static_cast<unsigned char>(prefix.back());
+    if (last != 0xff) {
+      prefix.back() = static_cast<char>(last + 1);
+      return prefix;
+    }
+    prefix.pop_back();
+  }
+  return std::nullopt;
+}
+
+/// Appends a text filter: exact, or a prefix match when `value` ends with '*'. Empty = no filter.
+void add_text_filter(std::string_view column, const std::string& value, std::string& where,
+                     std::vector<std::string>& args) {
+  if (value.empty()) return;
+  if (value.back() != '*') {
+    where.append(" AND ").append(column).append(" = ?");
+    args.push_back(value);
+    return;
+  }
+  std::string prefix = value.substr(0, value.size() - 1);
+  if (prefix.empty()) return;  // "*" matches everything
+  where.append(" AND ").append(column).append(" >= ?");
+  args.push_back(prefix);
+  if (auto upper = prefix_upper_bound(prefix)) {
+    where.append(" AND ").append(column).append(" < ?");
+    args.push_back(std::move(*upper));
+  }
+}
+
+// Columns of InstanceRecord, in the order read_instance() expects.
+constexpr const char* kInstanceSelect = R"sql(
+SELECT i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax_uid, i.instance_number,
+       i.size_bytes, i.storage_path, i.sha256, i.received_at_ms, i.calling_ae, i.called_ae,
+       i.peer_address, i.station_name, i.institution_name,
+       se.series_instance_uid, se.modality, se.series_description, se.series_number,
+       se.body_part_examined,
+       st.study_instance_uid, st.study_date, st.study_time, st.study_description,
+       st.accession_number, st.study_id, st.referring_physician,
+       p.patient_id, p.patient_name, p.birth_date, p.sex
+FROM instances i
+JOIN series se ON se.id = i.series_pk
+JOIN studies st ON st.id = se.study_pk
+JOIN patients p ON p.id = st.patient_pk
+)sql";
+
+}  // namespace
+
+void SqliteIndex::DbDeleter::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+void SqliteIndex::StmtDeleter::operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
+
+/// A borrowed cached statement. Bind errors are remembered and reported by step(); the
+/// destructor resets the statement and clears its bindings so the cache can hand it out again.
+class SqliteIndex::Statement {
+ public:
+  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Statement(Statement&& other) noexcept
+      : db_(other.db_), stmt_(std::exchange(other.stmt_, nullptr)), bind_rc_(other.bind_rc_) {}
+  Statement& operator=(Statement&&) = delete;
+  ~Statement() {
+    if (stmt_ != nullptr) {
+      sqlite3_reset(stmt_);
+      sqlite3_clear_bindings(stmt_);
+    }
+  }
+
+  Statement& bind(int index, std::string_view text) {
+    remember(
+        sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
+    return *this;
+  }
+  Statement& bind(int index, std::int64_t value) {
+    remember(sqlite3_bind_int64(stmt_, index, value));
+    return *this;
+  }
+
+  /// true: a row is available; false: done.
+  Result<bool> step(const char* what) {
+    if (bind_rc_ != SQLITE_OK) return error(bind_rc_, what);
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return error(rc, what);
+  }
+  /// Runs a statement that returns no rows (or whose rows are ignored).
+  Status run(const char* what) {
+    for (;;) {
+      GW_ASSIGN_OR_RETURN(bool row, step(what));
+      if (!row) return core::ok_status();
+    }
+  }
+
+  std::string text(int column) const {
+    const auto* p = sqlite3_column_text(stmt_, column);
+    if (p == nullptr) return {};
+    return {reinterpret_cast<const char*>(p),
+            static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column))};
+  }
+  std::int64_t int64(int column) const { return sqlite3_column_int64(stmt_, column); }
+
+  core::Error error(int rc, const char* what) const {
+    std::string message = std::string(what) + ": " + sqlite3_errmsg(db_);
+    if ((rc & 0xff) == SQLITE_FULL) {
+      return make_error(ErrorCode::kResourceExhausted, "database full: " + message);
+    }
+    return make_error(ErrorCode::kDatabase, std::move(message));
+  }
+
+ private:
+  void remember(int rc) {
+    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+  }
+
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+  int bind_rc_ = SQLITE_OK;
+};
+
+/// BEGIN IMMEDIATE … COMMIT; rolls back when destroyed without a successful commit().
+/// IMMEDIATE takes the write lock up front, so another connection (the CLI, a second process)
+/// makes us wait busy_timeout instead of failing half-way through.
+class SqliteIndex::Transaction {
+ public:
+  explicit Transaction(SqliteIndex& index) : index_(index) {}
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  ~Transaction() {
+    if (active_ && sqlite3_get_autocommit(index_.db_.get()) == 0) {
+      sqlite3_exec(index_.db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+  }
+
+  Status begin() {
+    GW_RETURN_IF_ERROR(index_.exec_locked("BEGIN IMMEDIATE"));
+    active_ = true;
+    return core::ok_status();
+  }
+  Status commit() {
+    GW_RETURN_IF_ERROR(index_.exec_locked("COMMIT"));
+    active_ = false;
+    return core::ok_status();
+  }
+
+ private:
+  SqliteIndex& index_;
+  bool active_ = false;
+};
+
+SqliteIndex::SqliteIndex(DbPtr db) : db_(std::move(db)) {}
+
+SqliteIndex::~SqliteIndex() {
+  std::lock_guard lock(mu_);
+  statements_.clear();  // finalize before the connection closes
+}
+
+Result<std::unique_ptr<SqliteIndex>> SqliteIndex::open(const std::filesystem::path& path) {
+  const bool in_memory = path == ":memory:";
+  sqlite3* raw = nullptr;
+  int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  DbPtr db(raw);  // owned at once: sqlite3_open_v2 allocates a handle even when it fails
+  if (rc != SQLITE_OK) {
+    std::string message =
+        "open index " + path.string() + ": " + (db ? sqlite3_errmsg(db.get()) : sqlite3_errstr(rc));
+    return make_error(ErrorCode::kDatabase, std::move(message));
+  }
+  sqlite3_extended_result_codes(db.get(), 1);
+
+  std::unique_ptr<SqliteIndex> index(new SqliteIndex(std::move(db)));
+  std::lock_guard lock(index->mu_);
+  GW_RETURN_IF_ERROR(index->configure_locked(in_memory));
+  GW_RETURN_IF_ERROR(index->migrate_locked());
+  GW_ASSIGN_OR_RETURN(int version, index->user_version_locked());
+  core::logger("index")->info("index opened backend=sqlite path={} schema_version={}",
+                              path.string(), version);
+  return index;
+}
+
+Status SqliteIndex::configure_locked(bool in_memory) {
+  sqlite3_busy_timeout(db_.get(), kBusyTimeoutMs);
+  GW_RETURN_IF_ERROR(exec_locked("PRAGMA foreign_keys = ON"));
+  GW_ASSIGN_OR_RETURN(auto stmt, statement_locked("PRAGMA journal_mode = WAL"));
+  GW_ASSIGN_OR_RETURN(bool row, stmt.step("set journal_mode"));
+  std::string mode = row ? stmt.text(0) : std::string();
+  if (!in_memory && mode != "wal") {
+    core::logger("index")->warn("index journal_mode={} wanted=wal", mode);
+  }
+  // After journal_mode: synchronous=FULL fsyncs the WAL on every commit.
+  GW_RETURN_IF_ERROR(exec_locked("PRAGMA synchronous = FULL"));
+  return core::ok_status();
+}
+
+Result<int> SqliteIndex::user_version_locked() {
+  GW_ASSIGN_OR_RETURN(auto stmt, statement_locked("PRAGMA user_version"));
+  GW_ASSIGN_OR_RETURN(bool row, stmt.step("read user_version"));
+  if (!row) return make_error(ErrorCode::kDatabase, "read user_version: no row");
+  return static_cast<int>(stmt.int64(0));
+}
+
+Status SqliteIndex::migrate_locked() {
+  const auto& migrations = sqlite_migrations();
+  const int latest = migrations.empty() ? 0 : migrations.back().version;
+  GW_ASSIGN_OR_RETURN(int current, user_version_locked());
+  if (current > latest) {
+    return make_error(ErrorCode::kDatabase, "index schema version " + std::to_string(current) +
+                                                " is newer than this build supports (" +
+                                                std::to_string(latest) + ")");
+  }
+  for (const auto& migration : migrations) {
+    if (migration.version <= current) continue;
+    Transaction tx(*this);
+    GW_RETURN_IF_ERROR(tx.begin());
+    // Another process may have migrated while we waited for the write lock.
+    GW_ASSIGN_OR_RETURN(current, user_version_locked());
+    if (migration.version <= current) continue;
+    GW_RETURN_IF_ERROR(exec_locked(migration.sql));
+    // PRAGMA takes no bound parameters; the version is our own integer.
+    const std::string set_version = "PRAGMA user_version = " + std::to_string(migration.version);
+    GW_RETURN_IF_ERROR(exec_locked(set_version.c_str()));
+    GW_RETURN_IF_ERROR(tx.commit());
+    current = migration.version;
+    core::logger("index")->info("index migration applied version={}", migration.version);
+  }
+  return core::ok_status();
+}
+
+Status SqliteIndex::exec_locked(const char* sql) {
+  int rc = sqlite3_exec(db_.get(), sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return error_locked(rc, "exec");
+  return core::ok_status();
+}
+
+Result<SqliteIndex::Statement> SqliteIndex::statement_locked(const std::string& sql) {
+  auto it = statements_.find(sql);
+  if (it == statements_.end()) {
+    sqlite3_stmt* raw = nullptr;
+    int rc = sqlite3_prepare_v3(db_.get(), sql.c_str(), static_cast<int>(sql.size() + 1),
+                                SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
+    StmtPtr stmt(raw);
+    if (rc != SQLITE_OK) return error_locked(rc, "prepare");
+    it = statements_.emplace(sql, std::move(stmt)).first;
+  }
+  return Statement(db_.get(), it->second.get());
+}
+
+core::Error SqliteIndex::error_locked(int rc, const char* what) const {
+  return Statement(db_.get(), nullptr).error(rc, what);
+}
+
+namespace {
+
+InstanceRecord read_instance(const auto& s) {
+  InstanceRecord r;
+  int c = 0;
+  r.sop_instance_uid = s.text(c++);
+  r.sop_class_uid = s.text(c++);
+  r.transfer_syntax_uid = s.text(c++);
+  r.instance_number = s.text(c++);
+  r.size_bytes = s.int64(c++);
+  r.storage_path = s.text(c++);
+  r.sha256 = s.text(c++);
+  r.received_at_ms = s.int64(c++);
+  r.calling_ae = s.text(c++);
+  r.called_ae = s.text(c++);
+  r.peer_address = s.text(c++);
+  r.station_name = s.text(c++);
+  r.institution_name = s.text(c++);
+  r.series_instance_uid = s.text(c++);
+  r.modality = s.text(c++);
+  r.series_description = s.text(c++);
+  r.series_number = s.text(c++);
+  r.body_part_examined = s.text(c++);
+  r.study_instance_uid = s.text(c++);
+  r.study_date = s.text(c++);
+  r.study_time = s.text(c++);
+  r.study_description = s.text(c++);
+  r.accession_number = s.text(c++);
+  r.study_id = s.text(c++);
+  r.referring_physician = s.text(c++);
+  r.patient_id = s.text(c++);
+  r.patient_name = s.text(c++);
+  r.patient_birth_date = s.text(c++);
+  r.patient_sex = s.text(c++);
+  return r;
+}
+
+}  // namespace
+
+Result<InsertResult> SqliteIndex::insert_instance(const InstanceRecord& r, DuplicatePolicy policy) {
+  if (r.sop_instance_uid.empty() || r.series_instance_uid.empty() || r.study_instance_uid.empty() ||
+      r.storage_path.empty()) {
+    return make_error(ErrorCode::kInvalidArgument,
+                      "insert instance: SOP/series/study UID and storage path are required");
+  }
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  GW_RETURN_IF_ERROR(tx.begin());
+
+  std::optional<std::int64_t> existing_id;
+  std::string existing_path;
+  {
+    GW_ASSIGN_OR_RETURN(
+        auto s,
+        statement_locked("SELECT id, storage_path FROM instances WHERE sop_instance_uid = ?"));
+    s.bind(1, r.sop_instance_uid);
+    GW_ASSIGN_OR_RETURN(bool row, s.step("find existing instance"));
+    if (row) {
+      existing_id = s.int64(0);
+      existing_path = s.text(1);
+    }
+  }
+  if (existing_id) {
+    // An empty path tells the caller there is no file to remove (it would be the row's own).
+    const bool same_file = existing_path == r.storage_path;
+    if (policy == DuplicatePolicy::kKeepFirst) {
+      return InsertResult{InsertOutcome::kDuplicateKept, same_file ? "" : r.storage_path};
+    }
+    if (policy == DuplicatePolicy::kReject) {
+      return make_error(ErrorCode::kAlreadyExists,
+                        "instance already stored: sop_instance_uid=" + r.sop_instance_uid);
+    }
+  }
+
+  std::int64_t patient_pk = 0;
+  {
+    GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
+INSERT INTO patients (patient_id, patient_name, birth_date, sex, created_at_ms, updated_at_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+ON CONFLICT (patient_id, patient_name) DO UPDATE SET
+  birth_date = coalesce(nullif(excluded.birth_date, ''), birth_date),
+  sex = coalesce(nullif(excluded.sex, ''), sex),
+  updated_at_ms = max(updated_at_ms, excluded.updated_at_ms)
+RETURNING id
+)sql"));
+    s.bind(1, r.patient_id).bind(2, r.patient_name).bind(3, r.patient_birth_date);
+    s.bind(4, r.patient_sex).bind(5, r.received_at_ms);
+    GW_ASSIGN_OR_RETURN(bool row, s.step("upsert patient"));
+    if (!row) return make_error(ErrorCode::kDatabase, "upsert patient: no id returned");
+    patient_pk = s.int64(0);
+    GW_RETURN_IF_ERROR(s.run("upsert patient"));
+  }
+
+  std::int64_t study_pk = 0;
+  {
+    GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
+INSERT INTO studies (study_instance_uid, patient_pk, study_date, study_time, study_description,
+                     accession_number, study_id, referring_physician, created_at_ms,
+                     updated_at_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
+ON CONFLICT (study_instance_uid) DO UPDATE SET
+  patient_pk = excluded.patient_pk,
+  study_date = coalesce(nullif(excluded.study_date, ''), study_date),
+  study_time = coalesce(nullif(excluded.study_time, ''), study_time),
+  study_description = coalesce(nullif(excluded.study_description, ''), study_description),
+  accession_number = coalesce(nullif(excluded.accession_number, ''), accession_number),
+  study_id = coalesce(nullif(excluded.study_id, ''), study_id),
+  referring_physician = coalesce(nullif(excluded.referring_physician, ''), referring_physician),
+  updated_at_ms = max(updated_at_ms, excluded.updated_at_ms)
+RETURNING id
+)sql"));
+    s.bind(1, r.study_instance_uid).bind(2, patient_pk).bind(3, r.study_date);
+    s.bind(4, r.study_time).bind(5, r.study_description).bind(6, r.accession_number);
+    s.bind(7, r.study_id).bind(8, r.referring_physician).bind(9, r.received_at_ms);
+    GW_ASSIGN_OR_RETURN(bool row, s.step("upsert study"));
+    if (!row) return make_error(ErrorCode::kDatabase, "upsert study: no id returned");
+    study_pk = s.int64(0);
+    GW_RETURN_IF_ERROR(s.run("upsert study"));
+  }
+
+  std::int64_t series_pk = 0;
+  {
+    GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
+INSERT INTO series (series_instance_uid, study_pk, modality, series_description, series_number,
+                    body_part_examined, created_at_ms, updated_at_ms)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)
+ON CONFLICT (series_instance_uid) DO UPDATE SET
+  study_pk = excluded.study_pk,
+  modality = coalesce(nullif(excluded.modality, ''), modality),
+  series_description = coalesce(nullif(excluded.series_description, ''), series_description),
+  series_number = coalesce(nullif(excluded.series_number, ''), series_number),
+  body_part_examined = coalesce(nullif(excluded.body_part_examined, ''), body_part_examined),
+  updated_at_ms = max(updated_at_ms, excluded.updated_at_ms)
+RETURNING id
+)sql"));
+    s.bind(1, r.series_instance_uid).bind(2, study_pk).bind(3, r.modality);
+    s.bind(4, r.series_description).bind(5, r.series_number).bind(6, r.body_part_examined);
+    s.bind(7, r.received_at_ms);
+    GW_ASSIGN_OR_RETURN(bool row, s.step("upsert series"));
+    if (!row) return make_error(ErrorCode::kDatabase, "upsert series: no id returned");
+    series_pk = s.int64(0);
+    GW_RETURN_IF_ERROR(s.run("upsert series"));
+  }
+
+  {
+    // ?1..?14 are the instance columns; ?15 the row id on update.
+    GW_ASSIGN_OR_RETURN(auto s, statement_locked(existing_id ? R"sql(
+UPDATE instances SET
+  sop_instance_uid = ?1, series_pk = ?2, sop_class_uid = ?3, transfer_syntax_uid = ?4,
+  instance_number = ?5, size_bytes = ?6, storage_path = ?7, sha256 = ?8, received_at_ms = ?9,
+  calling_ae = ?10, called_ae = ?11, peer_address = ?12, station_name = ?13,
+  institution_name = ?14
+WHERE id = ?15
+)sql"
+                                                             : R"sql(
+INSERT INTO instances (sop_instance_uid, series_pk, sop_class_uid, transfer_syntax_uid,
+                       instance_number, size_bytes, storage_path, sha256, received_at_ms,
+                       calling_ae, called_ae, peer_address, station_name, institution_name)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+)sql"));
+    s.bind(1, r.sop_instance_uid).bind(2, series_pk).bind(3, r.sop_class_uid);
+    s.bind(4, r.transfer_syntax_uid).bind(5, r.instance_number).bind(6, r.size_bytes);
+    s.bind(7, r.storage_path).bind(8, r.sha256).bind(9, r.received_at_ms);
+    s.bind(10, r.calling_ae).bind(11, r.called_ae).bind(12, r.peer_address);
+    s.bind(13, r.station_name).bind(14, r.institution_name);
+    if (existing_id) s.bind(15, *existing_id);
+    GW_RETURN_IF_ERROR(s.run(existing_id ? "update instance" : "insert instance"));
+  }
+
+  GW_RETURN_IF_ERROR(tx.commit());
+  if (existing_id) {
+    return InsertResult{InsertOutcome::kReplaced,
+                        existing_path == r.storage_path ? "" : existing_path};
+  }
+  return InsertResult{InsertOutcome::kInserted, ""};
+}
+
+Result<std::optional<InstanceRecord>> SqliteIndex::find_instance(const std::string& sop_uid) {
+  std::lock_guard lock(mu_);
+  GW_ASSIGN_OR_RETURN(
+      auto s, statement_locked(std::string(kInstanceSelect) + "WHERE i.sop_instance_uid = ?"));
+  s.bind(1, sop_uid);
+  GW_ASSIGN_OR_RETURN(bool row, s.step("find instance"));
+  if (!row) return std::optional<InstanceRecord>();
+  return std::optional<InstanceRecord>(read_instance(s));
+}
+
+Result<std::vector<StudySummary>> SqliteIndex::query_studies_locked(
+    const std::string& where, const std::vector<std::string>& args, std::int64_t limit,
+    std::int64_t offset) {
+  // Filter, order and page first; aggregate only the rows of the page.
+  const std::string sql = R"sql(
+WITH page AS (
+  SELECT st.id AS id, st.study_instance_uid, st.study_date, st.study_time, st.study_description,
+         st.accession_number, p.patient_id, p.patient_name, st.updated_at_ms
+  FROM studies st
+  JOIN patients p ON p.id = st.patient_pk
+  WHERE 1 = 1)sql" + where +
+                          R"sql(
+  ORDER BY st.updated_at_ms DESC, st.id DESC
+  LIMIT ? OFFSET ?
+)
+SELECT page.study_instance_uid, page.study_date, page.study_time, page.study_description,
+       page.accession_number, page.patient_id, page.patient_name,
+       coalesce((SELECT group_concat(m, '\')
+                 FROM (SELECT DISTINCT modality AS m FROM series
+                       WHERE study_pk = page.id AND modality <> '' ORDER BY m)), ''),
+       count(DISTINCT se.id), count(i.id), coalesce(sum(i.size_bytes), 0),
+       coalesce(max(i.received_at_ms), 0)
+FROM page
+LEFT JOIN series se ON se.study_pk = page.id
+LEFT JOIN instances i ON i.series_pk = se.id
+GROUP BY page.id
+ORDER BY page.updated_at_ms DESC, page.id DESC
+)sql";
+  GW_ASSIGN_OR_RETURN(auto s, statement_locked(sql));
+  int n = 0;
+  for (const auto& arg : args) s.bind(++n, arg);
+  s.bind(n + 1, limit).bind(n + 2, offset);
+  std::vector<StudySummary> out;
+  for (;;) {
+    GW_ASSIGN_OR_RETURN(bool row, s.step("list studies"));
+    if (!row) break;
+    StudySummary st;
+    st.study_instance_uid = s.text(0);
+    st.study_date = s.text(1);
+    st.study_time = s.text(2);
+    st.study_description = s.text(3);
+    st.accession_number = s.text(4);
+    st.patient_id = s.text(5);
+    st.patient_name = s.text(6);
+    st.modalities = s.text(7);
+    st.series_count = s.int64(8);
+    st.instance_count = s.int64(9);
+    st.size_bytes = s.int64(10);
+    st.last_received_at_ms = s.int64(11);
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+Result<std::vector<StudySummary>> SqliteIndex::list_studies(const StudyQuery& q) {
+  if (q.limit < 0 || q.offset < 0) {
+    return make_error(ErrorCode::kInvalidArgument, "list studies: negative limit or offset");
+  }
+  std::string where;
+  std::vector<std::string> args;
+  add_text_filter("p.patient_id", q.patient_id, where, args);
+  add_text_filter("p.patient_name", q.patient_name, where, args);
+  add_text_filter("st.accession_number", q.accession_number, where, args);
+  if (!q.modality.empty()) {
+    std::string sub;
+    add_text_filter("f.modality", q.modality, sub, args);
+    if (!sub.empty()) {
+      where += " AND EXISTS (SELECT 1 FROM series f WHERE f.study_pk = st.id" + sub + ")";
+    }
+  }
+  if (!q.study_date_from.empty() || !q.study_date_to.empty()) where += " AND st.study_date <> ''";
+  if (!q.study_date_from.empty()) {
+    where += " AND st.study_date >= ?";
+    args.push_back(q.study_date_from);
+  }
+  if (!q.study_date_to.empty()) {
+    where += " AND st.study_date <= ?";
+    args.push_back(q.study_date_to);
+  }
+  std::lock_guard lock(mu_);
+  return query_studies_locked(where, args, q.limit, q.offset);
+}
+
+Result<std::optional<StudySummary>> SqliteIndex::find_study(const std::string& study_uid) {
+  std::lock_guard lock(mu_);
+  GW_ASSIGN_OR_RETURN(auto studies,
+                      query_studies_locked(" AND st.study_instance_uid = ?", {study_uid}, 1, 0));
+  if (studies.empty()) return std::optional<StudySummary>();
+  return std::optional<StudySummary>(std::move(studies.front()));
+}
+
+Result<std::vector<SeriesSummary>> SqliteIndex::list_series(const std::string& study_uid) {
+  std::lock_guard lock(mu_);
+  GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
+SELECT se.series_instance_uid, st.study_instance_uid, se.modality, se.series_description,
+       se.series_number, count(i.id), coalesce(sum(i.size_bytes), 0)
+FROM studies st
+JOIN series se ON se.study_pk = st.id
+LEFT JOIN instances i ON i.series_pk = se.id
+WHERE st.study_instance_uid = ?
+GROUP BY se.id
+ORDER BY CAST(se.series_number AS INTEGER), se.series_number, se.id
+)sql"));
+  s.bind(1, study_uid);
+  std::vector<SeriesSummary> out;
+  for (;;) {
+    GW_ASSIGN_OR_RETURN(bool row, s.step("list series"));
+    if (!row) break;
+    SeriesSummary se;
+    se.series_instance_uid = s.text(0);
+    se.study_instance_uid = s.text(1);
+    se.modality = s.text(2);
+    se.series_description = s.text(3);
+    se.series_number = s.text(4);
+    se.instance_count = s.int64(5);
+    se.size_bytes = s.int64(6);
+    out.push_back(std::move(se));
+  }
+  return out;
+}
+
+Result<std::vector<InstanceRecord>> SqliteIndex::list_instances(const std::string& series_uid,
+                                                                std::int64_t limit,
+                                                                std::int64_t offset) {
+  if (limit < 0 || offset < 0) {
+    return make_error(ErrorCode::kInvalidArgument, "list instances: negative limit or offset");
+  }
+  std::lock_guard lock(mu_);
+  GW_ASSIGN_OR_RETURN(auto s, statement_locked(std::string(kInstanceSelect) + R"sql(
+WHERE se.series_instance_uid = ?
+ORDER BY CAST(i.instance_number AS INTEGER), i.instance_number, i.id
+LIMIT ? OFFSET ?
+)sql"));
+  s.bind(1, series_uid).bind(2, limit).bind(3, offset);
+  std::vector<InstanceRecord> out;
+  for (;;) {
+    GW_ASSIGN_OR_RETURN(bool row, s.step("list instances"));
+    if (!row) break;
+    out.push_back(read_instance(s));
+  }
+  return out;
+}
+
+Result<std::int64_t> SqliteIndex::count_instances() {
+  std::lock_guard lock(mu_);
+  GW_ASSIGN_OR_RETURN(auto s, statement_locked("SELECT count(*) FROM instances"));
+  GW_ASSIGN_OR_RETURN(bool row, s.step("count instances"));
+  if (!row) return make_error(ErrorCode::kDatabase, "count instances: no row");
+  return s.int64(0);
+}
+
+Result<int> SqliteIndex::schema_version() {
+  std::lock_guard lock(mu_);
+  return user_version_locked();
+}
+
+}  // namespace gw::index

@@ -1,0 +1,21 @@
+#pragma once
+/// `dicom-gw demo`: a zero-configuration start. Creates a directory with a config (plain DICOM
+/// listener, embedded SQLite index, data directory), prints how to send to it, and serves.
+
+#include <cstdint>
+#include <filesystem>
+
+#include "core/result.h"
+
+namespace gw::app {
+
+struct DemoArgs {
+  std::filesystem::path dir = "dicom-gw-demo";
+  std::uint16_t port = 11112;
+  bool serve = true;
+};
+
+/// Writes dir/config.yaml unless it exists (an existing demo is reused). Returns its path.
+core::Result<std::filesystem::path> prepare_demo(const DemoArgs& args);
+
+}  // namespace gw::app

@@ -1,0 +1,177 @@
+#include "app/ingest.h"
+
+#include <chrono>
+#include <optional>
+
+#include "core/log.h"
+#include "dicom/dimse.h"
+#include "dicom/instance_info.h"
+#include "dicom/part10.h"
+#include "dicom/uids.h"
+
+namespace gw::app {
+
+using core::ErrorCode;
+using dicom::StoreOutcome;
+namespace status = dicom::status;
+
+namespace {
+
+std::shared_ptr<spdlog::logger> log() { return core::logger("ingest"); }
+
+std::int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+index::InstanceRecord make_record(const dicom::InstanceInfo& info,
+                                  const dicom::StoreRequest& request) {
+  index::InstanceRecord r;
+  r.sop_instance_uid = info.sop_instance_uid;
+  r.sop_class_uid = info.sop_class_uid;
+  r.transfer_syntax_uid = request.transfer_syntax_uid;
+  r.instance_number = info.instance_number;
+  r.received_at_ms = now_ms();
+  r.calling_ae = request.association->calling_ae;
+  r.called_ae = request.association->called_ae;
+  r.peer_address = request.association->peer_address;
+  r.series_instance_uid = info.series_instance_uid;
+  r.modality = info.modality;
+  r.series_description = info.series_description;
+  r.series_number = info.series_number;
+  r.body_part_examined = info.body_part_examined;
+  r.study_instance_uid = info.study_instance_uid;
+  r.study_date = info.study_date;
+  r.study_time = info.study_time;
+  r.study_description = info.study_description;
+  r.accession_number = info.accession_number;
+  r.study_id = info.study_id;
+  r.referring_physician = info.referring_physician;
+  r.patient_id = info.patient_id;
+  r.patient_name = info.patient_name;
+  r.patient_birth_date = info.patient_birth_date;
+  r.patient_sex = info.patient_sex;
+  r.station_name = info.station_name;
+  r.institution_name = info.institution_name;
+  return r;
+}
+
+class IngestSession final : public dicom::StoreSession {
+ public:
+  IngestSession(IngestService& service, storage::SpoolFile spool, dicom::StoreRequest request,
+                std::uint64_t association_id)
+      : service_(service),
+        spool_(std::move(spool)),
+        request_(std::move(request)),
+        association_id_(association_id) {}
+
+  void write(std::span<const std::uint8_t> fragment) override {
+    if (error_) return;
+    auto st = spool_.write(fragment);
+    if (!st.ok()) error_ = std::move(st).error();
+  }
+
+  StoreOutcome finish() override {
+    auto outcome = finish_inner();
+    if (outcome.status != status::kSuccess) service_.counters().failed++;
+    return outcome;
+  }
+
+ private:
+  StoreOutcome fail(std::uint16_t code, std::string why) { return {code, std::move(why)}; }
+
+  StoreOutcome finish_inner() {
+    if (error_) return fail(core::dimse_status(error_->code), error_->message);
+    auto info = dicom::read_instance_info(spool_.path());
+    if (!info.ok()) {
+      return fail(status::kCannotUnderstand, "cannot parse data set: " + info.error().message);
+    }
+    if (info->sop_instance_uid != request_.sop_instance_uid) {
+      return fail(status::kDataSetDoesNotMatchSopClass,
+                  "SOP Instance UID in the data set differs from the C-STORE command");
+    }
+    if (info->sop_class_uid != request_.sop_class_uid) {
+      return fail(status::kDataSetDoesNotMatchSopClass,
+                  "SOP Class UID in the data set differs from the C-STORE command");
+    }
+    const auto size = static_cast<std::int64_t>(spool_.size());
+    auto record = make_record(*info, request_);
+    record.size_bytes = size;
+    record.sha256 = spool_.sha256_hex();
+    auto path = service_.store().commit(std::move(spool_));
+    if (!path.ok()) return fail(core::dimse_status(path.error().code), path.error().message);
+    record.storage_path = *path;
+
+    auto inserted = service_.index().insert_instance(record, service_.duplicate_policy());
+    if (!inserted.ok()) {
+      (void)service_.store().remove(*path);
+      if (inserted.error().code == ErrorCode::kAlreadyExists) {
+        service_.counters().duplicates++;
+        return fail(status::kDuplicateSopInstance,
+                    "duplicate SOP Instance UID refused (storage.duplicates: reject)");
+      }
+      return fail(core::dimse_status(inserted.error().code),
+                  "index commit failed: " + inserted.error().message);
+    }
+    switch (inserted->outcome) {
+      case index::InsertOutcome::kInserted:
+        break;
+      case index::InsertOutcome::kDuplicateKept:
+        service_.counters().duplicates++;
+        (void)service_.store().remove(inserted->replaced_path);
+        break;
+      case index::InsertOutcome::kReplaced:
+        service_.counters().duplicates++;
+        (void)service_.store().remove(inserted->replaced_path);
+        break;
+    }
+    service_.counters().stored++;
+    service_.counters().bytes_stored += static_cast<std::uint64_t>(size);
+    log()->debug("assoc={} event=instance_stored sop_instance_uid={} size={} duplicate={}",
+                 association_id_, record.sop_instance_uid, size,
+                 inserted->outcome != index::InsertOutcome::kInserted);
+    return {status::kSuccess, {}};
+  }
+
+  IngestService& service_;
+  storage::SpoolFile spool_;
+  dicom::StoreRequest request_;
+  std::uint64_t association_id_;
+  std::optional<core::Error> error_;
+};
+
+}  // namespace
+
+index::DuplicatePolicy IngestService::duplicate_policy() const {
+  switch (duplicates_) {
+    case config::DuplicatePolicy::kOverwrite:
+      return index::DuplicatePolicy::kOverwrite;
+    case config::DuplicatePolicy::kReject:
+      return index::DuplicatePolicy::kReject;
+    case config::DuplicatePolicy::kKeepFirst:
+      break;
+  }
+  return index::DuplicatePolicy::kKeepFirst;
+}
+
+core::Result<std::unique_ptr<dicom::StoreSession>> IngestService::begin(
+    const dicom::StoreRequest& request) {
+  if (!dicom::is_storage_sop_class(request.sop_class_uid)) {
+    return core::make_error(ErrorCode::kUnsupported, "not a storage SOP class");
+  }
+  GW_ASSIGN_OR_RETURN(auto spool, store_.begin());
+  dicom::FileMeta meta;
+  meta.media_storage_sop_class_uid = request.sop_class_uid;
+  meta.media_storage_sop_instance_uid = request.sop_instance_uid;
+  meta.transfer_syntax_uid = request.transfer_syntax_uid;
+  meta.implementation_class_uid = std::string(dicom::kImplementationClassUid);
+  meta.implementation_version_name = std::string(dicom::kImplementationVersionName);
+  meta.source_application_entity_title = request.association->calling_ae;
+  GW_RETURN_IF_ERROR(spool.write(dicom::encode_file_meta(meta)));
+  dicom::StoreRequest copy = request;
+  return std::unique_ptr<dicom::StoreSession>(
+      new IngestSession(*this, std::move(spool), std::move(copy), request.association->id));
+}
+
+}  // namespace gw::app

@@ -1,0 +1,153 @@
+#pragma once
+/// The Storage and Verification SCP: listeners that accept connections concurrently, negotiate
+/// associations, answer C-ECHO and hand C-STORE data sets to a StoreService.
+///
+/// Threads: every connection is one coroutine on its own strand of the I/O context. The
+/// StoreService's blocking work (fsync, database commit) runs on the worker pool given in
+/// ScpContext, never on an I/O thread.
+
+#include <asio.hpp>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "dicom/association.h"
+#include "dicom/negotiation.h"
+
+namespace gw::dicom {
+
+/// Who is on the other end of an association (for policy, audit and the index).
+struct AssociationInfo {
+  std::uint64_t id = 0;
+  std::string listener;
+  std::string calling_ae;
+  std::string called_ae;
+  std::string peer_address;
+  bool tls = false;
+};
+
+struct StoreRequest {
+  const AssociationInfo* association = nullptr;
+  std::string sop_class_uid;
+  std::string sop_instance_uid;
+  std::string transfer_syntax_uid;
+};
+
+struct StoreOutcome {
+  std::uint16_t status = 0;
+  std::string error_comment;  ///< for failures: plain words, no patient data
+};
+
+/// One incoming instance. write() is called on the I/O thread for every fragment (it must be
+/// quick: appending to a file); finish() is called once on the worker pool.
+class StoreSession {
+ public:
+  virtual ~StoreSession() = default;
+  /// After the first failure, further writes are ignored and finish() reports it.
+  virtual void write(std::span<const std::uint8_t> fragment) = 0;
+  /// Verify, make durable, index. Blocking.
+  virtual StoreOutcome finish() = 0;
+};
+
+class StoreService {
+ public:
+  virtual ~StoreService() = default;
+  /// Called when a C-STORE-RQ arrives. An error is answered with its DIMSE status (the data set
+  /// is still read and discarded to keep the association in step).
+  virtual Result<std::unique_ptr<StoreSession>> begin(const StoreRequest& request) = 0;
+};
+
+struct ScpPolicy {
+  std::string ae_title = "DICOM_GW";
+  std::vector<std::string> calling_ae_titles;  ///< allow-list, empty = anyone
+  std::vector<std::string> called_ae_titles;   ///< empty = any
+  std::vector<std::string> require_tls_for;
+  std::uint32_t max_associations = 64;
+  AssociationLimits limits;
+  NegotiationPolicy negotiation;
+};
+
+/// Counters the listener keeps (exported as metrics later).
+struct ScpCounters {
+  std::atomic<std::uint64_t> associations_accepted{0};
+  std::atomic<std::uint64_t> associations_rejected{0};
+  std::atomic<std::uint64_t> associations_aborted{0};
+  std::atomic<std::uint64_t> echoes{0};
+  std::atomic<std::uint64_t> stores_ok{0};
+  std::atomic<std::uint64_t> stores_failed{0};
+  std::atomic<std::uint64_t> bytes_received{0};
+};
+
+/// Shared by every listener: policy, the store service, the worker pool, the live associations.
+class ScpContext {
+ public:
+  ScpContext(ScpPolicy policy, StoreService& store, asio::any_io_executor worker_pool)
+      : policy_(std::move(policy)), store_(store), worker_pool_(std::move(worker_pool)) {}
+
+  const ScpPolicy& policy() const { return policy_; }
+  StoreService& store() { return store_; }
+  asio::any_io_executor worker_pool() { return worker_pool_; }
+  ScpCounters& counters() { return counters_; }
+
+  /// Stops new associations and asks live ones to finish their in-flight message and end.
+  void begin_shutdown();
+  bool stopping() const { return stopping_; }
+  std::size_t active() const { return active_; }
+
+  // Used by the connection coroutine.
+  std::uint64_t register_connection(std::shared_ptr<Channel> channel, std::atomic<bool>* idle);
+  void unregister_connection(std::uint64_t id);
+  /// Reserves an association slot; false when max_associations are already running.
+  bool try_acquire_slot();
+  void release_slot();
+
+ private:
+  ScpPolicy policy_;
+  StoreService& store_;
+  asio::any_io_executor worker_pool_;
+  ScpCounters counters_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<std::size_t> active_{0};
+  std::atomic<std::uint32_t> slots_{0};
+  std::mutex mu_;  // guards connections_ and next_id_
+  struct Live {
+    std::weak_ptr<Channel> channel;
+    std::atomic<bool>* idle;
+  };
+  std::map<std::uint64_t, Live> connections_;
+  std::uint64_t next_id_ = 0;
+};
+
+class Listener {
+ public:
+  /// Binds and listens. Port 0 picks an ephemeral port (see port()).
+  static Result<std::unique_ptr<Listener>> create(asio::io_context& io, std::string name,
+                                                  const std::string& bind, std::uint16_t port,
+                                                  ScpContext& context);
+  void start();
+  void stop();
+  std::uint16_t port() const { return port_; }
+  const std::string& name() const { return name_; }
+
+ private:
+  Listener(asio::io_context& io, std::string name, asio::ip::tcp::acceptor acceptor,
+           ScpContext& context);
+  asio::awaitable<void> accept_loop();
+
+  asio::io_context& io_;
+  std::string name_;
+  asio::ip::tcp::acceptor acceptor_;
+  ScpContext& context_;
+  std::uint16_t port_ = 0;
+};
+
+/// Serves one accepted connection to the end. Exposed for tests.
+asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::string listener,
+                                       ScpContext& context);
+
+}  // namespace gw::dicom

@@ -1,0 +1,62 @@
+#pragma once
+/// The requestor side: open an association, C-ECHO, C-STORE a Part 10 file by streaming its data
+/// set bytes unchanged (no re-encoding), release. Used by `dicom-gw echo|send` and the forwarder.
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "dicom/association.h"
+#include "dicom/part10.h"
+
+namespace gw::dicom {
+
+struct ScuOptions {
+  std::string calling_ae = "DICOM_GW";
+  std::string called_ae = "ANY-SCP";
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 104;
+  std::uint32_t max_pdu_length = 262144;
+  Clock::duration connect_timeout = std::chrono::seconds(10);
+  Clock::duration association_timeout = std::chrono::seconds(30);  ///< waiting for AC/RJ
+  Clock::duration response_timeout = std::chrono::seconds(120);    ///< waiting for a DIMSE response
+};
+
+/// A file ready to send: where its data set starts and what it is.
+struct SendItem {
+  std::filesystem::path path;
+  Part10Header header;
+  std::uint64_t file_size = 0;
+};
+
+/// Reads the Part 10 header of a file (size included).
+Result<SendItem> prepare_send_item(const std::filesystem::path& path);
+
+class ScuAssociation {
+ public:
+  /// Connects and negotiates the given presentation contexts.
+  static asio::awaitable<Result<std::unique_ptr<ScuAssociation>>> open(
+      asio::any_io_executor ex, const ScuOptions& options,
+      std::vector<PresentationContextRq> contexts);
+
+  /// C-ECHO; returns the response status.
+  asio::awaitable<Result<std::uint16_t>> echo();
+  /// C-STORE of a file's data set bytes exactly as stored, on the context accepted for its SOP
+  /// class and transfer syntax (kUnsupported when there is none). Returns the response.
+  asio::awaitable<Result<Command>> store(const SendItem& item);
+  asio::awaitable<Status> release();
+  asio::awaitable<void> abort();
+
+  Association& association() { return *assoc_; }
+
+ private:
+  ScuAssociation(std::unique_ptr<Association> assoc, ScuOptions options)
+      : assoc_(std::move(assoc)), options_(std::move(options)) {}
+  asio::awaitable<Result<Command>> await_response(std::uint16_t message_id);
+
+  std::unique_ptr<Association> assoc_;
+  ScuOptions options_;
+};
+
+}  // namespace gw::dicom
