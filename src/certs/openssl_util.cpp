@@ -8,7 +8,6 @@
 
 #include <cerrno>
 #include <climits>
-#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <iterator>
@@ -37,7 +36,7 @@ core::Result<std::string> read_whole_file(const fs::path& path) {
 }
 
 std::string errno_message(const std::string& what, const fs::path& path) {
-  return what + " " + path.string() + ": " + std::strerror(errno);
+  return what + " " + path.string() + ": " + std::generic_category().message(errno);
 }
 
 /// Closes a file descriptor on scope exit.
@@ -49,8 +48,8 @@ class Fd {
   ~Fd() {
     if (fd_ >= 0) ::close(fd_);
   }
-  int get() const { return fd_; }
-  int release() { return std::exchange(fd_, -1); }
+  [[nodiscard]] int get() const { return fd_; }
+  [[nodiscard]] int release() { return std::exchange(fd_, -1); }
 
  private:
   int fd_;
@@ -219,7 +218,7 @@ std::string iso8601(const ASN1_TIME* time) {
   if (time == nullptr || ASN1_TIME_to_tm(time, &tm) != 1) return {};
   char buf[32];
   const std::size_t n = std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return std::string(buf, n);
+  return {buf, n};
 }
 
 }  // namespace gw::certs

@@ -119,10 +119,11 @@ core::Result<GeneralNamesPtr> make_general_names(const std::vector<San>& sans) {
       }
       GENERAL_NAME_set0_value(name.get(), GEN_DNS, dns);
     }
-    if (sk_GENERAL_NAME_push(names.get(), name.get()) == 0) {
+    GENERAL_NAME* raw = name.release();  // the stack owns it once pushed
+    if (sk_GENERAL_NAME_push(names.get(), raw) == 0) {
+      GENERAL_NAME_free(raw);
       return make_error(ErrorCode::kInternal, openssl_error());
     }
-    name.release();  // owned by the stack now
   }
   return names;
 }

@@ -16,7 +16,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr std::int64_t kSecondsPerDay = 24 * 60 * 60;
+constexpr std::int64_t kSecondsPerDay = std::int64_t{24} * 60 * 60;
 constexpr int kMinRsaBits = 2048;
 constexpr int kMinEcBits = 256;
 
@@ -28,7 +28,7 @@ std::string name_text(const X509_NAME* name) {
   if (X509_NAME_print_ex(bio.get(), name, 0, flags) < 0) return {};
   char* data = nullptr;
   const long size = BIO_get_mem_data(bio.get(), &data);
-  return std::string(data, static_cast<std::size_t>(size));
+  return {data, static_cast<std::size_t>(size)};
 }
 
 std::string hex_serial(const X509* cert) {
@@ -51,8 +51,8 @@ std::string ip_text(const ASN1_OCTET_STRING* ip) {
 }
 
 std::string asn1_text(const ASN1_STRING* s) {
-  return std::string(reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
-                     static_cast<std::size_t>(ASN1_STRING_length(s)));
+  return {reinterpret_cast<const char*>(ASN1_STRING_get0_data(s)),
+          static_cast<std::size_t>(ASN1_STRING_length(s))};
 }
 
 std::vector<std::string> subject_alt_names(X509* cert) {
@@ -79,7 +79,7 @@ std::vector<std::string> subject_alt_names(X509* cert) {
         out.push_back("DirName:" + name_text(name->d.directoryName));
         break;
       default:
-        out.push_back("othername");
+        out.emplace_back("othername");
         break;
     }
   }
@@ -208,10 +208,10 @@ void check_usage(X509* leaf, const CertificateInfo& info, Purpose purpose, Check
                               " is allowed by default, but some peers expect it");
   }
   if ((flags & EXFLAG_KUSAGE) != 0 && (X509_get_key_usage(leaf) & KU_DIGITAL_SIGNATURE) == 0) {
-    report.problems.push_back("keyUsage lacks digitalSignature (TLS 1.3 and ECDHE need it)");
+    report.problems.emplace_back("keyUsage lacks digitalSignature (TLS 1.3 and ECDHE need it)");
   }
   if (info.is_ca) {
-    report.warnings.push_back("the first certificate is a CA certificate, not an end entity");
+    report.warnings.emplace_back("the first certificate is a CA certificate, not an end entity");
   }
 }
 
@@ -249,7 +249,7 @@ void check_key(const CheckOptions& options, const std::vector<X509Ptr>& certs,
     }
   }
   ERR_clear_error();
-  report.problems.push_back("private key does not match the certificate");
+  report.problems.emplace_back("private key does not match the certificate");
 }
 
 /// Verifies leaf + the rest of the cert file against the CA; returns the verified chain (leaf

@@ -76,7 +76,7 @@ struct CheckReport {
   /// Whether the chain verified against `ca` / the system store; nullopt when not checked.
   std::optional<bool> chain_verified;
 
-  bool ok() const { return problems.empty(); }
+  [[nodiscard]] bool ok() const { return problems.empty(); }
 };
 
 /// Checks a certificate (and optionally its key and CA) for `purpose`: parse errors, key

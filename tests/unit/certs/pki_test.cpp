@@ -4,13 +4,12 @@
 #include <openssl/err.h>
 #include <openssl/pkcs12.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <filesystem>
 #include <string>
 
 #include "certs/x509_info.h"
+#include "support/process.h"
 #include "support/temp_dir.h"
 
 namespace gw::certs {
@@ -54,9 +53,16 @@ std::string verify(const fs::path& cert_file, const fs::path& ca_file,
   return X509_verify_cert_error_string(X509_STORE_CTX_get_error(ctx.get()));
 }
 
-int run(const std::string& command) {
-  const int status = std::system((command + " >/dev/null 2>&1").c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+/// The openssl CLI, to prove that other tools read what we write.
+gw::test::CommandResult openssl(std::vector<std::string> args) {
+  args.insert(args.begin(), "openssl");
+  return gw::test::run_command(args, {}, std::chrono::seconds(30));
+}
+
+void expect_cli_ok(const std::vector<std::string>& argv) {
+  const auto result = gw::test::run_command(argv, {}, std::chrono::seconds(30));
+  EXPECT_TRUE(result.ok()) << gw::test::join_argv(argv) << " exited " << result.exit_code << ":\n"
+                           << result.out << result.err;
 }
 
 class PkiTest : public ::testing::Test {
@@ -278,21 +284,17 @@ TEST_F(PkiTest, OpensslCliVerifiesIssuedCertificates) {
   options.out_key = tmp_.path() / "server.key";
   ASSERT_TRUE(issue(ca_dir_, options).ok());
 
-  const std::string dir = tmp_.path().string();
-  const std::string ca_dir = ca_dir_.string();
-  EXPECT_EQ(run("openssl verify -CAfile " + ca_dir + "/ca-chain.pem -purpose sslserver " + dir +
-                "/server.pem"),
-            0);
-  EXPECT_EQ(run("openssl verify -CAfile " + ca_dir + "/ca.pem -untrusted " + ca_dir +
-                "/intermediate.pem " + dir + "/server.pem"),
-            0);
-  EXPECT_NE(run("openssl verify -CAfile " + ca_dir + "/ca.pem " + dir + "/server.pem"), 0);
-  // The key is a PKCS#8 key the CLI reads without a passphrase and matches the certificate.
-  EXPECT_EQ(run("openssl pkey -in " + dir + "/server.key -passin pass: -noout"), 0);
-  EXPECT_EQ(run("openssl x509 -in " + dir +
-                "/server.pem -noout -checkhost localhost | grep -q "
-                "'does match'"),
-            0);
+  const std::string server = options.out_cert.string();
+  const std::string ca_pem = (ca_dir_ / "ca.pem").string();
+  expect_cli_ok({"openssl", "verify", "-CAfile", (ca_dir_ / "ca-chain.pem").string(), "-purpose",
+                 "sslserver", server});
+  expect_cli_ok({"openssl", "verify", "-CAfile", ca_pem, "-untrusted",
+                 (ca_dir_ / "intermediate.pem").string(), server});
+  EXPECT_FALSE(openssl({"verify", "-CAfile", ca_pem, server}).ok());  // intermediate missing
+  // The key is a PKCS#8 key the CLI reads without a passphrase.
+  expect_cli_ok({"openssl", "pkey", "-in", options.out_key.string(), "-passin", "pass:", "-noout"});
+  const auto host = openssl({"x509", "-in", server, "-noout", "-checkhost", "localhost"});
+  EXPECT_NE(host.out.find("does match"), std::string::npos) << host.out << host.err;
 
   // Root-only CA: the plain `openssl verify -CAfile ca.pem server.pem` of the seed.
   const fs::path simple = tmp_.path() / "simple";
@@ -300,8 +302,8 @@ TEST_F(PkiTest, OpensslCliVerifiesIssuedCertificates) {
   options.out_cert = tmp_.path() / "simple-server.pem";
   options.out_key = tmp_.path() / "simple-server.key";
   ASSERT_TRUE(issue(simple, options).ok());
-  EXPECT_EQ(
-      run("openssl verify -CAfile " + simple.string() + "/ca.pem " + options.out_cert.string()), 0);
+  expect_cli_ok(
+      {"openssl", "verify", "-CAfile", (simple / "ca.pem").string(), options.out_cert.string()});
 }
 
 TEST_F(PkiTest, ExportP12ReimportsWithPassword) {
@@ -348,7 +350,8 @@ TEST_F(PkiTest, ExportP12ReimportsWithPassword) {
   EXPECT_EQ(std::string(reinterpret_cast<const char*>(alias), alias_len), "scu1");
 
   // And the CLI agrees (AES-256/SHA-256 defaults need no -legacy).
-  EXPECT_EQ(run("openssl pkcs12 -in " + p12.out.string() + " -passin pass:changeit -noout"), 0);
+  expect_cli_ok(
+      {"openssl", "pkcs12", "-in", p12.out.string(), "-passin", "pass:changeit", "-noout"});
 
   // A key that is not the certificate's is refused.
   p12.key = ca_dir_ / "intermediate.key";

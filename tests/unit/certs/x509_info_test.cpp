@@ -74,7 +74,7 @@ class X509InfoTest : public ::testing::Test {
   static fs::path path(const std::string& name) { return tmp_->path() / name; }
   static fs::path ca_dir() { return tmp_->path() / "ca"; }
 
-  CheckOptions server_check() const {
+  [[nodiscard]] CheckOptions server_check() const {
     CheckOptions options;
     options.cert = path("server.pem");
     options.key = path("server.key");
@@ -84,7 +84,7 @@ class X509InfoTest : public ::testing::Test {
   }
 
   /// A test certificate issued by the suite's CA into `<name>.pem` / `<name>.key`.
-  TestCertificateOptions test_cert(const std::string& name) const {
+  [[nodiscard]] TestCertificateOptions test_cert(const std::string& name) const {
     TestCertificateOptions options;
     options.common_name = name;
     options.sans = {"DNS:" + name};
