@@ -17,6 +17,7 @@ TEST_PKGS=(
 want=("${BUILD_PKGS[@]}")
 if [ "${1:-}" = "--test" ]; then want+=("${TEST_PKGS[@]}"); fi
 if [ "${1:-}" = "--run" ]; then want+=(dcmtk openssl); fi
+if [ "${1:-}" = "--bench" ]; then want+=(dcmtk orthanc python3 procps util-linux); fi  # bench/ingest
 
 missing=()
 for p in "${want[@]}"; do

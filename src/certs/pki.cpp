@@ -480,6 +480,14 @@ core::Result<CaFiles> init_ca(const fs::path& dir, const CaOptions& options) {
         write_certs(files.intermediate_cert, {intermediate.get()}, options.overwrite));
     GW_RETURN_IF_ERROR(
         write_certs(files.chain, {intermediate.get(), root.get()}, options.overwrite));
+  } else {
+    // Replacing a CA that had an intermediate: issue() must not find the old one.
+    for (const char* stale : {kIntermediateKey, kIntermediateCert, kChain}) {
+      fs::remove(dir / stale, ec);
+      if (ec)
+        return make_error(ErrorCode::kIo,
+                          std::string("cannot remove stale ") + stale + ": " + ec.message());
+    }
   }
   core::logger("certs")->info("pki: CA created dir={} cn=\"{}\" intermediate={} key={}",
                               dir.string(), options.common_name, options.with_intermediate,

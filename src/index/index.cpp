@@ -7,7 +7,7 @@
 namespace gw::index {
 
 Result<std::unique_ptr<Index>> open_index(const std::string& url,
-                                          const std::filesystem::path& data_dir) {
+                                          const std::filesystem::path& data_dir, bool synchronous) {
   constexpr std::string_view kSqlite = "sqlite://";
   constexpr std::string_view kMemory = ":memory:";
   std::filesystem::path db_path;
@@ -39,7 +39,7 @@ Result<std::unique_ptr<Index>> open_index(const std::string& url,
         "database.url: unsupported scheme '" +
             (colon == std::string::npos ? std::string() : url.substr(0, colon)) + "'");
   }
-  GW_ASSIGN_OR_RETURN(auto index, SqliteIndex::open(db_path));
+  GW_ASSIGN_OR_RETURN(auto index, SqliteIndex::open(db_path, synchronous));
   return std::unique_ptr<Index>(std::move(index));
 }
 

@@ -115,7 +115,8 @@ class Index {
   virtual ~Index() = default;
 
   /// Inserts (or, by policy, keeps/replaces) an instance and its study/series/patient fields in
-  /// one transaction. kReject on an existing SOP Instance UID -> kAlreadyExists error.
+  /// one transaction; concurrent callers may share one (group commit), each with its own result.
+  /// kReject on an existing SOP Instance UID -> kAlreadyExists error.
   virtual Result<InsertResult> insert_instance(const InstanceRecord& record,
                                                DuplicatePolicy policy) = 0;
   virtual Result<std::optional<InstanceRecord>> find_instance(const std::string& sop_uid) = 0;
@@ -133,7 +134,9 @@ class Index {
 /// Opens the index named by database.url: "" or "sqlite://" (index.db in data_dir),
 /// "sqlite:///abs/path.db", or ":memory:" for tests. Runs pending migrations. Other schemes are
 /// kUnsupported for now (PostgreSQL arrives with its backend).
+/// `synchronous`: every commit is on stable storage before it returns (storage.fsync).
 Result<std::unique_ptr<Index>> open_index(const std::string& url,
-                                          const std::filesystem::path& data_dir);
+                                          const std::filesystem::path& data_dir,
+                                          bool synchronous = true);
 
 }  // namespace gw::index

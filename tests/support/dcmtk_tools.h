@@ -93,7 +93,8 @@ std::string dcmdump(const std::filesystem::path& file,
 /// True if two files hold the same data set *by value*: what a receiver stored against what
 /// was sent, although the sender re-encoded it. Compares `dcmdump +L -Un` output (+L: values
 /// in full, pixel data included; -Un: UIDs as numbers) line by line, streamed from temp files
-/// (bounded memory for 50 MiB files) after removing what is encoding, not value:
+/// (memory: a few times the largest element, not the whole dump) after removing what is encoding,
+/// not value:
 ///  - everything before "# Dicom-Data-Set" (group 0002, written by each file's writer) and the
 ///    "# Used TransferSyntax" line;
 ///  - group lengths (gggg,0000), item/sequence delimitation items, trailing padding

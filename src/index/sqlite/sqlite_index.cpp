@@ -169,14 +169,16 @@ class SqliteIndex::Transaction {
   bool active_ = false;
 };
 
-SqliteIndex::SqliteIndex(DbPtr db) : db_(std::move(db)) {}
+SqliteIndex::SqliteIndex(DbPtr db, bool synchronous)
+    : synchronous_(synchronous), db_(std::move(db)) {}
 
 SqliteIndex::~SqliteIndex() {
   std::lock_guard lock(mu_);
   statements_.clear();  // finalize before the connection closes
 }
 
-Result<std::unique_ptr<SqliteIndex>> SqliteIndex::open(const std::filesystem::path& path) {
+Result<std::unique_ptr<SqliteIndex>> SqliteIndex::open(const std::filesystem::path& path,
+                                                       bool synchronous) {
   const bool in_memory = path == ":memory:";
   sqlite3* raw = nullptr;
   int rc =
@@ -190,7 +192,7 @@ Result<std::unique_ptr<SqliteIndex>> SqliteIndex::open(const std::filesystem::pa
   }
   sqlite3_extended_result_codes(db.get(), 1);
 
-  std::unique_ptr<SqliteIndex> index(new SqliteIndex(std::move(db)));
+  std::unique_ptr<SqliteIndex> index(new SqliteIndex(std::move(db), synchronous));
   std::lock_guard lock(index->mu_);
   GW_RETURN_IF_ERROR(index->configure_locked(in_memory));
   GW_RETURN_IF_ERROR(index->migrate_locked());
@@ -209,8 +211,10 @@ Status SqliteIndex::configure_locked(bool in_memory) {
   if (!in_memory && mode != "wal") {
     core::logger("index")->warn("index journal_mode={} wanted=wal", mode);
   }
-  // After journal_mode: synchronous=FULL fsyncs the WAL on every commit.
-  GW_RETURN_IF_ERROR(exec_locked("PRAGMA synchronous = FULL"));
+  // After journal_mode: synchronous=FULL fsyncs the WAL on every commit. NORMAL (storage.fsync:
+  // false) keeps the database consistent but may lose the last commits on power loss.
+  GW_RETURN_IF_ERROR(
+      exec_locked(synchronous_ ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL"));
   return core::ok_status();
 }
 
@@ -316,10 +320,53 @@ Result<InsertResult> SqliteIndex::insert_instance(const InstanceRecord& r, Dupli
     return make_error(ErrorCode::kInvalidArgument,
                       "insert instance: SOP/series/study UID and storage path are required");
   }
+  // Group commit: concurrent callers queue their record; one of them (the leader) writes the
+  // whole queue in one transaction — one WAL fsync for all — and hands each caller its result.
+  PendingInsert me{&r, policy, std::nullopt};
+  std::unique_lock queue_lock(queue_mu_);
+  queue_.push_back(&me);
+  while (!me.result) {
+    if (leader_active_) {
+      queue_cv_.wait(queue_lock);
+      continue;
+    }
+    leader_active_ = true;
+    std::vector<PendingInsert*> batch;
+    batch.swap(queue_);
+    queue_lock.unlock();
+    run_batch(batch);
+    queue_lock.lock();
+    leader_active_ = false;
+    queue_cv_.notify_all();
+  }
+  return std::move(*me.result);
+}
+
+void SqliteIndex::run_batch(const std::vector<PendingInsert*>& batch) {
   std::lock_guard lock(mu_);
   Transaction tx(*this);
-  GW_RETURN_IF_ERROR(tx.begin());
+  if (auto st = tx.begin(); !st.ok()) {
+    for (auto* p : batch) p->result = st.error();
+    return;
+  }
+  for (auto* p : batch) {
+    // A savepoint per record: one record's failure (a rejected duplicate, a constraint) leaves
+    // the others of the batch intact.
+    if (auto st = exec_locked("SAVEPOINT one"); !st.ok()) {
+      p->result = st.error();
+      continue;
+    }
+    p->result = insert_one_locked(*p->record, p->policy);
+    if (!p->result->ok()) (void)exec_locked("ROLLBACK TO one");
+    (void)exec_locked("RELEASE one");
+  }
+  if (auto st = tx.commit(); !st.ok()) {
+    for (auto* p : batch) p->result = st.error();
+  }
+}
 
+Result<InsertResult> SqliteIndex::insert_one_locked(const InstanceRecord& r,
+                                                    DuplicatePolicy policy) {
   std::optional<std::int64_t> existing_id;
   std::string existing_path;
   {
@@ -440,7 +487,6 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
     GW_RETURN_IF_ERROR(s.run(existing_id ? "update instance" : "insert instance"));
   }
 
-  GW_RETURN_IF_ERROR(tx.commit());
   if (existing_id) {
     return InsertResult{InsertOutcome::kReplaced,
                         existing_path == r.storage_path ? "" : existing_path};

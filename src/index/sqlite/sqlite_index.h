@@ -2,11 +2,14 @@
 /// The embedded index backend: one SQLite database (WAL, synchronous=FULL, foreign keys on).
 /// SQL lives in this folder only; callers see the backend-neutral Index interface.
 
+#include <condition_variable>
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "index/index.h"
 
@@ -19,7 +22,10 @@ class SqliteIndex : public Index {
  public:
   /// Opens (creating if needed) the database file, or an in-memory database for ":memory:", sets
   /// the connection pragmas and applies pending migrations. The parent directory must exist.
-  static Result<std::unique_ptr<SqliteIndex>> open(const std::filesystem::path& db_path_or_memory);
+  /// `synchronous`: fsync the WAL on every commit (FULL); false gives NORMAL (storage.fsync:
+  /// false).
+  static Result<std::unique_ptr<SqliteIndex>> open(const std::filesystem::path& db_path_or_memory,
+                                                   bool synchronous = true);
 
   ~SqliteIndex() override;
   SqliteIndex(const SqliteIndex&) = delete;
@@ -49,7 +55,17 @@ class SqliteIndex : public Index {
   class Statement;
   class Transaction;
 
-  explicit SqliteIndex(DbPtr db);
+  /// A caller of insert_instance waiting in the group-commit queue.
+  struct PendingInsert {
+    const InstanceRecord* record;
+    DuplicatePolicy policy;
+    std::optional<Result<InsertResult>> result;
+  };
+
+  SqliteIndex(DbPtr db, bool synchronous);
+  /// Writes a batch in one transaction (takes mu_) and sets every PendingInsert's result.
+  void run_batch(const std::vector<PendingInsert*>& batch);
+  Result<InsertResult> insert_one_locked(const InstanceRecord& record, DuplicatePolicy policy);
 
   // The *_locked helpers expect mu_ to be held by the caller.
   Status configure_locked(bool in_memory);
@@ -67,6 +83,13 @@ class SqliteIndex : public Index {
   /// duration, so one connection serves all threads and a transaction is never interleaved
   /// with another thread's statements. Nothing called with mu_ held calls back into this class.
   std::mutex mu_;
+  bool synchronous_ = true;
+  /// Group commit: queue_mu_ guards queue_ and leader_active_; the leader takes mu_ while it
+  /// writes a batch, never queue_mu_ and mu_ in the other order.
+  std::mutex queue_mu_;
+  std::condition_variable queue_cv_;
+  std::vector<PendingInsert*> queue_;
+  bool leader_active_ = false;
   DbPtr db_;  // declared before statements_: statements are finalized before the close
   std::unordered_map<std::string, StmtPtr> statements_;
 };

@@ -118,9 +118,16 @@ TEST_F(PkiTest, InitCaRefusesToOverwrite) {
 
   CaOptions replace;
   replace.overwrite = true;
+  replace.with_intermediate = true;
   ASSERT_TRUE(init_ca(ca_dir_, replace).ok());
   EXPECT_NE(inspect_certificate(ca_dir_ / "ca.pem")->sha256_fingerprint,
             before->sha256_fingerprint);
+
+  // Back to a root-only CA: the old intermediate must not be used to issue.
+  replace.with_intermediate = false;
+  ASSERT_TRUE(init_ca(ca_dir_, replace).ok());
+  EXPECT_FALSE(fs::exists(ca_dir_ / "intermediate.key"));
+  EXPECT_FALSE(fs::exists(ca_dir_ / "ca-chain.pem"));
 }
 
 TEST_F(PkiTest, InitCaWithIntermediate) {

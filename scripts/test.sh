@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The test command: installs what the suite needs (Debian packages), builds, and runs every
+# test (unit + e2e with real DCMTK peers on loopback), then the PDU fuzzer for a bounded time.
+#   scripts/test.sh            unit + e2e + 60 s fuzz   (what CI runs)
+#   scripts/test.sh --all      also the `slow` label (soak tests)
+#   FUZZ_SECONDS=0 scripts/test.sh   skip the fuzz run
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+labels='unit|e2e'
+[ "${1:-}" = "--all" ] && labels='unit|e2e|slow'
+fuzz_seconds="${FUZZ_SECONDS:-60}"
+
+bash scripts/setup.sh --test
+
+cmake --preset default
+cmake --build --preset default
+ctest --test-dir build --output-on-failure -j2 -L "$labels" --timeout 900
+
+if [ "$fuzz_seconds" -gt 0 ]; then
+  cmake --preset fuzz >/dev/null
+  cmake --build build-fuzz -j2 --target pdu_fuzz
+  corpus_work=$(mktemp -d)
+  trap 'rm -rf "$corpus_work"' EXIT
+  echo "fuzz: pdu_fuzz for ${fuzz_seconds}s"
+  ./build-fuzz/tests/fuzz/pdu_fuzz -max_total_time="$fuzz_seconds" -print_final_stats=0 \
+    "$corpus_work" tests/fuzz/corpus/pdu 2>&1 | tail -n 3
+fi

@@ -1,0 +1,357 @@
+// Ingest end to end: DCMTK's echoscu/storescu and our own `dicom-gw echo`/`send` against a real
+// gateway; `dicom-gw send` against DCMTK's storescp. Every received instance is checked against
+// its source (by value when DCMTK re-encoded it, byte for byte when it was streamed).
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "dicom/part10.h"
+#include "support/dcmtk_tools.h"
+#include "support/gateway.h"
+#include "support/net.h"
+#include "support/paths.h"
+#include "support/poll.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+#include "support/test_data.h"
+
+namespace gw::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// What the index recorded for one instance.
+struct IndexRow {
+  std::string sop_class_uid;
+  std::string transfer_syntax_uid;
+  std::string storage_path;
+};
+
+/// Every row of the gateway's `instances` table, by SOP Instance UID (read-only connection).
+std::map<std::string, IndexRow> index_rows(const fs::path& db_path) {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    sqlite3_close(db);
+    throw std::runtime_error("cannot open " + db_path.string());
+  }
+  sqlite3_busy_timeout(db, 5000);
+  sqlite3_stmt* stmt = nullptr;
+  const char* sql =
+      "SELECT sop_instance_uid, sop_class_uid, transfer_syntax_uid, storage_path FROM instances";
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+    const std::string why = sqlite3_errmsg(db);
+    sqlite3_close(db);
+    throw std::runtime_error("index query failed: " + why);
+  }
+  auto text = [stmt](int column) {
+    const auto* t = sqlite3_column_text(stmt, column);
+    return t != nullptr ? std::string(reinterpret_cast<const char*>(t)) : std::string();
+  };
+  std::map<std::string, IndexRow> rows;
+  while (sqlite3_step(stmt) == SQLITE_ROW) rows[text(0)] = IndexRow{text(1), text(2), text(3)};
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return rows;
+}
+
+dicom::FileMeta meta_of(const fs::path& file) {
+  auto header = dicom::read_part10_header(file);
+  if (!header.ok()) throw std::runtime_error(file.string() + ": " + header.error().message);
+  return header->meta;
+}
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// One line of a `dicom-gw send --report` file: "OK 0x0000 UID FILE" / "FAILED REASON UID FILE".
+struct ReportLine {
+  bool ok = false;
+  std::string reason;  ///< everything between the first word and the UID
+  std::string sop_instance_uid;
+  std::string file;
+};
+
+std::vector<ReportLine> read_report(const fs::path& report) {
+  std::vector<ReportLine> out;
+  std::istringstream in(read_text(report));
+  std::string line;
+  while (std::getline(in, line)) {
+    std::vector<std::string> words;
+    std::istringstream ws(line);
+    for (std::string w; ws >> w;) words.push_back(w);
+    if (words.size() < 3) continue;
+    ReportLine r;
+    r.ok = words[0] == "OK";
+    r.file = words[words.size() - 1];
+    r.sop_instance_uid = words[words.size() - 2];
+    for (std::size_t i = 1; i + 2 < words.size(); ++i) r.reason += (i > 1 ? " " : "") + words[i];
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+/// `dicom-gw send --no-progress [extra] 127.0.0.1 PORT FILES...`.
+CommandResult gw_send(std::uint16_t port, const std::vector<fs::path>& files,
+                      const std::vector<std::string>& extra = {},
+                      std::chrono::milliseconds timeout = 120s) {
+  std::vector<std::string> argv = {gateway_binary().string(), "send", "--no-progress"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.emplace_back("127.0.0.1");
+  argv.push_back(std::to_string(port));
+  for (const auto& f : files) argv.push_back(f.string());
+  return run_command(argv, {}, timeout);
+}
+
+CommandResult gw_echo(std::uint16_t port, const std::vector<std::string>& extra = {},
+                      std::chrono::milliseconds timeout = 30s) {
+  std::vector<std::string> argv = {gateway_binary().string(), "echo"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.emplace_back("127.0.0.1");
+  argv.push_back(std::to_string(port));
+  return run_command(argv, {}, timeout);
+}
+
+std::string both(const CommandResult& r) { return r.out + r.err; }
+
+// ---- Verification ------------------------------------------------------------------------------
+
+TEST(IngestEcho, EchoscuAndDicomGwEchoSucceed) {
+  auto gw = Gateway::start();
+  const CommandResult dcmtk = run_echoscu("127.0.0.1", gw->port(), "DICOM_GW");
+  EXPECT_TRUE(dcmtk.ok()) << both(dcmtk);
+
+  const CommandResult ours = gw_echo(gw->port(), {"--aec", "DICOM_GW", "--aet", "ECHOTEST"});
+  EXPECT_TRUE(ours.ok()) << both(ours);
+  EXPECT_NE(ours.out.find("success"), std::string::npos) << ours.out;
+  EXPECT_EQ(gw->stop(), 0) << gw->log();
+}
+
+TEST(IngestEcho, DicomGwEchoToAClosedPortFails) {
+  const std::uint16_t closed = free_tcp_port();  // nothing listens there
+  const CommandResult r = gw_echo(closed, {"--timeout", "5"});
+  EXPECT_FALSE(r.timed_out) << both(r);
+  EXPECT_EQ(r.exit_code, 1) << both(r);
+  EXPECT_NE(r.err.find("failed"), std::string::npos) << r.err;
+}
+
+// ---- storescu → gateway -----------------------------------------------------------------------
+
+TEST(IngestStorescu, MixedSyntaxesArriveUnconvertedAndEqualByValue) {
+  TempDir dir("gw-ingest");
+  // The first 15 --mix files already cover every transfer syntax gen_dicom makes.
+  const auto files =
+      generate_dicom(dir / "source", {"--count", "30", "--mix", "--seed", "7", "--size-kib", "16"});
+  ASSERT_EQ(files.size(), 30u);
+  std::set<std::string> syntaxes;
+  for (const auto& f : files) {
+    syntaxes.insert(transfer_syntax_of(f));
+    ASSERT_FALSE(storescu_proposal_flag(transfer_syntax_of(f)).empty())
+        << f << ": storescu cannot propose " << transfer_syntax_of(f);
+  }
+  EXPECT_GE(syntaxes.size(), 10u);
+
+  auto gw = Gateway::start();
+  // run_storescu runs storescu once per transfer syntax with the flag that proposes it
+  // (storescu_proposal_flag), so storescu never has to convert a file.
+  const CommandResult sent = run_storescu("127.0.0.1", gw->port(), files, {"-aec", "DICOM_GW"});
+  ASSERT_TRUE(sent.ok()) << both(sent);
+
+  const auto rows = index_rows(gw->data_dir() / "index.db");
+  EXPECT_EQ(rows.size(), files.size());
+  for (const auto& source : files) {
+    const std::string uid = sop_instance_uid_of(source);
+    const auto stored = gw->stored_file(uid);
+    ASSERT_TRUE(stored.has_value()) << source << " (" << uid << ") is not in the index";
+    const auto row = rows.find(uid);
+    ASSERT_NE(row, rows.end());
+    EXPECT_EQ(row->second.transfer_syntax_uid, transfer_syntax_of(source)) << source;
+    EXPECT_EQ(transfer_syntax_of(*stored), transfer_syntax_of(source)) << source;
+    std::string why;
+    EXPECT_TRUE(dcmdump_equal(source, *stored, &why)) << source << ": " << why;
+  }
+  EXPECT_TRUE(gw->spool_files().empty());
+  EXPECT_EQ(gw->stop(), 0) << gw->log();
+}
+
+// ---- dicom-gw send → gateway ------------------------------------------------------------------
+
+TEST(IngestSend, EverySyntaxStoredByteForByteAndIndexed) {
+  TempDir dir("gw-ingest");
+  // One full --mix cycle: every SOP class × transfer syntax pair once (deflate, big endian,
+  // JPEG baseline/extended/lossless, JPEG-LS, RLE, JPEG 2000...).
+  const auto files = generate_dicom(
+      dir / "source", {"--count", "150", "--mix", "--seed", "11", "--size-kib", "16"});
+  ASSERT_EQ(files.size(), 150u);
+
+  auto gw = Gateway::start();
+  const fs::path report = dir / "report.txt";
+  const CommandResult sent =
+      gw_send(gw->port(), {dir / "source"}, {"--aec", "DICOM_GW", "--report", report.string()});
+  ASSERT_TRUE(sent.ok()) << both(sent);
+  const auto lines = read_report(report);
+  EXPECT_EQ(lines.size(), files.size());
+  for (const auto& l : lines) {
+    EXPECT_TRUE(l.ok) << l.file << ": " << l.reason;
+    EXPECT_EQ(l.reason, "0x0000") << l.file;
+  }
+
+  const auto rows = index_rows(gw->data_dir() / "index.db");
+  EXPECT_EQ(rows.size(), files.size());
+  std::set<std::string> syntaxes;
+  for (const auto& source : files) {
+    const dicom::FileMeta meta = meta_of(source);
+    syntaxes.insert(meta.transfer_syntax_uid);
+    const auto row = rows.find(meta.media_storage_sop_instance_uid);
+    ASSERT_NE(row, rows.end()) << source << " is not in the index";
+    EXPECT_EQ(row->second.sop_class_uid, meta.media_storage_sop_class_uid) << source;
+    EXPECT_EQ(row->second.transfer_syntax_uid, meta.transfer_syntax_uid) << source;
+    const fs::path stored = gw->data_dir() / row->second.storage_path;
+    ASSERT_TRUE(fs::is_regular_file(stored)) << stored;
+    EXPECT_EQ(transfer_syntax_of(stored), meta.transfer_syntax_uid) << source;
+    EXPECT_TRUE(data_set_bytes(stored) == data_set_bytes(source))
+        << source << " and " << stored << " differ in their data set bytes";
+  }
+  EXPECT_EQ(syntaxes.size(), 10u);
+  EXPECT_EQ(gw->storage_files().size(), files.size());
+  EXPECT_TRUE(gw->spool_files().empty());
+  EXPECT_EQ(gw->stop(), 0) << gw->log();
+}
+
+// ---- dicom-gw send → storescp +B --------------------------------------------------------------
+
+TEST(IngestSend, ToStorescpBitPreserving) {
+  TempDir dir("gw-ingest");
+  const auto files =
+      generate_dicom(dir / "source", {"--count", "30", "--mix", "--seed", "13", "--size-kib", "16"});
+  ASSERT_EQ(files.size(), 30u);
+  StoreScp scp = start_storescp(0, dir.subdir("received"));  // +B +xa
+  const CommandResult sent = gw_send(scp.port, files, {"--aec", "STORESCP"});
+  ASSERT_TRUE(sent.ok()) << both(sent);
+  ASSERT_TRUE(wait_until([&] { return scp.received_files().size() >= files.size(); }, 10s));
+
+  std::map<std::string, fs::path> received;  // storescp names files "<modality>.<UID>"
+  for (const auto& f : scp.received_files()) {
+    const std::string name = f.filename().string();
+    received[name.substr(name.find('.') + 1)] = f;
+  }
+  ASSERT_EQ(received.size(), files.size());
+  for (const auto& source : files) {
+    const auto it = received.find(sop_instance_uid_of(source));
+    ASSERT_NE(it, received.end()) << source << " did not arrive";
+    EXPECT_EQ(transfer_syntax_of(it->second), transfer_syntax_of(source)) << source;
+    EXPECT_TRUE(data_set_bytes(it->second) == data_set_bytes(source))
+        << source << " and " << it->second << " differ in their data set bytes";
+  }
+}
+
+// ---- duplicates -------------------------------------------------------------------------------
+
+struct DuplicateRun {
+  CommandResult first;
+  CommandResult second;
+  std::vector<ReportLine> second_report;
+};
+
+/// Sends `file` twice (two `dicom-gw send` runs) to `gw`.
+DuplicateRun send_twice(const Gateway& gw, const fs::path& file, const TempDir& dir) {
+  DuplicateRun run;
+  run.first = gw_send(gw.port(), {file}, {"--report", (dir / "first.txt").string()});
+  run.second = gw_send(gw.port(), {file}, {"--report", (dir / "second.txt").string()});
+  run.second_report = read_report(dir / "second.txt");
+  return run;
+}
+
+TEST(IngestDuplicates, KeepFirstKeepsOneRowAndAnswersSuccess) {
+  TempDir dir("gw-ingest");
+  const auto files = generate_dicom(dir / "source", {"--count", "1", "--seed", "21"});
+  ASSERT_EQ(files.size(), 1u);
+  GatewayOptions options;
+  options.duplicates = "keep-first";
+  auto gw = Gateway::start(options);
+  const DuplicateRun run = send_twice(*gw, files[0], dir);
+  EXPECT_TRUE(run.first.ok()) << both(run.first);
+  EXPECT_TRUE(run.second.ok()) << both(run.second);
+  ASSERT_EQ(run.second_report.size(), 1u);
+  EXPECT_TRUE(run.second_report[0].ok) << run.second_report[0].reason;
+  EXPECT_EQ(gw->count_instances(), 1);
+  EXPECT_EQ(gw->storage_files().size(), 1u) << "a duplicate left a file behind";
+  const auto stored = gw->stored_file(sop_instance_uid_of(files[0]));
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_TRUE(data_set_bytes(*stored) == data_set_bytes(files[0]));
+  EXPECT_TRUE(gw->spool_files().empty());
+}
+
+TEST(IngestDuplicates, RejectFailsTheSecondSendWith0x0111) {
+  TempDir dir("gw-ingest");
+  const auto files = generate_dicom(dir / "source", {"--count", "1", "--seed", "22"});
+  ASSERT_EQ(files.size(), 1u);
+  GatewayOptions options;
+  options.duplicates = "reject";
+  auto gw = Gateway::start(options);
+  const DuplicateRun run = send_twice(*gw, files[0], dir);
+  EXPECT_TRUE(run.first.ok()) << both(run.first);
+  EXPECT_EQ(run.second.exit_code, 1) << both(run.second);
+  ASSERT_EQ(run.second_report.size(), 1u) << read_text(dir / "second.txt");
+  EXPECT_FALSE(run.second_report[0].ok);
+  EXPECT_EQ(run.second_report[0].reason.rfind("0x0111", 0), 0u) << run.second_report[0].reason;
+  EXPECT_EQ(run.second_report[0].sop_instance_uid, sop_instance_uid_of(files[0]));
+  EXPECT_EQ(gw->count_instances(), 1);
+  EXPECT_EQ(gw->storage_files().size(), 1u);
+  const auto stored = gw->stored_file(sop_instance_uid_of(files[0]));
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_TRUE(data_set_bytes(*stored) == data_set_bytes(files[0]));
+}
+
+TEST(IngestDuplicates, OverwriteKeepsOneRowAndTheNewFile) {
+  TempDir dir("gw-ingest");
+  const auto files = generate_dicom(dir / "source", {"--count", "1", "--seed", "23"});
+  ASSERT_EQ(files.size(), 1u);
+  GatewayOptions options;
+  options.duplicates = "overwrite";
+  auto gw = Gateway::start(options);
+  const DuplicateRun run = send_twice(*gw, files[0], dir);
+  EXPECT_TRUE(run.first.ok()) << both(run.first);
+  EXPECT_TRUE(run.second.ok()) << both(run.second);
+  EXPECT_EQ(gw->count_instances(), 1);
+  EXPECT_EQ(gw->storage_files().size(), 1u) << "the overwritten file was left behind";
+  const auto stored = gw->stored_file(sop_instance_uid_of(files[0]));
+  ASSERT_TRUE(stored.has_value());
+  ASSERT_TRUE(fs::is_regular_file(*stored));
+  EXPECT_TRUE(data_set_bytes(*stored) == data_set_bytes(files[0]));
+}
+
+// ---- accept.calling_ae_titles -----------------------------------------------------------------
+
+TEST(IngestAccept, CallingAeAllowList) {
+  GatewayOptions options;
+  options.extra_yaml = "accept:\n  calling_ae_titles: [GOOD]\n";
+  auto gw = Gateway::start(options);
+
+  const CommandResult bad = run_echoscu("127.0.0.1", gw->port(), "DICOM_GW", {"-aet", "BAD"});
+  EXPECT_FALSE(bad.ok()) << both(bad);
+  EXPECT_FALSE(bad.timed_out);
+  EXPECT_NE(both(bad).find("Rejected"), std::string::npos) << both(bad);
+  EXPECT_NE(both(bad).find("Calling AE Title Not Recognized"), std::string::npos) << both(bad);
+
+  const CommandResult good = run_echoscu("127.0.0.1", gw->port(), "DICOM_GW", {"-aet", "GOOD"});
+  EXPECT_TRUE(good.ok()) << both(good);
+
+  // Our own client: the same allow-list.
+  EXPECT_EQ(gw_echo(gw->port(), {"--aet", "BAD"}).exit_code, 1);
+  EXPECT_TRUE(gw_echo(gw->port(), {"--aet", "GOOD"}).ok());
+  EXPECT_NE(gw->log().find("association_rejected"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gw::test

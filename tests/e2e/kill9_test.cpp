@@ -1,0 +1,158 @@
+// kill -9 in the middle of a 1000-instance ingest: everything the sender heard "success" for
+// survives with its data set bytes unchanged, spool leftovers are cleaned at restart, at most
+// the in-flight instances leave an unindexed file in storage/, and resending everything
+// (keep-first) completes the set.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "e2e/e2e_helpers.h"
+#include "support/dcmtk_tools.h"
+#include "support/gateway.h"
+#include "support/paths.h"
+#include "support/poll.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+#include "support/test_data.h"
+
+namespace gw::test {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr int kInstances = 1000;
+constexpr int kKillAfterOk = 300;
+constexpr int kParallel = 2;
+
+std::vector<std::string> send_argv(std::uint16_t port, const fs::path& report,
+                                   const fs::path& source) {
+  return {gateway_binary().string(),
+          "send",
+          "--aec",
+          "DICOM_GW",
+          "--report",
+          report.string(),
+          "--no-progress",
+          "-j",
+          std::to_string(kParallel),
+          "127.0.0.1",
+          std::to_string(port),
+          source.string()};
+}
+
+std::size_t count_ok(const fs::path& report) {
+  const auto lines = read_send_report(report);
+  return static_cast<std::size_t>(
+      std::count_if(lines.begin(), lines.end(), [](const ReportLine& l) { return l.ok; }));
+}
+
+TEST(Kill9, MidIngestLosesNothingAcknowledgedAndRecovers) {
+  TempDir dir("gw-kill9");
+  // Several SOP classes (--mix cycles them; the syntax stays Explicit VR LE), 32 KiB each.
+  const auto files =
+      generate_dicom(dir / "source", {"--count", std::to_string(kInstances), "--size-kib", "32",
+                                      "--mix", "--transfer-syntax", "ele", "--seed", "9009"});
+  ASSERT_EQ(files.size(), static_cast<std::size_t>(kInstances));
+  std::map<std::string, fs::path> source_by_uid;
+  for (const auto& f : files) source_by_uid[sop_instance_uid_of(f)] = f;
+  ASSERT_EQ(source_by_uid.size(), files.size()) << "SOP Instance UIDs must be unique";
+
+  auto gw = Gateway::start();
+  const fs::path report = dir / "report-1.txt";
+  Process sender = Process::start(send_argv(gw->port(), report, dir / "source"), {}, dir / "logs");
+
+  const bool reached =
+      wait_until([&] { return count_ok(report) >= kKillAfterOk || !sender.running(); },
+                 std::chrono::seconds(120), std::chrono::milliseconds(5));
+  ASSERT_TRUE(reached) << "sender made no progress:\n" << sender.read_stderr() << gw->log();
+  ASSERT_TRUE(sender.running()) << "the sender finished before the kill; the ingest was too "
+                                   "fast to interrupt:\n"
+                                << sender.read_stdout();
+  gw->kill9();
+  const auto sender_exit = sender.wait_for_exit(std::chrono::seconds(60));
+  ASSERT_TRUE(sender_exit.has_value()) << "sender hung after the gateway died";
+  EXPECT_EQ(*sender_exit, 1) << "some instances must have failed";
+
+  const auto lines = read_send_report(report);
+  std::set<std::string> acknowledged;
+  for (const auto& line : lines) {
+    ASSERT_FALSE(line.sop_instance_uid.empty()) << "malformed report line: " << line.raw;
+    if (line.ok) {
+      EXPECT_EQ(line.status, "0x0000") << line.raw;
+      acknowledged.insert(line.sop_instance_uid);
+    }
+  }
+  EXPECT_EQ(lines.size(), static_cast<std::size_t>(kInstances))
+      << "every instance gets a report line, OK or FAILED";
+  std::cout << "acknowledged before kill -9: " << acknowledged.size() << "/" << kInstances << "\n";
+  ASSERT_GE(acknowledged.size(), static_cast<std::size_t>(kKillAfterOk));
+  ASSERT_LT(acknowledged.size(), static_cast<std::size_t>(kInstances));
+
+  gw->restart();
+  ASSERT_TRUE(gw->process().running()) << gw->log();
+
+  // Every acknowledged instance is indexed, and its stored data set is byte-identical.
+  const auto indexed = gw->sop_instance_uids();
+  const std::set<std::string> indexed_set(indexed.begin(), indexed.end());
+  EXPECT_EQ(indexed_set.size(), indexed.size()) << "duplicate index rows";
+  for (const auto& uid : acknowledged) {
+    EXPECT_TRUE(indexed_set.contains(uid)) << "acknowledged but not indexed: " << uid;
+  }
+  // Every indexed instance (acknowledged or not: the kill may have eaten the response) has a
+  // complete file.
+  std::set<fs::path> indexed_files;
+  for (const auto& uid : indexed) {
+    const auto source = source_by_uid.find(uid);
+    ASSERT_NE(source, source_by_uid.end()) << "indexed an unknown UID " << uid;
+    const auto stored = gw->stored_file(uid);
+    ASSERT_TRUE(stored.has_value()) << uid;
+    ASSERT_TRUE(fs::is_regular_file(*stored)) << "indexed file missing: " << *stored;
+    indexed_files.insert(fs::canonical(*stored));
+    EXPECT_EQ(data_set_bytes(*stored), data_set_bytes(source->second))
+        << "stored data set differs from " << source->second;
+  }
+  std::cout << "indexed after restart: " << indexed.size() << " (acknowledged "
+            << acknowledged.size() << ")\n";
+
+  EXPECT_TRUE(gw->spool_files().empty()) << "spool leftovers not cleaned at start";
+
+  // Files renamed into storage/ whose index commit the kill prevented: at most one per
+  // association in flight.
+  std::size_t orphans = 0;
+  for (const auto& f : gw->storage_files()) {
+    if (!indexed_files.contains(fs::canonical(f))) ++orphans;
+  }
+  std::cout << "unindexed files in storage/ after kill -9: " << orphans << "\n";
+  EXPECT_LE(orphans, static_cast<std::size_t>(kParallel));
+
+  // Send everything again: keep-first answers success for what is there, stores the rest.
+  const fs::path report2 = dir / "report-2.txt";
+  const CommandResult again =
+      run_command(send_argv(gw->port(), report2, dir / "source"), {}, std::chrono::seconds(120));
+  EXPECT_TRUE(again.ok()) << again.out << again.err;
+  const auto lines2 = read_send_report(report2);
+  EXPECT_EQ(lines2.size(), static_cast<std::size_t>(kInstances));
+  for (const auto& line : lines2) EXPECT_TRUE(line.ok) << line.raw;
+
+  EXPECT_EQ(gw->count_instances(), kInstances);
+  const auto all = gw->sop_instance_uids();
+  EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(),
+            static_cast<std::size_t>(kInstances));
+  for (const auto& [uid, source] : source_by_uid) {
+    const auto stored = gw->stored_file(uid);
+    ASSERT_TRUE(stored.has_value()) << "missing after resend: " << uid;
+    EXPECT_EQ(data_set_bytes(*stored), data_set_bytes(source)) << source;
+  }
+  EXPECT_TRUE(gw->spool_files().empty());
+  EXPECT_EQ(gw->stop(), 0) << gw->log();
+}
+
+}  // namespace
+}  // namespace gw::test

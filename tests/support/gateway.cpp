@@ -1,0 +1,161 @@
+#include "support/gateway.h"
+
+#include <sqlite3.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+
+#include "dicom/part10.h"
+#include "support/net.h"
+#include "support/paths.h"
+
+namespace gw::test {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// A read-only connection to the gateway's index (WAL readers never block the writer).
+class IndexReader {
+ public:
+  explicit IndexReader(const fs::path& db) {
+    if (sqlite3_open_v2(db.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+      std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+      sqlite3_close(db_);
+      throw std::runtime_error("cannot open index " + db.string() + ": " + why);
+    }
+    sqlite3_busy_timeout(db_, 5000);
+  }
+  ~IndexReader() { sqlite3_close(db_); }
+  IndexReader(const IndexReader&) = delete;
+  IndexReader& operator=(const IndexReader&) = delete;
+
+  std::vector<std::vector<std::string>> query(const std::string& sql,
+                                              const std::vector<std::string>& params = {}) {
+    sqlite3_stmt* stmt = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &stmt, nullptr) != SQLITE_OK) {
+      throw std::runtime_error(std::string("index query failed: ") + sqlite3_errmsg(db_));
+    }
+    for (std::size_t i = 0; i < params.size(); ++i) {
+      sqlite3_bind_text(stmt, static_cast<int>(i + 1), params[i].c_str(), -1, SQLITE_TRANSIENT);
+    }
+    std::vector<std::vector<std::string>> rows;
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+      std::vector<std::string> row;
+      for (int c = 0; c < sqlite3_column_count(stmt); ++c) {
+        const auto* text = sqlite3_column_text(stmt, c);
+        row.emplace_back(text ? reinterpret_cast<const char*>(text) : "");
+      }
+      rows.push_back(std::move(row));
+    }
+    sqlite3_finalize(stmt);
+    return rows;
+  }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+std::vector<fs::path> files_under(const fs::path& dir) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    if (it->is_regular_file(ec)) out.push_back(it->path());
+  }
+  return out;
+}
+
+}  // namespace
+
+Gateway::Gateway(GatewayOptions options) : options_(std::move(options)), dir_("gw-e2e") {}
+
+Gateway::~Gateway() {
+  if (process_) process_->kill9();
+}
+
+fs::path Gateway::data_dir() const {
+  return options_.data_dir.empty() ? dir_.path() / "data" : options_.data_dir;
+}
+
+std::unique_ptr<Gateway> Gateway::start(GatewayOptions options) {
+  std::unique_ptr<Gateway> gw(new Gateway(std::move(options)));
+  gw->port_ = free_tcp_port();
+  std::ofstream config(gw->config_path());
+  config << "ae_title: " << gw->options_.ae_title << "\n"
+         << "data_dir: " << gw->data_dir().string() << "\n"
+         << "listeners:\n"
+         << "  - {name: plain, bind: 127.0.0.1, port: " << gw->port_ << ", tls: false}\n"
+         << "storage:\n"
+         << "  fsync: " << (gw->options_.fsync ? "true" : "false") << "\n"
+         << "  duplicates: " << gw->options_.duplicates << "\n"
+         << "limits:\n"
+         << "  max_associations: " << gw->options_.max_associations << "\n"
+         << "  idle_timeout: " << gw->options_.idle_timeout_s << "\n"
+         << "  artim_timeout: " << gw->options_.artim_timeout_s << "\n"
+         << "  shutdown_grace: " << gw->options_.shutdown_grace_s << "\n"
+         << "http:\n"
+         << "  enabled: false\n"
+         << gw->options_.extra_yaml;
+  config.close();
+  gw->launch();
+  return gw;
+}
+
+void Gateway::launch() {
+  ++generation_;
+  ProcessOptions po;
+  po.argv = {gateway_binary().string(), "serve", "--config", config_path().string()};
+  po.log_dir = dir_.path() / "logs";
+  po.log_name = "gateway-" + std::to_string(generation_);
+  po.die_with_parent = false;  // tests may start and stop it from different threads
+  process_ = std::make_unique<Process>(Process::start(po));
+  if (!wait_for_port(port_, std::chrono::seconds(15))) {
+    const std::string err = process_->read_stderr();
+    process_->kill9();
+    throw std::runtime_error("gateway did not listen on port " + std::to_string(port_) + ":\n" + err);
+  }
+}
+
+std::string Gateway::log() const { return process_ ? process_->read_stderr() : std::string(); }
+
+int Gateway::stop(std::chrono::milliseconds grace) { return process_->terminate(grace); }
+
+void Gateway::kill9() { process_->kill9(); }
+
+void Gateway::restart() { launch(); }
+
+std::int64_t Gateway::count_instances() const {
+  IndexReader index(data_dir() / "index.db");
+  auto rows = index.query("SELECT count(*) FROM instances");
+  return rows.empty() ? 0 : std::stoll(rows[0][0]);
+}
+
+std::vector<std::string> Gateway::sop_instance_uids() const {
+  IndexReader index(data_dir() / "index.db");
+  std::vector<std::string> out;
+  for (auto& row : index.query("SELECT sop_instance_uid FROM instances")) out.push_back(row[0]);
+  return out;
+}
+
+std::optional<fs::path> Gateway::stored_file(const std::string& sop_instance_uid) const {
+  IndexReader index(data_dir() / "index.db");
+  auto rows = index.query("SELECT storage_path FROM instances WHERE sop_instance_uid = ?",
+                          {sop_instance_uid});
+  if (rows.empty()) return std::nullopt;
+  return data_dir() / rows[0][0];
+}
+
+std::vector<fs::path> Gateway::storage_files() const { return files_under(data_dir() / "storage"); }
+std::vector<fs::path> Gateway::spool_files() const { return files_under(data_dir() / "spool"); }
+
+std::vector<std::uint8_t> data_set_bytes(const fs::path& part10_file) {
+  auto header = dicom::read_part10_header(part10_file);
+  if (!header.ok()) throw std::runtime_error(part10_file.string() + ": " + header.error().message);
+  std::ifstream in(part10_file, std::ios::binary);
+  in.seekg(static_cast<std::streamoff>(header->data_set_offset));
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace gw::test

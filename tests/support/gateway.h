@@ -1,0 +1,77 @@
+#pragma once
+/// A dicom-gw gateway under test: writes a config into a temp dir (free loopback port, its own
+/// data dir), runs `dicom-gw serve`, waits until it listens, and stops it by PID. The index is
+/// read through the SQLite C API (read-only) so tests assert on what was really committed.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "support/process.h"
+#include "support/temp_dir.h"
+
+namespace gw::test {
+
+struct GatewayOptions {
+  std::string ae_title = "DICOM_GW";
+  bool fsync = true;
+  std::string duplicates = "keep-first";
+  int max_associations = 64;
+  int idle_timeout_s = 300;
+  int artim_timeout_s = 30;
+  int shutdown_grace_s = 30;
+  /// Extra top-level YAML appended verbatim (e.g. "accept:\n  calling_ae_titles: [A]\n").
+  std::string extra_yaml;
+  /// Use this data dir instead of <dir>/data (e.g. a small tmpfs for disk-full tests).
+  std::filesystem::path data_dir;
+};
+
+class Gateway {
+ public:
+  /// Starts the gateway; throws std::runtime_error (with the gateway's stderr) if it does not
+  /// listen within 15 s.
+  static std::unique_ptr<Gateway> start(GatewayOptions options = {});
+  ~Gateway();
+
+  std::uint16_t port() const { return port_; }
+  const std::filesystem::path& dir() const { return dir_.path(); }
+  std::filesystem::path data_dir() const;
+  std::filesystem::path config_path() const { return dir_.path() / "config.yaml"; }
+  Process& process() { return *process_; }
+  /// The gateway's stderr so far (its log).
+  std::string log() const;
+
+  /// SIGTERM and wait (up to `grace`); returns the exit code.
+  int stop(std::chrono::milliseconds grace = std::chrono::seconds(40));
+  void kill9();
+  /// Starts again on the same port, config and data (after stop() or kill9()).
+  void restart();
+
+  // ---- the index, read-only ----
+  std::int64_t count_instances() const;
+  std::vector<std::string> sop_instance_uids() const;
+  /// Absolute path of the stored file, if the instance is indexed.
+  std::optional<std::filesystem::path> stored_file(const std::string& sop_instance_uid) const;
+  /// Files under <data>/storage and <data>/spool.
+  std::vector<std::filesystem::path> storage_files() const;
+  std::vector<std::filesystem::path> spool_files() const;
+
+ private:
+  explicit Gateway(GatewayOptions options);
+  void launch();
+
+  GatewayOptions options_;
+  TempDir dir_;
+  std::uint16_t port_ = 0;
+  std::unique_ptr<Process> process_;
+  int generation_ = 0;
+};
+
+/// Data-set bytes of a Part 10 file (everything after the File Meta group).
+std::vector<std::uint8_t> data_set_bytes(const std::filesystem::path& part10_file);
+
+}  // namespace gw::test
