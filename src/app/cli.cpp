@@ -5,6 +5,7 @@
 
 #include "app/app.h"
 #include "app/demo.h"
+#include "app/pki_commands.h"
 #include "app/scu_commands.h"
 #include "config/config.h"
 #include "core/log.h"
@@ -107,6 +108,83 @@ int run_cli(int argc, char** argv) {
   send_cmd->add_option("--parallel,-j", send.parallel, "associations in parallel")
       ->capture_default_str();
 
+  auto* pki_cmd =
+      app.add_subcommand("pki", "a small site PKI: CA, server/client certificates, PKCS#12");
+  pki_cmd->require_subcommand(1);
+  PkiInitArgs pki_init;
+  auto* pki_init_cmd =
+      pki_cmd->add_subcommand("init", "create a root CA (and optionally an intermediate)");
+  pki_init_cmd->add_option("--dir", pki_init.dir, "CA directory (0750; keys 0600)")->required();
+  pki_init_cmd->add_option("--cn", pki_init.ca.common_name, "root CA common name")
+      ->capture_default_str();
+  pki_init_cmd->add_option("--org", pki_init.ca.organization, "organization (O=)");
+  pki_init_cmd->add_option("--days", pki_init.ca.days, "validity in days")->capture_default_str();
+  pki_init_cmd->add_flag("--intermediate", pki_init.ca.with_intermediate,
+                         "also create an intermediate CA that issues the leaves");
+  pki_init_cmd->add_option("--key", pki_init.key_type, "ec-p256 | rsa-3072 | rsa-2048")
+      ->capture_default_str();
+  pki_init_cmd->add_flag("--force", pki_init.ca.overwrite, "replace an existing CA");
+
+  PkiIssueArgs pki_issue;
+  auto* pki_issue_cmd = pki_cmd->add_subcommand("issue", "issue a server or client certificate");
+  pki_issue_cmd->add_option("--ca", pki_issue.ca_dir, "CA directory made by `pki init`")
+      ->required();
+  pki_issue_cmd->add_option("--cn", pki_issue.issue.common_name, "common name")->required();
+  pki_issue_cmd->add_option("--kind", pki_issue.kind, "server | client | both")
+      ->capture_default_str();
+  bool as_server = false;
+  bool as_client = false;
+  pki_issue_cmd->add_flag("--server", as_server, "same as --kind server");
+  pki_issue_cmd->add_flag("--client", as_client, "same as --kind client");
+  pki_issue_cmd->add_option("--san", pki_issue.sans, "subject alternative names: DNS:a,IP:1.2.3.4");
+  pki_issue_cmd->add_option("--org", pki_issue.issue.organization, "organization (O=)");
+  pki_issue_cmd->add_option("--days", pki_issue.issue.days, "validity in days")
+      ->capture_default_str();
+  pki_issue_cmd->add_option("--key", pki_issue.key_type, "ec-p256 | rsa-3072 | rsa-2048")
+      ->capture_default_str();
+  pki_issue_cmd->add_option("--out-cert", pki_issue.issue.out_cert,
+                            "certificate file (default CN.pem)");
+  pki_issue_cmd->add_option("--out-key", pki_issue.issue.out_key,
+                            "private key file (default CN.key)");
+  pki_issue_cmd->add_flag("--chain", pki_issue.issue.include_chain_in_cert,
+                          "append the intermediate to the certificate file");
+  pki_issue_cmd->add_flag("--force", pki_issue.issue.overwrite, "replace existing files");
+
+  PkiExportArgs pki_export;
+  auto* pki_export_cmd = pki_cmd->add_subcommand(
+      "export-p12", "PKCS#12 keystore (password from --password-file or stdin)");
+  pki_export_cmd->add_option("--cert", pki_export.p12.cert, "certificate")->required();
+  pki_export_cmd->add_option("--key", pki_export.p12.key, "private key")->required();
+  pki_export_cmd->add_option("--ca", pki_export.p12.ca, "CA certificates to include");
+  pki_export_cmd->add_option("--out", pki_export.p12.out, "output .p12")->required();
+  pki_export_cmd->add_option("--name", pki_export.p12.friendly_name, "alias (default: CN)");
+  pki_export_cmd->add_option("--password-file", pki_export.password_file,
+                             "file whose first line is the password");
+  pki_export_cmd->add_flag("--force", pki_export.p12.overwrite, "replace an existing file");
+
+  auto* certs_cmd = app.add_subcommand("certs", "inspect and check certificates");
+  certs_cmd->require_subcommand(1);
+  std::filesystem::path info_file;
+  auto* certs_info_cmd =
+      certs_cmd->add_subcommand("info", "show the certificates in a PEM/DER file");
+  certs_info_cmd->add_option("file", info_file, "certificate file")->required();
+  CertsCheckArgs certs_check;
+  auto* certs_check_cmd = certs_cmd->add_subcommand(
+      "check", "check a certificate, its key and chain; print every problem");
+  certs_check_cmd
+      ->add_option("--cert", certs_check.check.cert, "certificate (leaf first, chain may follow)")
+      ->required();
+  certs_check_cmd->add_option("--key", certs_check.check.key, "private key that must match");
+  certs_check_cmd->add_option("--ca", certs_check.check.ca, "trusted CA bundle");
+  certs_check_cmd->add_option("--purpose", certs_check.purpose, "server | client")
+      ->capture_default_str();
+  certs_check_cmd->add_option("--hostname", certs_check.check.hostname,
+                              "name or IP peers will dial");
+  certs_check_cmd
+      ->add_option("--expiring-days", certs_check.check.expiring_days,
+                   "warn this many days before expiry")
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -124,6 +202,15 @@ int run_cli(int argc, char** argv) {
     apply_timeout(send.scu, send_timeout);
     return run_send(send);
   }
+  if (*pki_init_cmd) return run_pki_init(pki_init);
+  if (*pki_issue_cmd) {
+    if (as_server) pki_issue.kind = as_client ? "both" : "server";
+    if (as_client && !as_server) pki_issue.kind = "client";
+    return run_pki_issue(pki_issue);
+  }
+  if (*pki_export_cmd) return run_pki_export(pki_export);
+  if (*certs_info_cmd) return run_certs_info(info_file);
+  if (*certs_check_cmd) return run_certs_check(certs_check);
   if (*demo_cmd) {
     auto path = prepare_demo(demo);
     if (!path.ok()) {
@@ -133,12 +220,14 @@ int run_cli(int argc, char** argv) {
     std::printf(
         "dicom-gw demo in %s\n"
         "  config:  %s\n"
+        "  PKI:     %s/pki (CA, server and client certificates)\n"
         "  DICOM:   127.0.0.1:%u  (AE title DICOM_GW)\n"
         "Try:\n"
         "  echoscu -aec DICOM_GW 127.0.0.1 %u\n"
         "  storescu -aec DICOM_GW 127.0.0.1 %u FILE.dcm\n"
         "  dicom-gw send --aec DICOM_GW 127.0.0.1 %u DIR\n",
-        demo.dir.c_str(), path->c_str(), demo.port, demo.port, demo.port, demo.port);
+        demo.dir.c_str(), path->c_str(), demo.dir.c_str(), demo.port, demo.port, demo.port,
+        demo.port);
     std::fflush(stdout);
     if (!demo.serve) return 0;
     return serve(*path);

@@ -5,6 +5,8 @@
 
 #include <fstream>
 
+#include "app/pki_commands.h"
+
 namespace gw::app {
 
 namespace fs = std::filesystem;
@@ -17,6 +19,7 @@ core::Result<fs::path> prepare_demo(const DemoArgs& args) {
                             "cannot create " + args.dir.string() + ": " + ec.message());
   }
   ::chmod(args.dir.c_str(), 0750);
+  GW_RETURN_IF_ERROR(make_demo_pki(args.dir / "pki"));
   const fs::path config = args.dir / "config.yaml";
   if (fs::exists(config)) return config;
   std::ofstream out(config);
@@ -25,6 +28,13 @@ ae_title: DICOM_GW
 data_dir: data
 listeners:
   - {{name: plain, bind: 127.0.0.1, port: {}, tls: false}}
+# The demo PKI (pki/): a root CA, a server certificate for localhost/127.0.0.1 and a client
+# certificate. DICOM TLS listeners (port 2762) arrive with the TLS milestone.
+tls:
+  enabled: true
+  cert_file: pki/server.pem
+  key_file: pki/server.key
+  ca_file: pki/ca/ca.pem
 storage:
   fsync: true
   duplicates: keep-first

@@ -1,6 +1,7 @@
 #pragma once
-/// `dicom-gw demo`: a zero-configuration start. Creates a directory with a config (plain DICOM
-/// listener, embedded SQLite index, data directory), prints how to send to it, and serves.
+/// `dicom-gw demo`: a zero-configuration start. Creates a directory with a demo PKI (pki/), a
+/// config (plain DICOM listener, embedded SQLite index, data directory), prints how to send to
+/// it, and serves.
 
 #include <cstdint>
 #include <filesystem>
