@@ -13,6 +13,8 @@
 #include <iterator>
 #include <system_error>
 
+#include "core/unique_fd.h"
+
 namespace gw::certs {
 namespace {
 
@@ -38,22 +40,6 @@ core::Result<std::string> read_whole_file(const fs::path& path) {
 std::string errno_message(const std::string& what, const fs::path& path) {
   return what + " " + path.string() + ": " + std::generic_category().message(errno);
 }
-
-/// Closes a file descriptor on scope exit.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  [[nodiscard]] int get() const { return fd_; }
-  [[nodiscard]] int release() { return std::exchange(fd_, -1); }
-
- private:
-  int fd_;
-};
 
 }  // namespace
 
@@ -179,7 +165,7 @@ core::Status write_file_atomic(const fs::path& path, std::string_view data, mode
   const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
   std::string tmp = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
   // mkstemp creates the file 0600, so a key is never readable by others, not even briefly.
-  Fd fd(::mkstemp(tmp.data()));
+  core::UniqueFd fd(::mkstemp(tmp.data()));
   if (fd.get() < 0) return make_error(ErrorCode::kIo, errno_message("cannot create", tmp));
   auto fail = [&](const std::string& what) {
     core::Error error = make_error(ErrorCode::kIo, errno_message(what, path));

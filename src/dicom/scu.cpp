@@ -6,31 +6,13 @@
 #include <cerrno>
 #include <cstring>
 
+#include "core/unique_fd.h"
 #include "dicom/uids.h"
 
 namespace gw::dicom {
 
 using core::ErrorCode;
 using core::make_error;
-
-namespace {
-
-/// Owns a file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-}  // namespace
 
 Result<SendItem> prepare_send_item(const std::filesystem::path& path) {
   std::error_code ec;
@@ -119,7 +101,7 @@ asio::awaitable<Result<Command>> ScuAssociation::store(const SendItem& item) {
                              sop_class_name(meta.media_storage_sop_class_uid) + " in " +
                              meta.transfer_syntax_uid);
   }
-  Fd fd(::open(item.path.c_str(), O_RDONLY | O_CLOEXEC));
+  core::UniqueFd fd(::open(item.path.c_str(), O_RDONLY | O_CLOEXEC));
   if (fd.get() < 0)
     co_return make_error(ErrorCode::kIo, item.path.string() + ": " + std::strerror(errno));
   off_t offset = static_cast<off_t>(item.header.data_set_offset);

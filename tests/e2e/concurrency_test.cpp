@@ -165,9 +165,15 @@ TEST(Concurrency, EightSendersAtOnceAllIndexed) {
   auto gw = Gateway::start();
   std::vector<Process> senders;
   for (int s = 0; s < kSenders; ++s) {
-    std::vector<std::string> argv = {gateway_binary().string(), "send", "--no-progress", "--aec",
-                                     "DICOM_GW", "--aet", "SENDER" + std::to_string(s),
-                                     "127.0.0.1", std::to_string(gw->port())};
+    std::vector<std::string> argv = {gateway_binary().string(),
+                                     "send",
+                                     "--no-progress",
+                                     "--aec",
+                                     "DICOM_GW",
+                                     "--aet",
+                                     "SENDER" + std::to_string(s),
+                                     "127.0.0.1",
+                                     std::to_string(gw->port())};
     for (int i = 0; i < kPerSender; ++i) argv.push_back(files[s * kPerSender + i].string());
     ProcessOptions po;
     po.argv = std::move(argv);
@@ -192,8 +198,8 @@ TEST(Concurrency, EightSendersAtOnceAllIndexed) {
 
 TEST(Concurrency, OneSenderEightAssociations) {
   TempDir dir("gw-conc");
-  const auto files = generate_dicom(dir / "source",
-                                    {"--count", "200", "--seed", "32", "--size-kib", "16"});
+  const auto files =
+      generate_dicom(dir / "source", {"--count", "200", "--seed", "32", "--size-kib", "16"});
   ASSERT_EQ(files.size(), 200u);
   auto gw = Gateway::start();
   const CommandResult sent =
@@ -242,9 +248,18 @@ TEST(Concurrency, ArtimClosesIdleAndHalfOpenConnections) {
   RawClient half_open(gw->port());
   half_open.send_all(half_associate_rq());
 
-  EXPECT_TRUE(wait_until([&] { return idle.peer_closed(); }, 15s, 50ms))
+  bool idle_closed = false;
+  bool half_open_closed = false;
+  wait_until(
+      [&] {
+        idle_closed = idle_closed || idle.peer_closed();
+        half_open_closed = half_open_closed || half_open.peer_closed();
+        return idle_closed && half_open_closed;
+      },
+      15s, 50ms);
+  EXPECT_TRUE(idle_closed)
       << "the idle connection is still open 15 s after connecting (artim_timeout: 2)";
-  EXPECT_TRUE(wait_until([&] { return half_open.peer_closed(); }, 15s, 50ms))
+  EXPECT_TRUE(half_open_closed)
       << "the half-open connection is still open 15 s after connecting (artim_timeout: 2)";
   // The gateway still serves.
   const CommandResult echo = run_echoscu("127.0.0.1", gw->port(), "DICOM_GW", {}, 20s);

@@ -255,8 +255,8 @@ TEST(IngestSend, EverySyntaxStoredByteForByteAndIndexed) {
 // must send the deflated stream padded to even length.
 TEST(IngestSend, ToStorescpBitPreserving) {
   TempDir dir("gw-ingest");
-  const auto files =
-      generate_dicom(dir / "source", {"--count", "30", "--mix", "--seed", "13", "--size-kib", "16"});
+  const auto files = generate_dicom(dir / "source",
+                                    {"--count", "30", "--mix", "--seed", "13", "--size-kib", "16"});
   ASSERT_EQ(files.size(), 30u);
   StoreScp scp = start_storescp(0, dir.subdir("received"));  // +B +xa
   const CommandResult sent = gw_send(scp.port, files, {"--aec", "STORESCP"});

@@ -55,8 +55,7 @@ long long count_rows(const fs::path& db_path) {
   long long n = -1;
   if (sqlite3_open_v2(db_path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
     sqlite3_stmt* stmt = nullptr;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM instances", -1, &stmt, nullptr) ==
-            SQLITE_OK &&
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM instances", -1, &stmt, nullptr) == SQLITE_OK &&
         sqlite3_step(stmt) == SQLITE_ROW) {
       n = sqlite3_column_int64(stmt, 0);
     }
@@ -88,9 +87,17 @@ TEST(Lifecycle, SigtermDuringATransferKeepsEveryConfirmedInstance) {
   auto gw = Gateway::start();  // fsync on: every answered instance is durable
   const fs::path report = dir / "report.txt";
   ProcessOptions po;
-  po.argv = {gateway_binary().string(), "send",  "--no-progress", "--timeout",
-             "10",                      "--aec", "DICOM_GW",      "--report",
-             report.string(),           "127.0.0.1", std::to_string(gw->port()),
+  po.argv = {gateway_binary().string(),
+             "send",
+             "--no-progress",
+             "--timeout",
+             "10",
+             "--aec",
+             "DICOM_GW",
+             "--report",
+             report.string(),
+             "127.0.0.1",
+             std::to_string(gw->port()),
              (dir / "source").string()};
   po.log_dir = dir / "logs";
   po.log_name = "sender";
@@ -153,8 +160,8 @@ struct Demo {
 Demo start_demo(const fs::path& demo_dir, std::uint16_t port, const fs::path& log_dir,
                 const std::string& name) {
   ProcessOptions po;
-  po.argv = {gateway_binary().string(), "demo", "--dir", demo_dir.string(), "--port",
-             std::to_string(port)};
+  po.argv = {gateway_binary().string(), "demo",   "--dir",
+             demo_dir.string(),         "--port", std::to_string(port)};
   po.log_dir = log_dir;
   po.log_name = name;
   po.die_with_parent = false;
@@ -208,8 +215,8 @@ TEST(Lifecycle, DemoAgainWithAnotherPortServesWhereItSays) {
   while (second_port == first_port) second_port = free_tcp_port();
   Demo demo = start_demo(demo_dir, second_port, dir / "logs", "demo");
   // It listens on one of the two ports; whichever, the instructions must name that one.
-  ASSERT_TRUE(wait_until([&] { return port_accepts(first_port) || port_accepts(second_port); },
-                         15s))
+  ASSERT_TRUE(
+      wait_until([&] { return port_accepts(first_port) || port_accepts(second_port); }, 15s))
       << demo.process.read_stderr();
   const std::uint16_t serving = port_accepts(second_port) ? second_port : first_port;
   const std::string out = demo.process.read_stdout();
