@@ -20,9 +20,10 @@ core::Result<fs::path> prepare_demo(const DemoArgs& args) {
   }
   ::chmod(args.dir.c_str(), 0750);
   GW_RETURN_IF_ERROR(make_demo_pki(args.dir / "pki"));
+  // The config is generated from the arguments every time (so the printed ports are the served
+  // ones); the data directory and the PKI are kept across runs.
   const fs::path config = args.dir / "config.yaml";
-  if (fs::exists(config)) return config;
-  std::ofstream out(config);
+  std::ofstream out(config, std::ios::trunc);
   out << fmt::format(R"(# dicom-gw demo configuration (made by `dicom-gw demo`; see docs/config.md)
 ae_title: DICOM_GW
 data_dir: data

@@ -16,7 +16,8 @@ struct DemoArgs {
   bool serve = true;
 };
 
-/// Writes dir/config.yaml unless it exists (an existing demo is reused). Returns its path.
+/// Writes dir/config.yaml (regenerated each run) and the demo PKI and data dir (kept across
+/// runs). Returns the config path.
 core::Result<std::filesystem::path> prepare_demo(const DemoArgs& args);
 
 }  // namespace gw::app

@@ -14,8 +14,8 @@ void Channel::start_watchdog() {
 }
 
 asio::awaitable<void> Channel::watchdog() {
+  timer_.expires_at(deadline_);
   while (!closed_) {
-    timer_.expires_at(deadline_);
     auto [ec] = co_await timer_.async_wait(use_nothrow);
     if (closed_) break;
     if (deadline_ <= Clock::now()) {
@@ -23,7 +23,7 @@ asio::awaitable<void> Channel::watchdog() {
       close();
       break;
     }
-    // Woken early (deadline moved or cancelled): loop and wait for the current deadline.
+    // Woken early: the deadline moved (set_deadline re-armed the timer); wait again.
     (void)ec;
   }
 }

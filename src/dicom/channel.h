@@ -45,9 +45,10 @@ class Channel : public std::enable_shared_from_this<Channel> {
 
   /// Starts the watchdog. Must be called once, from the channel's strand, after construction.
   void start_watchdog();
-  /// The transport is closed if no operation completes before the deadline.
-  void expires_after(Clock::duration d) { deadline_ = Clock::now() + d; }
-  void expires_never() { deadline_ = Clock::time_point::max(); }
+  /// The transport is closed if no operation completes before the deadline. Re-arming the
+  /// timer wakes the watchdog, which then waits for the new deadline.
+  void expires_after(Clock::duration d) { set_deadline(Clock::now() + d); }
+  void expires_never() { set_deadline(Clock::time_point::max()); }
   bool timed_out() const { return timed_out_; }
   void mark_cancelled() { cancelled_ = true; }
   bool cancelled() const { return cancelled_; }
@@ -56,6 +57,11 @@ class Channel : public std::enable_shared_from_this<Channel> {
   explicit Channel(asio::any_io_executor ex) : timer_(ex) {}
   /// Maps an Asio error to a Status, taking timeouts and cancellation into account.
   Status error_status(const std::error_code& ec, const char* what) const;
+
+  void set_deadline(Clock::time_point deadline) {
+    deadline_ = deadline;
+    if (!closed_) timer_.expires_at(deadline);  // cancels the watchdog's wait: it re-arms
+  }
 
   asio::steady_timer timer_;
   Clock::time_point deadline_ = Clock::time_point::max();
