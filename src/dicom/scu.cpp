@@ -105,13 +105,28 @@ asio::awaitable<Result<Command>> ScuAssociation::store(const SendItem& item) {
   if (fd.get() < 0)
     co_return make_error(ErrorCode::kIo, item.path.string() + ": " + std::strerror(errno));
   off_t offset = static_cast<off_t>(item.header.data_set_offset);
-  const std::uint64_t total = item.file_size - item.header.data_set_offset;
-  DataSource source = [&fd, &offset, &item](std::span<std::uint8_t> buf) -> Result<std::size_t> {
+  const std::uint64_t on_disk = item.file_size - item.header.data_set_offset;
+  // PDVs carry even lengths. A deflate stream may end on an odd byte; PS3.5 A.5 pads it with one
+  // trailing NUL, which inflaters ignore. Any other odd-length data set is a broken file.
+  const bool pad = on_disk % 2 == 1;
+  if (pad && meta.transfer_syntax_uid != kDeflatedExplicitVrLittleEndian) {
+    co_return make_error(ErrorCode::kInvalidArgument,
+                         item.path.string() + ": data set has an odd length (invalid encoding)");
+  }
+  const std::uint64_t total = on_disk + (pad ? 1 : 0);
+  bool pad_sent = false;
+  DataSource source = [&](std::span<std::uint8_t> buf) -> Result<std::size_t> {
     while (true) {
       const ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), offset);
       if (n < 0 && errno == EINTR) continue;
-      if (n < 0)
+      if (n < 0) {
         return make_error(ErrorCode::kIo, item.path.string() + ": " + std::strerror(errno));
+      }
+      if (n == 0 && pad && !pad_sent && !buf.empty()) {
+        buf[0] = 0;
+        pad_sent = true;
+        return std::size_t{1};
+      }
       offset += n;
       return static_cast<std::size_t>(n);
     }
