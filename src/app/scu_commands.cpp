@@ -179,14 +179,20 @@ core::Status send_batch(const dicom::ScuOptions& scu,
       co_return assoc.error();
     }
     std::size_t i = 0;
+    bool lost = false;
     for (; i < batch.size(); ++i) {
       const auto* item = batch[i];
       auto rsp = co_await (*assoc)->store(*item);
       if (!rsp.ok()) {
         progress.done(*item, false, rsp.error().message);
-        if (rsp.error().code == core::ErrorCode::kUnsupported) continue;  // next item may fit
+        const auto code = rsp.error().code;
+        // These fail before anything is sent: the association is still usable.
+        if (code == core::ErrorCode::kUnsupported || code == core::ErrorCode::kInvalidArgument) {
+          continue;
+        }
         ++i;
-        break;  // the association is gone
+        lost = true;  // the association is gone
+        break;
       }
       const auto status = rsp->status.value_or(0xFFFF);
       const auto category = dicom::categorize(status);
@@ -197,7 +203,7 @@ core::Status send_batch(const dicom::ScuOptions& scu,
                         category == dicom::StatusCategory::kWarning,
                     text);
     }
-    if (i < batch.size()) {
+    if (lost) {
       for (; i < batch.size(); ++i) progress.done(*batch[i], false, "association lost");
       co_return core::make_error(core::ErrorCode::kIo, "association lost");
     }
