@@ -54,14 +54,43 @@ core::Status App::start() {
   scp_ = std::make_unique<dicom::ScpContext>(scp_policy_from(config_), *ingest_,
                                              workers_.get_executor());
   for (const auto& l : config_.listeners) {
-    if (l.tls) {
-      return core::make_error(core::ErrorCode::kUnsupported,
-                              "listener " + l.name + ": DICOM TLS listeners are not built yet");
+    if (l.tls && !tls_) {
+      GW_ASSIGN_OR_RETURN(tls_, tls::TlsContextHolder::create(config_.tls));
+      const auto snapshot = tls_->current();
+      log()->info(
+          "event=tls_context_loaded profile={} peer_certificate={} subject=\"{}\" serial={}",
+          config::to_string(config_.tls.profile), config::to_string(config_.tls.peer_certificate),
+          snapshot->certificate_subject(), snapshot->certificate_serial());
+      for (const auto& w : snapshot->warnings()) log()->warn("event=tls_warning reason=\"{}\"", w);
     }
-    GW_ASSIGN_OR_RETURN(auto listener, dicom::Listener::create(io_, l.name, l.bind, l.port, *scp_));
+    GW_ASSIGN_OR_RETURN(auto listener, dicom::Listener::create(io_, l.name, l.bind, l.port, *scp_,
+                                                               l.tls ? tls_ : nullptr));
     listeners_.push_back(std::move(listener));
   }
   return {};
+}
+
+void App::reload_tls() {
+  if (!tls_) {
+    log()->warn(
+        "event=sighup reason=\"no TLS listener to reload; full configuration reload comes with "
+        "the REST API\"");
+    return;
+  }
+  // Reading and parsing the files is blocking work: the worker pool, not an I/O thread.
+  asio::post(workers_, [this]() {
+    auto st = tls_->reload(config_.tls);
+    const auto snapshot = tls_->current();
+    if (!st.ok()) {
+      log()->error("event=tls_reload_failed reason=\"{}\" kept_subject=\"{}\" kept_serial={}",
+                   st.error().message, snapshot->certificate_subject(),
+                   snapshot->certificate_serial());
+      return;
+    }
+    log()->info("event=tls_reloaded subject=\"{}\" serial={}", snapshot->certificate_subject(),
+                snapshot->certificate_serial());
+    for (const auto& w : snapshot->warnings()) log()->warn("event=tls_warning reason=\"{}\"", w);
+  });
 }
 
 void App::stop() {
@@ -96,7 +125,8 @@ int App::run() {
   on_signal = [this, &on_signal](const std::error_code& ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-      log()->warn("event=sighup reason=\"configuration reload is not available yet; ignored\"");
+      log()->info("event=sighup action=tls_reload");
+      reload_tls();
       signals_.async_wait(on_signal);
       return;
     }

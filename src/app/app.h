@@ -33,6 +33,8 @@ class App {
   explicit App(config::Config config);
   core::Status start();
   asio::awaitable<void> shutdown_sequence();
+  /// SIGHUP: rebuilds the TLS context from the same files; on failure the old one stays.
+  void reload_tls();
 
   config::Config config_;
   asio::io_context io_;
@@ -42,6 +44,7 @@ class App {
   std::unique_ptr<IngestService> ingest_;
   std::unique_ptr<dicom::ScpContext> scp_;
   std::vector<std::unique_ptr<dicom::Listener>> listeners_;
+  std::shared_ptr<tls::TlsContextHolder> tls_;  ///< shared by the TLS listeners; null: none
   asio::signal_set signals_;
   std::atomic<bool> stopping_{false};
 };

@@ -9,6 +9,7 @@
 #include "app/scu_commands.h"
 #include "config/config.h"
 #include "core/log.h"
+#include "tls/context.h"
 
 namespace gw::app {
 
@@ -43,12 +44,80 @@ int config_check(const std::filesystem::path& config_path) {
       std::fprintf(stderr, "  %s: %s\n", i.path.c_str(), i.message.c_str());
     return 2;
   }
+  if (config->tls.enabled) {
+    // What only OpenSSL can tell: cipher list, key matches certificate, key strength.
+    auto tls = tls::make_server_context(config->tls);
+    if (!tls.ok()) {
+      std::fprintf(stderr, "%s: 1 problem(s)\n  %s\n", config_path.c_str(),
+                   tls.error().message.c_str());
+      return 2;
+    }
+    for (const auto& w : (*tls)->warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  }
   std::printf("%s: OK (%zu listener(s), %zu destination(s), %zu route(s))\n", config_path.c_str(),
               config->listeners.size(), config->destinations.size(), config->routes.size());
   return 0;
 }
 
-void add_scu_options(CLI::App* cmd, dicom::ScuOptions& scu, int& timeout_s) {
+/// `--tls --cert F --key F --ca F [--no-verify] [--no-verify-hostname] [--profile P]`.
+struct TlsFlags {
+  bool tls = false;
+  std::filesystem::path cert, key, ca;
+  bool no_verify = false;
+  bool no_verify_hostname = false;
+  std::string profile = "bcp195-rfc8996";
+};
+
+void add_tls_options(CLI::App* cmd, TlsFlags& f) {
+  cmd->add_flag("--tls", f.tls, "DICOM TLS (port 2762 by convention)");
+  cmd->add_option("--cert", f.cert, "our certificate (PEM, chain may follow) for mutual TLS");
+  cmd->add_option("--key", f.key, "its private key (PEM, unencrypted)");
+  cmd->add_option("--ca", f.ca, "CA bundle that signs the peer's certificate");
+  cmd->add_flag("--no-verify", f.no_verify, "do not verify the peer's certificate (unsafe)");
+  cmd->add_flag("--no-verify-hostname", f.no_verify_hostname,
+                "verify the certificate chain but not that it names HOST");
+  cmd->add_option("--profile", f.profile, "bcp195-rfc8996 | bcp195-nd | bcp195-extended | modern")
+      ->capture_default_str();
+}
+
+/// Fills scu.tls from the flags and builds the client context once (shared by every
+/// association). Returns an exit code on error (2: usage or unusable files), else -1.
+int apply_tls(const TlsFlags& f, dicom::ScuOptions& scu) {
+  if (!f.tls) {
+    if (!f.cert.empty() || !f.key.empty() || !f.ca.empty() || f.no_verify || f.no_verify_hostname) {
+      std::fprintf(stderr, "error: --cert/--key/--ca/--no-verify need --tls\n");
+      return 2;
+    }
+    return -1;
+  }
+  dicom::ScuTlsOptions t;
+  auto profile = tls::parse_profile(f.profile);
+  if (!profile) {
+    std::fprintf(stderr,
+                 "error: --profile %s: use bcp195-rfc8996, bcp195-nd, bcp195-extended or "
+                 "modern\n",
+                 f.profile.c_str());
+    return 2;
+  }
+  t.profile = *profile;
+  t.cert = f.cert;
+  t.key = f.key;
+  t.ca = f.ca;
+  t.no_verify = f.no_verify;
+  t.verify_hostname = !f.no_verify_hostname;
+  auto context = t.make_context();
+  if (!context.ok()) {
+    std::fprintf(stderr, "error: %s\n", context.error().message.c_str());
+    return core::exit_code(context.error().code);
+  }
+  for (const auto& w : (*context)->warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  t.context = std::move(context).value();
+  scu.tls = std::move(t);
+  return -1;
+}
+
+void add_scu_options(CLI::App* cmd, dicom::ScuOptions& scu, int& timeout_s, TlsFlags& tls) {
+  add_tls_options(cmd, tls);
   cmd->add_option("--aet,--calling-ae", scu.calling_ae, "calling AE title")->capture_default_str();
   cmd->add_option("--aec,--called-ae", scu.called_ae, "called AE title")->capture_default_str();
   cmd->add_option("--max-pdu", scu.max_pdu_length, "maximum PDU length we receive")
@@ -83,6 +152,7 @@ int run_cli(int argc, char** argv) {
       app.add_subcommand("demo", "create a demo configuration in a directory and serve");
   demo_cmd->add_option("--dir", demo.dir, "demo directory")->capture_default_str();
   demo_cmd->add_option("--port", demo.port, "plain DICOM port")->capture_default_str();
+  demo_cmd->add_option("--tls-port", demo.tls_port, "DICOM TLS port")->capture_default_str();
   demo_cmd->add_flag("!--no-serve", demo.serve, "only create the files");
 
   auto* config_cmd = app.add_subcommand("config", "configuration tools");
@@ -93,15 +163,17 @@ int run_cli(int argc, char** argv) {
   EchoArgs echo;
   echo.scu.called_ae = "ANY-SCP";
   int echo_timeout = 30;
+  TlsFlags echo_tls;
   auto* echo_cmd = app.add_subcommand("echo", "C-ECHO a DICOM peer (like echoscu)");
-  add_scu_options(echo_cmd, echo.scu, echo_timeout);
+  add_scu_options(echo_cmd, echo.scu, echo_timeout, echo_tls);
   echo_cmd->add_option("--repeat", echo.repeat, "number of C-ECHOs")->capture_default_str();
 
   SendArgs send;
   int send_timeout = 30;
+  TlsFlags send_tls;
   auto* send_cmd = app.add_subcommand(
       "send", "C-STORE files to a DICOM peer, data sets byte-for-byte (like storescu)");
-  add_scu_options(send_cmd, send.scu, send_timeout);
+  add_scu_options(send_cmd, send.scu, send_timeout, send_tls);
   send_cmd->add_option("files", send.inputs, "files or directories (recursed)")->required();
   send_cmd->add_option("--report", send.report, "write one line per instance to this file");
   send_cmd->add_flag("!--no-progress", send.progress, "no progress bar");
@@ -195,10 +267,12 @@ int run_cli(int argc, char** argv) {
   if (*serve_cmd) return serve(config_path);
   if (*check_cmd) return config_check(config_path);
   if (*echo_cmd) {
+    if (const int rc = apply_tls(echo_tls, echo.scu); rc >= 0) return rc;
     apply_timeout(echo.scu, echo_timeout);
     return run_echo(echo);
   }
   if (*send_cmd) {
+    if (const int rc = apply_tls(send_tls, send.scu); rc >= 0) return rc;
     apply_timeout(send.scu, send_timeout);
     return run_send(send);
   }
@@ -217,17 +291,23 @@ int run_cli(int argc, char** argv) {
       std::fprintf(stderr, "demo: %s\n", path.error().message.c_str());
       return 1;
     }
+    const std::string pki = (demo.dir / "pki").string();
     std::printf(
         "dicom-gw demo in %s\n"
         "  config:  %s\n"
-        "  PKI:     %s/pki (CA, server and client certificates)\n"
+        "  PKI:     %s (CA, server and client certificates)\n"
         "  DICOM:   127.0.0.1:%u  (AE title DICOM_GW)\n"
+        "  DICOM TLS: 127.0.0.1:%u  (mutual TLS: client certificate %s/client.pem)\n"
         "Try:\n"
         "  echoscu -aec DICOM_GW 127.0.0.1 %u\n"
         "  storescu -aec DICOM_GW 127.0.0.1 %u FILE.dcm\n"
-        "  dicom-gw send --aec DICOM_GW 127.0.0.1 %u DIR\n",
-        demo.dir.c_str(), path->c_str(), demo.dir.c_str(), demo.port, demo.port, demo.port,
-        demo.port);
+        "  dicom-gw send --aec DICOM_GW 127.0.0.1 %u DIR\n"
+        "  echoscu -aec DICOM_GW 127.0.0.1 %u +tls %s/client.key %s/client.pem +cf %s/ca/ca.pem\n"
+        "  dicom-gw echo --aec DICOM_GW --tls --cert %s/client.pem --key %s/client.key "
+        "--ca %s/ca/ca.pem 127.0.0.1 %u\n",
+        demo.dir.c_str(), path->c_str(), pki.c_str(), demo.port, demo.tls_port, pki.c_str(),
+        demo.port, demo.port, demo.port, demo.tls_port, pki.c_str(), pki.c_str(), pki.c_str(),
+        pki.c_str(), pki.c_str(), pki.c_str(), demo.tls_port);
     std::fflush(stdout);
     if (!demo.serve) return 0;
     return serve(*path);

@@ -29,18 +29,21 @@ ae_title: DICOM_GW
 data_dir: data
 listeners:
   - {{name: plain, bind: 127.0.0.1, port: {}, tls: false}}
+  - {{name: secure, bind: 127.0.0.1, port: {}, tls: true}}
 # The demo PKI (pki/): a root CA, a server certificate for localhost/127.0.0.1 and a client
-# certificate. DICOM TLS listeners (port 2762) arrive with the TLS milestone.
+# certificate (pki/client.pem) that the secure listener accepts (mutual TLS, BCP 195).
 tls:
   enabled: true
   cert_file: pki/server.pem
   key_file: pki/server.key
   ca_file: pki/ca/ca.pem
+  peer_certificate: required
+  profile: bcp195-rfc8996
 storage:
   fsync: true
   duplicates: keep-first
 )",
-                     args.port);
+                     args.port, args.tls_port);
   out.close();
   if (!out) return core::make_error(core::ErrorCode::kIo, "cannot write " + config.string());
   return config;

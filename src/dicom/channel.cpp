@@ -19,7 +19,14 @@ asio::awaitable<void> Channel::watchdog() {
     auto [ec] = co_await timer_.async_wait(use_nothrow);
     if (closed_) break;
     if (deadline_ <= Clock::now()) {
-      timed_out_ = true;
+      if (!timed_out_) {
+        // First expiry: fail the pending operation with kTimeout but keep the transport, so the
+        // association can still say why (A-ABORT). If it does not finish in time, close.
+        timed_out_ = true;
+        cancel();
+        set_deadline(Clock::now() + kAbortGrace);
+        continue;
+      }
       close();
       break;
     }
@@ -84,7 +91,6 @@ void TcpChannel::close() noexcept {
 }
 
 void TcpChannel::cancel() noexcept {
-  mark_cancelled();
   std::error_code ec;
   socket_.cancel(ec);
 }

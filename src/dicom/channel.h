@@ -22,6 +22,10 @@ using core::Result;
 using core::Status;
 using Clock = std::chrono::steady_clock;
 
+/// After a deadline expires, how long the association has to send its A-ABORT before the
+/// watchdog closes the transport.
+inline constexpr auto kAbortGrace = std::chrono::seconds(2);
+
 /// Completion token that returns (error_code, ...) instead of throwing.
 inline constexpr auto use_nothrow = asio::experimental::as_tuple(asio::use_awaitable);
 
@@ -36,7 +40,8 @@ class Channel : public std::enable_shared_from_this<Channel> {
   virtual asio::awaitable<Status> write_all(std::span<const asio::const_buffer> buffers) = 0;
   /// Closes the transport; pending operations complete with an error. Idempotent.
   virtual void close() noexcept = 0;
-  /// Cancels pending operations without closing (used by shutdown to wake an idle reader).
+  /// Cancels pending operations without closing (shutdown wakes an idle reader with it, after
+  /// mark_cancelled(); the watchdog uses it at the first deadline expiry).
   virtual void cancel() noexcept = 0;
 
   virtual std::string peer_address() const = 0;

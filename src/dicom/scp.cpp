@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/log.h"
+#include "dicom/tls_channel.h"
 #include "dicom/uids.h"
 
 namespace gw::dicom {
@@ -150,7 +151,10 @@ void ScpContext::begin_shutdown() {
     auto channel = live.channel.lock();
     if (!channel || !live.idle->load()) continue;
     // Wake the idle reader on its own strand; it sees stopping() and ends the association.
-    asio::post(channel->executor(), [channel]() { channel->cancel(); });
+    asio::post(channel->executor(), [channel]() {
+      channel->mark_cancelled();
+      channel->cancel();
+    });
   }
 }
 
@@ -164,6 +168,11 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
   info.listener = std::move(listener);
   info.peer_address = channel->peer_address();
   info.tls = channel->is_tls();
+  if (const auto* t = dynamic_cast<const TlsChannel*>(channel.get())) {
+    info.tls_subject = t->peer_certificate_subject();
+    info.tls_protocol = t->protocol();
+    info.tls_cipher = t->cipher();
+  }
   struct Unregister {
     ScpContext& ctx;
     std::uint64_t id;
@@ -227,10 +236,10 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
   }
   ctx.counters().associations_accepted++;
   log()->info(
-      "assoc={} listener={} peer={} calling_ae={} called_ae={} tls={} contexts={}/{} "
-      "event=association_accepted",
+      "assoc={} listener={} peer={} calling_ae={} called_ae={} tls={} tls_subject=\"{}\" "
+      "contexts={}/{} event=association_accepted",
       info.id, info.listener, info.peer_address, info.calling_ae, info.called_ae, info.tls,
-      assoc.contexts().size(), rq->contexts.size());
+      info.tls_subject, assoc.contexts().size(), rq->contexts.size());
 
   std::uint64_t messages = 0;
   while (true) {
@@ -247,6 +256,12 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
     if (!incoming.ok()) {
       if (channel->cancelled() && ctx.stopping()) continue;  // loop top aborts politely
       ctx.counters().associations_aborted++;
+      if (incoming.error().code == core::ErrorCode::kTimeout && channel->timed_out()) {
+        log()->info("assoc={} event=association_aborted reason=\"idle timeout\" messages={}",
+                    info.id, messages);
+        co_await assoc.abort(AbortSource::kServiceProvider, abort_reason::kNotSpecified);
+        break;
+      }
       log()->info("assoc={} event=association_ended reason=\"{}\" messages={}", info.id,
                   incoming.error().message, messages);
       channel->close();
@@ -300,18 +315,62 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
   }
 }
 
+asio::awaitable<void> serve_tls_connection(asio::ip::tcp::socket socket,
+                                           std::shared_ptr<const tls::TlsContext> snapshot,
+                                           std::string listener, ScpContext& ctx) {
+  const std::string peer = remote_endpoint_string(socket);
+  auto channel = TlsChannel::create(std::move(socket), snapshot);
+  if (!channel.ok()) {
+    ctx.counters().tls_handshake_failures++;
+    log()->error("listener={} peer={} event=tls_handshake_failed reason=\"{}\"", listener, peer,
+                 channel.error().message);
+    co_return;
+  }
+  auto handshake = co_await (*channel)->handshake_server(ctx.policy().limits.artim);
+  if (!handshake.ok()) {
+    ctx.counters().tls_handshake_failures++;
+    // A connection that closes before saying anything is a port probe or health check.
+    const auto level =
+        handshake.error().code == core::ErrorCode::kIo ? spdlog::level::info : spdlog::level::warn;
+    log()->log(level, "listener={} peer={} event=tls_handshake_failed reason=\"{}\"", listener,
+               peer, handshake.error().message);
+    (*channel)->close();
+    co_return;
+  }
+  const auto& t = **channel;
+  log()->info(
+      "listener={} peer={} event=tls_established protocol={} cipher={} peer_subject=\"{}\" "
+      "peer_sha256={}",
+      listener, peer, t.protocol(), t.cipher(), t.peer_certificate_subject(),
+      t.peer_certificate_sha256());
+  if (snapshot->no_verify()) {
+    const auto& v = t.verify_failure();
+    log()->warn(
+        "listener={} peer={} event=tls_no_verify reason=\"tls.no_verify is true: the peer "
+        "certificate was not verified\" would_have_failed=\"{}\"",
+        listener, peer,
+        v.failed() ? tls::describe_verify_error(v.error, tls::Side::kServer) : std::string("no"));
+  }
+  co_await serve_connection(std::move(channel).value(), std::move(listener), ctx);
+}
+
 // ---- Listener ----------------------------------------------------------------------------------
 
 Listener::Listener(asio::io_context& io, std::string name, asio::ip::tcp::acceptor acceptor,
-                   ScpContext& context)
-    : io_(io), name_(std::move(name)), acceptor_(std::move(acceptor)), context_(context) {
+                   ScpContext& context, std::shared_ptr<tls::TlsContextHolder> tls)
+    : io_(io),
+      name_(std::move(name)),
+      acceptor_(std::move(acceptor)),
+      context_(context),
+      tls_(std::move(tls)) {
   std::error_code ec;
   port_ = acceptor_.local_endpoint(ec).port();
 }
 
 Result<std::unique_ptr<Listener>> Listener::create(asio::io_context& io, std::string name,
                                                    const std::string& bind, std::uint16_t port,
-                                                   ScpContext& context) {
+                                                   ScpContext& context,
+                                                   std::shared_ptr<tls::TlsContextHolder> tls) {
   std::error_code ec;
   auto address = asio::ip::make_address(bind, ec);
   if (ec) return make_error(ErrorCode::kConfig, "listener " + name + ": bad bind address " + bind);
@@ -325,7 +384,8 @@ Result<std::unique_ptr<Listener>> Listener::create(asio::io_context& io, std::st
     return make_error(ErrorCode::kIo, "listener " + name + ": cannot listen on " + bind + ":" +
                                           std::to_string(port) + ": " + ec.message());
   }
-  return std::unique_ptr<Listener>(new Listener(io, std::move(name), std::move(acceptor), context));
+  return std::unique_ptr<Listener>(
+      new Listener(io, std::move(name), std::move(acceptor), context, std::move(tls)));
 }
 
 void Listener::start() {
@@ -351,6 +411,16 @@ asio::awaitable<void> Listener::accept_loop() {
       log()->warn("listener={} event=accept_failed reason=\"{}\"", name_, ec.message());
       backoff.expires_after(std::chrono::milliseconds(100));  // e.g. EMFILE: do not spin
       co_await backoff.async_wait(use_nothrow);
+      continue;
+    }
+    if (tls_) {
+      // The snapshot current at accept time serves this connection to its end.
+      auto executor = socket.get_executor();
+      asio::co_spawn(executor,
+                     serve_tls_connection(std::move(socket), tls_->current(), name_, context_),
+                     [](std::exception_ptr e) {
+                       if (e) log()->error("event=connection_failed reason=exception");
+                     });
       continue;
     }
     auto channel = TcpChannel::create(std::move(socket));

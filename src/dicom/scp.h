@@ -18,6 +18,7 @@
 
 #include "dicom/association.h"
 #include "dicom/negotiation.h"
+#include "tls/context.h"
 
 namespace gw::dicom {
 
@@ -29,6 +30,9 @@ struct AssociationInfo {
   std::string called_ae;
   std::string peer_address;
   bool tls = false;
+  std::string tls_subject;   ///< the peer certificate's RFC 2253 subject ("" without one)
+  std::string tls_protocol;  ///< "TLSv1.3"
+  std::string tls_cipher;    ///< "TLS_AES_256_GCM_SHA384"
 };
 
 struct StoreRequest {
@@ -81,6 +85,7 @@ struct ScpCounters {
   std::atomic<std::uint64_t> stores_ok{0};
   std::atomic<std::uint64_t> stores_failed{0};
   std::atomic<std::uint64_t> bytes_received{0};
+  std::atomic<std::uint64_t> tls_handshake_failures{0};  ///< includes plain DICOM on a TLS port
 };
 
 /// Shared by every listener: policy, the store service, the worker pool, the live associations.
@@ -125,10 +130,11 @@ class ScpContext {
 
 class Listener {
  public:
-  /// Binds and listens. Port 0 picks an ephemeral port (see port()).
-  static Result<std::unique_ptr<Listener>> create(asio::io_context& io, std::string name,
-                                                  const std::string& bind, std::uint16_t port,
-                                                  ScpContext& context);
+  /// Binds and listens. Port 0 picks an ephemeral port (see port()). With `tls`, every
+  /// connection does the TLS handshake (under ARTIM) with the holder's current snapshot first.
+  static Result<std::unique_ptr<Listener>> create(
+      asio::io_context& io, std::string name, const std::string& bind, std::uint16_t port,
+      ScpContext& context, std::shared_ptr<tls::TlsContextHolder> tls = nullptr);
   void start();
   void stop();
   std::uint16_t port() const { return port_; }
@@ -136,18 +142,24 @@ class Listener {
 
  private:
   Listener(asio::io_context& io, std::string name, asio::ip::tcp::acceptor acceptor,
-           ScpContext& context);
+           ScpContext& context, std::shared_ptr<tls::TlsContextHolder> tls);
   asio::awaitable<void> accept_loop();
 
   asio::io_context& io_;
   std::string name_;
   asio::ip::tcp::acceptor acceptor_;
   ScpContext& context_;
+  std::shared_ptr<tls::TlsContextHolder> tls_;  ///< null: plain DICOM
   std::uint16_t port_ = 0;
 };
 
 /// Serves one accepted connection to the end. Exposed for tests.
 asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::string listener,
                                        ScpContext& context);
+/// TLS handshake (first byte checked, under ARTIM) with `snapshot`, then serve_connection.
+/// A failed handshake is logged (event=tls_handshake_failed) and counted.
+asio::awaitable<void> serve_tls_connection(asio::ip::tcp::socket socket,
+                                           std::shared_ptr<const tls::TlsContext> snapshot,
+                                           std::string listener, ScpContext& context);
 
 }  // namespace gw::dicom

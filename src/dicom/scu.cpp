@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/unique_fd.h"
+#include "dicom/tls_channel.h"
 #include "dicom/uids.h"
 
 namespace gw::dicom {
@@ -34,12 +35,59 @@ Result<SendItem> prepare_send_item(const std::filesystem::path& path) {
   return SendItem{path, std::move(header).value(), size};
 }
 
+Result<std::shared_ptr<const tls::TlsContext>> ScuTlsOptions::make_context() const {
+  tls::ClientTlsOptions o;
+  o.cert = cert;
+  o.key = key;
+  o.ca = ca;
+  o.profile = profile;
+  o.verify_peer = !no_verify;
+  return tls::make_client_context(o);
+}
+
+namespace {
+
+/// TLS handshake on a connected socket; the error names the peer.
+asio::awaitable<Result<std::shared_ptr<Channel>>> open_tls(asio::ip::tcp::socket socket,
+                                                           const ScuOptions& options) {
+  auto context = options.tls->context;
+  if (!context) {
+    auto made = options.tls->make_context();
+    if (!made.ok()) co_return made.error();
+    context = std::move(made).value();
+  }
+  auto channel = TlsChannel::create(std::move(socket), std::move(context));
+  if (!channel.ok()) co_return channel.error();
+  auto st = co_await (*channel)->handshake_client(options.host, options.tls->verify_hostname,
+                                                  options.connect_timeout);
+  if (!st.ok()) {
+    (*channel)->close();
+    co_return make_error(st.error().code, "TLS handshake with " + options.host + ":" +
+                                              std::to_string(options.port) +
+                                              " failed: " + st.error().message);
+  }
+  co_return std::shared_ptr<Channel>(std::move(channel).value());
+}
+
+}  // namespace
+
+ScuAssociation::~ScuAssociation() {
+  if (assoc_) assoc_->close();
+}
+
 asio::awaitable<Result<std::unique_ptr<ScuAssociation>>> ScuAssociation::open(
     asio::any_io_executor ex, const ScuOptions& options,
     std::vector<PresentationContextRq> contexts) {
   auto socket = co_await connect_tcp(ex, options.host, options.port, options.connect_timeout);
   if (!socket.ok()) co_return socket.error();
-  auto channel = TcpChannel::create(std::move(socket).value());
+  std::shared_ptr<Channel> channel;
+  if (options.tls) {
+    auto tls_channel = co_await open_tls(std::move(socket).value(), options);
+    if (!tls_channel.ok()) co_return tls_channel.error();
+    channel = std::move(tls_channel).value();
+  } else {
+    channel = TcpChannel::create(std::move(socket).value());
+  }
   AssociationLimits limits;
   limits.max_pdu_length = options.max_pdu_length;
   limits.idle = options.response_timeout;
@@ -52,7 +100,10 @@ asio::awaitable<Result<std::unique_ptr<ScuAssociation>>> ScuAssociation::open(
   rq.user_info.max_pdu_length = options.max_pdu_length;
   rq.user_info.implementation_class_uid = std::string(kImplementationClassUid);
   rq.user_info.implementation_version_name = std::string(kImplementationVersionName);
-  GW_CO_RETURN_IF_ERROR(co_await assoc->request(rq, options.association_timeout));
+  if (auto st = co_await assoc->request(rq, options.association_timeout); !st.ok()) {
+    channel->close();  // else the channel's watchdog keeps the executor busy until its deadline
+    co_return st.error();
+  }
   co_return std::unique_ptr<ScuAssociation>(new ScuAssociation(std::move(assoc), options));
 }
 

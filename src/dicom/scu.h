@@ -9,8 +9,25 @@
 
 #include "dicom/association.h"
 #include "dicom/part10.h"
+#include "tls/context.h"
 
 namespace gw::dicom {
+
+/// DICOM TLS for an outgoing association (`--tls`, destinations' tls_* keys).
+struct ScuTlsOptions {
+  std::filesystem::path cert;  ///< optional: our certificate (chain) for mutual TLS
+  std::filesystem::path key;
+  std::filesystem::path ca;  ///< the CAs that sign the peer; required unless no_verify
+  config::TlsProfile profile = config::TlsProfile::kBcp195Rfc8996;
+  bool verify_hostname = true;  ///< the peer's SAN must name the host (or IP) we dial
+  bool no_verify = false;       ///< accept any server certificate (loudly warned)
+  /// A context built once (make_context) and shared by every association; when null, open()
+  /// builds one from the fields above.
+  std::shared_ptr<const tls::TlsContext> context;
+
+  /// The client context for these options.
+  Result<std::shared_ptr<const tls::TlsContext>> make_context() const;
+};
 
 struct ScuOptions {
   std::string calling_ae = "DICOM_GW";
@@ -21,6 +38,7 @@ struct ScuOptions {
   Clock::duration connect_timeout = std::chrono::seconds(10);
   Clock::duration association_timeout = std::chrono::seconds(30);  ///< waiting for AC/RJ
   Clock::duration response_timeout = std::chrono::seconds(120);    ///< waiting for a DIMSE response
+  std::optional<ScuTlsOptions> tls;  ///< set: the association runs over DICOM TLS
 };
 
 /// A file ready to send: where its data set starts and what it is.
@@ -36,9 +54,12 @@ Result<SendItem> prepare_send_item(const std::filesystem::path& path);
 class ScuAssociation {
  public:
   /// Connects and negotiates the given presentation contexts.
+  /// Connects (TLS handshake when options.tls), and negotiates the given presentation contexts.
   static asio::awaitable<Result<std::unique_ptr<ScuAssociation>>> open(
       asio::any_io_executor ex, const ScuOptions& options,
       std::vector<PresentationContextRq> contexts);
+  /// Closes the transport if release() or abort() did not.
+  ~ScuAssociation();
 
   /// C-ECHO; returns the response status.
   asio::awaitable<Result<std::uint16_t>> echo();

@@ -1,17 +1,25 @@
 // The gateway process over its life: stopping with SIGTERM (idle and in the middle of a
 // transfer), `dicom-gw demo`, `dicom-gw config check`, and command-line misuse.
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <sqlite3.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "dicom/pdu.h"
 #include "support/dcmtk_tools.h"
 #include "support/gateway.h"
 #include "support/net.h"
@@ -150,6 +158,112 @@ TEST(Lifecycle, SigtermDuringATransferKeepsEveryConfirmedInstance) {
   EXPECT_TRUE(gw->spool_files().empty()) << gw->spool_files().size() << " file(s) left in spool/";
 }
 
+/// A fake Storage SCP on 127.0.0.1 that accepts one association (every proposed context, first
+/// transfer syntax), reads the start of the first message and then resets the connection
+/// (SO_LINGER 0): a peer that crashes or is killed in the middle of a transfer.
+class DroppingScp {
+ public:
+  DroppingScp() : listen_fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (listen_fd_ < 0 || ::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 ||
+        ::listen(listen_fd_, 4) != 0 ||
+        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      throw std::runtime_error("DroppingScp: cannot listen");
+    }
+    port_ = ntohs(addr.sin_port);
+    thread_ = std::thread([this] { serve_one(); });
+  }
+  DroppingScp(const DroppingScp&) = delete;
+  DroppingScp& operator=(const DroppingScp&) = delete;
+  ~DroppingScp() {
+    ::shutdown(listen_fd_, SHUT_RDWR);  // wakes accept() if nobody came
+    thread_.join();
+    ::close(listen_fd_);
+  }
+  std::uint16_t port() const { return port_; }
+  bool associated() const { return associated_; }
+
+ private:
+  static bool read_exact(int fd, std::uint8_t* out, std::size_t n) {
+    timeval tv{10, 0};  // never block the test for long
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    for (std::size_t got = 0; got < n;) {
+      const ssize_t r = ::recv(fd, out + got, n - got, 0);
+      if (r <= 0) return false;
+      got += static_cast<std::size_t>(r);
+    }
+    return true;
+  }
+
+  void serve_one() {
+    const int fd = ::accept(listen_fd_, nullptr, nullptr);
+    if (fd < 0) return;
+    std::vector<std::uint8_t> header(6);
+    if (read_exact(fd, header.data(), 6) && header[0] == 0x01) {
+      const std::size_t length = static_cast<std::size_t>(header[2]) << 24 |
+                                 static_cast<std::size_t>(header[3]) << 16 |
+                                 static_cast<std::size_t>(header[4]) << 8 | header[5];
+      std::vector<std::uint8_t> body(std::min<std::size_t>(length, 1 << 16));
+      if (length == body.size() && read_exact(fd, body.data(), body.size())) {
+        auto rq = dicom::parse_associate_rq(body);
+        if (rq.ok()) {
+          dicom::AssociateAc ac;
+          ac.called_ae = rq->called_ae;
+          ac.calling_ae = rq->calling_ae;
+          for (const auto& pc : rq->contexts) {
+            ac.contexts.push_back(
+                {pc.id, dicom::PcResult::kAcceptance, pc.transfer_syntaxes.front()});
+          }
+          ac.user_info.max_pdu_length = 16384;
+          ac.user_info.implementation_class_uid = "1.2.826.0.1.3680043.10.98";
+          const auto pdu = dicom::encode_associate_ac(ac);
+          if (::send(fd, pdu.data(), pdu.size(), MSG_NOSIGNAL) ==
+              static_cast<ssize_t>(pdu.size())) {
+            associated_ = true;
+            std::vector<std::uint8_t> some(1024);
+            (void)read_exact(fd, some.data(), some.size());  // the start of the C-STORE-RQ
+          }
+        }
+      }
+    }
+    linger reset{1, 0};  // close → RST, as when the process dies with unread data
+    ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof reset);
+    ::close(fd);
+  }
+
+  int listen_fd_;
+  std::uint16_t port_ = 0;
+  std::atomic<bool> associated_{false};
+  std::thread thread_;
+};
+
+TEST(Lifecycle, SenderExitsWhenThePeerDropsTheConnectionMidTransfer) {
+  TempDir dir("gw-life");
+  const auto files =
+      generate_dicom(dir / "source", {"--count", "5", "--seed", "43", "--size-kib", "256"});
+  ASSERT_EQ(files.size(), 5u);
+  DroppingScp scp;
+  const fs::path report = dir / "report.txt";
+  // --timeout 30: connect/association 30 s, responses 60 s. The connection is gone at once, so
+  // there is nothing left to wait for: the sender must not sit out one of its timeouts.
+  const CommandResult sent = run_command(
+      {gateway_binary().string(), "send", "--no-progress", "--timeout", "30", "--report",
+       report.string(), "127.0.0.1", std::to_string(scp.port()), (dir / "source").string()},
+      {}, 20s);
+  EXPECT_TRUE(scp.associated());
+  EXPECT_FALSE(sent.timed_out)
+      << "dicom-gw send still runs 20 s after the peer reset the connection (killed):\n"
+      << both(sent) << "report:\n"
+      << read_text(report);
+  EXPECT_EQ(sent.exit_code, 1) << both(sent);
+  const auto lines = read_lines(report);
+  EXPECT_EQ(lines.size(), files.size()) << read_text(report);
+  for (const auto& line : lines) EXPECT_EQ(line.rfind("FAILED ", 0), 0u) << line;
+}
+
 // ---- demo -------------------------------------------------------------------------------------
 
 struct Demo {
@@ -157,11 +271,26 @@ struct Demo {
   std::uint16_t port;
 };
 
+/// The demo's TLS port defaults to 2762; tests running in parallel each need their own, and the
+/// same demo directory keeps the same one (its config must not change between runs).
+std::uint16_t tls_port_for(const fs::path& demo_dir) {
+  static std::map<std::string, std::uint16_t> ports;
+  auto [it, inserted] = ports.try_emplace(demo_dir.string(), 0);
+  if (inserted) it->second = free_tcp_port();
+  return it->second;
+}
+
 Demo start_demo(const fs::path& demo_dir, std::uint16_t port, const fs::path& log_dir,
                 const std::string& name) {
   ProcessOptions po;
-  po.argv = {gateway_binary().string(), "demo",   "--dir",
-             demo_dir.string(),         "--port", std::to_string(port)};
+  po.argv = {gateway_binary().string(),
+             "demo",
+             "--dir",
+             demo_dir.string(),
+             "--port",
+             std::to_string(port),
+             "--tls-port",
+             std::to_string(tls_port_for(demo_dir))};
   po.log_dir = log_dir;
   po.log_name = name;
   po.die_with_parent = false;

@@ -315,8 +315,10 @@ std::int64_t rss_kib(Gateway& gw) {
 
 TEST(MalformedPdu, EveryCorpusEntryIsRefusedAndTheGatewayKeepsServing) {
   auto gw = start_hardened_gateway();
-  const auto corpus = malformed_pdu_corpus();
+  auto corpus = malformed_pdu_corpus();
   ASSERT_GE(corpus.size(), 30u);
+  // And a peer that connects and says nothing: ARTIM must close it.
+  corpus.emplace_back("silent_peer", Bytes{});
 
   std::int64_t rss_round1 = 0;
   constexpr int kRounds = 5;
@@ -348,6 +350,17 @@ TEST(MalformedPdu, EveryCorpusEntryIsRefusedAndTheGatewayKeepsServing) {
   const CommandResult echo = gateway_echo(gw->port());
   EXPECT_TRUE(echo.ok()) << echo.out << echo.err << "\n" << gw->log();
   EXPECT_TRUE(gw->process().running());
+}
+
+TEST(MalformedPdu, SilentAssociationIsAbortedAfterIdleTimeout) {
+  auto gw = start_hardened_gateway();
+  auto conn = associate(gw->port());
+  ASSERT_NE(conn, nullptr);
+  // idle_timeout is 5 s; nothing more is sent. docs/config.md: "no PDU from the peer for this
+  // long -> A-ABORT" (then the close).
+  SCOPED_TRACE("idle_timeout must end the association with an A-ABORT, not a bare close");
+  expect_abort_then_close(conn->read_until_closed(kReadBound));
+  EXPECT_TRUE(gw->process().running()) << gw->log();
 }
 
 TEST(MalformedPdu, PDataLongerThanNegotiatedMaximumIsAborted) {

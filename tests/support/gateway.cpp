@@ -82,12 +82,18 @@ fs::path Gateway::data_dir() const {
 std::unique_ptr<Gateway> Gateway::start(GatewayOptions options) {
   std::unique_ptr<Gateway> gw(new Gateway(std::move(options)));
   gw->port_ = free_tcp_port();
+  std::string tls_listener;
+  if (!gw->options_.tls_yaml.empty()) {
+    gw->tls_port_ = free_tcp_port();
+    tls_listener = "  - {name: secure, bind: 127.0.0.1, port: " + std::to_string(gw->tls_port_) +
+                   ", tls: true}\n";
+  }
   std::ofstream config(gw->config_path());
   config << "ae_title: " << gw->options_.ae_title << "\n"
          << "data_dir: " << gw->data_dir().string() << "\n"
          << "listeners:\n"
          << "  - {name: plain, bind: 127.0.0.1, port: " << gw->port_ << ", tls: false}\n"
-         << "storage:\n"
+         << tls_listener << "storage:\n"
          << "  fsync: " << (gw->options_.fsync ? "true" : "false") << "\n"
          << "  duplicates: " << gw->options_.duplicates << "\n"
          << "limits:\n"
@@ -97,7 +103,7 @@ std::unique_ptr<Gateway> Gateway::start(GatewayOptions options) {
          << "  shutdown_grace: " << gw->options_.shutdown_grace_s << "\n"
          << "http:\n"
          << "  enabled: false\n"
-         << gw->options_.extra_yaml;
+         << gw->options_.extra_yaml << gw->options_.tls_yaml;
   config.close();
   gw->launch();
   return gw;
@@ -114,7 +120,8 @@ void Gateway::launch() {
   if (!wait_for_port(port_, std::chrono::seconds(15))) {
     const std::string err = process_->read_stderr();
     process_->kill9();
-    throw std::runtime_error("gateway did not listen on port " + std::to_string(port_) + ":\n" + err);
+    throw std::runtime_error("gateway did not listen on port " + std::to_string(port_) + ":\n" +
+                             err);
   }
 }
 

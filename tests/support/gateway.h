@@ -28,6 +28,9 @@ struct GatewayOptions {
   std::string extra_yaml;
   /// Use this data dir instead of <dir>/data (e.g. a small tmpfs for disk-full tests).
   std::filesystem::path data_dir;
+  /// Non-empty: a second listener `{name: secure, tls: true}` on tls_port(), and this text as
+  /// the top-level `tls:` block ("tls:\n  enabled: true\n  cert_file: ...\n").
+  std::string tls_yaml;
 };
 
 class Gateway {
@@ -38,6 +41,8 @@ class Gateway {
   ~Gateway();
 
   std::uint16_t port() const { return port_; }
+  /// The DICOM TLS listener's port (0 without GatewayOptions::tls_yaml).
+  std::uint16_t tls_port() const { return tls_port_; }
   const std::filesystem::path& dir() const { return dir_.path(); }
   std::filesystem::path data_dir() const;
   std::filesystem::path config_path() const { return dir_.path() / "config.yaml"; }
@@ -67,6 +72,7 @@ class Gateway {
   GatewayOptions options_;
   TempDir dir_;
   std::uint16_t port_ = 0;
+  std::uint16_t tls_port_ = 0;
   std::unique_ptr<Process> process_;
   int generation_ = 0;
 };

@@ -1,0 +1,459 @@
+// DICOM TLS end to end (issue 3): the gateway's TLS listener against DCMTK (echoscu/storescu
+// +tls), openssl s_client probes that can actually fail (PEERS.md), `dicom-gw echo|send --tls`
+// against the gateway and against DCMTK's storescp, and SIGHUP certificate reload.
+//
+// Certificates are generated per test with gw::certs (a root CA with an intermediate; leaves
+// carry the intermediate in their cert file, as a server must present it).
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "certs/pki.h"
+#include "support/dcmtk_tools.h"
+#include "support/gateway.h"
+#include "support/paths.h"
+#include "support/poll.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+#include "support/test_data.h"
+
+namespace gw::test {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::hours;
+using std::chrono::system_clock;
+
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+std::string strip_leading_zeros(std::string hex) {
+  const auto pos = hex.find_first_not_of('0');
+  return pos == std::string::npos ? "0" : hex.substr(pos);
+}
+
+class TlsE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    certs::CaOptions ca;
+    ca.with_intermediate = true;
+    auto files = certs::init_ca(ca_dir(), ca);
+    ASSERT_TRUE(files.ok()) << files.error().message;
+    chain_ = files->chain;
+    root_ = files->root_cert;
+    server_serial_ = issue("server", certs::CertKind::kServer, {"DNS:localhost", "IP:127.0.0.1"});
+    issue("client", certs::CertKind::kClient, {});
+  }
+
+  fs::path ca_dir() const { return dir_.path() / "ca"; }
+  fs::path cert(const std::string& name) const { return dir_.path() / (name + ".pem"); }
+  fs::path key(const std::string& name) const { return dir_.path() / (name + ".key"); }
+
+  /// Issues NAME.pem/NAME.key (leaf + intermediate) from the test CA; returns the serial.
+  std::string issue(const std::string& name, certs::CertKind kind, std::vector<std::string> sans) {
+    certs::IssueOptions o;
+    o.kind = kind;
+    o.common_name = name;
+    o.sans = std::move(sans);
+    o.out_cert = cert(name);
+    o.out_key = key(name);
+    o.include_chain_in_cert = true;
+    o.overwrite = true;
+    auto issued = certs::issue(ca_dir(), o);
+    EXPECT_TRUE(issued.ok()) << issued.error().message;
+    return issued.ok() ? issued->serial_hex : "";
+  }
+
+  /// A certificate the gateway must refuse (leaf only in the cert file).
+  void issue_test(const std::string& name, certs::TestCertificateOptions o) {
+    o.common_name = name;
+    if (o.ca_dir.empty()) o.ca_dir = ca_dir();
+    o.out_cert = cert(name);
+    o.out_key = key(name);
+    auto issued = certs::make_test_certificate(o);
+    ASSERT_TRUE(issued.ok()) << issued.error().message;
+  }
+
+  /// The `tls:` block: server certificate NAME, CA bundle `ca` (default: intermediate + root).
+  std::string tls_yaml(const std::string& extra = "", const std::string& server = "server",
+                       fs::path ca = {}) const {
+    if (ca.empty()) ca = chain_;
+    return "tls:\n  enabled: true\n  cert_file: " + cert(server).string() +
+           "\n  key_file: " + key(server).string() + "\n  ca_file: " + ca.string() + "\n" + extra;
+  }
+
+  std::unique_ptr<Gateway> start(const std::string& tls) {
+    GatewayOptions o;
+    o.tls_yaml = tls;
+    return Gateway::start(o);
+  }
+
+  /// DCMTK's TLS flags: own identity NAME, trust `ca` (default: intermediate + root).
+  std::vector<std::string> dcmtk_tls(const std::string& name, fs::path ca = {}) const {
+    return {"+tls", key(name).string(), cert(name).string(), "+cf",
+            (ca.empty() ? chain_ : ca).string()};
+  }
+
+  /// `dicom-gw echo --aec DICOM_GW --tls [flags] HOST PORT`.
+  CommandResult gw_echo(const std::string& host, std::uint16_t port,
+                        std::vector<std::string> flags) const {
+    std::vector<std::string> argv{
+        gateway_binary().string(), "echo", "--aec", "DICOM_GW", "--timeout", "10", "--tls"};
+    argv.insert(argv.end(), flags.begin(), flags.end());
+    argv.push_back(host);
+    argv.push_back(std::to_string(port));
+    return run_command(argv, {}, std::chrono::seconds(30));
+  }
+  std::vector<std::string> gw_identity(const std::string& name) const {
+    return {"--cert", cert(name).string(), "--key", key(name).string(), "--ca", chain_.string()};
+  }
+
+  /// `openssl s_client -connect 127.0.0.1:PORT ARGS` (stdin /dev/null: it ends after the
+  /// handshake).
+  CommandResult s_client(std::uint16_t port, std::vector<std::string> args) const {
+    std::vector<std::string> argv{"openssl", "s_client", "-connect",
+                                  "127.0.0.1:" + std::to_string(port)};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv, {}, std::chrono::seconds(20));
+  }
+
+  /// The serial number of the certificate the listener serves now.
+  std::string served_serial(std::uint16_t port) const {
+    const std::string cmd = "openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
+                            " -cert " + cert("client").string() + " -key " +
+                            key("client").string() + " -CAfile " + chain_.string() +
+                            " </dev/null 2>/dev/null | openssl x509 -noout -serial";
+    auto r = run_command({"sh", "-c", cmd}, {}, std::chrono::seconds(20));
+    auto out = r.out;
+    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+    const std::string prefix = "serial=";
+    return out.rfind(prefix, 0) == 0 ? strip_leading_zeros(out.substr(prefix.size())) : out;
+  }
+
+  /// Waits (bounded) until the gateway's log mentions `text`.
+  static bool log_shows(Gateway& gw, const std::string& text) {
+    return wait_until([&]() { return contains(gw.log(), text); }, std::chrono::seconds(10));
+  }
+
+  TempDir dir_{"gw-e2e-tls"};
+  fs::path chain_;
+  fs::path root_;
+  std::string server_serial_;
+};
+
+// ---- profiles against DCMTK ------------------------------------------------------------------
+
+TEST_F(TlsE2eTest, DcmtkEchoAndStoreUnderEveryProfile) {
+  const auto files = generate_dicom(dir_.path() / "source", {"--count", "2", "--seed", "31"});
+  for (const std::string profile : {"bcp195-rfc8996", "bcp195-nd", "bcp195-extended", "modern"}) {
+    SCOPED_TRACE(profile);
+    auto gw = start(tls_yaml("  profile: " + profile + "\n"));
+    const auto echo = run_echoscu("127.0.0.1", gw->tls_port(), "DICOM_GW", dcmtk_tls("client"));
+    EXPECT_TRUE(echo.ok()) << echo.err << "\n" << gw->log();
+    auto store_args = dcmtk_tls("client");
+    store_args.insert(store_args.begin(), {"-aec", "DICOM_GW"});
+    const auto store = run_storescu("127.0.0.1", gw->tls_port(), files, store_args);
+    EXPECT_TRUE(store.ok()) << store.err << "\n" << gw->log();
+    EXPECT_EQ(gw->count_instances(), static_cast<std::int64_t>(files.size()));
+    EXPECT_TRUE(log_shows(*gw, "protocol=TLSv1.3"));
+    EXPECT_TRUE(log_shows(*gw, "tls=true tls_subject=\"CN=client\""));
+    EXPECT_EQ(gw->stop(), 0);
+  }
+}
+
+TEST_F(TlsE2eTest, DcmtkTls12UnderBcp195Nd) {
+  // DCMTK offers TLS 1.2 + 1.3; an openssl peer limited to TLS 1.2 gets an AEAD ECDHE suite.
+  auto gw = start(tls_yaml("  profile: bcp195-nd\n"));
+  const auto r = s_client(gw->tls_port(), {"-tls1_2", "-cert", cert("client").string(), "-key",
+                                           key("client").string(), "-CAfile", chain_.string()});
+  EXPECT_TRUE(contains(r.out, "New, TLSv1.2, Cipher is ECDHE-ECDSA-AES256-GCM-SHA384")) << r.out;
+}
+
+// ---- what the listener refuses ---------------------------------------------------------------
+
+TEST_F(TlsE2eTest, OldProtocolsAndCbcSuitesAreRefused) {
+  auto gw = start(tls_yaml());
+  const std::vector<std::string> id{"-cert", cert("client").string(), "-key",
+                                    key("client").string()};
+  for (const std::string version : {"-tls1", "-tls1_1"}) {
+    SCOPED_TRACE(version);
+    auto args = id;
+    // Lower the *client's* security level, or OpenSSL 3 refuses TLS 1.0/1.1 by itself.
+    args.insert(args.end(), {version, "-cipher", "ALL:@SECLEVEL=0"});
+    const auto r = s_client(gw->tls_port(), args);
+    EXPECT_NE(r.exit_code, 0) << r.out;
+    EXPECT_FALSE(contains(r.out, "New, TLSv1, ")) << r.out;
+    EXPECT_FALSE(contains(r.out, "New, TLSv1.1,")) << r.out;
+  }
+  auto cbc = id;
+  cbc.insert(cbc.end(), {"-tls1_2", "-cipher", "AES128-SHA"});
+  const auto r = s_client(gw->tls_port(), cbc);
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(log_shows(*gw, "protocol too old"));
+  EXPECT_TRUE(log_shows(*gw, "no shared cipher"));
+
+  // TLS 1.3 is what a modern client gets.
+  auto modern = id;
+  modern.insert(modern.end(), {"-CAfile", chain_.string()});
+  const auto ok = s_client(gw->tls_port(), modern);
+  EXPECT_TRUE(contains(ok.out, "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384")) << ok.out;
+}
+
+TEST_F(TlsE2eTest, ModernRefusesTls12) {
+  auto gw = start(tls_yaml("  profile: modern\n"));
+  const auto r = s_client(gw->tls_port(), {"-tls1_2", "-cert", cert("client").string(), "-key",
+                                           key("client").string(), "-CAfile", chain_.string()});
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_TRUE(log_shows(*gw, "protocol too old"));
+}
+
+TEST_F(TlsE2eTest, BadClientCertificatesAreRefusedWithTheReason) {
+  // Untrusted CA.
+  const fs::path other = dir_.path() / "other-ca";
+  ASSERT_TRUE(certs::init_ca(other, certs::CaOptions{}).ok());
+  certs::TestCertificateOptions stranger;
+  stranger.kind = certs::CertKind::kClient;
+  stranger.ca_dir = other;
+  issue_test("stranger", stranger);
+  // Expired.
+  certs::TestCertificateOptions expired;
+  expired.kind = certs::CertKind::kClient;
+  expired.not_before = system_clock::now() - hours(24 * 30);
+  expired.not_after = system_clock::now() - hours(24);
+  issue_test("expired", expired);
+  // 1024-bit RSA.
+  certs::TestCertificateOptions weak;
+  weak.kind = certs::CertKind::kClient;
+  weak.key.type = certs::KeySpec::Type::kRsa1024;
+  weak.key.allow_weak = true;
+  issue_test("weak", weak);
+  // serverAuth only: not a client certificate.
+  certs::TestCertificateOptions server_only;
+  server_only.kind = certs::CertKind::kServer;
+  issue_test("serveronly", server_only);
+
+  auto gw = start(tls_yaml());
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"stranger", "unknown CA"},
+      {"expired", "client certificate expired"},
+      {"weak", "key too small"},
+      {"serveronly", "unsupported certificate purpose"},
+  };
+  for (const auto& [name, reason] : cases) {
+    SCOPED_TRACE(name);
+    const auto r = run_echoscu("127.0.0.1", gw->tls_port(), "DICOM_GW", dcmtk_tls(name));
+    EXPECT_FALSE(r.ok()) << r.out;
+    EXPECT_TRUE(log_shows(*gw, reason)) << gw->log();
+  }
+  EXPECT_EQ(gw->count_instances(), 0);
+  // The listener still serves good clients.
+  EXPECT_TRUE(run_echoscu("127.0.0.1", gw->tls_port(), "DICOM_GW", dcmtk_tls("client")).ok());
+}
+
+TEST_F(TlsE2eTest, NoClientCertificateRequiredVersusOptional) {
+  const std::vector<std::string> anonymous{"+tla", "+cf", chain_.string()};
+  {
+    auto gw = start(tls_yaml());  // peer_certificate: required (the default)
+    const auto r = run_echoscu("127.0.0.1", gw->tls_port(), "DICOM_GW", anonymous);
+    EXPECT_FALSE(r.ok());
+    EXPECT_TRUE(log_shows(*gw, "peer sent no certificate"));
+  }
+  {
+    auto gw = start(tls_yaml("  peer_certificate: optional\n"));
+    const auto r = run_echoscu("127.0.0.1", gw->tls_port(), "DICOM_GW", anonymous);
+    EXPECT_TRUE(r.ok()) << r.err << gw->log();
+    // optional still refuses a certificate that does not verify.
+    certs::TestCertificateOptions selfie;
+    selfie.kind = certs::CertKind::kClient;
+    selfie.self_signed = true;
+    issue_test("selfie", selfie);
+    EXPECT_FALSE(run_echoscu("127.0.0.1", gw->tls_port(), "DICOM_GW", dcmtk_tls("selfie")).ok());
+    EXPECT_TRUE(log_shows(*gw, "self-signed"));
+  }
+}
+
+TEST_F(TlsE2eTest, IntermediateIssuedClientNeedsTheChainInTheBundle) {
+  // A leaf-only client certificate from the intermediate; the client trusts the root alone, so
+  // it cannot send the intermediate either.
+  certs::TestCertificateOptions leaf;
+  leaf.kind = certs::CertKind::kClient;
+  issue_test("leafonly", leaf);
+  {
+    auto gw = start(tls_yaml());  // bundle: intermediate + root
+    const auto r =
+        run_echoscu("127.0.0.1", gw->tls_port(), "DICOM_GW", dcmtk_tls("leafonly", root_));
+    EXPECT_TRUE(r.ok()) << r.err << gw->log();
+  }
+  {
+    auto gw = start(tls_yaml("", "server", root_));  // bundle: root only
+    const auto r =
+        run_echoscu("127.0.0.1", gw->tls_port(), "DICOM_GW", dcmtk_tls("leafonly", root_));
+    EXPECT_FALSE(r.ok());
+    EXPECT_TRUE(log_shows(*gw, "unknown CA"));
+  }
+}
+
+TEST_F(TlsE2eTest, PlainDicomOnTheTlsPortIsNamed) {
+  auto gw = start(tls_yaml());
+  const auto r = run_echoscu("127.0.0.1", gw->tls_port(), "DICOM_GW");
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(log_shows(*gw, "plain DICOM spoken to the TLS port"));
+  // The plain listener is unaffected.
+  EXPECT_TRUE(run_echoscu("127.0.0.1", gw->port(), "DICOM_GW").ok());
+}
+
+TEST_F(TlsE2eTest, NoVerifyAcceptsAnyClientAndWarns) {
+  certs::TestCertificateOptions selfie;
+  selfie.kind = certs::CertKind::kClient;
+  selfie.self_signed = true;
+  issue_test("selfie", selfie);
+  auto gw = start(tls_yaml("  no_verify: true\n"));
+  EXPECT_TRUE(log_shows(*gw, "tls.no_verify is true"));  // at start
+  const auto r = run_echoscu("127.0.0.1", gw->tls_port(), "DICOM_GW", dcmtk_tls("selfie"));
+  EXPECT_TRUE(r.ok()) << r.err << gw->log();
+  EXPECT_TRUE(log_shows(*gw, "event=tls_no_verify"));  // on the association
+}
+
+// ---- our client --------------------------------------------------------------------------------
+
+TEST_F(TlsE2eTest, GatewayEchoChecksTheServerName) {
+  auto gw = start(tls_yaml());
+  EXPECT_TRUE(gw_echo("127.0.0.1", gw->tls_port(), gw_identity("client")).ok());
+  EXPECT_TRUE(gw_echo("localhost", gw->tls_port(), gw_identity("client")).ok());
+  EXPECT_EQ(gw->stop(), 0);
+
+  // A server certificate that names another host.
+  issue("elsewhere", certs::CertKind::kServer, {"DNS:pacs.example.org"});
+  auto other = start(tls_yaml("", "elsewhere"));
+  auto r = gw_echo("127.0.0.1", other->tls_port(), gw_identity("client"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "IP address mismatch")) << r.err;
+  r = gw_echo("localhost", other->tls_port(), gw_identity("client"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "host name mismatch")) << r.err;
+  auto flags = gw_identity("client");
+  flags.push_back("--no-verify-hostname");
+  r = gw_echo("127.0.0.1", other->tls_port(), flags);
+  EXPECT_TRUE(r.ok()) << r.err;
+}
+
+TEST_F(TlsE2eTest, GatewayEchoReportsTheServersRefusal) {
+  auto gw = start(tls_yaml());
+  // No client certificate against peer_certificate: required.
+  auto r = gw_echo("127.0.0.1", gw->tls_port(), {"--ca", chain_.string()});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "requires a certificate")) << r.err;
+  // TLS to the plain port.
+  r = gw_echo("127.0.0.1", gw->port(), gw_identity("client"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(contains(r.err, "does not speak TLS")) << r.err;
+  // A key that does not match the certificate: a usage error, before any connection.
+  r = gw_echo("127.0.0.1", gw->tls_port(),
+              {"--cert", cert("client").string(), "--key", key("server").string(), "--ca",
+               chain_.string()});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.err, "does not match")) << r.err;
+}
+
+TEST_F(TlsE2eTest, GatewaySendToDcmtkStorescpWithMutualTls) {
+  const auto files = generate_dicom(dir_.path() / "source", {"--count", "3", "--seed", "32"});
+  StoreScp scp = start_storescp(0, dir_.subdir("received"),
+                                {"+tls", key("server").string(), cert("server").string(), "+cf",
+                                 chain_.string(), "--require-peer-cert"});
+  std::vector<std::string> argv{gateway_binary().string(), "send", "--aec", "STORESCP",
+                                "--no-progress",           "--tls"};
+  for (const auto& a : gw_identity("client")) argv.push_back(a);
+  argv.insert(argv.end(), {"127.0.0.1", std::to_string(scp.port)});
+  for (const auto& f : files) argv.push_back(f.string());
+  const auto r = run_command(argv, {}, std::chrono::seconds(60));
+  EXPECT_TRUE(r.ok()) << r.out << r.err;
+  EXPECT_EQ(scp.received_files().size(), files.size());
+  for (const auto& f : files) {
+    bool found = false;
+    for (const auto& got : scp.received_files()) {
+      if (sop_instance_uid_of(got) == sop_instance_uid_of(f)) {
+        found = true;
+        EXPECT_EQ(data_set_bytes(got), data_set_bytes(f)) << f;  // streamed unchanged
+      }
+    }
+    EXPECT_TRUE(found) << f;
+  }
+
+  // Without a client certificate storescp (--require-peer-cert) refuses us.
+  std::vector<std::string> anon{gateway_binary().string(),
+                                "send",
+                                "--aec",
+                                "STORESCP",
+                                "--no-progress",
+                                "--tls",
+                                "--ca",
+                                chain_.string(),
+                                "127.0.0.1",
+                                std::to_string(scp.port),
+                                files[0].string()};
+  const auto refused = run_command(anon, {}, std::chrono::seconds(60));
+  EXPECT_EQ(refused.exit_code, 1) << refused.out << refused.err;
+}
+
+// ---- reload ------------------------------------------------------------------------------------
+
+TEST_F(TlsE2eTest, SighupReloadsTheCertificateAndKeepsTheOldOnAMismatchedKey) {
+  auto gw = start(tls_yaml());
+  ASSERT_EQ(served_serial(gw->tls_port()), strip_leading_zeros(server_serial_));
+
+  // New certificate and key in the same files; SIGHUP; new connections get it.
+  const std::string second = issue("server", certs::CertKind::kServer, {"IP:127.0.0.1"});
+  ASSERT_NE(second, server_serial_);
+  ASSERT_TRUE(gw->process().signal_group(SIGHUP));
+  EXPECT_TRUE(
+      wait_until([&]() { return served_serial(gw->tls_port()) == strip_leading_zeros(second); },
+                 std::chrono::seconds(15)))
+      << gw->log();
+  EXPECT_TRUE(log_shows(*gw, "event=tls_reloaded"));
+
+  // A third certificate whose key file is not its own: the reload fails, the second stays.
+  issue("third", certs::CertKind::kServer, {"IP:127.0.0.1"});
+  fs::copy_file(cert("third"), cert("server"), fs::copy_options::overwrite_existing);
+  ASSERT_TRUE(gw->process().signal_group(SIGHUP));
+  EXPECT_TRUE(log_shows(*gw, "event=tls_reload_failed")) << gw->log();
+  EXPECT_TRUE(log_shows(*gw, "does not match"));
+  EXPECT_EQ(served_serial(gw->tls_port()), strip_leading_zeros(second));
+  // And associations still work on it.
+  EXPECT_TRUE(run_echoscu("127.0.0.1", gw->tls_port(), "DICOM_GW", dcmtk_tls("client")).ok());
+  EXPECT_EQ(gw->stop(), 0);
+}
+
+TEST_F(TlsE2eTest, BadTlsConfigIsRefusedAtStartAndByConfigCheck) {
+  // A CBC cipher override and a key that does not match: refused with the reason, exit 2.
+  const fs::path config = dir_.path() / "bad.yaml";
+  std::ofstream(config) << "data_dir: " << (dir_.path() / "data").string() << "\n"
+                        << "listeners:\n  - {name: s, bind: 127.0.0.1, port: 0, tls: true}\n"
+                        << tls_yaml("  ciphers: \"AES128-SHA\"\n");
+  auto r = run_command({gateway_binary().string(), "config", "check", "--config", config.string()},
+                       {}, std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.err, "tls.ciphers")) << r.err;
+  r = run_command({gateway_binary().string(), "serve", "--config", config.string()}, {},
+                  std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.err, "tls.ciphers")) << r.err;
+
+  std::ofstream(config) << "data_dir: " << (dir_.path() / "data").string() << "\n"
+                        << "listeners:\n  - {name: s, bind: 127.0.0.1, port: 0, tls: true}\n"
+                        << "tls:\n  enabled: true\n  cert_file: " << cert("server").string()
+                        << "\n  key_file: " << key("client").string()
+                        << "\n  ca_file: " << chain_.string() << "\n";
+  r = run_command({gateway_binary().string(), "serve", "--config", config.string()}, {},
+                  std::chrono::seconds(20));
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(contains(r.err, "does not match the certificate")) << r.err;
+}
+
+}  // namespace
+}  // namespace gw::test
