@@ -30,8 +30,9 @@ asio::awaitable<void> Channel::watchdog() {
       close();
       break;
     }
-    // Woken early: the deadline moved (set_deadline re-armed the timer); wait again.
+    // The deadline moved on since the timer was armed: wait for the current one.
     (void)ec;
+    timer_.expires_at(deadline_);
   }
 }
 

@@ -50,8 +50,7 @@ class Channel : public std::enable_shared_from_this<Channel> {
 
   /// Starts the watchdog. Must be called once, from the channel's strand, after construction.
   void start_watchdog();
-  /// The transport is closed if no operation completes before the deadline. Re-arming the
-  /// timer wakes the watchdog, which then waits for the new deadline.
+  /// The transport is closed if no operation completes before the deadline.
   void expires_after(Clock::duration d) { set_deadline(Clock::now() + d); }
   void expires_never() { set_deadline(Clock::time_point::max()); }
   bool timed_out() const { return timed_out_; }
@@ -63,9 +62,11 @@ class Channel : public std::enable_shared_from_this<Channel> {
   /// Maps an Asio error to a Status, taking timeouts and cancellation into account.
   Status error_status(const std::error_code& ec, const char* what) const;
 
+  /// Deadlines mostly move later (one per PDU). The timer is re-armed only when the deadline
+  /// moves earlier; a later one is picked up when the timer fires (no timer call per PDU).
   void set_deadline(Clock::time_point deadline) {
     deadline_ = deadline;
-    if (!closed_) timer_.expires_at(deadline);  // cancels the watchdog's wait: it re-arms
+    if (!closed_ && deadline < timer_.expiry()) timer_.expires_at(deadline);
   }
 
   asio::steady_timer timer_;

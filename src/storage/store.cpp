@@ -149,6 +149,8 @@ SpoolFile::SpoolFile(SpoolFile&& other) noexcept
       path_(std::exchange(other.path_, {})),
       size_(std::exchange(other.size_, 0)),
       digest_(std::move(other.digest_)),
+      early_writeback_(other.early_writeback_),
+      written_back_(other.written_back_),
       failed_(std::exchange(other.failed_, false)) {}
 
 SpoolFile& SpoolFile::operator=(SpoolFile&& other) noexcept {
@@ -159,6 +161,8 @@ SpoolFile& SpoolFile::operator=(SpoolFile&& other) noexcept {
     size_ = std::exchange(other.size_, 0);
     digest_ = std::move(other.digest_);
     failed_ = std::exchange(other.failed_, false);
+    early_writeback_ = other.early_writeback_;
+    written_back_ = other.written_back_;
   }
   return *this;
 }
@@ -199,6 +203,13 @@ Status SpoolFile::write(std::span<const std::uint8_t> bytes) {
     p += n;
     left -= static_cast<std::size_t>(n);
     size_ += static_cast<std::uint64_t>(n);
+  }
+  if (early_writeback_ && size_ - written_back_ >= kWritebackChunk) {
+    // Start writing the finished part to disk now (asynchronously), so the fdatasync at commit
+    // only waits for the tail: large instances stream to disk while they are received.
+    ::sync_file_range(fd_, static_cast<off_t>(written_back_),
+                      static_cast<off_t>(size_ - written_back_), SYNC_FILE_RANGE_WRITE);
+    written_back_ = size_;
   }
   return core::ok_status();
 }
@@ -248,6 +259,16 @@ Result<std::unique_ptr<Store>> Store::create(const StoreOptions& options) {
   created_sub = created;
   GW_RETURN_IF_ERROR(make_dir(data_dir / "storage", created));
   created_sub = created_sub || created;
+  // All 256 shard directories exist from the start: no mkdir/stat (and no fsync of storage/)
+  // on the path of a received instance.
+  bool created_shard = false;
+  for (int i = 0; i < 256; ++i) {
+    static constexpr char kHexDigits[] = "0123456789abcdef";
+    const std::string shard{kHexDigits[i >> 4], kHexDigits[i & 0x0f]};
+    GW_RETURN_IF_ERROR(make_dir(data_dir / "storage" / shard, created));
+    created_shard = created_shard || created;
+  }
+  if (options.fsync && created_shard) GW_RETURN_IF_ERROR(fsync_dir(data_dir / "storage"));
   if (options.fsync && created_sub) GW_RETURN_IF_ERROR(fsync_dir(data_dir));
   if (options.fsync && created_data_dir && data_dir.has_parent_path()) {
     GW_RETURN_IF_ERROR(fsync_dir(data_dir.parent_path()));
@@ -285,6 +306,7 @@ Result<SpoolFile> Store::begin() {
     }
     SpoolFile file(fd, std::move(path));
     file.digest_ = std::move(digest);
+    file.early_writeback_ = options_.fsync;
     return file;
   }
   return make_error(ErrorCode::kInternal, "could not pick a unique spool file name");
@@ -307,14 +329,18 @@ Result<std::string> Store::commit(SpoolFile&& file) {
     GW_ASSIGN_OR_RETURN(std::string name, random_hex_name());
     const std::string shard = name.substr(0, 2);
     const auto dir = storage / shard;
-    bool created = false;
-    GW_RETURN_IF_ERROR(make_dir(dir, created));
-    if (created && options_.fsync) GW_RETURN_IF_ERROR(fsync_dir(storage));
-
     const std::string file_name = name + std::string(kStoredSuffix);
     const auto final_path = dir / file_name;
-    GW_ASSIGN_OR_RETURN(RenameResult renamed, rename_no_replace(f.path_, final_path));
-    if (renamed == RenameResult::kExists) continue;
+    auto renamed = rename_no_replace(f.path_, final_path);
+    if (!renamed.ok() && !std::filesystem::is_directory(dir)) {
+      // The shard directory was removed behind our back (create() makes all 256): remake it.
+      bool created = false;
+      GW_RETURN_IF_ERROR(make_dir(dir, created));
+      if (created && options_.fsync) GW_RETURN_IF_ERROR(fsync_dir(storage));
+      renamed = rename_no_replace(f.path_, final_path);
+    }
+    if (!renamed.ok()) return renamed.error();
+    if (*renamed == RenameResult::kExists) continue;
     f.path_.clear();  // the spool entry is gone; the destructor must not touch it
 
     if (options_.fsync) {

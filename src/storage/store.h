@@ -53,6 +53,9 @@ class SpoolFile {
   std::uint64_t size_ = 0;
   struct Digest;
   std::unique_ptr<Digest> digest_;
+  bool early_writeback_ = false;  ///< start write-back every kWritebackChunk (fsync on)
+  std::uint64_t written_back_ = 0;
+  static constexpr std::uint64_t kWritebackChunk = 8u << 20;
   bool failed_ = false;  ///< a write failed: the content is incomplete and must not be committed
 };
 
