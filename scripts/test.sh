@@ -15,14 +15,21 @@ bash scripts/setup.sh --test
 
 cmake --preset default
 cmake --build --preset default
-ctest --test-dir build --output-on-failure -j2 -L "$labels" --timeout 900
+ctest_log=$(mktemp)
+trap 'rm -f "$ctest_log"' EXIT
+ctest --test-dir build --output-on-failure -j2 -L "$labels" --timeout 900 | tee "$ctest_log"
+total=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$ctest_log" | tail -n 1)
+failed=$(sed -n 's/.* \([0-9]*\) tests failed out of.*/\1/p' "$ctest_log" | tail -n 1)
 
 if [ "$fuzz_seconds" -gt 0 ]; then
   cmake --preset fuzz >/dev/null
   cmake --build build-fuzz -j2 --target pdu_fuzz
   corpus_work=$(mktemp -d)
-  trap 'rm -rf "$corpus_work"' EXIT
+  trap 'rm -rf "$corpus_work" "$ctest_log"' EXIT
   echo "fuzz: pdu_fuzz for ${fuzz_seconds}s"
   ./build-fuzz/tests/fuzz/pdu_fuzz -max_total_time="$fuzz_seconds" -print_final_stats=0 \
     "$corpus_work" tests/fuzz/corpus/pdu 2>&1 | tail -n 3
 fi
+
+# The plain summary line, last, so the suite's result is the closing line of the output.
+echo "tests: $((total - failed)) passed, ${failed} failed"
