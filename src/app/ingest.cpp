@@ -99,11 +99,11 @@ class IngestSession final : public dicom::StoreSession {
     auto record = make_record(*info, request_);
     record.size_bytes = size;
     record.sha256 = spool_.sha256_hex();
-    auto path = service_.store().commit(std::move(spool_));
+    auto path = service_.store().publish(std::move(spool_));
     if (!path.ok()) return fail(core::dimse_status(path.error().code), path.error().message);
     record.storage_path = *path;
 
-    auto inserted = service_.index().insert_instance(record, service_.duplicate_policy());
+    auto inserted = service_.commit(record);
     if (!inserted.ok()) {
       (void)service_.store().remove(*path);
       if (inserted.error().code == ErrorCode::kAlreadyExists) {
@@ -142,6 +142,31 @@ class IngestSession final : public dicom::StoreSession {
 };
 
 }  // namespace
+
+IngestService::IngestService(storage::Store& store, index::Index& index,
+                             config::DuplicatePolicy duplicates)
+    : store_(store), index_(index), duplicates_(duplicates), committer_([this](const auto& batch) {
+        counters_.commit_groups++;
+        std::vector<std::string> paths;
+        std::vector<index::InstanceRecord> records;
+        paths.reserve(batch.size());
+        records.reserve(batch.size());
+        for (const auto* slot : batch) {
+          paths.push_back(slot->request->storage_path);
+          records.push_back(*slot->request);
+        }
+        // Directory entries first: a committed row must never point at a name a crash can lose.
+        if (auto synced = store_.sync_directories(paths); !synced.ok()) {
+          for (auto* slot : batch) slot->response = synced.error();
+          return;
+        }
+        auto results = index_.insert_instances(records, duplicate_policy());
+        for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->response = std::move(results[i]);
+      }) {}
+
+core::Result<index::InsertResult> IngestService::commit(const index::InstanceRecord& record) {
+  return committer_.run(&record);
+}
 
 index::DuplicatePolicy IngestService::duplicate_policy() const {
   switch (duplicates_) {

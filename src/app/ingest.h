@@ -9,6 +9,7 @@
 #include <string>
 
 #include "config/config.h"
+#include "core/batcher.h"
 #include "dicom/scp.h"
 #include "index/index.h"
 #include "storage/store.h"
@@ -20,12 +21,12 @@ struct IngestCounters {
   std::atomic<std::uint64_t> duplicates{0};
   std::atomic<std::uint64_t> failed{0};
   std::atomic<std::uint64_t> bytes_stored{0};
+  std::atomic<std::uint64_t> commit_groups{0};  ///< stored / commit_groups = mean group size
 };
 
 class IngestService final : public dicom::StoreService {
  public:
-  IngestService(storage::Store& store, index::Index& index, config::DuplicatePolicy duplicates)
-      : store_(store), index_(index), duplicates_(duplicates) {}
+  IngestService(storage::Store& store, index::Index& index, config::DuplicatePolicy duplicates);
 
   core::Result<std::unique_ptr<dicom::StoreSession>> begin(
       const dicom::StoreRequest& request) override;
@@ -34,12 +35,17 @@ class IngestService final : public dicom::StoreService {
   storage::Store& store() { return store_; }
   index::Index& index() { return index_; }
   index::DuplicatePolicy duplicate_policy() const;
+  /// Makes a published file's directory entry durable and commits its index row, grouped with
+  /// every other instance that is ready at the same time (one round of directory fsyncs, one
+  /// transaction, one WAL fsync for the whole group).
+  core::Result<index::InsertResult> commit(const index::InstanceRecord& record);
 
  private:
   storage::Store& store_;
   index::Index& index_;
   config::DuplicatePolicy duplicates_;
   IngestCounters counters_;
+  core::Batcher<const index::InstanceRecord*, core::Result<index::InsertResult>> committer_;
 };
 
 }  // namespace gw::app

@@ -119,6 +119,10 @@ class Index {
   /// kReject on an existing SOP Instance UID -> kAlreadyExists error.
   virtual Result<InsertResult> insert_instance(const InstanceRecord& record,
                                                DuplicatePolicy policy) = 0;
+  /// Several instances in one transaction (group commit by the caller); one result per record,
+  /// in order. A record's failure does not affect the others; a failed commit fails them all.
+  virtual std::vector<Result<InsertResult>> insert_instances(
+      const std::vector<InstanceRecord>& records, DuplicatePolicy policy) = 0;
   virtual Result<std::optional<InstanceRecord>> find_instance(const std::string& sop_uid) = 0;
   virtual Result<std::vector<StudySummary>> list_studies(const StudyQuery& query) = 0;
   virtual Result<std::optional<StudySummary>> find_study(const std::string& study_uid) = 0;

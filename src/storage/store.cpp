@@ -7,6 +7,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstdio>
@@ -313,6 +314,25 @@ Result<SpoolFile> Store::begin() {
 }
 
 Result<std::string> Store::commit(SpoolFile&& file) {
+  GW_ASSIGN_OR_RETURN(std::string path, publish(std::move(file)));
+  if (auto synced = sync_directories({path}); !synced.ok()) {
+    ::unlink(absolute(path).c_str());
+    return std::move(synced).error();
+  }
+  return path;
+}
+
+Status Store::sync_directories(const std::vector<std::string>& relative_paths) {
+  if (!options_.fsync) return core::ok_status();
+  std::vector<std::filesystem::path> dirs;
+  for (const auto& p : relative_paths) dirs.push_back(absolute(p).parent_path());
+  std::sort(dirs.begin(), dirs.end());
+  dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
+  for (const auto& dir : dirs) GW_RETURN_IF_ERROR(fsync_dir(dir));
+  return core::ok_status();
+}
+
+Result<std::string> Store::publish(SpoolFile&& file) {
   // Own the file here: on every early return its destructor removes the spool file.
   SpoolFile f(std::move(file));
   if (f.fd_ < 0 || f.path_.empty()) {
@@ -342,14 +362,6 @@ Result<std::string> Store::commit(SpoolFile&& file) {
     if (!renamed.ok()) return renamed.error();
     if (*renamed == RenameResult::kExists) continue;
     f.path_.clear();  // the spool entry is gone; the destructor must not touch it
-
-    if (options_.fsync) {
-      Status synced = fsync_dir(dir);
-      if (!synced.ok()) {
-        ::unlink(final_path.c_str());
-        return std::move(synced).error();
-      }
-    }
     return "storage/" + shard + "/" + file_name;
   }
   return make_error(ErrorCode::kInternal, "could not pick a unique storage file name");

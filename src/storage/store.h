@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "core/result.h"
 
@@ -70,6 +71,13 @@ class Store {
   /// stored path relative to data_dir ("storage/ab/….dcm"). On failure the spool file is removed
   /// and nothing is left in storage/.
   Result<std::string> commit(SpoolFile&& file);
+
+  /// The first half of commit(): fdatasync (if fsync) and rename into storage/. The directory
+  /// entry is not yet durable: call sync_directories() before relying on the file (callers that
+  /// group several instances sync their directories once).
+  Result<std::string> publish(SpoolFile&& file);
+  /// fsyncs (if fsync) each distinct directory of the given stored paths.
+  Status sync_directories(const std::vector<std::string>& relative_paths);
 
   /// Removes a committed file (relative path as returned by commit). Missing file is not an error.
   Status remove(const std::string& relative_path);

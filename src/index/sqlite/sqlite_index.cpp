@@ -170,7 +170,15 @@ class SqliteIndex::Transaction {
 };
 
 SqliteIndex::SqliteIndex(DbPtr db, bool synchronous)
-    : synchronous_(synchronous), db_(std::move(db)) {}
+    : synchronous_(synchronous),
+      batcher_([this](const std::vector<Batcher::Slot*>& batch) {
+        std::vector<PendingInsert> items;
+        items.reserve(batch.size());
+        for (const auto* slot : batch) items.push_back(slot->request);
+        auto results = write_batch(items);
+        for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->response = std::move(results[i]);
+      }),
+      db_(std::move(db)) {}
 
 SqliteIndex::~SqliteIndex() {
   std::lock_guard lock(mu_);
@@ -315,54 +323,51 @@ InstanceRecord read_instance(const auto& s) {
 }  // namespace
 
 Result<InsertResult> SqliteIndex::insert_instance(const InstanceRecord& r, DuplicatePolicy policy) {
-  if (r.sop_instance_uid.empty() || r.series_instance_uid.empty() || r.study_instance_uid.empty() ||
-      r.storage_path.empty()) {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "insert instance: SOP/series/study UID and storage path are required");
-  }
-  // Group commit: concurrent callers queue their record; one of them (the leader) writes the
-  // whole queue in one transaction — one WAL fsync for all — and hands each caller its result.
-  PendingInsert me{&r, policy, std::nullopt};
-  std::unique_lock queue_lock(queue_mu_);
-  queue_.push_back(&me);
-  while (!me.result) {
-    if (leader_active_) {
-      queue_cv_.wait(queue_lock);
-      continue;
-    }
-    leader_active_ = true;
-    std::vector<PendingInsert*> batch;
-    batch.swap(queue_);
-    queue_lock.unlock();
-    run_batch(batch);
-    queue_lock.lock();
-    leader_active_ = false;
-    queue_cv_.notify_all();
-  }
-  return std::move(*me.result);
+  // Group commit: concurrent callers share one transaction (one WAL fsync).
+  return batcher_.run(PendingInsert{&r, policy});
 }
 
-void SqliteIndex::run_batch(const std::vector<PendingInsert*>& batch) {
+std::vector<Result<InsertResult>> SqliteIndex::insert_instances(
+    const std::vector<InstanceRecord>& records, DuplicatePolicy policy) {
+  std::vector<PendingInsert> items;
+  items.reserve(records.size());
+  for (const auto& r : records) items.push_back({&r, policy});
+  return write_batch(items);
+}
+
+std::vector<Result<InsertResult>> SqliteIndex::write_batch(
+    const std::vector<PendingInsert>& items) {
+  std::vector<Result<InsertResult>> results;
+  results.reserve(items.size());
   std::lock_guard lock(mu_);
   Transaction tx(*this);
   if (auto st = tx.begin(); !st.ok()) {
-    for (auto* p : batch) p->result = st.error();
-    return;
+    for (std::size_t i = 0; i < items.size(); ++i) results.emplace_back(st.error());
+    return results;
   }
-  for (auto* p : batch) {
+  for (const auto& item : items) {
+    const InstanceRecord& r = *item.record;
+    if (r.sop_instance_uid.empty() || r.series_instance_uid.empty() ||
+        r.study_instance_uid.empty() || r.storage_path.empty()) {
+      results.emplace_back(
+          make_error(ErrorCode::kInvalidArgument,
+                     "insert instance: SOP/series/study UID and storage path are required"));
+      continue;
+    }
     // A savepoint per record: one record's failure (a rejected duplicate, a constraint) leaves
     // the others of the batch intact.
     if (auto st = exec_locked("SAVEPOINT one"); !st.ok()) {
-      p->result = st.error();
+      results.emplace_back(st.error());
       continue;
     }
-    p->result = insert_one_locked(*p->record, p->policy);
-    if (!p->result->ok()) (void)exec_locked("ROLLBACK TO one");
+    results.push_back(insert_one_locked(r, item.policy));
+    if (!results.back().ok()) (void)exec_locked("ROLLBACK TO one");
     (void)exec_locked("RELEASE one");
   }
   if (auto st = tx.commit(); !st.ok()) {
-    for (auto* p : batch) p->result = st.error();
+    for (auto& r : results) r = st.error();
   }
+  return results;
 }
 
 Result<InsertResult> SqliteIndex::insert_one_locked(const InstanceRecord& r,

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/batcher.h"
 #include "index/index.h"
 
 struct sqlite3;
@@ -33,6 +34,8 @@ class SqliteIndex : public Index {
 
   Result<InsertResult> insert_instance(const InstanceRecord& record,
                                        DuplicatePolicy policy) override;
+  std::vector<Result<InsertResult>> insert_instances(const std::vector<InstanceRecord>& records,
+                                                     DuplicatePolicy policy) override;
   Result<std::optional<InstanceRecord>> find_instance(const std::string& sop_uid) override;
   Result<std::vector<StudySummary>> list_studies(const StudyQuery& query) override;
   Result<std::optional<StudySummary>> find_study(const std::string& study_uid) override;
@@ -55,16 +58,16 @@ class SqliteIndex : public Index {
   class Statement;
   class Transaction;
 
-  /// A caller of insert_instance waiting in the group-commit queue.
+  /// One record of a batch.
   struct PendingInsert {
     const InstanceRecord* record;
     DuplicatePolicy policy;
-    std::optional<Result<InsertResult>> result;
   };
+  using Batcher = core::Batcher<PendingInsert, Result<InsertResult>>;
 
   SqliteIndex(DbPtr db, bool synchronous);
-  /// Writes a batch in one transaction (takes mu_) and sets every PendingInsert's result.
-  void run_batch(const std::vector<PendingInsert*>& batch);
+  /// Writes the records in one transaction (takes mu_), a savepoint each; one result per record.
+  std::vector<Result<InsertResult>> write_batch(const std::vector<PendingInsert>& items);
   Result<InsertResult> insert_one_locked(const InstanceRecord& record, DuplicatePolicy policy);
 
   // The *_locked helpers expect mu_ to be held by the caller.
@@ -84,12 +87,8 @@ class SqliteIndex : public Index {
   /// with another thread's statements. Nothing called with mu_ held calls back into this class.
   std::mutex mu_;
   bool synchronous_ = true;
-  /// Group commit: queue_mu_ guards queue_ and leader_active_; the leader takes mu_ while it
-  /// writes a batch, never queue_mu_ and mu_ in the other order.
-  std::mutex queue_mu_;
-  std::condition_variable queue_cv_;
-  std::vector<PendingInsert*> queue_;
-  bool leader_active_ = false;
+  /// Group commit of concurrent insert_instance calls (its mutex is never held with mu_).
+  Batcher batcher_;
   DbPtr db_;  // declared before statements_: statements are finalized before the close
   std::unordered_map<std::string, StmtPtr> statements_;
 };
