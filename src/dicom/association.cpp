@@ -123,8 +123,11 @@ asio::awaitable<Result<PduType>> Association::read_pdu(Clock::duration timeout) 
     co_return protocol_error("PDU length " + std::to_string(parsed->length) + " exceeds limit " +
                              std::to_string(limit));
   }
-  body_.resize(parsed->length);
-  st = co_await channel_->read_exact(body_);
+  // The buffer only grows (bounded by the limits above): no zero-fill of a PDU-sized buffer for
+  // every PDU that follows a smaller one.
+  if (body_.size() < parsed->length) body_.resize(parsed->length);
+  body_length_ = parsed->length;
+  st = co_await channel_->read_exact(body());
   if (!st.ok()) co_return std::move(st).error();
   bytes_received_ += kPduHeaderSize + parsed->length;
   co_return parsed->type;
@@ -137,7 +140,7 @@ asio::awaitable<Result<AssociateRq>> Association::receive_associate_rq() {
   if (!type.ok()) co_return std::move(type).error();
   switch (*type) {
     case PduType::kAssociateRq: {
-      auto rq = parse_associate_rq(body_);
+      auto rq = parse_associate_rq(body());
       if (!rq.ok()) {
         co_await apply(Event::kEvt19);
         co_return rq.error();
@@ -188,14 +191,14 @@ asio::awaitable<Status> Association::request(const AssociateRq& rq, Clock::durat
   if (!type.ok()) co_return std::move(type).error();
   if (*type == PduType::kAssociateRj) {
     fsm_.on(Event::kEvt4);
-    auto rj = parse_associate_rj(body_);
+    auto rj = parse_associate_rj(body());
     channel_->close();
     if (!rj.ok()) co_return rj.error();
     co_return make_error(ErrorCode::kRejected, "association rejected: " + describe(*rj));
   }
   if (*type == PduType::kAbort) {
     fsm_.on(Event::kEvt16);
-    auto ab = parse_abort(body_);
+    auto ab = parse_abort(body());
     channel_->close();
     co_return make_error(ErrorCode::kRejected,
                          "association aborted by peer" + (ab.ok() ? ": " + describe(*ab) : ""));
@@ -204,7 +207,7 @@ asio::awaitable<Status> Association::request(const AssociateRq& rq, Clock::durat
     co_await apply(Event::kEvt19);
     co_return protocol_error("expected A-ASSOCIATE-AC/RJ");
   }
-  auto ac = parse_associate_ac(body_);
+  auto ac = parse_associate_ac(body());
   if (!ac.ok()) {
     co_await apply(Event::kEvt19);
     co_return ac.error();
@@ -265,7 +268,7 @@ asio::awaitable<Result<std::optional<Incoming>>> Association::next_pdv(Pdv& out)
     switch (*type) {
       case PduType::kPDataTf: {
         if (!co_await apply(Event::kEvt10)) co_return protocol_error("unexpected P-DATA-TF");
-        auto st = parse_p_data_tf(body_, pdvs_);
+        auto st = parse_p_data_tf(body(), pdvs_);
         if (!st.ok()) {
           co_await apply(Event::kEvt19);
           co_return std::move(st).error();

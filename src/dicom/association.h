@@ -106,7 +106,10 @@ class Association {
   std::shared_ptr<Channel> channel_;
   StateMachine fsm_;
   AssociationLimits limits_;
-  std::vector<std::uint8_t> body_;
+  std::span<std::uint8_t> body() { return {body_.data(), body_length_}; }
+
+  std::vector<std::uint8_t> body_;  ///< capacity for the largest PDU so far
+  std::size_t body_length_ = 0;     ///< bytes of the current PDU in body_
   std::vector<Pdv> pdvs_;
   std::size_t next_pdv_ = 0;
   std::vector<PresentationContext> contexts_;
