@@ -11,7 +11,7 @@ BUILD_PKGS=(
 )
 # Real peers and tools the tests and the demo use.
 TEST_PKGS=(
-  dcmtk openssl sqlite3 clang libclang-rt-14-dev procps util-linux
+  dcmtk openssl sqlite3 clang libclang-rt-14-dev procps util-linux orthanc curl
 )
 
 want=("${BUILD_PKGS[@]}")

@@ -24,6 +24,7 @@ dicom::ScpPolicy scp_policy_from(const config::Config& config) {
   p.calling_ae_titles = config.accept.calling_ae_titles;
   p.called_ae_titles = config.accept.called_ae_titles;
   p.require_tls_for = config.accept.require_tls_for;
+  p.peers = config.peers;
   p.max_associations = config.limits.max_associations;
   p.limits.max_pdu_length = config.limits.max_pdu_length;
   p.limits.max_associate_rq_length = config.limits.max_associate_rq_length;

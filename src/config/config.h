@@ -32,6 +32,23 @@ struct Accept {
 };
 
 enum class PeerCertificate { kRequired, kOptional, kNone };
+
+/// How a `peers:` entry recognizes a certificate: exactly one of subject_cn, san, sha256.
+struct CertificateMatch {
+  enum class Kind { kSubjectCn, kSan, kSha256 };
+  Kind kind = Kind::kSubjectCn;
+  /// subject_cn: as written. san: "<TYPE>:<value>" with TYPE one of DNS, IP, URI, email
+  /// (canonical spelling). sha256: upper-case hex pairs joined by ':' (95 characters).
+  std::string value;
+};
+
+/// An AE title bound to a client certificate (`peers:`). A certificate that matches some entry
+/// may only call with the AE titles bound to it; an AE title that appears here may only call
+/// over TLS with a matching certificate.
+struct Peer {
+  std::string ae_title;
+  CertificateMatch certificate;
+};
 enum class TlsProfile { kBcp195Rfc8996, kBcp195Nd, kBcp195Extended, kModern };
 
 struct Tls {
@@ -137,6 +154,7 @@ struct Config {
   std::filesystem::path data_dir;   ///< required
   std::vector<Listener> listeners;  ///< required, at least one
   Accept accept;
+  std::vector<Peer> peers;  ///< AE title <-> certificate bindings
   Tls tls;
   Limits limits;
   std::vector<Destination> destinations;

@@ -170,6 +170,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
   info.tls = channel->is_tls();
   if (const auto* t = dynamic_cast<const TlsChannel*>(channel.get())) {
     info.tls_subject = t->peer_certificate_subject();
+    info.tls_peer = t->peer_identity();
     info.tls_protocol = t->protocol();
     info.tls_cipher = t->cipher();
   }
@@ -193,6 +194,15 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
 
   std::string why;
   auto rj = check_policy(*rq, info, ctx.policy(), why);
+  if (!rj) {
+    if (auto refused =
+            tls::check_peer_identity(ctx.policy().peers, info.calling_ae, info.tls_peer)) {
+      ctx.counters().associations_rejected_identity++;
+      why = std::move(*refused);
+      rj = AssociateRj{RejectResult::kPermanent, RejectSource::kServiceUser,
+                       reject_reason::kCallingAeNotRecognized};
+    }
+  }
   bool have_slot = false;
   if (!rj && ctx.stopping()) {
     why = "shutting down";

@@ -19,6 +19,7 @@
 #include "dicom/association.h"
 #include "dicom/negotiation.h"
 #include "tls/context.h"
+#include "tls/peer_identity.h"
 
 namespace gw::dicom {
 
@@ -30,9 +31,10 @@ struct AssociationInfo {
   std::string called_ae;
   std::string peer_address;
   bool tls = false;
-  std::string tls_subject;   ///< the peer certificate's RFC 2253 subject ("" without one)
-  std::string tls_protocol;  ///< "TLSv1.3"
-  std::string tls_cipher;    ///< "TLS_AES_256_GCM_SHA384"
+  std::string tls_subject;            ///< the peer certificate's RFC 2253 subject ("" without one)
+  std::string tls_protocol;           ///< "TLSv1.3"
+  std::string tls_cipher;             ///< "TLS_AES_256_GCM_SHA384"
+  tls::CertificateIdentity tls_peer;  ///< CN, SANs, SHA-256 of the peer certificate
 };
 
 struct StoreRequest {
@@ -71,6 +73,7 @@ struct ScpPolicy {
   std::vector<std::string> calling_ae_titles;  ///< allow-list, empty = anyone
   std::vector<std::string> called_ae_titles;   ///< empty = any
   std::vector<std::string> require_tls_for;
+  std::vector<config::Peer> peers;  ///< AE title <-> certificate bindings (tls/peer_identity.h)
   std::uint32_t max_associations = 64;
   AssociationLimits limits;
   NegotiationPolicy negotiation;
@@ -80,6 +83,8 @@ struct ScpPolicy {
 struct ScpCounters {
   std::atomic<std::uint64_t> associations_accepted{0};
   std::atomic<std::uint64_t> associations_rejected{0};
+  /// Of those, refused by the `peers:` bindings (certificate vs calling AE title).
+  std::atomic<std::uint64_t> associations_rejected_identity{0};
   std::atomic<std::uint64_t> associations_aborted{0};
   std::atomic<std::uint64_t> echoes{0};
   std::atomic<std::uint64_t> stores_ok{0};

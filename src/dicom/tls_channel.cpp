@@ -184,6 +184,10 @@ std::string TlsChannel::peer_certificate_sha256() const {
   return tls::sha256_fingerprint(SSL_get0_peer_certificate(ssl()));
 }
 
+tls::CertificateIdentity TlsChannel::peer_identity() const {
+  return tls::describe_certificate(SSL_get0_peer_certificate(ssl()));
+}
+
 std::string TlsChannel::protocol() const { return handshake_done_ ? SSL_get_version(ssl()) : ""; }
 
 std::string TlsChannel::cipher() const {

@@ -18,6 +18,7 @@
 
 #include "dicom/channel.h"
 #include "tls/context.h"
+#include "tls/peer_identity.h"
 
 namespace gw::dicom {
 
@@ -53,6 +54,8 @@ class TlsChannel final : public Channel {
   /// The peer's certificate (empty when it sent none): RFC 2253 subject, SHA-256 fingerprint.
   std::string peer_certificate_subject() const;
   std::string peer_certificate_sha256() const;
+  /// CN, SANs and fingerprint of the peer's certificate, for the `peers:` bindings.
+  tls::CertificateIdentity peer_identity() const;
   /// "TLSv1.3", "TLSv1.2"; the negotiated suite ("TLS_AES_256_GCM_SHA384").
   std::string protocol() const;
   std::string cipher() const;

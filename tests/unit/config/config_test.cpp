@@ -422,6 +422,59 @@ tls: {enabled: true, cert_file: tls/cert.pem, key_file: tls/key.pem, ca_file: tl
   EXPECT_EQ(c.tls.peer_certificate, PeerCertificate::kNone);
 }
 
+TEST_F(ConfigTest, PeersBindAeTitlesToCertificates) {
+  write_certs();
+  const std::string head =
+      "data_dir: /d\nlisteners: [{name: s, port: 2762, tls: true}]\n"
+      "tls: {enabled: true, cert_file: tls/cert.pem, key_file: tls/key.pem, ca_file: tls/ca.pem}\n";
+  const Config c = parse_ok(head + R"(peers:
+  - {ae_title: CT1, certificate: {subject_cn: ct1.hospital.org}}
+  - {ae_title: CT2, certificate: {san: "dns:ct2.hospital.org"}}
+  - ae_title: MR1
+    certificate: {sha256: "aabbccddeeff00112233445566778899aabbccddeeff00112233445566778899"}
+)");
+  ASSERT_EQ(c.peers.size(), 3u);
+  EXPECT_EQ(c.peers[0].ae_title, "CT1");
+  EXPECT_EQ(c.peers[0].certificate.kind, CertificateMatch::Kind::kSubjectCn);
+  EXPECT_EQ(c.peers[0].certificate.value, "ct1.hospital.org");
+  EXPECT_EQ(c.peers[1].certificate.kind, CertificateMatch::Kind::kSan);
+  EXPECT_EQ(c.peers[1].certificate.value, "DNS:ct2.hospital.org");  // type spelled canonically
+  EXPECT_EQ(c.peers[2].certificate.kind, CertificateMatch::Kind::kSha256);
+  EXPECT_EQ(c.peers[2].certificate.value,
+            "AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:"
+            "66:77:88:99");
+
+  auto issues = issues_of(head + R"(peers:
+  - {ae_title: CT1}
+  - {ae_title: THIS_AE_TITLE_IS_TOO_LONG, certificate: {subject_cn: a}}
+  - {ae_title: CT3, certificate: {subject_cn: a, sha256: "AA"}}
+  - {ae_title: CT4, certificate: {san: "X400:foo"}}
+  - {ae_title: CT5, certificate: {sha256: "AA:BB"}}
+  - {ae_title: CT6, certificate: {cn: a}}
+  - {ae_title: CT7, certificate: ct7}
+)");
+  EXPECT_THAT(
+      paths_of(issues),
+      ElementsAre("peers[0].certificate", "peers[1].ae_title", "peers[2].certificate",
+                  "peers[3].certificate.san", "peers[4].certificate.sha256",
+                  "peers[5].certificate.cn", "peers[5].certificate", "peers[6].certificate"));
+  EXPECT_THAT(message_at(issues, "peers[2].certificate"), HasSubstr("exactly one of"));
+  EXPECT_THAT(message_at(issues, "peers[4].certificate.sha256"), HasSubstr("64 hex digits"));
+
+  // Bindings only make sense with a TLS listener that asks for client certificates.
+  issues = issues_of(
+      "data_dir: /d\nlisteners: [{name: p, port: 104}]\n"
+      "peers: [{ae_title: CT1, certificate: {subject_cn: ct1}}]\n");
+  EXPECT_THAT(paths_of(issues), ElementsAre("peers"));
+  issues = issues_of(
+      "data_dir: /d\nlisteners: [{name: s, port: 2762, tls: true}]\n"
+      "tls: {enabled: true, cert_file: tls/cert.pem, key_file: tls/key.pem, "
+      "peer_certificate: none}\n"
+      "peers: [{ae_title: CT1, certificate: {subject_cn: ct1}}]\n");
+  EXPECT_THAT(paths_of(issues), ElementsAre("peers"));
+  EXPECT_THAT(issues[0].message, HasSubstr("peer_certificate"));
+}
+
 TEST_F(ConfigTest, DestinationTlsRules) {
   write_certs();
   const auto issues = issues_of(std::string(kMinimal) + R"(destinations:
