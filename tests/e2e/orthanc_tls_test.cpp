@@ -23,6 +23,7 @@
 #include "support/process.h"
 #include "support/temp_dir.h"
 #include "support/test_data.h"
+#include "support/test_pki.h"
 
 namespace gw::test {
 namespace {
@@ -113,35 +114,19 @@ class Orthanc {
 class OrthancTlsTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (!fs::exists(kOrthancBinary))
-      GTEST_SKIP() << "orthanc is not installed (scripts/setup.sh --test)";
-    certs::CaOptions ca;
-    ca.with_intermediate = true;
-    auto files = certs::init_ca(dir_.path() / "ca", ca);
-    ASSERT_TRUE(files.ok()) << files.error().message;
-    chain_ = files->chain;
-    issue("server", certs::CertKind::kServer, {"DNS:localhost", "IP:127.0.0.1"});
-    issue("client", certs::CertKind::kClient, {});
+    // scripts/setup.sh --test installs Orthanc: its absence is a broken setup, not a skip.
+    ASSERT_TRUE(fs::exists(kOrthancBinary)) << "orthanc is not installed (scripts/setup.sh --test)";
+    pki_ = std::make_unique<TestPki>(dir_.path());
+    chain_ = pki_->chain();
+    pki_->issue("server", certs::CertKind::kServer, {"DNS:localhost", "IP:127.0.0.1"});
+    pki_->issue("client", certs::CertKind::kClient);
     // Orthanc uses one certificate as SCP and SCU: both purposes, and our client checks the
     // address it connects to.
-    issue("orthanc", certs::CertKind::kBoth, {"DNS:localhost", "IP:127.0.0.1"});
+    pki_->issue("orthanc", certs::CertKind::kBoth, {"DNS:localhost", "IP:127.0.0.1"});
   }
 
-  fs::path cert(const std::string& name) const { return dir_.path() / (name + ".pem"); }
-  fs::path key(const std::string& name) const { return dir_.path() / (name + ".key"); }
-
-  void issue(const std::string& name, certs::CertKind kind, std::vector<std::string> sans) {
-    certs::IssueOptions o;
-    o.kind = kind;
-    o.common_name = name;
-    o.sans = std::move(sans);
-    o.out_cert = cert(name);
-    o.out_key = key(name);
-    o.include_chain_in_cert = true;
-    o.overwrite = true;
-    auto issued = certs::issue(dir_.path() / "ca", o);
-    ASSERT_TRUE(issued.ok()) << issued.error().message;
-  }
+  fs::path cert(const std::string& name) const { return pki_->cert(name); }
+  fs::path key(const std::string& name) const { return pki_->key(name); }
 
   std::unique_ptr<Gateway> start_gateway() {
     GatewayOptions o;
@@ -158,6 +143,7 @@ class OrthancTlsTest : public ::testing::Test {
   }
 
   TempDir dir_{"gw-e2e-orthanc-tls"};
+  std::unique_ptr<TestPki> pki_;
   fs::path chain_;
 };
 

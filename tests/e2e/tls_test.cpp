@@ -21,6 +21,7 @@
 #include "support/process.h"
 #include "support/temp_dir.h"
 #include "support/test_data.h"
+#include "support/test_pki.h"
 
 namespace gw::test {
 namespace {
@@ -41,43 +42,25 @@ std::string strip_leading_zeros(std::string hex) {
 class TlsE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    certs::CaOptions ca;
-    ca.with_intermediate = true;
-    auto files = certs::init_ca(ca_dir(), ca);
-    ASSERT_TRUE(files.ok()) << files.error().message;
-    chain_ = files->chain;
-    root_ = files->root_cert;
+    pki_ = std::make_unique<TestPki>(dir_.path());
+    chain_ = pki_->chain();
+    root_ = pki_->root();
     server_serial_ = issue("server", certs::CertKind::kServer, {"DNS:localhost", "IP:127.0.0.1"});
     issue("client", certs::CertKind::kClient, {});
   }
 
-  fs::path ca_dir() const { return dir_.path() / "ca"; }
-  fs::path cert(const std::string& name) const { return dir_.path() / (name + ".pem"); }
-  fs::path key(const std::string& name) const { return dir_.path() / (name + ".key"); }
+  fs::path ca_dir() const { return pki_->ca_dir(); }
+  fs::path cert(const std::string& name) const { return pki_->cert(name); }
+  fs::path key(const std::string& name) const { return pki_->key(name); }
 
   /// Issues NAME.pem/NAME.key (leaf + intermediate) from the test CA; returns the serial.
   std::string issue(const std::string& name, certs::CertKind kind, std::vector<std::string> sans) {
-    certs::IssueOptions o;
-    o.kind = kind;
-    o.common_name = name;
-    o.sans = std::move(sans);
-    o.out_cert = cert(name);
-    o.out_key = key(name);
-    o.include_chain_in_cert = true;
-    o.overwrite = true;
-    auto issued = certs::issue(ca_dir(), o);
-    EXPECT_TRUE(issued.ok()) << issued.error().message;
-    return issued.ok() ? issued->serial_hex : "";
+    return pki_->issue(name, kind, std::move(sans));
   }
 
   /// A certificate the gateway must refuse (leaf only in the cert file).
   void issue_test(const std::string& name, certs::TestCertificateOptions o) {
-    o.common_name = name;
-    if (o.ca_dir.empty()) o.ca_dir = ca_dir();
-    o.out_cert = cert(name);
-    o.out_key = key(name);
-    auto issued = certs::make_test_certificate(o);
-    ASSERT_TRUE(issued.ok()) << issued.error().message;
+    pki_->issue_test(name, std::move(o));
   }
 
   /// The `tls:` block: server certificate NAME, CA bundle `ca` (default: intermediate + root).
@@ -142,6 +125,7 @@ class TlsE2eTest : public ::testing::Test {
   }
 
   TempDir dir_{"gw-e2e-tls"};
+  std::unique_ptr<TestPki> pki_;
   fs::path chain_;
   fs::path root_;
   std::string server_serial_;

@@ -20,6 +20,7 @@
 #include "certs/pki.h"
 #include "config/config.h"
 #include "support/temp_dir.h"
+#include "support/test_pki.h"
 #include "tls/context.h"
 #include "tls/diagnose.h"
 
@@ -32,42 +33,25 @@ using std::chrono::system_clock;
 class TlsPkiTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    certs::CaOptions ca;
-    ca.with_intermediate = true;
-    auto files = certs::init_ca(ca_dir(), ca);
-    ASSERT_TRUE(files.ok()) << files.error().message;
-    chain_ = files->chain;
-    root_ = files->root_cert;
+    pki_ = std::make_unique<gw::test::TestPki>(tmp_.path());
+    chain_ = pki_->chain();
+    root_ = pki_->root();
     issue("server", certs::CertKind::kServer, {"DNS:localhost", "IP:127.0.0.1"});
     issue("client", certs::CertKind::kClient, {});
   }
 
-  fs::path ca_dir() const { return tmp_.path() / "ca"; }
-  fs::path cert(const std::string& name) const { return tmp_.path() / (name + ".pem"); }
-  fs::path key(const std::string& name) const { return tmp_.path() / (name + ".key"); }
+  fs::path ca_dir() const { return pki_->ca_dir(); }
+  fs::path cert(const std::string& name) const { return pki_->cert(name); }
+  fs::path key(const std::string& name) const { return pki_->key(name); }
 
   /// A normal certificate from the intermediate (leaf + intermediate in the cert file).
   void issue(const std::string& name, certs::CertKind kind, std::vector<std::string> sans) {
-    certs::IssueOptions o;
-    o.kind = kind;
-    o.common_name = name;
-    o.sans = std::move(sans);
-    o.out_cert = cert(name);
-    o.out_key = key(name);
-    o.include_chain_in_cert = true;
-    o.overwrite = true;
-    auto issued = certs::issue(ca_dir(), o);
-    ASSERT_TRUE(issued.ok()) << issued.error().message;
+    pki_->issue(name, kind, std::move(sans));
   }
 
   /// A certificate the checks must refuse (expired, weak key, wrong EKU, self-signed...).
   void issue_test(const std::string& name, certs::TestCertificateOptions o) {
-    o.common_name = name;
-    o.ca_dir = ca_dir();
-    o.out_cert = cert(name);
-    o.out_key = key(name);
-    auto issued = certs::make_test_certificate(o);
-    ASSERT_TRUE(issued.ok()) << issued.error().message;
+    pki_->issue_test(name, std::move(o));
   }
 
   config::Tls server_config() const {
@@ -90,6 +74,7 @@ class TlsPkiTest : public ::testing::Test {
   }
 
   gw::test::TempDir tmp_{"gw-tls-test"};
+  std::unique_ptr<gw::test::TestPki> pki_;
   fs::path chain_;
   fs::path root_;
 };
