@@ -51,7 +51,8 @@ core::Status App::start() {
   GW_ASSIGN_OR_RETURN(store_, storage::Store::create({config_.data_dir, config_.storage.fsync}));
   GW_ASSIGN_OR_RETURN(
       index_, index::open_index(config_.database.url, config_.data_dir, config_.storage.fsync));
-  ingest_ = std::make_unique<IngestService>(*store_, *index_, config_.storage.duplicates);
+  ingest_ = std::make_unique<IngestService>(*store_, *index_, config_.storage.duplicates,
+                                            workers_.get_executor());
   scp_ = std::make_unique<dicom::ScpContext>(scp_policy_from(config_), *ingest_,
                                              workers_.get_executor());
   for (const auto& l : config_.listeners) {

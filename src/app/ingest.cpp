@@ -1,13 +1,20 @@
 #include "app/ingest.h"
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <mutex>
 #include <optional>
+#include <vector>
 
 #include "core/log.h"
 #include "dicom/dimse.h"
 #include "dicom/instance_info.h"
 #include "dicom/part10.h"
 #include "dicom/uids.h"
+#include "storage/sha256.h"
 
 namespace gw::app {
 
@@ -57,19 +64,72 @@ index::InstanceRecord make_record(const dicom::InstanceInfo& info,
   return r;
 }
 
+/// Hashes a spool file behind its writer, on the worker pool, so the I/O thread never spends
+/// its time on SHA-256. It reads through its own descriptor, which stays valid even if the
+/// session is gone (an aborted association); mu_ serializes the hashing, and the session's
+/// finish() hashes whatever tail is left.
+class BackgroundDigest {
+ public:
+  BackgroundDigest(core::UniqueFd fd, storage::Sha256 sha)
+      : fd_(std::move(fd)), sha_(std::move(sha)) {}
+
+  /// Hashes the file up to `end` (bytes the writer has already written). Thread-safe.
+  void hash_to(std::uint64_t end) {
+    std::lock_guard lock(mu_);
+    if (buffer_.empty() && hashed_ < end) buffer_.resize(kChunk);
+    while (hashed_ < end && error_.ok()) {
+      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, end - hashed_));
+      const ssize_t n = ::pread(fd_.get(), buffer_.data(), want, static_cast<off_t>(hashed_));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        error_ = core::make_error(ErrorCode::kIo, "read back spool file for its digest");
+        break;
+      }
+      error_ = sha_.update({buffer_.data(), static_cast<std::size_t>(n)});
+      hashed_ += static_cast<std::uint64_t>(n);
+    }
+  }
+
+  core::Result<std::string> finish(std::uint64_t end) {
+    hash_to(end);
+    std::lock_guard lock(mu_);
+    if (!error_.ok()) return error_.error();
+    return sha_.hex();
+  }
+
+ private:
+  static constexpr std::size_t kChunk = 256 * 1024;
+  std::mutex mu_;  // guards everything below
+  core::UniqueFd fd_;
+  storage::Sha256 sha_;
+  std::uint64_t hashed_ = 0;
+  std::vector<std::uint8_t> buffer_;
+  core::Status error_;
+};
+
 class IngestSession final : public dicom::StoreSession {
  public:
-  IngestSession(IngestService& service, storage::SpoolFile spool, dicom::StoreRequest request,
+  IngestSession(IngestService& service, storage::SpoolFile spool,
+                std::shared_ptr<BackgroundDigest> digest, dicom::StoreRequest request,
                 std::uint64_t association_id)
       : service_(service),
         spool_(std::move(spool)),
+        digest_(std::move(digest)),
         request_(std::move(request)),
         association_id_(association_id) {}
 
   void write(std::span<const std::uint8_t> fragment) override {
     if (error_) return;
     auto st = spool_.write(fragment);
-    if (!st.ok()) error_ = std::move(st).error();
+    if (!st.ok()) {
+      error_ = std::move(st).error();
+      return;
+    }
+    if (spool_.size() - hash_scheduled_ >= kHashStep) {
+      hash_scheduled_ = spool_.size();
+      asio::post(service_.worker_pool(),
+                 [digest = digest_, end = hash_scheduled_]() { digest->hash_to(end); });
+    }
   }
 
   StoreOutcome finish() override {
@@ -98,7 +158,9 @@ class IngestSession final : public dicom::StoreSession {
     const auto size = static_cast<std::int64_t>(spool_.size());
     auto record = make_record(*info, request_);
     record.size_bytes = size;
-    record.sha256 = spool_.sha256_hex();
+    auto sha = digest_->finish(spool_.size());
+    if (!sha.ok()) return fail(core::dimse_status(sha.error().code), sha.error().message);
+    record.sha256 = std::move(sha).value();
     auto path = service_.store().publish(std::move(spool_));
     if (!path.ok()) return fail(core::dimse_status(path.error().code), path.error().message);
     record.storage_path = *path;
@@ -134,8 +196,12 @@ class IngestSession final : public dicom::StoreSession {
     return {status::kSuccess, {}};
   }
 
+  static constexpr std::uint64_t kHashStep = 256 * 1024;  ///< hand work to the hasher this often
+
   IngestService& service_;
   storage::SpoolFile spool_;
+  std::shared_ptr<BackgroundDigest> digest_;
+  std::uint64_t hash_scheduled_ = 0;
   dicom::StoreRequest request_;
   std::uint64_t association_id_;
   std::optional<core::Error> error_;
@@ -144,8 +210,12 @@ class IngestSession final : public dicom::StoreSession {
 }  // namespace
 
 IngestService::IngestService(storage::Store& store, index::Index& index,
-                             config::DuplicatePolicy duplicates)
-    : store_(store), index_(index), duplicates_(duplicates), committer_([this](const auto& batch) {
+                             config::DuplicatePolicy duplicates, asio::any_io_executor worker_pool)
+    : worker_pool_(std::move(worker_pool)),
+      store_(store),
+      index_(index),
+      duplicates_(duplicates),
+      committer_([this](const auto& batch) {
         counters_.commit_groups++;
         std::vector<std::string> paths;
         std::vector<index::InstanceRecord> records;
@@ -185,7 +255,10 @@ core::Result<std::unique_ptr<dicom::StoreSession>> IngestService::begin(
   if (!dicom::is_storage_sop_class(request.sop_class_uid)) {
     return core::make_error(ErrorCode::kUnsupported, "not a storage SOP class");
   }
-  GW_ASSIGN_OR_RETURN(auto spool, store_.begin());
+  GW_ASSIGN_OR_RETURN(auto spool, store_.begin(/*inline_digest=*/false));
+  GW_ASSIGN_OR_RETURN(auto fd, spool.dup_fd());
+  GW_ASSIGN_OR_RETURN(auto sha, storage::Sha256::create());
+  auto digest = std::make_shared<BackgroundDigest>(std::move(fd), std::move(sha));
   dicom::FileMeta meta;
   meta.media_storage_sop_class_uid = request.sop_class_uid;
   meta.media_storage_sop_instance_uid = request.sop_instance_uid;
@@ -195,8 +268,8 @@ core::Result<std::unique_ptr<dicom::StoreSession>> IngestService::begin(
   meta.source_application_entity_title = request.association->calling_ae;
   GW_RETURN_IF_ERROR(spool.write(dicom::encode_file_meta(meta)));
   dicom::StoreRequest copy = request;
-  return std::unique_ptr<dicom::StoreSession>(
-      new IngestSession(*this, std::move(spool), std::move(copy), request.association->id));
+  return std::unique_ptr<dicom::StoreSession>(new IngestSession(
+      *this, std::move(spool), std::move(digest), std::move(copy), request.association->id));
 }
 
 }  // namespace gw::app

@@ -4,6 +4,7 @@
 /// the tags the index needs, checks them against the command, makes the file durable, renames
 /// it into storage/ and commits the index row. Only then is success answered.
 
+#include <asio.hpp>
 #include <atomic>
 #include <memory>
 #include <string>
@@ -26,13 +27,16 @@ struct IngestCounters {
 
 class IngestService final : public dicom::StoreService {
  public:
-  IngestService(storage::Store& store, index::Index& index, config::DuplicatePolicy duplicates);
+  /// `worker_pool`: where the SHA-256 of each received file is computed, behind the writer.
+  IngestService(storage::Store& store, index::Index& index, config::DuplicatePolicy duplicates,
+                asio::any_io_executor worker_pool);
 
   core::Result<std::unique_ptr<dicom::StoreSession>> begin(
       const dicom::StoreRequest& request) override;
 
   IngestCounters& counters() { return counters_; }
   storage::Store& store() { return store_; }
+  asio::any_io_executor worker_pool() { return worker_pool_; }
   index::Index& index() { return index_; }
   index::DuplicatePolicy duplicate_policy() const;
   /// Makes a published file's directory entry durable and commits its index row, grouped with
@@ -41,6 +45,7 @@ class IngestService final : public dicom::StoreService {
   core::Result<index::InsertResult> commit(const index::InstanceRecord& record);
 
  private:
+  asio::any_io_executor worker_pool_;
   storage::Store& store_;
   index::Index& index_;
   config::DuplicatePolicy duplicates_;

@@ -11,6 +11,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <optional>
 #include <string_view>
 #include <system_error>
 #include <utility>
@@ -127,22 +128,6 @@ bool is_storage_relative(const std::string& relative_path) {
 // ---------------------------------------------------------------------------------------------
 // SpoolFile
 
-struct SpoolFile::Digest {
-  struct CtxDeleter {
-    void operator()(EVP_MD_CTX* ctx) const { EVP_MD_CTX_free(ctx); }
-  };
-  std::unique_ptr<EVP_MD_CTX, CtxDeleter> ctx;
-
-  static Result<std::unique_ptr<Digest>> create() {
-    auto digest = std::make_unique<Digest>();
-    digest->ctx.reset(EVP_MD_CTX_new());
-    if (!digest->ctx || EVP_DigestInit_ex(digest->ctx.get(), EVP_sha256(), nullptr) != 1) {
-      return make_error(ErrorCode::kInternal, "EVP SHA-256 init failed");
-    }
-    return digest;
-  }
-};
-
 SpoolFile::SpoolFile(int fd, std::filesystem::path path) : fd_(fd), path_(std::move(path)) {}
 
 SpoolFile::SpoolFile(SpoolFile&& other) noexcept
@@ -182,7 +167,7 @@ void SpoolFile::discard() noexcept {
 }
 
 Status SpoolFile::write(std::span<const std::uint8_t> bytes) {
-  if (fd_ < 0 || !digest_) return make_error(ErrorCode::kInternal, "spool file is not open");
+  if (fd_ < 0) return make_error(ErrorCode::kInternal, "spool file is not open");
   if (failed_) return make_error(ErrorCode::kIo, "spool file had an earlier write error");
   const std::uint8_t* p = bytes.data();
   std::size_t left = bytes.size();
@@ -197,9 +182,11 @@ Status SpoolFile::write(std::span<const std::uint8_t> bytes) {
       failed_ = true;
       return make_error(ErrorCode::kIo, "write " + path_.string() + ": no progress");
     }
-    if (EVP_DigestUpdate(digest_->ctx.get(), p, static_cast<std::size_t>(n)) != 1) {
-      failed_ = true;
-      return make_error(ErrorCode::kInternal, "EVP SHA-256 update failed");
+    if (digest_) {
+      if (auto st = digest_->update({p, static_cast<std::size_t>(n)}); !st.ok()) {
+        failed_ = true;
+        return st;
+      }
     }
     p += n;
     left -= static_cast<std::size_t>(n);
@@ -215,24 +202,13 @@ Status SpoolFile::write(std::span<const std::uint8_t> bytes) {
   return core::ok_status();
 }
 
-std::string SpoolFile::sha256_hex() const {
-  if (!digest_) return {};
-  // Finalize a copy so that more bytes can still be appended.
-  std::unique_ptr<EVP_MD_CTX, Digest::CtxDeleter> copy(EVP_MD_CTX_new());
-  std::array<unsigned char, EVP_MAX_MD_SIZE> md{};
-  unsigned int len = 0;
-  if (!copy || EVP_MD_CTX_copy_ex(copy.get(), digest_->ctx.get()) != 1 ||
-      EVP_DigestFinal_ex(copy.get(), md.data(), &len) != 1) {
-    return {};
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(len * 2);
-  for (unsigned int i = 0; i < len; ++i) {
-    out.push_back(kHex[md[i] >> 4]);
-    out.push_back(kHex[md[i] & 0x0f]);
-  }
-  return out;
+std::string SpoolFile::sha256_hex() const { return digest_ ? digest_->hex() : std::string(); }
+
+Result<core::UniqueFd> SpoolFile::dup_fd() const {
+  if (fd_ < 0) return make_error(ErrorCode::kInternal, "spool file is not open");
+  const int fd = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return errno_error(errno, "dup", path_);
+  return core::UniqueFd(fd);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -294,13 +270,17 @@ Result<std::unique_ptr<Store>> Store::create(const StoreOptions& options) {
   return std::unique_ptr<Store>(new Store(options));
 }
 
-Result<SpoolFile> Store::begin() {
-  GW_ASSIGN_OR_RETURN(auto digest, SpoolFile::Digest::create());
+Result<SpoolFile> Store::begin(bool inline_digest) {
+  std::optional<Sha256> digest;
+  if (inline_digest) {
+    GW_ASSIGN_OR_RETURN(auto sha, Sha256::create());
+    digest.emplace(std::move(sha));
+  }
   const auto spool = options_.data_dir / "spool";
   for (int attempt = 0; attempt < kNameAttempts; ++attempt) {
     GW_ASSIGN_OR_RETURN(std::string name, random_hex_name());
     auto path = spool / (name + std::string(kSpoolSuffix));
-    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, kFileMode);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, kFileMode);
     if (fd < 0) {
       if (errno == EEXIST || errno == EINTR) continue;
       return errno_error(errno, "create spool file", path);

@@ -10,11 +10,14 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "core/result.h"
+#include "core/unique_fd.h"
+#include "storage/sha256.h"
 
 namespace gw::storage {
 
@@ -41,8 +44,12 @@ class SpoolFile {
   Status write(std::span<const std::uint8_t> bytes);
   std::uint64_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
-  /// SHA-256 of everything written so far, lower-case hex (computed incrementally).
+  /// SHA-256 of everything written so far, lower-case hex, when the file was begun with an
+  /// inline digest (computed incrementally by write()); empty otherwise.
   std::string sha256_hex() const;
+  /// A second descriptor of the same open file (e.g. for a reader hashing behind the writer); it
+  /// stays valid after this SpoolFile is gone.
+  Result<core::UniqueFd> dup_fd() const;
 
  private:
   friend class Store;
@@ -52,8 +59,7 @@ class SpoolFile {
   int fd_ = -1;
   std::filesystem::path path_;
   std::uint64_t size_ = 0;
-  struct Digest;
-  std::unique_ptr<Digest> digest_;
+  std::optional<Sha256> digest_;
   bool early_writeback_ = false;  ///< start write-back every kWritebackChunk (fsync on)
   std::uint64_t written_back_ = 0;
   static constexpr std::uint64_t kWritebackChunk = 8u << 20;
@@ -65,7 +71,9 @@ class Store {
   /// Creates data_dir/{spool,storage} (0750) if needed and removes leftover spool files.
   static Result<std::unique_ptr<Store>> create(const StoreOptions& options);
 
-  Result<SpoolFile> begin();
+  /// `inline_digest`: write() also feeds a SHA-256 (sha256_hex()); callers that hash elsewhere
+  /// pass false.
+  Result<SpoolFile> begin(bool inline_digest = true);
 
   /// fdatasync (if fsync), rename into storage/, fsync the directory (if fsync). Returns the
   /// stored path relative to data_dir ("storage/ab/….dcm"). On failure the spool file is removed

@@ -3,6 +3,7 @@
 // its source (by value when DCMTK re-encoded it, byte for byte when it was streamed).
 
 #include <gtest/gtest.h>
+#include <openssl/sha.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -35,7 +36,23 @@ struct IndexRow {
   std::string sop_class_uid;
   std::string transfer_syntax_uid;
   std::string storage_path;
+  std::string sha256;
 };
+
+/// SHA-256 (lower-case hex) of a whole file, computed here independently of the gateway.
+std::string sha256_of_file(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  unsigned char md[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), md);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : md) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 0x0f]);
+  }
+  return out;
+}
 
 /// Every row of the gateway's `instances` table, by SOP Instance UID (read-only connection).
 std::map<std::string, IndexRow> index_rows(const fs::path& db_path) {
@@ -47,7 +64,8 @@ std::map<std::string, IndexRow> index_rows(const fs::path& db_path) {
   sqlite3_busy_timeout(db, 5000);
   sqlite3_stmt* stmt = nullptr;
   const char* sql =
-      "SELECT sop_instance_uid, sop_class_uid, transfer_syntax_uid, storage_path FROM instances";
+      "SELECT sop_instance_uid, sop_class_uid, transfer_syntax_uid, storage_path, sha256 "
+      "FROM instances";
   if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) {
     const std::string why = sqlite3_errmsg(db);
     sqlite3_close(db);
@@ -58,7 +76,8 @@ std::map<std::string, IndexRow> index_rows(const fs::path& db_path) {
     return t != nullptr ? std::string(reinterpret_cast<const char*>(t)) : std::string();
   };
   std::map<std::string, IndexRow> rows;
-  while (sqlite3_step(stmt) == SQLITE_ROW) rows[text(0)] = IndexRow{text(1), text(2), text(3)};
+  while (sqlite3_step(stmt) == SQLITE_ROW)
+    rows[text(0)] = IndexRow{text(1), text(2), text(3), text(4)};
   sqlite3_finalize(stmt);
   sqlite3_close(db);
   return rows;
@@ -239,6 +258,7 @@ TEST(IngestSend, EverySyntaxStoredByteForByteAndIndexed) {
     const fs::path stored = gw->data_dir() / row->second.storage_path;
     ASSERT_TRUE(fs::is_regular_file(stored)) << stored;
     EXPECT_EQ(transfer_syntax_of(stored), meta.transfer_syntax_uid) << source;
+    EXPECT_EQ(row->second.sha256, sha256_of_file(stored)) << "recorded digest of " << stored;
     std::string why;
     EXPECT_TRUE(same_data_set(source, stored, &why)) << why;
   }
