@@ -96,7 +96,7 @@ struct ExtendedNegotiation {  // sub-item 0x56
   friend bool operator==(const ExtendedNegotiation&, const ExtendedNegotiation&) = default;
 };
 
-struct UserIdentityRq {  // sub-item 0x58
+struct UserIdentityRq {   // sub-item 0x58
   std::uint8_t type = 1;  ///< 1 username, 2 username+passcode, 3 Kerberos, 4 SAML, 5 JWT
   bool positive_response_requested = false;
   std::vector<std::uint8_t> primary_field;
@@ -119,8 +119,8 @@ struct RawItem {
   friend bool operator==(const RawItem&, const RawItem&) = default;
 };
 
-struct UserInformation {  // item 0x50
-  std::uint32_t max_pdu_length = 0;  ///< sub-item 0x51; 0 means "no limit"
+struct UserInformation {                    // item 0x50
+  std::uint32_t max_pdu_length = 0;         ///< sub-item 0x51; 0 means "no limit"
   std::string implementation_class_uid;     ///< 0x52
   std::string implementation_version_name;  ///< 0x55 (optional, empty = absent)
   std::optional<AsyncOpsWindow> async_ops_window;
@@ -148,7 +148,7 @@ struct AssociateRq {
 
 struct AssociateAc {
   std::uint16_t protocol_version = 1;
-  std::string called_ae;   ///< echoed from the RQ (PS3.8 says not tested, but we echo it)
+  std::string called_ae;  ///< echoed from the RQ (PS3.8 says not tested, but we echo it)
   std::string calling_ae;
   std::string application_context{kApplicationContextName};
   std::vector<PresentationContextAc> contexts;
@@ -165,13 +165,13 @@ enum class RejectSource : std::uint8_t {
 };
 /// Reason values; their meaning depends on the source (PS3.8 table 9-21).
 namespace reject_reason {
-inline constexpr std::uint8_t kNoReason = 1;                     // source 1 or 2
+inline constexpr std::uint8_t kNoReason = 1;                        // source 1 or 2
 inline constexpr std::uint8_t kApplicationContextNotSupported = 2;  // source 1
-inline constexpr std::uint8_t kCallingAeNotRecognized = 3;       // source 1
-inline constexpr std::uint8_t kCalledAeNotRecognized = 7;        // source 1
-inline constexpr std::uint8_t kProtocolVersionNotSupported = 2;  // source 2
-inline constexpr std::uint8_t kTemporaryCongestion = 1;          // source 3
-inline constexpr std::uint8_t kLocalLimitExceeded = 2;           // source 3
+inline constexpr std::uint8_t kCallingAeNotRecognized = 3;          // source 1
+inline constexpr std::uint8_t kCalledAeNotRecognized = 7;           // source 1
+inline constexpr std::uint8_t kProtocolVersionNotSupported = 2;     // source 2
+inline constexpr std::uint8_t kTemporaryCongestion = 1;             // source 3
+inline constexpr std::uint8_t kLocalLimitExceeded = 2;              // source 3
 }  // namespace reject_reason
 
 struct AssociateRj {
