@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -232,6 +233,17 @@ Result<std::unique_ptr<Store>> Store::create(const StoreOptions& options) {
   bool created_sub = false;
   bool created = false;
   GW_RETURN_IF_ERROR(make_dir(data_dir, created_data_dir));
+  // One gateway per data directory: another one's spool files are its in-flight instances.
+  const auto lock_path = data_dir / ".lock";
+  core::UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, kFileMode));
+  if (!lock.valid()) return errno_error(errno, "open", lock_path);
+  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) {
+      return make_error(ErrorCode::kConflict,
+                        "data_dir " + data_dir.string() + " is in use by another dicom-gw process");
+    }
+    return errno_error(errno, "lock", lock_path);
+  }
   GW_RETURN_IF_ERROR(make_dir(data_dir / "spool", created));
   created_sub = created;
   GW_RETURN_IF_ERROR(make_dir(data_dir / "storage", created));
@@ -267,7 +279,7 @@ Result<std::unique_ptr<Store>> Store::create(const StoreOptions& options) {
   if (ec) return make_error(ErrorCode::kIo, "list " + spool.string() + ": " + ec.message());
   if (removed > 0) log->info("spool cleanup removed_part_files={}", removed);
   log->info("store opened data_dir={} fsync={}", options.data_dir.string(), options.fsync);
-  return std::unique_ptr<Store>(new Store(options));
+  return std::unique_ptr<Store>(new Store(options, std::move(lock)));
 }
 
 Result<SpoolFile> Store::begin(bool inline_digest) {

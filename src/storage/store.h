@@ -68,7 +68,9 @@ class SpoolFile {
 
 class Store {
  public:
-  /// Creates data_dir/{spool,storage} (0750) if needed and removes leftover spool files.
+  /// Creates data_dir/{spool,storage} (0750) if needed, takes an exclusive lock on
+  /// data_dir/.lock (a second gateway on the same data_dir is refused before it can touch
+  /// anything: kConflict) and removes leftover spool files.
   static Result<std::unique_ptr<Store>> create(const StoreOptions& options);
 
   /// `inline_digest`: write() also feeds a SHA-256 (sha256_hex()); callers that hash elsewhere
@@ -96,8 +98,10 @@ class Store {
   Result<std::uint64_t> free_bytes() const;
 
  private:
-  explicit Store(StoreOptions options) : options_(std::move(options)) {}
+  Store(StoreOptions options, core::UniqueFd lock)
+      : options_(std::move(options)), lock_(std::move(lock)) {}
   StoreOptions options_;
+  core::UniqueFd lock_;  ///< data_dir/.lock, held (flock) for the Store's lifetime
 };
 
 }  // namespace gw::storage

@@ -242,4 +242,17 @@ TEST_F(StoreTest, DiskFullIsResourceExhaustedAndLeavesNothing) {
 }
 
 }  // namespace
+TEST(StoreLock, SecondStoreOnTheSameDataDirIsRefused) {
+  gw::test::TempDir dir("gw-store-lock");
+  auto first = Store::create({dir.path() / "data", false});
+  ASSERT_TRUE(first.ok()) << first.error().message;
+  auto second = Store::create({dir.path() / "data", false});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code, gw::core::ErrorCode::kConflict);
+  EXPECT_NE(second.error().message.find("in use"), std::string::npos);
+  first->reset();
+  auto third = Store::create({dir.path() / "data", false});
+  EXPECT_TRUE(third.ok()) << third.error().message;
+}
+
 }  // namespace gw::storage
