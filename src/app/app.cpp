@@ -51,6 +51,7 @@ core::Status App::start() {
   GW_ASSIGN_OR_RETURN(store_, storage::Store::create({config_.data_dir, config_.storage.fsync}));
   GW_ASSIGN_OR_RETURN(
       index_, index::open_index(config_.database.url, config_.data_dir, config_.storage.fsync));
+  GW_RETURN_IF_ERROR(recover_after_crash());
   ingest_ = std::make_unique<IngestService>(*store_, *index_, config_.storage.duplicates,
                                             workers_.get_executor());
   scp_ = std::make_unique<dicom::ScpContext>(scp_policy_from(config_), *ingest_,
@@ -93,6 +94,24 @@ void App::reload_tls() {
                 snapshot->certificate_serial());
     for (const auto& w : snapshot->warnings()) log()->warn("event=tls_warning reason=\"{}\"", w);
   });
+}
+
+core::Status App::recover_after_crash() {
+  // Runs before any listener opens: nothing else writes to storage/ now.
+  GW_ASSIGN_OR_RETURN(auto candidates, store_->recovery_candidates());
+  std::size_t removed = 0;
+  for (const auto& path : candidates) {
+    GW_ASSIGN_OR_RETURN(bool referenced, index_->references_file(path));
+    if (referenced) continue;
+    // Renamed into storage/ but never committed: its sender never heard "success".
+    GW_RETURN_IF_ERROR(store_->remove(path));
+    ++removed;
+  }
+  if (!candidates.empty()) {
+    log()->info("event=crash_recovery files_checked={} unreferenced_removed={}", candidates.size(),
+                removed);
+  }
+  return {};
 }
 
 void App::stop() {

@@ -32,6 +32,8 @@ class App {
  private:
   explicit App(config::Config config);
   core::Status start();
+  /// After an unclean previous run: removes stored files that no index row references.
+  core::Status recover_after_crash();
   asio::awaitable<void> shutdown_sequence();
   /// SIGHUP: rebuilds the TLS context from the same files; on failure the old one stays.
   void reload_tls();

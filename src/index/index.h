@@ -131,6 +131,8 @@ class Index {
                                                              std::int64_t limit,
                                                              std::int64_t offset) = 0;
   virtual Result<std::int64_t> count_instances() = 0;
+  /// Whether any instance row points at this stored file (relative path).
+  virtual Result<bool> references_file(const std::string& storage_path) = 0;
   /// The schema version after migrations ran.
   virtual Result<int> schema_version() = 0;
 };

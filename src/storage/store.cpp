@@ -244,6 +244,15 @@ Result<std::unique_ptr<Store>> Store::create(const StoreOptions& options) {
     }
     return errno_error(errno, "lock", lock_path);
   }
+  // "running" left in the lock file means the previous run never closed its Store: a crash.
+  // The file's mtime is when that run started (it wrote "running" then).
+  char state[16] = {};
+  const ssize_t state_len = ::pread(lock.get(), state, sizeof(state) - 1, 0);
+  const bool previous_run_unclean = state_len > 0 && std::string_view(state).starts_with("running");
+  const auto previous_start = std::filesystem::last_write_time(lock_path, ec);
+  if (::ftruncate(lock.get(), 0) != 0 || ::pwrite(lock.get(), "running\n", 8, 0) != 8) {
+    return errno_error(errno, "write", lock_path);
+  }
   GW_RETURN_IF_ERROR(make_dir(data_dir / "spool", created));
   created_sub = created;
   GW_RETURN_IF_ERROR(make_dir(data_dir / "storage", created));
@@ -279,7 +288,36 @@ Result<std::unique_ptr<Store>> Store::create(const StoreOptions& options) {
   if (ec) return make_error(ErrorCode::kIo, "list " + spool.string() + ": " + ec.message());
   if (removed > 0) log->info("spool cleanup removed_part_files={}", removed);
   log->info("store opened data_dir={} fsync={}", options.data_dir.string(), options.fsync);
-  return std::unique_ptr<Store>(new Store(options, std::move(lock)));
+  std::unique_ptr<Store> store(new Store(options, std::move(lock)));
+  store->previous_run_unclean_ = previous_run_unclean;
+  store->previous_start_ = previous_start;
+  if (previous_run_unclean) log->warn("event=unclean_previous_run data_dir={}", data_dir.string());
+  return store;
+}
+
+Store::~Store() {
+  if (lock_.valid() && ::ftruncate(lock_.get(), 0) == 0) {
+    (void)::pwrite(lock_.get(), "clean\n", 6, 0);
+  }
+}
+
+Result<std::vector<std::string>> Store::recovery_candidates() const {
+  std::vector<std::string> out;
+  if (!previous_run_unclean_) return out;
+  // Margin for file systems whose timestamps are coarser than the clock.
+  const auto since = previous_start_ - std::chrono::seconds(2);
+  std::error_code ec;
+  const auto storage = options_.data_dir / "storage";
+  for (std::filesystem::recursive_directory_iterator it(storage, ec), end; !ec && it != end;
+       it.increment(ec)) {
+    std::error_code file_ec;
+    if (!it->is_regular_file(file_ec)) continue;
+    const auto mtime = it->last_write_time(file_ec);
+    if (file_ec || mtime < since) continue;
+    out.push_back(std::filesystem::relative(it->path(), options_.data_dir, file_ec).string());
+  }
+  if (ec) return make_error(ErrorCode::kIo, "list " + storage.string() + ": " + ec.message());
+  return out;
 }
 
 Result<SpoolFile> Store::begin(bool inline_digest) {

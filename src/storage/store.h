@@ -92,6 +92,11 @@ class Store {
   /// Removes a committed file (relative path as returned by commit). Missing file is not an error.
   Status remove(const std::string& relative_path);
 
+  /// After a run that did not end cleanly (crash, kill -9): the stored files written since that
+  /// run started, relative paths — the only files that can be in storage/ without an index row
+  /// (renamed, then the process died before the commit). Empty after a clean shutdown.
+  Result<std::vector<std::string>> recovery_candidates() const;
+
   std::filesystem::path absolute(const std::string& relative_path) const;
   const StoreOptions& options() const { return options_; }
   /// Bytes free on the storage file system.
@@ -100,8 +105,19 @@ class Store {
  private:
   Store(StoreOptions options, core::UniqueFd lock)
       : options_(std::move(options)), lock_(std::move(lock)) {}
+
+ public:
+  /// Marks the data directory as cleanly closed (see recovery_candidates()).
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+ private:
   StoreOptions options_;
-  core::UniqueFd lock_;  ///< data_dir/.lock, held (flock) for the Store's lifetime
+  core::UniqueFd lock_;  ///< data_dir/.lock, held (flock) for the Store's lifetime; its content
+                         ///< says "running" while open and "clean" after a clean close
+  bool previous_run_unclean_ = false;
+  std::filesystem::file_time_type previous_start_{};
 };
 
 }  // namespace gw::storage

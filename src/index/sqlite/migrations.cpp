@@ -70,6 +70,10 @@ CREATE TABLE instances (
 );
 CREATE INDEX instances_series_pk ON instances (series_pk);
 )sql"},
+      // Crash recovery looks files up by path (Index::references_file).
+      {2, R"sql(
+CREATE INDEX instances_storage_path ON instances (storage_path);
+)sql"},
   };
   return kMigrations;
 }

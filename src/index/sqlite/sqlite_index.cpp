@@ -499,6 +499,14 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
   return InsertResult{InsertOutcome::kInserted, ""};
 }
 
+Result<bool> SqliteIndex::references_file(const std::string& storage_path) {
+  std::lock_guard lock(mu_);
+  GW_ASSIGN_OR_RETURN(auto s,
+                      statement_locked("SELECT 1 FROM instances WHERE storage_path = ? LIMIT 1"));
+  s.bind(1, storage_path);
+  return s.step("find instance by storage path");
+}
+
 Result<std::optional<InstanceRecord>> SqliteIndex::find_instance(const std::string& sop_uid) {
   std::lock_guard lock(mu_);
   GW_ASSIGN_OR_RETURN(

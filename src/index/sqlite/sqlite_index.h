@@ -44,6 +44,7 @@ class SqliteIndex : public Index {
                                                      std::int64_t limit,
                                                      std::int64_t offset) override;
   Result<std::int64_t> count_instances() override;
+  Result<bool> references_file(const std::string& storage_path) override;
   Result<int> schema_version() override;
 
  private:
