@@ -34,7 +34,15 @@ dicom::ScpPolicy scp_policy_from(const config::Config& config) {
 }
 
 App::App(config::Config config)
-    : config_(std::move(config)), workers_(worker_threads()), signals_(io_) {}
+    : config_(std::move(config)), workers_(worker_threads()), signals_(io_) {
+  // Registered before anything listens: a SIGTERM that arrives while the gateway is still
+  // starting is queued by the signal_set and handled by run() (graceful), instead of killing the
+  // process with the default action.
+  signals_.add(SIGTERM);
+  signals_.add(SIGINT);
+  signals_.add(SIGHUP);
+  std::signal(SIGPIPE, SIG_IGN);
+}
 
 App::~App() {
   io_.stop();
@@ -139,9 +147,6 @@ asio::awaitable<void> App::shutdown_sequence() {
 }
 
 int App::run() {
-  signals_.add(SIGTERM);
-  signals_.add(SIGINT);
-  signals_.add(SIGHUP);
   std::function<void(const std::error_code&, int)> on_signal;
   on_signal = [this, &on_signal](const std::error_code& ec, int sig) {
     if (ec) return;
@@ -155,7 +160,6 @@ int App::run() {
     stop();
   };
   signals_.async_wait(on_signal);
-  std::signal(SIGPIPE, SIG_IGN);
 
   for (auto& l : listeners_) {
     l->start();

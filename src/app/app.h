@@ -38,15 +38,19 @@ class App {
   /// SIGHUP: rebuilds the TLS context from the same files; on failure the old one stays.
   void reload_tls();
 
+  // Declaration order is destruction order, reversed, and it matters: coroutine frames still
+  // pending when the I/O context is destroyed reference the ScpContext, the ingest service, the
+  // store and the index, so those are declared (and live) before io_ and workers_; the I/O
+  // objects bound to io_ (listeners, signals) are declared after it and die first.
   config::Config config_;
-  asio::io_context io_;
-  asio::thread_pool workers_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<index::Index> index_;
   std::unique_ptr<IngestService> ingest_;
   std::unique_ptr<dicom::ScpContext> scp_;
-  std::vector<std::unique_ptr<dicom::Listener>> listeners_;
   std::shared_ptr<tls::TlsContextHolder> tls_;  ///< shared by the TLS listeners; null: none
+  asio::thread_pool workers_;
+  asio::io_context io_;
+  std::vector<std::unique_ptr<dicom::Listener>> listeners_;
   asio::signal_set signals_;
   std::atomic<bool> stopping_{false};
 };
