@@ -525,16 +525,26 @@ Result<PduHeader> parse_pdu_header(std::span<const std::uint8_t, kPduHeaderSize>
   return header;
 }
 
+namespace {
+
+/// Moves the fields A-ASSOCIATE-RQ and -AC share into the parsed PDU.
+template <class Pdu>
+void take_common(AssociateCommon&& common, Pdu& out) {
+  out.protocol_version = common.protocol_version;
+  out.called_ae = std::move(common.called_ae);
+  out.calling_ae = std::move(common.calling_ae);
+  out.application_context = std::move(common.application_context);
+  out.user_info = std::move(common.user_info);
+}
+
+}  // namespace
+
 Result<AssociateRq> parse_associate_rq(std::span<const std::uint8_t> body) {
   AssociateCommon common;
   AssociateRq rq;
   GW_RETURN_IF_ERROR(parse_associate(body, "A-ASSOCIATE-RQ", kItemPresentationContextRq,
                                      parse_pc_rq, common, rq.contexts));
-  rq.protocol_version = common.protocol_version;
-  rq.called_ae = std::move(common.called_ae);
-  rq.calling_ae = std::move(common.calling_ae);
-  rq.application_context = std::move(common.application_context);
-  rq.user_info = std::move(common.user_info);
+  take_common(std::move(common), rq);
   return rq;
 }
 
@@ -543,11 +553,7 @@ Result<AssociateAc> parse_associate_ac(std::span<const std::uint8_t> body) {
   AssociateAc ac;
   GW_RETURN_IF_ERROR(parse_associate(body, "A-ASSOCIATE-AC", kItemPresentationContextAc,
                                      parse_pc_ac, common, ac.contexts));
-  ac.protocol_version = common.protocol_version;
-  ac.called_ae = std::move(common.called_ae);
-  ac.calling_ae = std::move(common.calling_ae);
-  ac.application_context = std::move(common.application_context);
-  ac.user_info = std::move(common.user_info);
+  take_common(std::move(common), ac);
   return ac;
 }
 
