@@ -50,11 +50,8 @@ T run_sync(std::function<asio::awaitable<T>(asio::any_io_executor)> body) {
 /// Shared progress/summary state of one `send` run.
 class Progress {
  public:
-  Progress(std::size_t total, std::uint64_t total_bytes, bool enabled, const fs::path& report)
-      : total_(total),
-        total_bytes_(total_bytes),
-        enabled_(enabled && ::isatty(2)),
-        t0_(Clock::now()) {
+  Progress(std::size_t total, bool enabled, const fs::path& report)
+      : total_(total), enabled_(enabled && ::isatty(2)), t0_(Clock::now()) {
     if (!report.empty()) report_.open(report, std::ios::out | std::ios::trunc);
   }
 
@@ -96,14 +93,12 @@ class Progress {
     std::printf("sent %zu/%zu instances (%s) in %.2f s: %.1f inst/s, %s/s; %zu failed\n", ok_,
                 total_, human_bytes(static_cast<double>(bytes_)).c_str(), secs, ok_ / secs,
                 human_bytes(bytes_ / secs).c_str(), failed_);
-    (void)total_bytes_;
     return failed_ == 0 && ok_ == total_ ? 0 : 1;
   }
 
  private:
   std::mutex mu_;  // guards every counter and the report stream
   std::size_t total_;
-  std::uint64_t total_bytes_;
   bool enabled_;
   Clock::time_point t0_;
   std::ofstream report_;
@@ -270,9 +265,7 @@ int run_send(const SendArgs& args) {
     std::fprintf(stderr, "error: no DICOM files to send\n");
     return missing > 0 ? 2 : 1;
   }
-  std::uint64_t total_bytes = 0;
-  for (const auto& i : items) total_bytes += i.file_size;
-  Progress progress(items.size(), total_bytes, args.progress, args.report);
+  Progress progress(items.size(), args.progress, args.report);
 
   const int parallel = std::clamp(args.parallel, 1, 64);
   std::vector<std::vector<const dicom::SendItem*>> shares(static_cast<std::size_t>(parallel));
