@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "index/outbox.h"
 
 namespace gw::index {
 
@@ -52,6 +53,9 @@ struct InstanceRecord {
   // Source
   std::string station_name;
   std::string institution_name;
+  // Routing (insert only, never read back): one outbox row per destination is written in the
+  // same transaction as the instance row. Empty = not forwarded.
+  std::vector<std::string> destinations;
 
   bool operator==(const InstanceRecord&) const = default;
 };
@@ -133,6 +137,49 @@ class Index {
   virtual Result<std::int64_t> count_instances() = 0;
   /// Whether any instance row points at this stored file (relative path).
   virtual Result<bool> references_file(const std::string& storage_path) = 0;
+  // ---- Outbox (index/outbox.h) ----
+  // On insert, every record's `destinations` get a pending row due now. A duplicate that is kept
+  // or replaced still enqueues, except for destinations that already have a pending or
+  // in-flight row for that SOP Instance UID (a resend forwards again; it never doubles a queue).
+
+  /// Claims up to `max_items` rows of `destination` that are due: pending with
+  /// next_attempt_at_ms <= now_ms, or in flight with an expired lease. Oldest first (by id), so
+  /// a study goes out in the order it came in. Each claimed row becomes kInFlight for `owner`
+  /// until now_ms + lease_ms, and its attempts count goes up by one.
+  virtual Result<std::vector<OutboxItem>> claim_outbox(const std::string& destination,
+                                                       std::size_t max_items,
+                                                       const std::string& owner,
+                                                       std::int64_t now_ms,
+                                                       std::int64_t lease_ms) = 0;
+  /// Extends the leases of every row `owner` holds to now_ms + lease_ms (a long transfer).
+  virtual Status renew_outbox_leases(const std::string& owner, std::int64_t now_ms,
+                                     std::int64_t lease_ms) = 0;
+  /// kInFlight -> kDelivered. kConflict when `owner` no longer holds the row.
+  virtual Status complete_outbox(std::int64_t id, const std::string& owner,
+                                 const OutboxResult& result, std::int64_t now_ms) = 0;
+  /// kInFlight -> kPending, due at next_attempt_at_ms, with the reason. kConflict as above.
+  virtual Status reschedule_outbox(std::int64_t id, const std::string& owner,
+                                   std::int64_t next_attempt_at_ms, const OutboxResult& result,
+                                   std::int64_t now_ms) = 0;
+  /// kInFlight -> kDead, with the reason. kConflict as above.
+  virtual Status fail_outbox(std::int64_t id, const std::string& owner, const OutboxResult& result,
+                             std::int64_t now_ms) = 0;
+  /// Graceful stop: every row `owner` holds goes back to kPending, due now, attempts count
+  /// restored (the attempt never happened).
+  virtual Status release_outbox_leases(const std::string& owner, std::int64_t now_ms) = 0;
+  /// Operator: a pending, dead or delivered row is made pending and due now, with its attempts
+  /// count reset. kNotFound for no such row; kConflict while it is in flight.
+  virtual Status retry_outbox(std::int64_t id, std::int64_t now_ms) = 0;
+  /// Operator: removes a row that is not in flight. kNotFound / kConflict as above.
+  virtual Status delete_outbox(std::int64_t id) = 0;
+  virtual Result<std::optional<OutboxItem>> find_outbox(std::int64_t id) = 0;
+  virtual Result<std::vector<OutboxItem>> list_outbox(const OutboxQuery& query) = 0;
+  /// One entry per destination that has any row, sorted by name.
+  virtual Result<std::vector<QueueDepth>> queue_depths() = 0;
+  /// When `destination` next has a row to claim: the earliest next_attempt_at_ms of its pending
+  /// rows or lease_expires_at_ms of its in-flight ones; nullopt when it has neither.
+  virtual Result<std::optional<std::int64_t>> next_outbox_due(const std::string& destination) = 0;
+
   /// The schema version after migrations ran.
   virtual Result<int> schema_version() = 0;
 };

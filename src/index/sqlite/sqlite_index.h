@@ -47,6 +47,26 @@ class SqliteIndex : public Index {
   Result<bool> references_file(const std::string& storage_path) override;
   Result<int> schema_version() override;
 
+  Result<std::vector<OutboxItem>> claim_outbox(const std::string& destination,
+                                               std::size_t max_items, const std::string& owner,
+                                               std::int64_t now_ms, std::int64_t lease_ms) override;
+  Status renew_outbox_leases(const std::string& owner, std::int64_t now_ms,
+                             std::int64_t lease_ms) override;
+  Status complete_outbox(std::int64_t id, const std::string& owner, const OutboxResult& result,
+                         std::int64_t now_ms) override;
+  Status reschedule_outbox(std::int64_t id, const std::string& owner,
+                           std::int64_t next_attempt_at_ms, const OutboxResult& result,
+                           std::int64_t now_ms) override;
+  Status fail_outbox(std::int64_t id, const std::string& owner, const OutboxResult& result,
+                     std::int64_t now_ms) override;
+  Status release_outbox_leases(const std::string& owner, std::int64_t now_ms) override;
+  Status retry_outbox(std::int64_t id, std::int64_t now_ms) override;
+  Status delete_outbox(std::int64_t id) override;
+  Result<std::optional<OutboxItem>> find_outbox(std::int64_t id) override;
+  Result<std::vector<OutboxItem>> list_outbox(const OutboxQuery& query) override;
+  Result<std::vector<QueueDepth>> queue_depths() override;
+  Result<std::optional<std::int64_t>> next_outbox_due(const std::string& destination) override;
+
  private:
   struct DbDeleter {
     void operator()(sqlite3* db) const;
