@@ -808,12 +808,14 @@ std::vector<Route> Reader::read_routes(const Section& root) {
       Section m(*this, *match_node, s.path("match"), kMatchKeys);
       if (m.valid()) {
         route.has_match = true;
-        read_ae_title(m, "calling_ae", route.match.calling_ae);
-        read_ae_title(m, "called_ae", route.match.called_ae);
+        std::string calling_ae;
+        std::string called_ae;
+        if (read_ae_title(m, "calling_ae", calling_ae)) route.match.calling_ae = {calling_ae};
+        if (read_ae_title(m, "called_ae", called_ae)) route.match.called_ae = {called_ae};
         std::string modality;
         if (read_string(m, "modality", modality)) {
           if (valid_modality(modality)) {
-            route.match.modality = std::move(modality);
+            route.match.modality = {std::move(modality)};
           } else {
             add(m.path("modality"),
                 fmt::format("expected a modality code such as CT or MR (upper case, at most 16 "

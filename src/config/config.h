@@ -74,6 +74,24 @@ struct Limits {
   Seconds shutdown_grace{30};  ///< SIGTERM: time to finish in-flight instances
 };
 
+/// When and how often a failed delivery is tried again (top-level `retry:`; a destination's own
+/// `retry:` overrides any of these keys for that destination).
+struct Retry {
+  std::uint32_t max_attempts = 20;  ///< attempts (claims) before a transient failure is dead
+  Seconds max_age{72 * 3600};       ///< since the row was queued; older transient failures: dead
+  Seconds initial_backoff{5};       ///< first wait; doubles each attempt, with jitter
+  Seconds max_backoff{600};         ///< cap on one wait
+};
+
+/// How forwarders behave (top-level `forwarding:`; not in the seeds, every key has a default).
+struct Forwarding {
+  Seconds association_idle_timeout{10};  ///< close a reused association idle this long
+  Seconds lease{300};                    ///< a claimed row's lease; renewed while working
+  std::uint32_t circuit_breaker_failures = 5;  ///< consecutive transient failures -> pause
+  Seconds probe_interval{30};  ///< while paused: C-ECHO the destination this often
+  std::uint32_t batch = 32;    ///< rows claimed at a time by one association
+};
+
 struct Destination {
   std::string name;
   std::string ae_title;
@@ -86,12 +104,29 @@ struct Destination {
   std::filesystem::path tls_ca_path;
   bool verify_hostname = true;
   std::uint32_t max_associations = 2;
+  TlsProfile tls_profile = TlsProfile::kBcp195Rfc8996;  ///< YAML `tls_profile`
+  Retry retry;  ///< the top-level `retry:` with this destination's overrides applied
 };
 
+/// A condition on one data element, named by its DICOM keyword (YAML: `tags: {Keyword: {...}}`).
+struct TagCondition {
+  enum class Op { kEquals, kRegex, kExists };
+  std::string keyword;  ///< "StationName" (resolved against DCMTK's dictionary by routing)
+  Op op = Op::kEquals;
+  std::string value;  ///< kEquals: the value; kRegex: ECMAScript pattern (whole value must match)
+  bool exists = true;  ///< kExists: true = present (even empty), false = absent
+};
+
+/// Every non-empty field must hold (AND); a list field holds when any of its values matches
+/// (OR). YAML accepts a scalar or a list for each list field.
 struct RouteMatch {
-  std::string calling_ae;
-  std::string called_ae;
-  std::string modality;
+  std::vector<std::string> calling_ae;
+  std::vector<std::string> called_ae;
+  std::vector<std::string> listener;  ///< listener names
+  std::vector<std::string> source;    ///< IPv4/IPv6 addresses or CIDR blocks ("10.1.0.0/16")
+  std::vector<std::string> modality;
+  std::vector<std::string> sop_class;  ///< SOP Class UIDs
+  std::vector<TagCondition> tags;
 };
 
 struct Route {
@@ -100,6 +135,7 @@ struct Route {
   bool has_match = false;
   std::vector<std::string> destinations;
   bool continue_matching = false;  ///< YAML key `continue`
+  bool is_default = false;  ///< YAML `default: true`: applies only when no other route matched
 };
 
 enum class DuplicatePolicy { kKeepFirst, kOverwrite, kReject };
@@ -159,6 +195,8 @@ struct Config {
   Limits limits;
   std::vector<Destination> destinations;
   std::vector<Route> routes;
+  Retry retry;
+  Forwarding forwarding;
   Storage storage;
   Database database;
   Http http;

@@ -232,9 +232,9 @@ logging:
   EXPECT_FALSE(c.destinations[1].tls_enabled);
   ASSERT_EQ(c.routes.size(), 2u);
   EXPECT_TRUE(c.routes[0].has_match);
-  EXPECT_EQ(c.routes[0].match.calling_ae, "CT1");
-  EXPECT_EQ(c.routes[0].match.called_ae, "");
-  EXPECT_EQ(c.routes[0].match.modality, "CT");
+  EXPECT_EQ(c.routes[0].match.calling_ae, std::vector<std::string>{"CT1"});
+  EXPECT_EQ(c.routes[0].match.called_ae.empty(), true);
+  EXPECT_EQ(c.routes[0].match.modality, std::vector<std::string>{"CT"});
   EXPECT_TRUE(c.routes[0].continue_matching);
   EXPECT_THAT(c.routes[0].destinations, ElementsAre("Secure_PACS"));
   EXPECT_FALSE(c.routes[1].has_match);
