@@ -18,6 +18,7 @@
 #include "support/dcmtk_tools.h"
 #include "support/gateway.h"
 #include "support/net.h"
+#include "support/orthanc.h"
 #include "support/paths.h"
 #include "support/poll.h"
 #include "support/process.h"
@@ -30,86 +31,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-constexpr const char* kOrthancBinary = "/usr/sbin/Orthanc";
-
-/// One Orthanc process with DICOM TLS, on free loopback ports, stopped by PID.
-class Orthanc {
- public:
-  struct Tls {
-    fs::path cert, key, trusted;
-  };
-
-  Orthanc(const fs::path& dir, const Tls& tls, std::uint16_t gateway_tls_port)
-      : dir_(dir), http_port_(free_tcp_port()), dicom_port_(free_tcp_port()) {
-    fs::create_directories(dir / "storage");
-    json config = {
-        {"Name", "gw-e2e"},
-        {"StorageDirectory", (dir / "storage").string()},
-        {"IndexDirectory", (dir / "storage").string()},
-        {"DicomAet", "ORTHANC"},
-        {"DicomPort", dicom_port_},
-        {"HttpPort", http_port_},
-        {"RemoteAccessAllowed", false},
-        {"AuthenticationEnabled", false},
-        {"DicomTlsEnabled", true},
-        {"DicomTlsCertificate", tls.cert.string()},
-        {"DicomTlsPrivateKey", tls.key.string()},
-        {"DicomTlsTrustedCertificates", tls.trusted.string()},
-        {"DicomTlsRemoteCertificateRequired", true},
-        {"DicomModalities",
-         {{"gw",
-           {{"AET", "DICOM_GW"},
-            {"Host", "127.0.0.1"},
-            {"Port", gateway_tls_port},
-            {"UseDicomTls", true}}}}},
-    };
-    std::ofstream(dir / "orthanc.json") << config.dump(2);
-    ProcessOptions o;
-    o.argv = {kOrthancBinary, (dir / "orthanc.json").string()};
-    o.env = {{"TCP_NODELAY", "1"}};
-    o.log_dir = dir;  // orthanc.stdout / orthanc.stderr in the test's temp dir
-    o.log_name = "orthanc";
-    process_ = std::make_unique<Process>(Process::start(o));
-    if (!wait_until([&]() { return port_accepts(http_port_) && port_accepts(dicom_port_); },
-                    std::chrono::seconds(30))) {
-      throw std::runtime_error("Orthanc did not start:\n" + log());
-    }
-  }
-  ~Orthanc() { stop(); }
-
-  int stop() { return process_ ? process_->terminate(std::chrono::seconds(15)) : 0; }
-  std::uint16_t dicom_port() const { return dicom_port_; }
-  std::string log() const { return process_ ? process_->read_stderr() : ""; }
-
-  /// curl ARGS http://127.0.0.1:PORT/PATH; the body parsed as JSON (null if it is not JSON).
-  json rest(const std::string& method, const std::string& path,
-            std::vector<std::string> body_args = {}) const {
-    std::vector<std::string> argv{"curl", "-sS", "--fail-with-body", "--max-time", "120",
-                                  "-X",   method};
-    argv.insert(argv.end(), body_args.begin(), body_args.end());
-    argv.push_back("http://127.0.0.1:" + std::to_string(http_port_) + path);
-    const auto r = run_command(argv, {}, std::chrono::seconds(150));
-    EXPECT_TRUE(r.ok()) << method << " " << path << ": " << r.err << r.out;
-    return json::parse(r.out, nullptr, /*allow_exceptions=*/false);
-  }
-  std::string upload(const fs::path& file) const {
-    const json reply = rest("POST", "/instances", {"--data-binary", "@" + file.string()});
-    return reply.is_object() && reply.contains("ID") ? reply["ID"].get<std::string>() : "";
-  }
-  std::int64_t count_instances() const {
-    const json stats = rest("GET", "/statistics");
-    return stats.is_object() && stats.contains("CountInstances")
-               ? stats["CountInstances"].get<std::int64_t>()
-               : -1;
-  }
-
- private:
-  fs::path dir_;
-  std::uint16_t http_port_;
-  std::uint16_t dicom_port_;
-  std::unique_ptr<Process> process_;
-};
 
 class OrthancTlsTest : public ::testing::Test {
  protected:
@@ -137,9 +58,10 @@ class OrthancTlsTest : public ::testing::Test {
   }
 
   std::unique_ptr<Orthanc> start_orthanc(std::uint16_t gateway_tls_port) {
-    return std::make_unique<Orthanc>(dir_.subdir("orthanc"),
-                                     Orthanc::Tls{cert("orthanc"), key("orthanc"), chain_},
-                                     gateway_tls_port);
+    const Orthanc::Tls tls{cert("orthanc"), key("orthanc"), chain_};
+    return std::make_unique<Orthanc>(
+        dir_.subdir("orthanc"), &tls,
+        std::vector<Orthanc::Modality>{{"gw", "DICOM_GW", gateway_tls_port, true}});
   }
 
   TempDir dir_{"gw-e2e-orthanc-tls"};
