@@ -1,9 +1,12 @@
 #include "app/app.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <csignal>
 
 #include "core/log.h"
+#include "queue/routing.h"
 
 namespace gw::app {
 
@@ -12,6 +15,14 @@ namespace {
 std::shared_ptr<spdlog::logger> log() { return core::logger("app"); }
 
 std::size_t io_threads() { return std::max<std::size_t>(2, std::thread::hardware_concurrency()); }
+/// This node's name in outbox leases: stable across restarts (a restarted node takes its rows
+/// back at once) and, on one shared database, different for every node.
+std::string node_id() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "dicom-gw";
+  return name;
+}
+
 std::size_t worker_threads() {
   return std::max<std::size_t>(4, 2 * std::thread::hardware_concurrency());
 }
@@ -62,6 +73,14 @@ core::Status App::start() {
   GW_RETURN_IF_ERROR(recover_after_crash());
   ingest_ = std::make_unique<IngestService>(*store_, *index_, config_.storage.duplicates,
                                             workers_.get_executor());
+  {
+    GW_ASSIGN_OR_RETURN(auto routing, queue::RoutingTable::compile(config_));
+    ingest_->set_routing(std::make_shared<const queue::RoutingTable>(std::move(routing)));
+  }
+  forwarding_ = std::make_unique<queue::ForwardingService>(io_, workers_.get_executor(), *index_,
+                                                           config_.data_dir, node_id(), config_);
+  ingest_->on_enqueued(
+      [this](const std::vector<std::string>& destinations) { forwarding_->notify(destinations); });
   scp_ = std::make_unique<dicom::ScpContext>(scp_policy_from(config_), *ingest_,
                                              workers_.get_executor());
   for (const auto& l : config_.listeners) {
@@ -81,27 +100,80 @@ core::Status App::start() {
   return {};
 }
 
-void App::reload_tls() {
-  if (!tls_) {
-    log()->warn(
-        "event=sighup reason=\"no TLS listener to reload; full configuration reload comes with "
-        "the REST API\"");
-    return;
-  }
-  // Reading and parsing the files is blocking work: the worker pool, not an I/O thread.
+void App::reload_config() {
+  // Reading files and compiling rules is blocking work: the worker pool, not an I/O thread.
   asio::post(workers_, [this]() {
-    auto st = tls_->reload(config_.tls);
-    const auto snapshot = tls_->current();
-    if (!st.ok()) {
-      log()->error("event=tls_reload_failed reason=\"{}\" kept_subject=\"{}\" kept_serial={}",
-                   st.error().message, snapshot->certificate_subject(),
-                   snapshot->certificate_serial());
-      return;
+    if (auto st = apply_reload(); !st.ok()) {
+      log()->error("event=reload_failed reason=\"{}\" action=kept_running_configuration",
+                   st.error().message);
     }
+  });
+}
+
+namespace {
+
+/// Top-level parts of the configuration that only a restart applies.
+std::vector<std::string> restart_only_changes(const config::Config& running,
+                                              const config::Config& fresh) {
+  std::vector<std::string> changed;
+  auto listeners_differ = [&]() {
+    if (running.listeners.size() != fresh.listeners.size()) return true;
+    for (std::size_t i = 0; i < running.listeners.size(); ++i) {
+      const auto& a = running.listeners[i];
+      const auto& b = fresh.listeners[i];
+      if (a.name != b.name || a.bind != b.bind || a.port != b.port || a.tls != b.tls) return true;
+    }
+    return false;
+  };
+  if (running.ae_title != fresh.ae_title) changed.push_back("ae_title");
+  if (running.data_dir != fresh.data_dir) changed.push_back("data_dir");
+  if (listeners_differ()) changed.push_back("listeners");
+  if (running.database.url != fresh.database.url) changed.push_back("database");
+  if (running.storage.fsync != fresh.storage.fsync ||
+      running.storage.encrypt != fresh.storage.encrypt ||
+      running.storage.duplicates != fresh.storage.duplicates) {
+    changed.push_back("storage");
+  }
+  return changed;
+}
+
+}  // namespace
+
+core::Status App::apply_reload() {
+  std::lock_guard lock(reload_mu_);
+  std::vector<config::ConfigIssue> issues;
+  auto fresh = config::load_config(config_.source_path, &issues);
+  if (!fresh.ok()) return fresh.error();
+  GW_ASSIGN_OR_RETURN(auto routing, queue::RoutingTable::compile(*fresh));
+  for (const auto& key : restart_only_changes(config_, *fresh)) {
+    log()->warn("event=reload_needs_restart key={} action=kept_running_value", key);
+  }
+  // The only step that can still fail comes first; after it everything applies.
+  if (tls_) {
+    if (auto st = tls_->reload(fresh->tls); !st.ok()) {
+      const auto kept = tls_->current();
+      log()->error("event=tls_reload_failed reason=\"{}\" kept_subject=\"{}\" kept_serial={}",
+                   st.error().message, kept->certificate_subject(), kept->certificate_serial());
+      return st.error();
+    }
+    const auto snapshot = tls_->current();
     log()->info("event=tls_reloaded subject=\"{}\" serial={}", snapshot->certificate_subject(),
                 snapshot->certificate_serial());
     for (const auto& w : snapshot->warnings()) log()->warn("event=tls_warning reason=\"{}\"", w);
-  });
+  }
+  ingest_->set_routing(std::make_shared<const queue::RoutingTable>(std::move(routing)));
+  if (auto st = forwarding_->reload(*fresh); !st.ok()) {
+    // Only after stop(): the gateway is shutting down.
+    log()->warn("event=forwarding_reload_skipped reason=\"{}\"", st.error().message);
+  }
+  config_.tls = fresh->tls;
+  config_.destinations = fresh->destinations;
+  config_.routes = fresh->routes;
+  config_.retry = fresh->retry;
+  config_.forwarding = fresh->forwarding;
+  log()->info("event=config_reloaded routes={} destinations={}", config_.routes.size(),
+              config_.destinations.size());
+  return {};
 }
 
 core::Status App::recover_after_crash() {
@@ -142,6 +214,8 @@ asio::awaitable<void> App::shutdown_sequence() {
   if (scp_->active() > 0) {
     log()->warn("event=shutdown_grace_expired active_associations={}", scp_->active());
   }
+  // Forwarders finish the instance they are sending and give their leases back.
+  co_await forwarding_->stop();
   signals_.cancel();
   io_.stop();
 }
@@ -151,8 +225,8 @@ int App::run() {
   on_signal = [this, &on_signal](const std::error_code& ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-      log()->info("event=sighup action=tls_reload");
-      reload_tls();
+      log()->info("event=sighup action=config_reload");
+      reload_config();
       signals_.async_wait(on_signal);
       return;
     }
@@ -161,6 +235,7 @@ int App::run() {
   };
   signals_.async_wait(on_signal);
 
+  forwarding_->start();
   for (auto& l : listeners_) {
     l->start();
     log()->info("event=listening listener={} port={} ae_title={}", l->name(), l->port(),

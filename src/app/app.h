@@ -6,6 +6,7 @@
 
 #include <asio.hpp>
 #include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -13,6 +14,7 @@
 #include "config/config.h"
 #include "dicom/scp.h"
 #include "index/index.h"
+#include "queue/forwarding_service.h"
 #include "storage/store.h"
 
 namespace gw::app {
@@ -35,8 +37,12 @@ class App {
   /// After an unclean previous run: removes stored files that no index row references.
   core::Status recover_after_crash();
   asio::awaitable<void> shutdown_sequence();
-  /// SIGHUP: rebuilds the TLS context from the same files; on failure the old one stays.
-  void reload_tls();
+  /// SIGHUP: reads the config file again and applies it atomically or not at all (TLS
+  /// context, routes, destinations); keys that need a restart (listeners, data_dir, database,
+  /// storage, limits) are reported and keep their running values.
+  void reload_config();
+  /// The reload itself, on the worker pool (blocking: files, DCMTK dictionary).
+  core::Status apply_reload();
 
   // Declaration order is destruction order, reversed, and it matters: coroutine frames still
   // pending when the I/O context is destroyed reference the ScpContext, the ingest service, the
@@ -48,11 +54,14 @@ class App {
   std::unique_ptr<IngestService> ingest_;
   std::unique_ptr<dicom::ScpContext> scp_;
   std::shared_ptr<tls::TlsContextHolder> tls_;  ///< shared by the TLS listeners; null: none
+  /// Stopped (awaited) in the shutdown sequence; pending frames refer to it, so it outlives io_.
+  std::unique_ptr<queue::ForwardingService> forwarding_;
   asio::thread_pool workers_;
   asio::io_context io_;
   std::vector<std::unique_ptr<dicom::Listener>> listeners_;
   asio::signal_set signals_;
   std::atomic<bool> stopping_{false};
+  std::mutex reload_mu_;  // one reload at a time; guards config_'s reloadable parts
 };
 
 /// Policy for the SCP from the config.

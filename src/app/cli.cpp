@@ -6,9 +6,11 @@
 #include "app/app.h"
 #include "app/demo.h"
 #include "app/pki_commands.h"
+#include "app/queue_commands.h"
 #include "app/scu_commands.h"
 #include "config/config.h"
 #include "core/log.h"
+#include "queue/routing.h"
 #include "tls/context.h"
 
 namespace gw::app {
@@ -33,16 +35,25 @@ int serve(const std::filesystem::path& config_path) {
   return (*app)->run();
 }
 
+/// `config check`'s failure report: every issue with its key path; exit code 2.
+int report_config_problems(const std::filesystem::path& config_path,
+                           const std::vector<config::ConfigIssue>& issues,
+                           const core::Error& error) {
+  std::fprintf(stderr, "%s: %zu problem(s)\n", config_path.c_str(),
+               issues.empty() ? std::size_t{1} : issues.size());
+  if (issues.empty()) std::fprintf(stderr, "  %s\n", error.message.c_str());
+  for (const auto& i : issues)
+    std::fprintf(stderr, "  %s: %s\n", i.path.c_str(), i.message.c_str());
+  return 2;
+}
+
 int config_check(const std::filesystem::path& config_path) {
   std::vector<config::ConfigIssue> issues;
   auto config = config::load_config(config_path, &issues);
-  if (!config.ok()) {
-    std::fprintf(stderr, "%s: %zu problem(s)\n", config_path.c_str(),
-                 issues.empty() ? std::size_t{1} : issues.size());
-    if (issues.empty()) std::fprintf(stderr, "  %s\n", config.error().message.c_str());
-    for (const auto& i : issues)
-      std::fprintf(stderr, "  %s: %s\n", i.path.c_str(), i.message.c_str());
-    return 2;
+  if (!config.ok()) return report_config_problems(config_path, issues, config.error());
+  // What only DCMTK's dictionary can tell: the tag keywords routes match on.
+  if (auto routing = queue::RoutingTable::compile(*config, &issues); !routing.ok()) {
+    return report_config_problems(config_path, issues, routing.error());
   }
   if (config->tls.enabled) {
     // What only OpenSSL can tell: cipher list, key matches certificate, key strength.
@@ -257,6 +268,36 @@ int run_cli(int argc, char** argv) {
                    "warn this many days before expiry")
       ->capture_default_str();
 
+  auto* queue_cmd = app.add_subcommand("queue", "the store-and-forward queue: list, retry, delete");
+  queue_cmd->require_subcommand(1);
+  QueueListArgs queue_list;
+  auto* queue_list_cmd =
+      queue_cmd->add_subcommand("list", "per-destination counts, then the oldest entries");
+  queue_list_cmd->add_option("--config,-c", config_path, "configuration file")
+      ->capture_default_str();
+  queue_list_cmd->add_option("--state", queue_list.state,
+                             "pending | in_flight | delivered | dead (default: every state)");
+  queue_list_cmd->add_option("--destination", queue_list.destination, "one destination only");
+  queue_list_cmd->add_option("--limit", queue_list.limit, "at most this many entries")
+      ->capture_default_str();
+  queue_list_cmd->add_flag("--json", queue_list.json, "print the entries as a JSON array");
+  QueueRetryArgs queue_retry;
+  auto* queue_retry_cmd = queue_cmd->add_subcommand(
+      "retry", "send entries again now (IDs, or every dead one with --dead)");
+  queue_retry_cmd->add_option("--config,-c", config_path, "configuration file")
+      ->capture_default_str();
+  queue_retry_cmd->add_option("ids", queue_retry.ids, "entry IDs (from `queue list`)");
+  queue_retry_cmd->add_flag("--dead", queue_retry.dead, "every dead entry");
+  queue_retry_cmd->add_option("--destination", queue_retry.destination,
+                              "with --dead: of this destination only");
+  QueueDeleteArgs queue_delete;
+  auto* queue_delete_cmd =
+      queue_cmd->add_subcommand("delete", "remove entries (the stored instance stays)");
+  queue_delete_cmd->add_option("--config,-c", config_path, "configuration file")
+      ->capture_default_str();
+  queue_delete_cmd->add_option("ids", queue_delete.ids, "entry IDs (from `queue list`)")
+      ->required();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -285,6 +326,18 @@ int run_cli(int argc, char** argv) {
   if (*pki_export_cmd) return run_pki_export(pki_export);
   if (*certs_info_cmd) return run_certs_info(info_file);
   if (*certs_check_cmd) return run_certs_check(certs_check);
+  if (*queue_list_cmd) {
+    queue_list.config = config_path;
+    return run_queue_list(queue_list);
+  }
+  if (*queue_retry_cmd) {
+    queue_retry.config = config_path;
+    return run_queue_retry(queue_retry);
+  }
+  if (*queue_delete_cmd) {
+    queue_delete.config = config_path;
+    return run_queue_delete(queue_delete);
+  }
   if (*demo_cmd) {
     auto path = prepare_demo(demo);
     if (!path.ok()) {

@@ -32,6 +32,16 @@ std::int64_t now_ms() {
       .count();
 }
 
+/// "10.1.2.3:4567" -> "10.1.2.3"; "[fe80::1]:4567" -> "fe80::1".
+std::string_view peer_ip(std::string_view address) {
+  if (address.starts_with('[')) {
+    const auto close = address.find(']');
+    return close == std::string_view::npos ? address.substr(1) : address.substr(1, close - 1);
+  }
+  const auto colon = address.rfind(':');
+  return colon == std::string_view::npos ? address : address.substr(0, colon);
+}
+
 index::InstanceRecord make_record(const dicom::InstanceInfo& info,
                                   const dicom::StoreRequest& request) {
   index::InstanceRecord r;
@@ -143,7 +153,11 @@ class IngestSession final : public dicom::StoreSession {
 
   StoreOutcome finish_inner() {
     if (error_) return fail(core::dimse_status(error_->code), error_->message);
-    auto info = dicom::read_instance_info(spool_.path());
+    // One snapshot of the rules for this instance, even if a reload swaps them meanwhile.
+    const auto routing = service_.routing();
+    auto info = dicom::read_instance_info(
+        spool_.path(), routing ? std::span<const std::uint32_t>(routing->required_tags())
+                               : std::span<const std::uint32_t>());
     if (!info.ok()) {
       return fail(status::kCannotUnderstand, "cannot parse data set: " + info.error().message);
     }
@@ -158,6 +172,16 @@ class IngestSession final : public dicom::StoreSession {
     const auto size = static_cast<std::int64_t>(spool_.size());
     auto record = make_record(*info, request_);
     record.size_bytes = size;
+    if (routing && !routing->empty()) {
+      const auto& assoc = *request_.association;
+      record.destinations = routing->route({.calling_ae = assoc.calling_ae,
+                                            .called_ae = assoc.called_ae,
+                                            .listener = assoc.listener,
+                                            .peer_ip = peer_ip(assoc.peer_address),
+                                            .modality = info->modality,
+                                            .sop_class_uid = info->sop_class_uid,
+                                            .tags = &info->extra_tags});
+    }
     auto sha = digest_->finish(spool_.size());
     if (!sha.ok()) return fail(core::dimse_status(sha.error().code), sha.error().message);
     record.sha256 = std::move(sha).value();
@@ -190,6 +214,8 @@ class IngestSession final : public dicom::StoreSession {
     }
     service_.counters().stored++;
     service_.counters().bytes_stored += static_cast<std::uint64_t>(size);
+    service_.counters().routed += record.destinations.size();
+    service_.notify_enqueued(record.destinations);
     log()->debug("assoc={} event=instance_stored sop_instance_uid={} size={} duplicate={}",
                  association_id_, record.sop_instance_uid, size,
                  inserted->outcome != index::InsertOutcome::kInserted);
@@ -233,6 +259,16 @@ IngestService::IngestService(storage::Store& store, index::Index& index,
         auto results = index_.insert_instances(records, duplicate_policy());
         for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->response = std::move(results[i]);
       }) {}
+
+void IngestService::set_routing(std::shared_ptr<const queue::RoutingTable> routing) {
+  std::lock_guard lock(routing_mu_);
+  routing_ = std::move(routing);
+}
+
+std::shared_ptr<const queue::RoutingTable> IngestService::routing() const {
+  std::lock_guard lock(routing_mu_);
+  return routing_;
+}
 
 core::Result<index::InsertResult> IngestService::commit(const index::InstanceRecord& record) {
   return committer_.run(&record);

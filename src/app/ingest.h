@@ -6,13 +6,17 @@
 
 #include <asio.hpp>
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "config/config.h"
 #include "core/batcher.h"
 #include "dicom/scp.h"
 #include "index/index.h"
+#include "queue/routing.h"
 #include "storage/store.h"
 
 namespace gw::app {
@@ -23,13 +27,27 @@ struct IngestCounters {
   std::atomic<std::uint64_t> failed{0};
   std::atomic<std::uint64_t> bytes_stored{0};
   std::atomic<std::uint64_t> commit_groups{0};  ///< stored / commit_groups = mean group size
+  std::atomic<std::uint64_t> routed{0};         ///< outbox rows written (instance x destination)
 };
+
+/// Called after a commit that queued instances for these destinations (wakes their forwarders).
+using EnqueuedCallback = std::function<void(const std::vector<std::string>& destinations)>;
 
 class IngestService final : public dicom::StoreService {
  public:
   /// `worker_pool`: where the SHA-256 of each received file is computed, behind the writer.
   IngestService(storage::Store& store, index::Index& index, config::DuplicatePolicy duplicates,
                 asio::any_io_executor worker_pool);
+
+  /// The routing rules every instance is matched against from now on (config reload swaps
+  /// them); null = nothing is forwarded. Thread-safe.
+  void set_routing(std::shared_ptr<const queue::RoutingTable> routing);
+  std::shared_ptr<const queue::RoutingTable> routing() const;
+  /// Set once before the listeners start.
+  void on_enqueued(EnqueuedCallback callback) { on_enqueued_ = std::move(callback); }
+  void notify_enqueued(const std::vector<std::string>& destinations) const {
+    if (on_enqueued_ && !destinations.empty()) on_enqueued_(destinations);
+  }
 
   core::Result<std::unique_ptr<dicom::StoreSession>> begin(
       const dicom::StoreRequest& request) override;
@@ -50,6 +68,9 @@ class IngestService final : public dicom::StoreService {
   index::Index& index_;
   config::DuplicatePolicy duplicates_;
   IngestCounters counters_;
+  EnqueuedCallback on_enqueued_;
+  mutable std::mutex routing_mu_;  // guards routing_ (copied out, never used under the lock)
+  std::shared_ptr<const queue::RoutingTable> routing_;
   core::Batcher<const index::InstanceRecord*, core::Result<index::InsertResult>> committer_;
 };
 

@@ -6,10 +6,8 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
-#include <charconv>
 #include <cstdio>
 #include <exception>
-#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -17,17 +15,21 @@
 #include <system_error>
 #include <utility>
 
+#include "config/reader.h"
+#include "config/suggest.h"
+
 namespace gw::config {
+namespace detail {
 namespace {
 
-namespace fs = std::filesystem;
-
 // ---------------------------------------------------------------------------------------------
-// Allowed keys per section (the order docs/config.md uses).
+// Allowed keys per section (the order docs/config.md uses). Destinations, routes, retry and
+// forwarding: routing_config.cpp.
 
-constexpr std::array<std::string_view, 15> kTopKeys = {
-    "ae_title", "data_dir", "listeners", "accept", "peers", "tls",   "limits", "destinations",
-    "routes",   "storage",  "database",  "http",   "acme",  "audit", "logging"};
+constexpr std::array<std::string_view, 17> kTopKeys = {
+    "ae_title", "data_dir",     "listeners", "accept", "peers",      "tls",
+    "limits",   "destinations", "routes",    "retry",  "forwarding", "storage",
+    "database", "http",         "acme",      "audit",  "logging"};
 constexpr std::array<std::string_view, 4> kListenerKeys = {"name", "bind", "port", "tls"};
 constexpr std::array<std::string_view, 3> kAcceptKeys = {"calling_ae_titles", "called_ae_titles",
                                                          "require_tls_for"};
@@ -39,20 +41,6 @@ constexpr std::array<std::string_view, 10> kTlsKeys = {
 constexpr std::array<std::string_view, 6> kLimitsKeys = {
     "max_associations", "max_pdu_length", "max_associate_rq_length",
     "artim_timeout",    "idle_timeout",   "shutdown_grace"};
-constexpr std::array<std::string_view, 11> kDestinationKeys = {"name",
-                                                               "ae_title",
-                                                               "host",
-                                                               "port",
-                                                               "calling_ae_title",
-                                                               "tls_enabled",
-                                                               "tls_cert_path",
-                                                               "tls_key_path",
-                                                               "tls_ca_path",
-                                                               "verify_hostname",
-                                                               "max_associations"};
-constexpr std::array<std::string_view, 4> kRouteKeys = {"name", "match", "destinations",
-                                                        "continue"};
-constexpr std::array<std::string_view, 3> kMatchKeys = {"calling_ae", "called_ae", "modality"};
 constexpr std::array<std::string_view, 3> kStorageKeys = {"fsync", "encrypt", "duplicates"};
 constexpr std::array<std::string_view, 2> kDatabaseKeys = {"url", "encryption_key_env"};
 constexpr std::array<std::string_view, 4> kHttpKeys = {"enabled", "bind", "port", "tls"};
@@ -65,15 +53,6 @@ constexpr std::array<std::string_view, 1> kLoggingKeys = {"level"};
 // ---------------------------------------------------------------------------------------------
 // Enumerations: one table per enum, used for parsing, messages and to_string.
 
-template <class E>
-using EnumTable = std::span<const std::pair<std::string_view, E>>;
-
-constexpr std::array<std::pair<std::string_view, TlsProfile>, 4> kTlsProfiles = {{
-    {"bcp195-rfc8996", TlsProfile::kBcp195Rfc8996},
-    {"bcp195-nd", TlsProfile::kBcp195Nd},
-    {"bcp195-extended", TlsProfile::kBcp195Extended},
-    {"modern", TlsProfile::kModern},
-}};
 constexpr std::array<std::pair<std::string_view, PeerCertificate>, 3> kPeerCertificates = {{
     {"required", PeerCertificate::kRequired},
     {"optional", PeerCertificate::kOptional},
@@ -96,149 +75,11 @@ std::string_view enum_name(EnumTable<E> table, E value) {
   return "?";
 }
 
-std::string join_names(std::span<const std::string_view> names) {
-  std::string out;
-  for (std::string_view name : names) {
-    if (!out.empty()) out += ", ";
-    out += name;
-  }
-  return out;
-}
-
 // ---------------------------------------------------------------------------------------------
 // Small pure helpers.
 
-constexpr std::int64_t kMaxDurationSeconds = 24 * 3600;
 constexpr std::uint64_t kMaxPdu = 16 * 1024 * 1024;  // PS3.8 allows 2^32-1; we cap
 constexpr std::uint64_t kMinPdu = 4096;
-constexpr std::uint64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
-
-std::string child_path(const std::string& parent, std::string_view key) {
-  if (parent.empty()) return std::string(key);
-  return fmt::format("{}.{}", parent, key);
-}
-
-std::string index_path(const std::string& parent, std::size_t index) {
-  return fmt::format("{}[{}]", parent, index);
-}
-
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-/// Levenshtein distance, ignoring ASCII case.
-std::size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<std::size_t> row(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    std::size_t diagonal = row[0];
-    row[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t above = row[j];
-      const std::size_t cost = lower(a[i - 1]) == lower(b[j - 1]) ? 0 : 1;
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + cost});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-/// The candidate closest to `word` when it is close enough to be a likely typo.
-template <class Range>
-std::optional<std::string_view> closest(std::string_view word, const Range& candidates) {
-  std::optional<std::string_view> best;
-  std::size_t best_distance = std::numeric_limits<std::size_t>::max();
-  for (std::string_view candidate : candidates) {
-    const std::size_t d = edit_distance(word, candidate);
-    if (d < best_distance) {
-      best_distance = d;
-      best = candidate;
-    }
-  }
-  if (best && best_distance <= std::max<std::size_t>(2, word.size() / 3)) return best;
-  return std::nullopt;
-}
-
-std::string unknown_key_message(std::string_view key, std::span<const std::string_view> allowed) {
-  std::optional<std::string_view> best = closest(key, allowed);
-  if (!best && key.size() >= 3) {  // `tls` for `tls_enabled`
-    auto it = std::find_if(allowed.begin(), allowed.end(),
-                           [&](std::string_view candidate) { return candidate.starts_with(key); });
-    if (it != allowed.end()) best = *it;
-  }
-  if (best) return fmt::format("unknown key (did you mean `{}`?)", *best);
-  return fmt::format("unknown key (expected one of: {})", join_names(allowed));
-}
-
-/// Digits only (an optional leading '+'); no sign, hex, octal or separators.
-std::optional<std::uint64_t> parse_uint(std::string_view text) {
-  if (!text.empty() && text.front() == '+') text.remove_prefix(1);
-  if (text.empty()) return std::nullopt;
-  std::uint64_t value = 0;
-  const char* end = text.data() + text.size();
-  auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (ec != std::errc{} || ptr != end) return std::nullopt;
-  return value;
-}
-
-/// "30" (seconds), "30s", "5m", "2h". Values too large to represent saturate so that the range
-/// check reports them.
-std::optional<std::int64_t> parse_duration(std::string_view text) {
-  std::uint64_t unit = 1;
-  if (!text.empty()) {
-    switch (text.back()) {
-      case 's':
-        unit = 1;
-        text.remove_suffix(1);
-        break;
-      case 'm':
-        unit = 60;
-        text.remove_suffix(1);
-        break;
-      case 'h':
-        unit = 3600;
-        text.remove_suffix(1);
-        break;
-      default:
-        break;
-    }
-  }
-  auto value = parse_uint(text);
-  if (!value) return std::nullopt;
-  constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-  if (*value > kMax / unit) return std::numeric_limits<std::int64_t>::max();
-  return static_cast<std::int64_t>(*value * unit);
-}
-
-std::string describe_range(std::uint64_t min, std::uint64_t max) {
-  if (max >= kU32Max) {
-    if (min == 0) return "a non-negative integer";
-    if (min == 1) return "a positive integer";
-    return fmt::format("an integer >= {}", min);
-  }
-  return fmt::format("an integer {}-{}", min, max);
-}
-
-/// PS3.5 AE VR: 16 bytes at most, default character repertoire, no backslash or control
-/// characters, and not only spaces (spaces are insignificant padding).
-std::optional<std::string> ae_title_problem(std::string_view ae) {
-  if (ae.empty()) return "must not be empty (1-16 characters)";
-  if (ae.size() > 16) return fmt::format("`{}` is {} characters, at most 16", ae, ae.size());
-  for (char c : ae) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) return "must not contain control characters";
-    if (c == '\\') return "must not contain a backslash";
-    if (u > 0x7e) return "must contain only ASCII characters";
-  }
-  if (ae.find_first_not_of(' ') == std::string_view::npos) return "must not be all spaces";
-  return std::nullopt;
-}
-
-/// Modality (0008,0060) is a CS: upper-case letters, digits, space, underscore, at most 16.
-bool valid_modality(std::string_view modality) {
-  if (modality.empty() || modality.size() > 16) return false;
-  return std::all_of(modality.begin(), modality.end(), [](char c) {
-    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ' ' || c == '_';
-  });
-}
 
 bool valid_env_name(std::string_view name) {
   if (name.empty() || (name.front() >= '0' && name.front() <= '9')) return false;
@@ -280,344 +121,10 @@ std::optional<std::string> canonical_sha256(std::string_view text) {
   return out;
 }
 
-std::string format_issues(const std::vector<ConfigIssue>& issues) {
-  std::string out;
-  for (const auto& issue : issues) {
-    if (!out.empty()) out += '\n';
-    if (!issue.path.empty()) {
-      out += issue.path;
-      out += ": ";
-    }
-    out += issue.message;
-  }
-  return out;
-}
+}  // namespace
 
 // ---------------------------------------------------------------------------------------------
-// Reading.
-
-class Reader;
-
-/// A YAML mapping whose keys were checked against an allowed set (unknown and duplicate keys
-/// are reported on construction). An absent or null node reads as an empty mapping, so every
-/// key keeps its default.
-class Section {
- public:
-  Section(Reader& reader, const YAML::Node& node, std::string path,
-          std::span<const std::string_view> allowed);
-
-  /// False when the node was not a mapping (already reported).
-  bool valid() const { return valid_; }
-  const std::string& path() const { return path_; }
-  std::string path(std::string_view key) const { return child_path(path_, key); }
-  /// The value under `key`, or nullopt when the key is absent or its value is null.
-  std::optional<YAML::Node> value(std::string_view key) const {
-    for (const auto& [name, node] : entries_) {
-      if (name == key) {
-        if (node.IsNull()) return std::nullopt;
-        return node;
-      }
-    }
-    return std::nullopt;
-  }
-  bool has(std::string_view key) const { return value(key).has_value(); }
-
- private:
-  std::string path_;
-  bool valid_ = true;
-  std::vector<std::pair<std::string, YAML::Node>> entries_;
-};
-
-class Reader {
- public:
-  explicit Reader(fs::path base_dir) : base_dir_(std::move(base_dir)) {}
-
-  void add(std::string path, std::string message) {
-    issues_.push_back({std::move(path), std::move(message)});
-  }
-  std::vector<ConfigIssue>& issues() { return issues_; }
-
-  Config read(const YAML::Node& root);
-
- private:
-  friend class Section;
-
-  // Typed values. Each returns true when the key is present and valid (then `out` is set);
-  // an absent key leaves `out` at its default; a bad value is reported and leaves `out` alone.
-  bool require(const Section& s, std::string_view key, std::string_view what = "is required");
-  bool read_bool(const Section& s, std::string_view key, bool& out);
-  bool read_string(const Section& s, std::string_view key, std::string& out);
-  bool read_non_empty(const Section& s, std::string_view key, std::string& out);
-  template <class T>
-  bool read_uint(const Section& s, std::string_view key, std::uint64_t min, std::uint64_t max,
-                 T& out);
-  bool read_port(const Section& s, std::string_view key, std::uint64_t min, std::uint16_t& out) {
-    return read_uint(s, key, min, 65535, out);
-  }
-  bool read_duration(const Section& s, std::string_view key, std::int64_t min, Seconds& out);
-  bool read_path(const Section& s, std::string_view key, fs::path& out);
-  bool read_ae_title(const Section& s, std::string_view key, std::string& out);
-  bool read_ae_titles(const Section& s, std::string_view key, std::vector<std::string>& out);
-  bool read_choice(const Section& s, std::string_view key,
-                   std::span<const std::string_view> choices, std::string& out);
-  template <class E>
-  bool read_enum(const Section& s, std::string_view key, EnumTable<E> table, E& out);
-  /// The sequence under `key` (absent: nullopt; not a sequence: reported, nullopt).
-  std::optional<YAML::Node> sequence(const Section& s, std::string_view key, std::string_view what);
-  bool scalar(const Section& s, std::string_view key, std::string_view expected, std::string& out);
-
-  void check_readable(const std::string& path, const fs::path& file);
-  void check_required_file(const Section& s, std::string_view key, const fs::path& file,
-                           std::string_view why);
-
-  std::vector<Listener> read_listeners(const Section& root);
-  Accept read_accept(const Section& root);
-  std::vector<Peer> read_peers(const Section& root);
-  std::optional<CertificateMatch> read_certificate_match(const Section& s);
-  Tls read_tls(const Section& root);
-  Limits read_limits(const Section& root);
-  std::vector<Destination> read_destinations(const Section& root);
-  std::vector<Route> read_routes(const Section& root);
-  Storage read_storage(const Section& root);
-  Database read_database(const Section& root);
-  Http read_http(const Section& root);
-  Acme read_acme(const Section& root);
-  Audit read_audit(const Section& root);
-  Logging read_logging(const Section& root);
-  void cross_check(const Config& config);
-
-  fs::path base_dir_;
-  std::vector<ConfigIssue> issues_;
-};
-
-Section::Section(Reader& reader, const YAML::Node& node, std::string path,
-                 std::span<const std::string_view> allowed)
-    : path_(std::move(path)) {
-  if (!node.IsDefined() || node.IsNull()) return;
-  if (!node.IsMap()) {
-    valid_ = false;
-    reader.add(path_, path_.empty() ? "the configuration must be a YAML mapping of keys"
-                                    : "expected a mapping of keys");
-    return;
-  }
-  for (const auto& kv : node) {
-    if (!kv.first.IsScalar()) {
-      reader.add(path_, "keys must be plain strings");
-      continue;
-    }
-    std::string key = kv.first.Scalar();
-    std::string key_path = child_path(path_, key);
-    if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-      reader.add(std::move(key_path), unknown_key_message(key, allowed));
-      continue;
-    }
-    const bool duplicate = std::any_of(entries_.begin(), entries_.end(),
-                                       [&](const auto& entry) { return entry.first == key; });
-    if (duplicate) {
-      reader.add(std::move(key_path), "duplicate key");
-      continue;
-    }
-    entries_.emplace_back(std::move(key), kv.second);
-  }
-}
-
-bool Reader::require(const Section& s, std::string_view key, std::string_view what) {
-  if (s.has(key)) return true;
-  add(s.path(key), std::string(what));
-  return false;
-}
-
-bool Reader::scalar(const Section& s, std::string_view key, std::string_view expected,
-                    std::string& out) {
-  auto node = s.value(key);
-  if (!node) return false;
-  if (!node->IsScalar()) {
-    add(s.path(key), std::string(expected));
-    return false;
-  }
-  out = node->Scalar();
-  return true;
-}
-
-bool Reader::read_bool(const Section& s, std::string_view key, bool& out) {
-  auto node = s.value(key);
-  if (!node) return false;
-  bool value = false;
-  if (!node->IsScalar() || !YAML::convert<bool>::decode(*node, value)) {
-    add(s.path(key), "expected a boolean (true or false)");
-    return false;
-  }
-  out = value;
-  return true;
-}
-
-bool Reader::read_string(const Section& s, std::string_view key, std::string& out) {
-  return scalar(s, key, "expected a string", out);
-}
-
-bool Reader::read_non_empty(const Section& s, std::string_view key, std::string& out) {
-  std::string value;
-  if (!read_string(s, key, value)) return false;
-  if (value.empty()) {
-    add(s.path(key), "must not be empty");
-    return false;
-  }
-  out = std::move(value);
-  return true;
-}
-
-template <class T>
-bool Reader::read_uint(const Section& s, std::string_view key, std::uint64_t min, std::uint64_t max,
-                       T& out) {
-  const std::string expected = "expected " + describe_range(min, max);
-  std::string text;
-  if (!scalar(s, key, expected, text)) return false;
-  auto value = parse_uint(text);
-  if (!value || *value < min || *value > max) {
-    add(s.path(key), fmt::format("{}, got `{}`", expected, text));
-    return false;
-  }
-  out = static_cast<T>(*value);
-  return true;
-}
-
-bool Reader::read_duration(const Section& s, std::string_view key, std::int64_t min, Seconds& out) {
-  constexpr std::string_view kExpected =
-      "expected a duration: whole seconds (30) or a number with unit s, m or h (\"30s\", "
-      "\"5m\", \"2h\")";
-  std::string text;
-  if (!scalar(s, key, kExpected, text)) return false;
-  auto seconds = parse_duration(text);
-  if (!seconds) {
-    add(s.path(key), fmt::format("{}, got `{}`", kExpected, text));
-    return false;
-  }
-  if (*seconds < min || *seconds > kMaxDurationSeconds) {
-    add(s.path(key), fmt::format("must be between {}s and 24h, got `{}`", min, text));
-    return false;
-  }
-  out = Seconds{*seconds};
-  return true;
-}
-
-bool Reader::read_path(const Section& s, std::string_view key, fs::path& out) {
-  std::string text;
-  if (!scalar(s, key, "expected a file system path", text)) return false;
-  if (text.empty()) {
-    out.clear();
-    return true;
-  }
-  fs::path path(text);
-  if (path.is_relative()) path = base_dir_ / path;
-  out = path.lexically_normal();
-  return true;
-}
-
-bool Reader::read_ae_title(const Section& s, std::string_view key, std::string& out) {
-  std::string text;
-  if (!scalar(s, key, "expected an AE title (a string of 1-16 characters)", text)) return false;
-  if (auto problem = ae_title_problem(text)) {
-    add(s.path(key), "AE title " + *problem);
-    return false;
-  }
-  out = std::move(text);
-  return true;
-}
-
-bool Reader::read_ae_titles(const Section& s, std::string_view key, std::vector<std::string>& out) {
-  auto list = sequence(s, key, "expected a list of AE titles");
-  if (!list) return false;
-  std::vector<std::string> titles;
-  bool ok = true;
-  std::size_t index = 0;
-  for (const auto& item : *list) {
-    const std::string path = index_path(s.path(key), index++);
-    if (!item.IsScalar()) {
-      add(path, "expected an AE title (a string of 1-16 characters)");
-      ok = false;
-      continue;
-    }
-    if (auto problem = ae_title_problem(item.Scalar())) {
-      add(path, "AE title " + *problem);
-      ok = false;
-      continue;
-    }
-    titles.push_back(item.Scalar());
-  }
-  if (ok) out = std::move(titles);
-  return ok;
-}
-
-bool Reader::read_choice(const Section& s, std::string_view key,
-                         std::span<const std::string_view> choices, std::string& out) {
-  const std::string expected = "expected one of: " + join_names(choices);
-  std::string text;
-  if (!scalar(s, key, expected, text)) return false;
-  if (std::find(choices.begin(), choices.end(), text) == choices.end()) {
-    add(s.path(key), fmt::format("{}; got `{}`", expected, text));
-    return false;
-  }
-  out = std::move(text);
-  return true;
-}
-
-template <class E>
-bool Reader::read_enum(const Section& s, std::string_view key, EnumTable<E> table, E& out) {
-  std::vector<std::string_view> names;
-  for (const auto& entry : table) names.push_back(entry.first);
-  std::string text;
-  if (!read_choice(s, key, names, text)) return false;
-  for (const auto& [name, value] : table) {
-    if (name == text) out = value;
-  }
-  return true;
-}
-
-std::optional<YAML::Node> Reader::sequence(const Section& s, std::string_view key,
-                                           std::string_view what) {
-  auto node = s.value(key);
-  if (!node) return std::nullopt;
-  if (!node->IsSequence()) {
-    add(s.path(key), std::string(what));
-    return std::nullopt;
-  }
-  return node;
-}
-
-void Reader::check_readable(const std::string& path, const fs::path& file) {
-  std::error_code ec;
-  const fs::file_status status = fs::status(file, ec);
-  if (status.type() == fs::file_type::not_found) {
-    add(path, fmt::format("file not found: {}", file.string()));
-    return;
-  }
-  if (ec) {
-    add(path, fmt::format("cannot read {}: {}", file.string(), ec.message()));
-    return;
-  }
-  if (fs::is_directory(status)) {
-    add(path, fmt::format("{} is a directory, expected a file", file.string()));
-    return;
-  }
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> handle(std::fopen(file.c_str(), "rb"),
-                                                         &std::fclose);
-  if (!handle) {
-    add(path,
-        fmt::format("cannot read {}: {}", file.string(), std::generic_category().message(errno)));
-  }
-}
-
-void Reader::check_required_file(const Section& s, std::string_view key, const fs::path& file,
-                                 std::string_view why) {
-  if (file.empty()) {
-    add(s.path(key), fmt::format("is required {}", why));
-    return;
-  }
-  check_readable(s.path(key), file);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sections.
+// Core sections.
 
 std::vector<Listener> Reader::read_listeners(const Section& root) {
   std::vector<Listener> listeners;
@@ -756,95 +263,6 @@ Limits Reader::read_limits(const Section& root) {
   return limits;
 }
 
-std::vector<Destination> Reader::read_destinations(const Section& root) {
-  std::vector<Destination> destinations;
-  auto list = sequence(root, "destinations", "expected a list of destinations");
-  if (!list) return destinations;
-  std::size_t index = 0;
-  for (const auto& item : *list) {
-    Section s(*this, item, index_path("destinations", index++), kDestinationKeys);
-    if (!s.valid()) continue;
-    Destination d;
-    if (require(s, "name")) read_non_empty(s, "name", d.name);
-    if (require(s, "ae_title")) read_ae_title(s, "ae_title", d.ae_title);
-    if (require(s, "host")) read_non_empty(s, "host", d.host);
-    if (require(s, "port")) read_port(s, "port", 1, d.port);
-    read_ae_title(s, "calling_ae_title", d.calling_ae_title);
-    read_bool(s, "tls_enabled", d.tls_enabled);
-    read_path(s, "tls_cert_path", d.tls_cert_path);
-    read_path(s, "tls_key_path", d.tls_key_path);
-    read_path(s, "tls_ca_path", d.tls_ca_path);
-    read_bool(s, "verify_hostname", d.verify_hostname);
-    read_uint(s, "max_associations", 1, kU32Max, d.max_associations);
-    if (d.tls_enabled) {
-      check_required_file(s, "tls_ca_path", d.tls_ca_path,
-                          "when tls_enabled is true (the CAs that sign the destination)");
-      const bool has_cert = !d.tls_cert_path.empty();
-      const bool has_key = !d.tls_key_path.empty();
-      if (has_cert && !has_key) {
-        add(s.path("tls_key_path"), "is required when tls_cert_path is set");
-      } else if (has_key && !has_cert) {
-        add(s.path("tls_cert_path"), "is required when tls_key_path is set");
-      }
-      if (has_cert) check_readable(s.path("tls_cert_path"), d.tls_cert_path);
-      if (has_key) check_readable(s.path("tls_key_path"), d.tls_key_path);
-    }
-    destinations.push_back(std::move(d));
-  }
-  return destinations;
-}
-
-std::vector<Route> Reader::read_routes(const Section& root) {
-  std::vector<Route> routes;
-  auto list = sequence(root, "routes", "expected a list of routes");
-  if (!list) return routes;
-  std::size_t index = 0;
-  for (const auto& item : *list) {
-    Section s(*this, item, index_path("routes", index++), kRouteKeys);
-    if (!s.valid()) continue;
-    Route route;
-    if (require(s, "name")) read_non_empty(s, "name", route.name);
-    if (auto match_node = s.value("match")) {
-      Section m(*this, *match_node, s.path("match"), kMatchKeys);
-      if (m.valid()) {
-        route.has_match = true;
-        std::string calling_ae;
-        std::string called_ae;
-        if (read_ae_title(m, "calling_ae", calling_ae)) route.match.calling_ae = {calling_ae};
-        if (read_ae_title(m, "called_ae", called_ae)) route.match.called_ae = {called_ae};
-        std::string modality;
-        if (read_string(m, "modality", modality)) {
-          if (valid_modality(modality)) {
-            route.match.modality = {std::move(modality)};
-          } else {
-            add(m.path("modality"),
-                fmt::format("expected a modality code such as CT or MR (upper case, at most 16 "
-                            "characters), got `{}`",
-                            modality));
-          }
-        }
-      }
-    }
-    if (require(s, "destinations", "is required (a list of destination names)")) {
-      if (auto names = sequence(s, "destinations", "expected a list of destination names")) {
-        if (names->size() == 0) add(s.path("destinations"), "at least one destination is required");
-        std::size_t n = 0;
-        for (const auto& name : *names) {
-          const std::string path = index_path(s.path("destinations"), n++);
-          if (!name.IsScalar() || name.Scalar().empty()) {
-            add(path, "expected a destination name");
-            continue;
-          }
-          route.destinations.push_back(name.Scalar());
-        }
-      }
-    }
-    read_bool(s, "continue", route.continue_matching);
-    routes.push_back(std::move(route));
-  }
-  return routes;
-}
-
 Storage Reader::read_storage(const Section& root) {
   Storage storage;
   Section s(*this, root.value("storage").value_or(YAML::Node()), "storage", kStorageKeys);
@@ -943,8 +361,8 @@ Logging Reader::read_logging(const Section& root) {
   return logging;
 }
 
-/// Rules that span sections: unique names, TLS listeners need the tls section, routes name
-/// existing destinations.
+/// Rules that span sections: unique listener names and addresses, TLS listeners need the tls
+/// section, peers need a TLS listener. Destinations and routes: cross_check_routing.
 void Reader::cross_check(const Config& config) {
   std::map<std::string, std::size_t> listener_names;
   std::map<std::pair<std::string, std::uint16_t>, std::size_t> listener_addresses;
@@ -979,40 +397,6 @@ void Reader::cross_check(const Config& config) {
   if (!config.peers.empty() && config.tls.peer_certificate == PeerCertificate::kNone) {
     add("peers", "needs client certificates: tls.peer_certificate must not be `none`");
   }
-
-  std::map<std::string, std::size_t> destination_names;
-  for (std::size_t i = 0; i < config.destinations.size(); ++i) {
-    const Destination& d = config.destinations[i];
-    if (d.name.empty()) continue;
-    auto [it, inserted] = destination_names.emplace(d.name, i);
-    if (!inserted) {
-      add(index_path("destinations", i) + ".name",
-          fmt::format("duplicate destination name `{}` (also destinations[{}])", d.name,
-                      it->second));
-    }
-  }
-
-  std::map<std::string, std::size_t> route_names;
-  for (std::size_t i = 0; i < config.routes.size(); ++i) {
-    const Route& r = config.routes[i];
-    const std::string path = index_path("routes", i);
-    if (!r.name.empty()) {
-      auto [it, inserted] = route_names.emplace(r.name, i);
-      if (!inserted) {
-        add(path + ".name",
-            fmt::format("duplicate route name `{}` (also routes[{}])", r.name, it->second));
-      }
-    }
-    for (std::size_t j = 0; j < r.destinations.size(); ++j) {
-      const std::string& name = r.destinations[j];
-      if (destination_names.contains(name)) continue;
-      std::string message = fmt::format("unknown destination `{}`", name);
-      std::vector<std::string_view> known;
-      for (const auto& entry : destination_names) known.push_back(entry.first);
-      if (auto best = closest(name, known)) message += fmt::format(" (did you mean `{}`?)", *best);
-      add(index_path(path + ".destinations", j), std::move(message));
-    }
-  }
 }
 
 Config Reader::read(const YAML::Node& root) {
@@ -1029,8 +413,12 @@ Config Reader::read(const YAML::Node& root) {
   config.peers = read_peers(s);
   config.tls = read_tls(s);
   config.limits = read_limits(s);
-  config.destinations = read_destinations(s);
-  config.routes = read_routes(s);
+  // Read before the destinations: each destination's `retry:` overrides these keys, wherever
+  // `retry:` appears in the file.
+  config.retry = read_retry(s);
+  config.destinations = read_destinations(s, config.retry);
+  config.routes = read_routes(s, config.listeners);
+  config.forwarding = read_forwarding(s);
   config.storage = read_storage(s);
   config.database = read_database(s);
   config.http = read_http(s);
@@ -1038,8 +426,16 @@ Config Reader::read(const YAML::Node& root) {
   config.audit = read_audit(s);
   config.logging = read_logging(s);
   cross_check(config);
+  cross_check_routing(config);
   return config;
 }
+
+}  // namespace detail
+
+namespace {
+
+namespace fs = std::filesystem;
+using detail::format_issues;
 
 core::Result<Config> fail(std::vector<ConfigIssue> found, std::vector<ConfigIssue>* issues) {
   std::string message = format_issues(found);
@@ -1050,19 +446,19 @@ core::Result<Config> fail(std::vector<ConfigIssue> found, std::vector<ConfigIssu
 }  // namespace
 
 std::string_view to_string(TlsProfile profile) {
-  return enum_name<TlsProfile>(kTlsProfiles, profile);
+  return detail::enum_name<TlsProfile>(detail::kTlsProfiles, profile);
 }
 std::string_view to_string(PeerCertificate policy) {
-  return enum_name<PeerCertificate>(kPeerCertificates, policy);
+  return detail::enum_name<PeerCertificate>(detail::kPeerCertificates, policy);
 }
 std::string_view to_string(DuplicatePolicy policy) {
-  return enum_name<DuplicatePolicy>(kDuplicatePolicies, policy);
+  return detail::enum_name<DuplicatePolicy>(detail::kDuplicatePolicies, policy);
 }
 
 core::Result<Config> parse_config(const std::string& yaml_text, const fs::path& base_dir,
                                   std::vector<ConfigIssue>* issues) {
   if (issues != nullptr) issues->clear();
-  Reader reader(base_dir);
+  detail::Reader reader(base_dir);
   Config config;
   // yaml-cpp reports through exceptions; none may leave this function.
   try {

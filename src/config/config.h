@@ -85,11 +85,11 @@ struct Retry {
 
 /// How forwarders behave (top-level `forwarding:`; not in the seeds, every key has a default).
 struct Forwarding {
-  Seconds association_idle_timeout{10};  ///< close a reused association idle this long
-  Seconds lease{300};                    ///< a claimed row's lease; renewed while working
+  Seconds association_idle_timeout{10};        ///< close a reused association idle this long
+  Seconds lease{300};                          ///< a claimed row's lease; renewed while working
   std::uint32_t circuit_breaker_failures = 5;  ///< consecutive transient failures -> pause
-  Seconds probe_interval{30};  ///< while paused: C-ECHO the destination this often
-  std::uint32_t batch = 32;    ///< rows claimed at a time by one association
+  Seconds probe_interval{30};                  ///< while paused: C-ECHO the destination this often
+  std::uint32_t batch = 32;                    ///< rows claimed at a time by one association
 };
 
 struct Destination {
@@ -113,7 +113,7 @@ struct TagCondition {
   enum class Op { kEquals, kRegex, kExists };
   std::string keyword;  ///< "StationName" (resolved against DCMTK's dictionary by routing)
   Op op = Op::kEquals;
-  std::string value;  ///< kEquals: the value; kRegex: ECMAScript pattern (whole value must match)
+  std::string value;   ///< kEquals: the value; kRegex: ECMAScript pattern (whole value must match)
   bool exists = true;  ///< kExists: true = present (even empty), false = absent
 };
 

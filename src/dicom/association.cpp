@@ -194,6 +194,7 @@ asio::awaitable<Status> Association::request(const AssociateRq& rq, Clock::durat
     auto rj = parse_associate_rj(body());
     channel_->close();
     if (!rj.ok()) co_return rj.error();
+    rejection_ = *rj;
     co_return make_error(ErrorCode::kRejected, "association rejected: " + describe(*rj));
   }
   if (*type == PduType::kAbort) {

@@ -58,6 +58,9 @@ class Association {
   /// Sends the RQ and waits for AC/RJ. RJ -> kRejected with the reason; on success the
   /// accepted contexts are available through contexts().
   asio::awaitable<Status> request(const AssociateRq& rq, Clock::duration timeout);
+  /// After request() failed: the peer's A-ASSOCIATE-RJ, when that was the reason (the result
+  /// decides whether trying again later can help).
+  const std::optional<AssociateRj>& rejection() const { return rejection_; }
   /// Orderly release (handles a release collision). Closes the channel.
   asio::awaitable<Status> release();
 
@@ -113,6 +116,7 @@ class Association {
   std::vector<Pdv> pdvs_;
   std::size_t next_pdv_ = 0;
   std::vector<PresentationContext> contexts_;
+  std::optional<AssociateRj> rejection_;
   std::uint32_t peer_max_pdu_ = 0;
   std::uint16_t message_id_ = 0;
   std::uint64_t bytes_received_ = 0;

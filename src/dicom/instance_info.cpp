@@ -19,9 +19,48 @@ std::string get(DcmDataset& ds, const DcmTagKey& tag) {
   return std::string(value.c_str(), value.length());
 }
 
+/// Elements whose value is bytes or items: their text form would be huge (pixel data as hex).
+bool binary_vr(DcmEVR vr) {
+  switch (vr) {
+    case EVR_OB:
+    case EVR_OD:
+    case EVR_OF:
+    case EVR_OL:
+    case EVR_OV:
+    case EVR_OW:
+    case EVR_UN:
+    case EVR_ox:
+    case EVR_px:
+    case EVR_SQ:
+    case EVR_pixelSQ:
+    case EVR_PixelData:
+    case EVR_OverlayData:
+      return true;
+    default:
+      return false;
+  }
+}
+
+void read_extra_tags(DcmDataset& ds, std::span<const std::uint32_t> tags,
+                     std::map<std::uint32_t, std::string>& out) {
+  for (const std::uint32_t tag : tags) {
+    const DcmTagKey key(static_cast<Uint16>(tag >> 16), static_cast<Uint16>(tag & 0xFFFF));
+    DcmElement* element = nullptr;
+    if (ds.findAndGetElement(key, element, /*searchIntoSub=*/OFFalse).bad() || element == nullptr) {
+      continue;
+    }
+    std::string& text = out[tag];
+    OFString value;
+    if (binary_vr(element->getVR()) || element->getOFStringArray(value).bad()) continue;
+    text.assign(value.c_str(), value.length());
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\0')) text.pop_back();
+  }
+}
+
 }  // namespace
 
-core::Result<InstanceInfo> read_instance_info(const std::filesystem::path& part10_file) {
+core::Result<InstanceInfo> read_instance_info(const std::filesystem::path& part10_file,
+                                              std::span<const std::uint32_t> extra_tags) {
   DcmFileFormat file;
   const OFCondition loaded = file.loadFile(OFFilename(part10_file.c_str()), EXS_Unknown,
                                            EGL_noChange, kMaxLoadedValueLength, ERM_autoDetect);
@@ -64,6 +103,7 @@ core::Result<InstanceInfo> read_instance_info(const std::filesystem::path& part1
   info.body_part_examined = get(*ds, DCM_BodyPartExamined);
   info.station_name = get(*ds, DCM_StationName);
   info.institution_name = get(*ds, DCM_InstitutionName);
+  if (!extra_tags.empty()) read_extra_tags(*ds, extra_tags, info.extra_tags);
   return info;
 }
 

@@ -2,7 +2,10 @@
 /// The tags the index needs from a received instance, read with DCMTK's dcmdata from the stored
 /// Part 10 file without loading large values (pixel data stays on disk).
 
+#include <cstdint>
 #include <filesystem>
+#include <map>
+#include <span>
 #include <string>
 
 #include "core/result.h"
@@ -31,11 +34,18 @@ struct InstanceInfo {
   std::string body_part_examined;   ///< (0018,0015)
   std::string station_name;         ///< (0008,1010)
   std::string institution_name;     ///< (0008,0080)
+  /// The requested extra tags that are present at the top level of the data set, keyed by
+  /// (group << 16 | element): DCMTK's string of all values (backslash-separated), trailing
+  /// spaces and NULs trimmed; "" when present but empty. Binary and sequence elements map to ""
+  /// (their bytes are never loaded).
+  std::map<std::uint32_t, std::string> extra_tags;
 };
 
 /// Parses a Part 10 file (any supported transfer syntax, deflate included). A file DCMTK cannot
 /// parse is kInvalidArgument with DCMTK's reason. Missing tags are empty strings; a missing SOP
-/// Instance UID or SOP Class UID is kInvalidArgument.
-core::Result<InstanceInfo> read_instance_info(const std::filesystem::path& part10_file);
+/// Instance UID or SOP Class UID is kInvalidArgument. `extra_tags` (e.g. what the routing rules
+/// need) fill InstanceInfo::extra_tags; asking for none costs nothing extra.
+core::Result<InstanceInfo> read_instance_info(const std::filesystem::path& part10_file,
+                                              std::span<const std::uint32_t> extra_tags = {});
 
 }  // namespace gw::dicom

@@ -77,7 +77,7 @@ ScuAssociation::~ScuAssociation() {
 
 asio::awaitable<Result<std::unique_ptr<ScuAssociation>>> ScuAssociation::open(
     asio::any_io_executor ex, const ScuOptions& options,
-    std::vector<PresentationContextRq> contexts) {
+    std::vector<PresentationContextRq> contexts, std::optional<AssociateRj>* rejection) {
   auto socket = co_await connect_tcp(ex, options.host, options.port, options.connect_timeout);
   if (!socket.ok()) co_return socket.error();
   std::shared_ptr<Channel> channel;
@@ -101,6 +101,7 @@ asio::awaitable<Result<std::unique_ptr<ScuAssociation>>> ScuAssociation::open(
   rq.user_info.implementation_class_uid = std::string(kImplementationClassUid);
   rq.user_info.implementation_version_name = std::string(kImplementationVersionName);
   if (auto st = co_await assoc->request(rq, options.association_timeout); !st.ok()) {
+    if (rejection != nullptr) *rejection = assoc->rejection();
     channel->close();  // else the channel's watchdog keeps the executor busy until its deadline
     co_return st.error();
   }

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -53,11 +54,12 @@ Result<SendItem> prepare_send_item(const std::filesystem::path& path);
 
 class ScuAssociation {
  public:
-  /// Connects and negotiates the given presentation contexts.
   /// Connects (TLS handshake when options.tls), and negotiates the given presentation contexts.
+  /// When the peer answers A-ASSOCIATE-RJ and `rejection` is given, it receives the RJ (its
+  /// result tells a transient refusal from a permanent one).
   static asio::awaitable<Result<std::unique_ptr<ScuAssociation>>> open(
       asio::any_io_executor ex, const ScuOptions& options,
-      std::vector<PresentationContextRq> contexts);
+      std::vector<PresentationContextRq> contexts, std::optional<AssociateRj>* rejection = nullptr);
   /// Closes the transport if release() or abort() did not.
   ~ScuAssociation();
 

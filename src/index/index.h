@@ -54,7 +54,7 @@ struct InstanceRecord {
   std::string station_name;
   std::string institution_name;
   // Routing (insert only, never read back): one outbox row per destination is written in the
-  // same transaction as the instance row. Empty = not forwarded.
+  // same transaction as the instance row, due at received_at_ms. Empty = not forwarded.
   std::vector<std::string> destinations;
 
   bool operator==(const InstanceRecord&) const = default;
@@ -143,9 +143,10 @@ class Index {
   // in-flight row for that SOP Instance UID (a resend forwards again; it never doubles a queue).
 
   /// Claims up to `max_items` rows of `destination` that are due: pending with
-  /// next_attempt_at_ms <= now_ms, or in flight with an expired lease. Oldest first (by id), so
-  /// a study goes out in the order it came in. Each claimed row becomes kInFlight for `owner`
-  /// until now_ms + lease_ms, and its attempts count goes up by one.
+  /// next_attempt_at_ms <= now_ms, or in flight with an expired lease (lease_expires_at_ms <=
+  /// now_ms: the lease covers [claim, expiry)). Oldest first (by id), so a study goes out in the
+  /// order it came in. Each claimed row becomes kInFlight for `owner` until now_ms + lease_ms,
+  /// and its attempts count goes up by one. The whole claim is one transaction.
   virtual Result<std::vector<OutboxItem>> claim_outbox(const std::string& destination,
                                                        std::size_t max_items,
                                                        const std::string& owner,
@@ -168,8 +169,13 @@ class Index {
   /// restored (the attempt never happened).
   virtual Status release_outbox_leases(const std::string& owner, std::int64_t now_ms) = 0;
   /// Operator: a pending, dead or delivered row is made pending and due now, with its attempts
-  /// count reset. kNotFound for no such row; kConflict while it is in flight.
+  /// count reset. last_status/last_error stay (why it failed) until the next attempt replaces
+  /// them. kNotFound for no such row; kConflict while it is in flight.
   virtual Status retry_outbox(std::int64_t id, std::int64_t now_ms) = 0;
+  /// Operator: retry_outbox for every dead row of `destination` (all destinations when empty),
+  /// in one transaction. Returns how many rows were retried.
+  virtual Result<std::int64_t> retry_dead_outbox(const std::string& destination,
+                                                 std::int64_t now_ms) = 0;
   /// Operator: removes a row that is not in flight. kNotFound / kConflict as above.
   virtual Status delete_outbox(std::int64_t id) = 0;
   virtual Result<std::optional<OutboxItem>> find_outbox(std::int64_t id) = 0;

@@ -1,2 +1,197 @@
 #pragma once
-// placeholder
+/// Forwarder: sends one destination's outbox rows over DICOM (TLS), with association reuse, the
+/// retry policy (queue/retry_policy.h) and a circuit breaker.
+///
+/// Up to destination.max_associations worker coroutines each loop: claim a batch of due rows
+/// (forwarding.batch, leased for forwarding.lease to this forwarder's owner id), send each
+/// stored file's data set bytes unchanged on an association that proposed exactly the
+/// (SOP class, transfer syntax) pairs the rows need, one context per pair with that single
+/// transfer syntax (no transcoding), and record each row delivered, rescheduled or dead. An
+/// association stays open while work keeps coming and is released after
+/// forwarding.association_idle_timeout without any; a batch that needs a pair the open
+/// association did not propose gets a new association (proposing the old pairs too, while they
+/// fit in 128 contexts). If the first item of a batch fails on an association kept from an
+/// earlier batch (the peer dropped it while idle), it is sent again on a new association without
+/// counting a failure. An idle worker sleeps until notify() or the next row falls due (at most
+/// 30 s, so rows whose lease expired on a dead node are picked up); no polling in between.
+///
+/// Circuit breaker: forwarding.circuit_breaker_failures consecutive transient failures of
+/// association set-up or transfer (or one permanent A-ASSOCIATE-RJ, see retry_policy.h) pause
+/// the destination (0 disables the breaker): workers stop claiming and release their
+/// associations, and a C-ECHO probe runs every forwarding.probe_interval (timers only, no CPU).
+/// A successful probe (an accepted association is enough) or delivery closes the breaker. Pause
+/// and resume are logged once each. Because a paused destination claims nothing, an outage
+/// does not use up retry.max_attempts, and the back-off of its rows stays short.
+///
+/// Threads: all coroutines of one forwarder share one strand of the I/O context, so its state
+/// needs no lock (destinations run in parallel on the I/O threads); index calls and Part 10
+/// header reads run on the worker pool and resume on the strand. The public member functions
+/// are thread-safe. Lifetime: call stop() and wait for it before destroying, or destroy only
+/// after the io_context has been stopped and destroyed (pending coroutine frames refer to the
+/// forwarder).
+
+#include <asio.hpp>
+#include <atomic>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/config.h"
+#include "dicom/scu.h"
+#include "index/index.h"
+#include "queue/retry_policy.h"
+#include "queue/strand_signal.h"
+
+namespace gw::queue {
+
+/// What a forwarder takes from the configuration.
+struct ForwarderSettings {
+  config::Destination destination;
+  config::Forwarding forwarding;
+  std::string gateway_ae_title;  ///< calling AE title when destination.calling_ae_title is empty
+};
+
+/// A copy of a forwarder's counters (monotonic since it started), for /metrics and /status.
+struct ForwardingCounts {
+  std::uint64_t forwarded = 0;  ///< rows delivered (warnings included)
+  std::uint64_t warnings = 0;   ///< rows delivered with a warning status
+  std::uint64_t failed = 0;     ///< failed attempts of a row (transient or permanent)
+  std::uint64_t retried = 0;    ///< rows rescheduled for a later attempt
+  std::uint64_t dead = 0;       ///< rows dead-lettered (permanent failure or retries exhausted)
+  std::uint64_t bytes = 0;      ///< stored file bytes of delivered rows
+  std::uint64_t associations_opened = 0;
+};
+
+struct DestinationStatus {
+  std::string name;
+  bool paused = false;       ///< circuit breaker open: probing, not sending
+  std::string pause_reason;  ///< the failure that paused it, then the last probe's failure
+  std::uint32_t consecutive_failures = 0;
+  std::uint32_t open_associations = 0;
+  ForwardingCounts counts;
+};
+
+class Forwarder {
+ public:
+  /// `owner`: the lease owner id of this forwarder's claims; unique among running forwarders
+  /// (ForwardingService uses "<node owner id>/<destination>"). start() gives back the rows this
+  /// owner still holds (a previous run of this node crashed), so it must not be shared with a
+  /// running forwarder. `random`: a uniform [0,1) source for the back-off jitter (default:
+  /// seeded from std::random_device).
+  Forwarder(asio::io_context& io, asio::any_io_executor worker_pool, index::Index& index,
+            std::filesystem::path data_dir, std::string owner, ForwarderSettings settings,
+            Random random = {});
+  Forwarder(const Forwarder&) = delete;
+  Forwarder& operator=(const Forwarder&) = delete;
+  ~Forwarder();
+
+  const std::string& name() const { return name_; }
+  const std::string& owner() const { return owner_; }
+  bool started() const { return started_; }
+
+  /// Releases the leases `owner` still holds, then starts the workers. Once; no-op after stop().
+  void start();
+  /// New rows may be due: idle workers claim at once.
+  void notify();
+  /// New settings (same destination name). Running associations finish their batch; the next
+  /// association uses the new settings (TLS files are read again). A paused destination is
+  /// probed at once.
+  void update(ForwarderSettings settings);
+  /// Starts stopping without waiting (stop() waits); lets several forwarders stop in parallel.
+  void request_stop();
+  /// Stops claiming, lets each worker finish the item it is sending, records the results,
+  /// releases the associations and gives the rows still leased back (release_outbox_leases).
+  /// Await it from any executor; calling it again waits for the same end.
+  asio::awaitable<void> stop();
+
+  DestinationStatus status() const;
+
+ private:
+  using Pair = std::pair<std::string, std::string>;  ///< (SOP class UID, transfer syntax UID)
+  struct Connection;
+  class RowUpdates;
+
+  /// Spawns a coroutine on the strand and counts it until it ends (stop() waits for zero).
+  void spawn(asio::awaitable<void> task);
+  asio::awaitable<void> run();
+  asio::awaitable<void> worker(std::size_t index);
+  /// The worker's loop: claim, send, record; sleep when idle or paused.
+  asio::awaitable<void> work(Connection& conn, std::size_t index);
+  /// Worker `index` should keep running (not stopping, within max_associations).
+  bool wanted(std::size_t index) const;
+  asio::awaitable<void> renew_leases();
+  asio::awaitable<void> probe_loop();
+  asio::awaitable<void> stop_on_strand();
+  void spawn_missing_workers();
+
+  asio::awaitable<void> process_batch(Connection& conn, std::vector<index::OutboxItem> items);
+  asio::awaitable<void> idle(Connection& conn, std::uint64_t seen_generation);
+  asio::awaitable<core::Status> open_connection(Connection& conn, std::vector<Pair> pairs,
+                                                std::optional<dicom::AssociateRj>& rejection);
+  asio::awaitable<void> close_connection(Connection& conn, const char* why);
+  asio::awaitable<core::Result<dicom::ScuOptions>> scu_options();
+  asio::awaitable<core::Result<std::shared_ptr<const tls::TlsContext>>> tls_context();
+  asio::awaitable<core::Status> probe_once();
+
+  /// Turns one row's classification into its next state (counted, logged, queued for writing).
+  /// `shared_draw`: the jitter draw of a failure that ends a batch (see process_batch); such
+  /// rows are logged by the caller, once.
+  void finish(RowUpdates& updates, const index::OutboxItem& item, const Classification& c,
+              const Random* shared_draw = nullptr);
+  void note_failure(const Classification& c);
+  void note_success();
+  void pause(const std::string& reason);
+  void resume();
+  void set_pause_reason(std::string reason);
+
+  /// Runs `work` on the worker pool and resumes on the strand. By reference: GCC 12 destroys a
+  /// temporary lambda argument of a co_await expression twice when its captures are not trivial.
+  template <class F>
+  asio::awaitable<std::invoke_result_t<F&>> on_pool(F& work);
+
+  // Immutable after construction.
+  asio::any_io_executor strand_;
+  asio::any_io_executor pool_;
+  index::Index& index_;
+  std::filesystem::path data_dir_;
+  std::string owner_;
+  std::string name_;
+
+  // Strand only.
+  Random random_;
+  std::shared_ptr<const ForwarderSettings> settings_;
+  std::uint64_t settings_generation_ = 1;
+  std::shared_ptr<const tls::TlsContext> tls_context_;
+  std::uint64_t tls_generation_ = 0;  ///< settings generation tls_context_ was built for
+  StrandSignal wake_;                 ///< workers: new work, pause/resume, settings, stop
+  StrandSignal control_;              ///< probe loop and lease renewal: settings, stop
+  StrandSignal tasks_done_;
+  std::size_t tasks_ = 0;
+  std::vector<bool> worker_alive_;
+  bool stopping_ = false;
+  bool probing_ = false;
+  bool released_ = false;
+  bool index_error_logged_ = false;
+  std::size_t inflight_rows_ = 0;
+  std::chrono::steady_clock::time_point paused_at_;
+
+  // Read by status() from any thread.
+  std::atomic<bool> started_{false};
+  std::atomic<bool> paused_{false};
+  std::atomic<std::uint32_t> consecutive_failures_{0};
+  std::atomic<std::uint32_t> open_associations_{0};
+  struct Counters {
+    std::atomic<std::uint64_t> forwarded{0}, warnings{0}, failed{0}, retried{0}, dead{0}, bytes{0},
+        associations_opened{0};
+  } counters_;
+  mutable std::mutex reason_mu_;  // guards pause_reason_ only
+  std::string pause_reason_;
+};
+
+}  // namespace gw::queue

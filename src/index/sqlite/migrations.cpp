@@ -74,6 +74,37 @@ CREATE INDEX instances_series_pk ON instances (series_pk);
       {2, R"sql(
 CREATE INDEX instances_storage_path ON instances (storage_path);
 )sql"},
+      // The outbox (index/outbox.h): one row per (instance, destination). A row refers to the
+      // instance row, which overwrite updates in place, so the forwarder always reads the file
+      // the index points at now; deleting an instance deletes its deliveries.
+      // outbox_queue: claim (destination + state, oldest id first, next attempt read from the
+      // index), listing and counting per destination. outbox_state: listing by state across
+      // destinations, and finding a lease owner's rows among the few in flight.
+      // outbox_pending_due: next_outbox_due in O(log n) however long the backlog.
+      // outbox_instance: the "already queued?" check when a duplicate arrives.
+      {3, R"sql(
+CREATE TABLE outbox (
+  id                  INTEGER PRIMARY KEY,
+  instance_pk         INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE,
+  destination         TEXT NOT NULL,
+  state               TEXT NOT NULL DEFAULT 'pending'
+                      CHECK (state IN ('pending', 'in_flight', 'delivered', 'dead')),
+  attempts            INTEGER NOT NULL DEFAULT 0,
+  created_at_ms       INTEGER NOT NULL DEFAULT 0,
+  next_attempt_at_ms  INTEGER NOT NULL DEFAULT 0,
+  updated_at_ms       INTEGER NOT NULL DEFAULT 0,
+  lease_owner         TEXT NOT NULL DEFAULT '',
+  lease_expires_at_ms INTEGER NOT NULL DEFAULT 0,
+  last_status         INTEGER NOT NULL DEFAULT -1,
+  last_error          TEXT NOT NULL DEFAULT '',
+  warning             INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX outbox_queue ON outbox (destination, state, id, next_attempt_at_ms);
+CREATE INDEX outbox_state ON outbox (state, id);
+CREATE INDEX outbox_pending_due ON outbox (destination, next_attempt_at_ms)
+  WHERE state = 'pending';
+CREATE INDEX outbox_instance ON outbox (instance_pk, destination, state);
+)sql"},
   };
   return kMigrations;
 }

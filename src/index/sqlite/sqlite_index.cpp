@@ -8,6 +8,7 @@
 
 #include "core/log.h"
 #include "index/sqlite/migrations.h"
+#include "index/sqlite/sqlite_statement.h"
 
 namespace gw::index {
 namespace {
@@ -72,103 +73,6 @@ JOIN patients p ON p.id = st.patient_pk
 void SqliteIndex::DbDeleter::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
 void SqliteIndex::StmtDeleter::operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
 
-/// A borrowed cached statement. Bind errors are remembered and reported by step(); the
-/// destructor resets the statement and clears its bindings so the cache can hand it out again.
-class SqliteIndex::Statement {
- public:
-  Statement(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
-  Statement(Statement&& other) noexcept
-      : db_(other.db_), stmt_(std::exchange(other.stmt_, nullptr)), bind_rc_(other.bind_rc_) {}
-  Statement& operator=(Statement&&) = delete;
-  ~Statement() {
-    if (stmt_ != nullptr) {
-      sqlite3_reset(stmt_);
-      sqlite3_clear_bindings(stmt_);
-    }
-  }
-
-  Statement& bind(int index, std::string_view text) {
-    remember(
-        sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8));
-    return *this;
-  }
-  Statement& bind(int index, std::int64_t value) {
-    remember(sqlite3_bind_int64(stmt_, index, value));
-    return *this;
-  }
-
-  /// true: a row is available; false: done.
-  Result<bool> step(const char* what) {
-    if (bind_rc_ != SQLITE_OK) return error(bind_rc_, what);
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return error(rc, what);
-  }
-  /// Runs a statement that returns no rows (or whose rows are ignored).
-  Status run(const char* what) {
-    for (;;) {
-      GW_ASSIGN_OR_RETURN(bool row, step(what));
-      if (!row) return core::ok_status();
-    }
-  }
-
-  std::string text(int column) const {
-    const auto* p = sqlite3_column_text(stmt_, column);
-    if (p == nullptr) return {};
-    return {reinterpret_cast<const char*>(p),
-            static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column))};
-  }
-  std::int64_t int64(int column) const { return sqlite3_column_int64(stmt_, column); }
-
-  core::Error error(int rc, const char* what) const {
-    std::string message = std::string(what) + ": " + sqlite3_errmsg(db_);
-    if ((rc & 0xff) == SQLITE_FULL) {
-      return make_error(ErrorCode::kResourceExhausted, "database full: " + message);
-    }
-    return make_error(ErrorCode::kDatabase, std::move(message));
-  }
-
- private:
-  void remember(int rc) {
-    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
-  }
-
-  sqlite3* db_;
-  sqlite3_stmt* stmt_;
-  int bind_rc_ = SQLITE_OK;
-};
-
-/// BEGIN IMMEDIATE … COMMIT; rolls back when destroyed without a successful commit().
-/// IMMEDIATE takes the write lock up front, so another connection (the CLI, a second process)
-/// makes us wait busy_timeout instead of failing half-way through.
-class SqliteIndex::Transaction {
- public:
-  explicit Transaction(SqliteIndex& index) : index_(index) {}
-  Transaction(const Transaction&) = delete;
-  Transaction& operator=(const Transaction&) = delete;
-  ~Transaction() {
-    if (active_ && sqlite3_get_autocommit(index_.db_.get()) == 0) {
-      sqlite3_exec(index_.db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
-    }
-  }
-
-  Status begin() {
-    GW_RETURN_IF_ERROR(index_.exec_locked("BEGIN IMMEDIATE"));
-    active_ = true;
-    return core::ok_status();
-  }
-  Status commit() {
-    GW_RETURN_IF_ERROR(index_.exec_locked("COMMIT"));
-    active_ = false;
-    return core::ok_status();
-  }
-
- private:
-  SqliteIndex& index_;
-  bool active_ = false;
-};
-
 SqliteIndex::SqliteIndex(DbPtr db, bool synchronous)
     : synchronous_(synchronous),
       batcher_([this](const std::vector<Batcher::Slot*>& batch) {
@@ -213,6 +117,9 @@ Result<std::unique_ptr<SqliteIndex>> SqliteIndex::open(const std::filesystem::pa
 Status SqliteIndex::configure_locked(bool in_memory) {
   sqlite3_busy_timeout(db_.get(), kBusyTimeoutMs);
   GW_RETURN_IF_ERROR(exec_locked("PRAGMA foreign_keys = ON"));
+  // The savepoint per record of a group commit journals every page it touches; on a temp file
+  // that is hundreds of write() calls per commit, in memory none (bounded by the batch size).
+  GW_RETURN_IF_ERROR(exec_locked("PRAGMA temp_store = MEMORY"));
   GW_ASSIGN_OR_RETURN(auto stmt, statement_locked("PRAGMA journal_mode = WAL"));
   GW_ASSIGN_OR_RETURN(bool row, stmt.step("set journal_mode"));
   std::string mode = row ? stmt.text(0) : std::string();
@@ -389,6 +296,8 @@ Result<InsertResult> SqliteIndex::insert_one_locked(const InstanceRecord& r,
     // An empty path tells the caller there is no file to remove (it would be the row's own).
     const bool same_file = existing_path == r.storage_path;
     if (policy == DuplicatePolicy::kKeepFirst) {
+      // A resend forwards again: the kept row's file goes to this record's destinations.
+      GW_RETURN_IF_ERROR(enqueue_outbox_locked(*existing_id, r));
       return InsertResult{InsertOutcome::kDuplicateKept, same_file ? "" : r.storage_path};
     }
     if (policy == DuplicatePolicy::kReject) {
@@ -397,6 +306,8 @@ Result<InsertResult> SqliteIndex::insert_one_locked(const InstanceRecord& r,
     }
   }
 
+  const bool replacing = existing_id.has_value();
+  std::int64_t instance_pk = 0;
   std::int64_t patient_pk = 0;
   {
     GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
@@ -469,7 +380,7 @@ RETURNING id
 
   {
     // ?1..?14 are the instance columns; ?15 the row id on update.
-    GW_ASSIGN_OR_RETURN(auto s, statement_locked(existing_id ? R"sql(
+    GW_ASSIGN_OR_RETURN(auto s, statement_locked(replacing ? R"sql(
 UPDATE instances SET
   sop_instance_uid = ?1, series_pk = ?2, sop_class_uid = ?3, transfer_syntax_uid = ?4,
   instance_number = ?5, size_bytes = ?6, storage_path = ?7, sha256 = ?8, received_at_ms = ?9,
@@ -477,7 +388,7 @@ UPDATE instances SET
   institution_name = ?14
 WHERE id = ?15
 )sql"
-                                                             : R"sql(
+                                                           : R"sql(
 INSERT INTO instances (sop_instance_uid, series_pk, sop_class_uid, transfer_syntax_uid,
                        instance_number, size_bytes, storage_path, sha256, received_at_ms,
                        calling_ae, called_ae, peer_address, station_name, institution_name)
@@ -488,11 +399,14 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
     s.bind(7, r.storage_path).bind(8, r.sha256).bind(9, r.received_at_ms);
     s.bind(10, r.calling_ae).bind(11, r.called_ae).bind(12, r.peer_address);
     s.bind(13, r.station_name).bind(14, r.institution_name);
-    if (existing_id) s.bind(15, *existing_id);
-    GW_RETURN_IF_ERROR(s.run(existing_id ? "update instance" : "insert instance"));
+    if (replacing) s.bind(15, *existing_id);
+    GW_RETURN_IF_ERROR(s.run(replacing ? "update instance" : "insert instance"));
+    // Overwrite updates the row in place (same id), so its outbox rows follow it to the new file.
+    instance_pk = replacing ? *existing_id : s.last_insert_rowid();
   }
+  GW_RETURN_IF_ERROR(enqueue_outbox_locked(instance_pk, r));
 
-  if (existing_id) {
+  if (replacing) {
     return InsertResult{InsertOutcome::kReplaced,
                         existing_path == r.storage_path ? "" : existing_path};
   }

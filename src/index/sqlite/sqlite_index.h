@@ -61,6 +61,8 @@ class SqliteIndex : public Index {
                      std::int64_t now_ms) override;
   Status release_outbox_leases(const std::string& owner, std::int64_t now_ms) override;
   Status retry_outbox(std::int64_t id, std::int64_t now_ms) override;
+  Result<std::int64_t> retry_dead_outbox(const std::string& destination,
+                                         std::int64_t now_ms) override;
   Status delete_outbox(std::int64_t id) override;
   Result<std::optional<OutboxItem>> find_outbox(std::int64_t id) override;
   Result<std::vector<OutboxItem>> list_outbox(const OutboxQuery& query) override;
@@ -102,6 +104,19 @@ class SqliteIndex : public Index {
   Result<std::vector<StudySummary>> query_studies_locked(const std::string& where,
                                                          const std::vector<std::string>& args,
                                                          std::int64_t limit, std::int64_t offset);
+  // Outbox helpers (sqlite_outbox.cpp).
+  /// A pending row per record.destinations for the instance row `instance_pk`, skipping those
+  /// that already have a pending or in-flight one.
+  Status enqueue_outbox_locked(std::int64_t instance_pk, const InstanceRecord& record);
+  /// Moves a row `owner` holds out of kInFlight to `to` (complete/reschedule/fail); the row keeps
+  /// its next_attempt_at_ms unless one is given. kNotFound, or kConflict when the lease is lost.
+  Status finish_outbox_locked(std::int64_t id, const std::string& owner, OutboxState to,
+                              std::optional<std::int64_t> next_attempt_at_ms,
+                              const OutboxResult& result, std::int64_t now_ms);
+  Result<std::optional<OutboxItem>> find_outbox_locked(std::int64_t id);
+  /// The error for an update of row `id` that changed nothing: kNotFound when there is no such
+  /// row, else kConflict with `conflict` as the reason.
+  core::Error outbox_unchanged_locked(std::int64_t id, const std::string& conflict);
 
   /// Locking rule: mu_ guards db_ and statements_. Every public method holds it for its whole
   /// duration, so one connection serves all threads and a transaction is never interleaved

@@ -11,67 +11,13 @@
 #include <string>
 #include <vector>
 
-#include "support/temp_dir.h"
+#include "unit/config/config_fixture.h"
 
 namespace gw::config {
 namespace {
 
-namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-class ConfigTest : public ::testing::Test {
- protected:
-  fs::path write(const fs::path& relative, const std::string& text) {
-    const fs::path path = dir_ / relative;
-    fs::create_directories(path.parent_path());
-    std::ofstream(path) << text;
-    return path;
-  }
-  void write_certs(const fs::path& sub = "tls") {
-    for (const char* name : {"cert.pem", "key.pem", "ca.pem"}) write(sub / name, "dummy\n");
-  }
-
-  /// Parses `yaml` expecting failure; returns the issues.
-  std::vector<ConfigIssue> issues_of(const std::string& yaml) {
-    std::vector<ConfigIssue> issues;
-    auto result = parse_config(yaml, dir_, &issues);
-    EXPECT_FALSE(result.ok()) << "expected the config to be refused:\n" << yaml;
-    if (!result.ok()) {
-      EXPECT_EQ(result.error().code, core::ErrorCode::kConfig);
-    }
-    return issues;
-  }
-  static std::vector<std::string> paths_of(const std::vector<ConfigIssue>& issues) {
-    std::vector<std::string> paths;
-    for (const auto& issue : issues) paths.push_back(issue.path);
-    return paths;
-  }
-  /// The message of the issue at `path` ("" if none).
-  static std::string message_at(const std::vector<ConfigIssue>& issues, const std::string& path) {
-    for (const auto& issue : issues) {
-      if (issue.path == path) return issue.message;
-    }
-    return "";
-  }
-
-  Config parse_ok(const std::string& yaml) {
-    std::vector<ConfigIssue> issues;
-    auto result = parse_config(yaml, dir_, &issues);
-    EXPECT_TRUE(result.ok()) << (result.ok() ? "" : result.error().message);
-    EXPECT_TRUE(issues.empty());
-    return result.ok() ? std::move(result).value() : Config{};
-  }
-
-  test::TempDir tmp_{"gw-config-test"};
-  const fs::path dir_ = tmp_.path();
-};
-
-constexpr const char* kMinimal = R"(
-data_dir: /var/lib/dicom-gw
-listeners:
-  - {name: plain, port: 11112}
-)";
 
 TEST_F(ConfigTest, MinimalConfigGetsEveryDefault) {
   const Config c = parse_ok(kMinimal);
@@ -105,6 +51,15 @@ TEST_F(ConfigTest, MinimalConfigGetsEveryDefault) {
 
   EXPECT_TRUE(c.destinations.empty());
   EXPECT_TRUE(c.routes.empty());
+  EXPECT_EQ(c.retry.max_attempts, 20u);
+  EXPECT_EQ(c.retry.max_age, Seconds(72 * 3600));
+  EXPECT_EQ(c.retry.initial_backoff, Seconds(5));
+  EXPECT_EQ(c.retry.max_backoff, Seconds(600));
+  EXPECT_EQ(c.forwarding.association_idle_timeout, Seconds(10));
+  EXPECT_EQ(c.forwarding.lease, Seconds(300));
+  EXPECT_EQ(c.forwarding.circuit_breaker_failures, 5u);
+  EXPECT_EQ(c.forwarding.probe_interval, Seconds(30));
+  EXPECT_EQ(c.forwarding.batch, 32u);
   EXPECT_TRUE(c.storage.fsync);
   EXPECT_FALSE(c.storage.encrypt);
   EXPECT_EQ(c.storage.duplicates, DuplicatePolicy::kKeepFirst);
@@ -278,7 +233,8 @@ logging:
               HasSubstr("bcp195-rfc8996, bcp195-nd, bcp195-extended, modern"));
   EXPECT_EQ(message_at(issues, "destinations[0].host"), "is required");
   EXPECT_EQ(message_at(issues, "storage.fsnyc"), "unknown key (did you mean `fsync`?)");
-  EXPECT_EQ(message_at(issues, "routes[0].destinations[1]"), "unknown destination `nowhere`");
+  EXPECT_EQ(message_at(issues, "routes[0].destinations[1]"),
+            "unknown destination `nowhere` (configured: pacs)");
 
   // The error message carries them all, one "path: message" per line.
   auto result = parse_config(yaml, dir_);
@@ -327,13 +283,14 @@ TEST_F(ConfigTest, UnknownKeysAreRefusedWithASuggestion) {
   EXPECT_EQ(issues[0].message, "unknown key (did you mean `listeners`?)");
 
   issues = issues_of(std::string(kMinimal) +
-                     "routes:\n  - {name: r, match: {modalty: CT, sop_class: x}, "
+                     "routes:\n  - {name: r, match: {modalty: CT, sopclass: x}, "
                      "destinations: [a]}\ndestinations:\n  - {name: a, ae_title: A, host: h, "
                      "port: 1, tls: true}\n");
   EXPECT_THAT(paths_of(issues), ElementsAre("destinations[0].tls", "routes[0].match.modalty",
-                                            "routes[0].match.sop_class"));
+                                            "routes[0].match.sopclass"));
   EXPECT_EQ(issues[0].message, "unknown key (did you mean `tls_enabled`?)");
   EXPECT_EQ(issues[1].message, "unknown key (did you mean `modality`?)");
+  EXPECT_EQ(issues[2].message, "unknown key (did you mean `sop_class`?)");
 }
 
 TEST_F(ConfigTest, DuplicateKeysAreRefused) {
@@ -499,7 +456,7 @@ routes:
 )");
   ASSERT_EQ(issues.size(), 2u);
   EXPECT_EQ(issues[0].path, "routes[0].destinations[1]");
-  EXPECT_EQ(issues[0].message, "unknown destination `X`");
+  EXPECT_EQ(issues[0].message, "unknown destination `X` (configured: Secure_PACS)");
   EXPECT_EQ(issues[1].path, "routes[1].destinations[0]");
   EXPECT_EQ(issues[1].message, "unknown destination `secure_pacs` (did you mean `Secure_PACS`?)");
 }

@@ -4,11 +4,15 @@
 #include <dcmtk/dcmdata/dcdatset.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcitem.h>
+#include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -131,6 +135,60 @@ TEST_F(InstanceInfoTest, MissingSopInstanceUidIsError) {
   auto info = read_instance_info(path);
   ASSERT_FALSE(info.ok());
   EXPECT_EQ(info.error().code, core::ErrorCode::kInvalidArgument);
+}
+
+std::uint32_t key(const DcmTagKey& tag) {
+  return static_cast<std::uint32_t>(tag.getGroup()) << 16 | tag.getElement();
+}
+
+TEST_F(InstanceInfoTest, ExtraTagsPresentAtTheTopLevel) {
+  DcmFileFormat file;
+  DcmDataset& ds = *file.getDataset();
+  fill(ds);
+  ASSERT_TRUE(ds.putAndInsertString(DCM_ImageType, "ORIGINAL\\PRIMARY\\AXIAL").good());
+  ASSERT_TRUE(ds.putAndInsertString(DCM_OperatorsName, "").good());  // present, empty
+  ASSERT_TRUE(ds.putAndInsertString(DCM_Manufacturer, "ACME  ").good());
+  // (0008,1030) inside a sequence item only: not a top-level element.
+  auto* item = new DcmItem();
+  ASSERT_TRUE(item->putAndInsertString(DCM_ProtocolName, "NESTED").good());
+  ASSERT_TRUE(ds.insertSequenceItem(DCM_ReferencedStudySequence, item).good());
+  const fs::path path = dir_ / "extra.dcm";
+  ASSERT_TRUE(file.saveFile(path.c_str(), EXS_LittleEndianExplicit).good());
+
+  const std::uint32_t wanted[] = {
+      key(DCM_StationName),
+      key(DCM_ImageType),
+      key(DCM_OperatorsName),
+      key(DCM_Manufacturer),
+      key(DCM_ProtocolName),
+      key(DCM_Rows),
+      key(DCM_PixelData),
+      key(DCM_ReferencedStudySequence),
+      key(DCM_PerformedStationName),
+  };
+  auto info = read_instance_info(path, wanted);
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  expect_fields(*info);
+  const std::map<std::uint32_t, std::string> expected = {
+      {key(DCM_StationName), "STATION1"},
+      {key(DCM_ImageType), "ORIGINAL\\PRIMARY\\AXIAL"},
+      {key(DCM_OperatorsName), ""},
+      {key(DCM_Manufacturer), "ACME"},
+      {key(DCM_Rows), "64"},
+      {key(DCM_PixelData), ""},                // binary: present, bytes not loaded
+      {key(DCM_ReferencedStudySequence), ""},  // a sequence: present
+  };
+  EXPECT_EQ(info->extra_tags, expected);
+}
+
+TEST_F(InstanceInfoTest, NoExtraTagsAskedNoneReturned) {
+  DcmFileFormat file;
+  fill(*file.getDataset());
+  const fs::path path = dir_ / "plain.dcm";
+  ASSERT_TRUE(file.saveFile(path.c_str(), EXS_LittleEndianImplicit).good());
+  auto info = read_instance_info(path);
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_TRUE(info->extra_tags.empty());
 }
 
 TEST_F(InstanceInfoTest, GarbageFileIsError) {

@@ -1,0 +1,50 @@
+#pragma once
+/// StrandSignal: coroutines on one strand sleep until a deadline or until woken. It is how an
+/// idle forwarder waits for work without burning CPU: a timer per waiter, cancelled by notify.
+///
+/// Not thread-safe: use it from its strand only (post notify_all() there from other threads).
+/// A wake-up that arrives while a coroutine is still deciding whether to sleep (it was checking
+/// the outbox on the worker pool) is not lost: the coroutine reads generation() before looking
+/// for work, and wait_until() returns at once if a notify happened since.
+
+#include <asio.hpp>
+#include <chrono>
+#include <cstdint>
+#include <list>
+
+#include "dicom/channel.h"
+
+namespace gw::queue {
+
+class StrandSignal {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  std::uint64_t generation() const { return generation_; }
+
+  /// Wakes every waiter; a coroutine about to wait with an older generation does not sleep.
+  void notify_all() {
+    ++generation_;
+    for (auto* timer : waiters_) timer->cancel();
+  }
+
+  /// Sleeps until `deadline`, or until notify_all() (now or since `seen_generation`).
+  asio::awaitable<void> wait_until(Clock::time_point deadline, std::uint64_t seen_generation) {
+    if (seen_generation != generation_) co_return;
+    asio::steady_timer timer(co_await asio::this_coro::executor, deadline);
+    const auto it = waiters_.insert(waiters_.end(), &timer);
+    co_await timer.async_wait(dicom::use_nothrow);
+    waiters_.erase(it);
+  }
+
+  /// Sleeps until notify_all() (or since `seen_generation`).
+  asio::awaitable<void> wait(std::uint64_t seen_generation) {
+    co_await wait_until(Clock::time_point::max(), seen_generation);
+  }
+
+ private:
+  std::uint64_t generation_ = 0;
+  std::list<asio::steady_timer*> waiters_;
+};
+
+}  // namespace gw::queue

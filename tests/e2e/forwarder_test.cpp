@@ -1,0 +1,480 @@
+// Store-and-forward against real DCMTK storescp peers: a ForwardingService on its own
+// io_context and worker pool, over a SQLite index in a temp dir whose rows point at generated
+// Part 10 files laid out as the gateway stores them. Asserts what arrived (data set bytes equal
+// to the stored ones) and what the outbox says (delivered, rescheduled with reasons, dead).
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <asio.hpp>
+#include <filesystem>
+#include <fstream>
+#include <list>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "config/config.h"
+#include "dicom/part10.h"
+#include "index/index.h"
+#include "queue/forwarding_service.h"
+#include "support/dcmtk_tools.h"
+#include "support/gateway.h"
+#include "support/net.h"
+#include "support/poll.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+#include "support/test_data.h"
+#include "support/test_pki.h"
+
+namespace gw::test {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr const char* kDestination = "PACS";
+
+/// The daemon's threading in miniature: I/O threads running an io_context, and a worker pool.
+class Runtime {
+ public:
+  Runtime() : guard_(asio::make_work_guard(io_)), pool_(2) {
+    for (int i = 0; i < 2; ++i) threads_.emplace_back([this]() { io_.run(); });
+  }
+  ~Runtime() {
+    guard_.reset();
+    io_.stop();
+    threads_.clear();  // joins
+    pool_.join();
+  }
+  asio::io_context& io() { return io_; }
+  asio::any_io_executor pool() { return pool_.get_executor(); }
+
+ private:
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> guard_;
+  asio::thread_pool pool_;
+  std::vector<std::jthread> threads_;
+};
+
+/// storescp accepting only CT Image Storage (and Verification), uncompressed: a destination
+/// that refuses some SOP classes. (start_storescp always passes +xa, which storescp refuses to
+/// combine with a config file.)
+Process start_ct_only_storescp(std::uint16_t port, const fs::path& out_dir, const fs::path& dir) {
+  const fs::path cfg = dir / "ct-only.cfg";
+  std::ofstream(cfg) << "[[TransferSyntaxes]]\n"
+                        "[Uncompressed]\n"
+                        "TransferSyntax1 = LocalEndianExplicit\n"
+                        "TransferSyntax2 = LittleEndianImplicit\n"
+                        "[[PresentationContexts]]\n"
+                        "[OnlyCT]\n"
+                        "PresentationContext1 = VerificationSOPClass\\Uncompressed\n"
+                        "PresentationContext2 = CTImageStorage\\Uncompressed\n"
+                        "[[Profiles]]\n"
+                        "[CT]\n"
+                        "PresentationContexts = OnlyCT\n";
+  fs::create_directories(out_dir);
+  auto process = Process::start({"storescp", "-od", out_dir.string(), "+B", "-dhl", "-aet",
+                                 "STORESCP", "-xf", cfg.string(), "CT", std::to_string(port)},
+                                {}, dir / "logs");
+  if (!wait_for_port(port, 10s)) {
+    throw std::runtime_error("storescp (CT only) did not listen: " + process.read_stderr());
+  }
+  return process;
+}
+
+class ForwarderTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_dir_ = dir_.subdir("data");
+    auto index = index::open_index("sqlite://", data_dir_, /*synchronous=*/false);
+    ASSERT_TRUE(index.ok()) << index.error().message;
+    index_ = std::move(index).value();
+    runtime_ = std::make_unique<Runtime>();
+  }
+
+  void TearDown() override {
+    if (service_) service_->stop_and_wait();
+    service_.reset();
+    runtime_.reset();
+  }
+
+  /// Generates files (gen_dicom `args`), stores them under data/storage/<batch>/ and indexes
+  /// them with one outbox row each for kDestination. Returns their SOP Instance UIDs.
+  std::vector<std::string> add_instances(const std::string& batch,
+                                         const std::vector<std::string>& args) {
+    const auto files = generate_dicom(dir_ / ("gen-" + batch), args);
+    std::vector<index::InstanceRecord> records;
+    std::vector<std::string> uids;
+    for (std::size_t i = 0; i < files.size(); ++i) {
+      const fs::path relative = fs::path("storage") / batch / (std::to_string(i) + ".dcm");
+      fs::create_directories((data_dir_ / relative).parent_path());
+      fs::copy_file(files[i], data_dir_ / relative);
+      auto header = dicom::read_part10_header(files[i]);
+      EXPECT_TRUE(header.ok());
+      if (!header.ok()) continue;
+      index::InstanceRecord r;
+      r.sop_instance_uid = header->meta.media_storage_sop_instance_uid;
+      r.sop_class_uid = header->meta.media_storage_sop_class_uid;
+      r.transfer_syntax_uid = header->meta.transfer_syntax_uid;
+      r.storage_path = relative.string();
+      r.size_bytes = static_cast<std::int64_t>(fs::file_size(files[i]));
+      r.received_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+      r.study_instance_uid = "2.25.1001";
+      r.series_instance_uid = "2.25.1002";
+      r.modality = "OT";
+      r.destinations = {kDestination};
+      stored_[r.sop_instance_uid] = data_dir_ / relative;
+      uids.push_back(r.sop_instance_uid);
+      records.push_back(std::move(r));
+    }
+    for (const auto& result :
+         index_->insert_instances(records, index::DuplicatePolicy::kKeepFirst)) {
+      EXPECT_TRUE(result.ok()) << result.error().message;
+    }
+    return uids;
+  }
+
+  config::Config make_config(std::uint16_t port) const {
+    config::Config c;
+    c.ae_title = "DICOM_GW";
+    c.data_dir = data_dir_;
+    config::Destination d;
+    d.name = kDestination;
+    d.ae_title = "STORESCP";
+    d.host = "127.0.0.1";
+    d.port = port;
+    d.max_associations = 2;
+    d.retry.max_attempts = 50;
+    d.retry.max_age = 1h;
+    d.retry.initial_backoff = 1s;
+    d.retry.max_backoff = 4s;
+    c.destinations.push_back(d);
+    c.forwarding.association_idle_timeout = 5s;
+    c.forwarding.lease = 60s;
+    c.forwarding.circuit_breaker_failures = 1000;
+    c.forwarding.probe_interval = 1s;
+    c.forwarding.batch = 4;
+    return c;
+  }
+
+  void start_service(const config::Config& config) {
+    service_ = std::make_unique<queue::ForwardingService>(runtime_->io(), runtime_->pool(), *index_,
+                                                          data_dir_, "node-1", config);
+    service_->start();
+    service_->notify({kDestination});
+  }
+
+  std::vector<index::OutboxItem> rows() const {
+    index::OutboxQuery q;
+    q.destination = kDestination;
+    q.limit = 10000;
+    auto r = index_->list_outbox(q);
+    EXPECT_TRUE(r.ok()) << r.error().message;
+    return r.ok() ? *r : std::vector<index::OutboxItem>{};
+  }
+
+  std::size_t count_rows(index::OutboxState state) const {
+    const auto all = rows();
+    return static_cast<std::size_t>(
+        std::count_if(all.begin(), all.end(), [&](const auto& r) { return r.state == state; }));
+  }
+
+  /// Waits until no row is pending or in flight.
+  bool wait_settled(std::chrono::milliseconds timeout = 60s) const {
+    return wait_until(
+        [&]() {
+          return count_rows(index::OutboxState::kPending) == 0 &&
+                 count_rows(index::OutboxState::kInFlight) == 0;
+        },
+        timeout, 50ms);
+  }
+
+  /// Every file storescp wrote, by SOP Instance UID; each must equal its stored data set.
+  std::map<std::string, fs::path> expect_bit_exact(const fs::path& out_dir) const {
+    std::map<std::string, fs::path> received;
+    for (const auto& entry : fs::directory_iterator(out_dir)) {
+      if (!entry.is_regular_file()) continue;
+      const auto uid = sop_instance_uid_of(entry.path());
+      EXPECT_FALSE(received.contains(uid)) << "duplicate " << uid;
+      received[uid] = entry.path();
+      auto it = stored_.find(uid);
+      if (it == stored_.end()) {
+        ADD_FAILURE() << "unexpected instance " << uid;
+        continue;
+      }
+      auto expected = data_set_bytes(it->second);
+      // A deflated data set may end on an odd byte; PDVs are even, so the sender pads it with
+      // one NUL (PS3.5 A.5). Files the gateway received are already even; generated ones not.
+      if (expected.size() % 2 == 1) expected.push_back(0);
+      EXPECT_TRUE(data_set_bytes(entry.path()) == expected)
+          << uid << ": received data set differs from the stored one";
+    }
+    return received;
+  }
+
+  /// Peers live until TearDown has stopped the service (so releases find them).
+  StoreScp& keep(StoreScp scp) { return scps_.emplace_back(std::move(scp)); }
+  Process& keep(Process process) { return processes_.emplace_back(std::move(process)); }
+
+  TempDir dir_{"gw-forwarder"};
+  std::list<StoreScp> scps_;
+  std::list<Process> processes_;
+  fs::path data_dir_;
+  std::unique_ptr<index::Index> index_;
+  std::unique_ptr<Runtime> runtime_;
+  std::unique_ptr<queue::ForwardingService> service_;
+  std::map<std::string, fs::path> stored_;  ///< SOP Instance UID -> stored file
+};
+
+TEST_F(ForwarderTest, DeliversEveryInstanceBitExactInItsOwnTransferSyntax) {
+  // Ten kinds, each in another transfer syntax (compressed ones included): ten contexts.
+  const auto uids =
+      add_instances("mix", {"--count", "10", "--mix", "--seed", "11", "--size-kib", "48"});
+  ASSERT_EQ(uids.size(), 10u);
+  auto& scp = keep(start_storescp(0, dir_ / "received"));
+  start_service(make_config(scp.port));
+
+  ASSERT_TRUE(wait_settled()) << "rows still queued";
+  EXPECT_EQ(count_rows(index::OutboxState::kDelivered), uids.size());
+  for (const auto& row : rows()) {
+    EXPECT_EQ(row.last_status, 0) << row.sop_instance_uid << ": " << row.last_error;
+    EXPECT_FALSE(row.warning);
+  }
+  const auto received = expect_bit_exact(scp.out_dir);
+  EXPECT_EQ(received.size(), uids.size());
+
+  const auto status = service_->status(kDestination);
+  ASSERT_TRUE(status.has_value());
+  EXPECT_EQ(status->counts.forwarded, uids.size());
+  EXPECT_EQ(status->counts.dead, 0u);
+  EXPECT_GE(status->counts.associations_opened, 1u);
+  EXPECT_FALSE(status->paused);
+  std::uint64_t bytes = 0;
+  for (const auto& [uid, path] : stored_) bytes += fs::file_size(path);
+  EXPECT_EQ(status->counts.bytes, bytes);
+}
+
+TEST_F(ForwarderTest, ReusesOneAssociationAcrossBatchesAndReconnectsWhenThePeerDroppedIt) {
+  const auto uids = add_instances(
+      "ct", {"--count", "12", "--sop-class", "ct", "--seed", "12", "--size-kib", "16"});
+  auto* scp = &keep(start_storescp(0, dir_ / "received"));
+  const std::uint16_t port = scp->port;
+  auto config = make_config(port);
+  config.destinations[0].max_associations = 1;       // batch 4: three batches, one association
+  config.forwarding.association_idle_timeout = 60s;  // kept open between the phases below
+  start_service(config);
+
+  ASSERT_TRUE(wait_settled());
+  EXPECT_EQ(count_rows(index::OutboxState::kDelivered), uids.size());
+  EXPECT_EQ(expect_bit_exact(scp->out_dir).size(), uids.size());
+  EXPECT_EQ(service_->status(kDestination)->counts.associations_opened, 1u);
+
+  // More work later: notify() wakes the idle worker, which sends on the association it kept.
+  const auto more = add_instances(
+      "ct2", {"--count", "2", "--sop-class", "ct", "--seed", "13", "--size-kib", "16"});
+  service_->notify({kDestination});
+  ASSERT_TRUE(wait_settled());
+  EXPECT_EQ(count_rows(index::OutboxState::kDelivered), uids.size() + more.size());
+  EXPECT_EQ(expect_bit_exact(scp->out_dir).size(), uids.size() + more.size());
+  EXPECT_EQ(service_->status(kDestination)->counts.associations_opened, 1u);
+
+  // The peer goes away while our association idles (a PACS restart, its own idle timeout):
+  // the next item fails on the dead association, and is sent again at once on a new one, with
+  // no failure recorded.
+  scps_.clear();
+  scp = &keep(start_storescp(port, dir_ / "received-again"));
+  const auto last = add_instances(
+      "ct3", {"--count", "2", "--sop-class", "ct", "--seed", "14", "--size-kib", "16"});
+  service_->notify({kDestination});
+  ASSERT_TRUE(wait_settled());
+  EXPECT_EQ(count_rows(index::OutboxState::kDelivered), uids.size() + more.size() + last.size());
+  EXPECT_EQ(expect_bit_exact(scp->out_dir).size(), last.size());
+  for (const auto& row : rows()) EXPECT_EQ(row.attempts, 1) << row.sop_instance_uid;
+  const auto status = service_->status(kDestination);
+  EXPECT_EQ(status->counts.associations_opened, 2u);
+  EXPECT_EQ(status->counts.failed, 0u);
+}
+
+TEST_F(ForwarderTest, DestinationDownThenUpBacksOffThenDeliversEverything) {
+  const auto uids = add_instances(
+      "mr", {"--count", "6", "--sop-class", "mr", "--seed", "21", "--size-kib", "16"});
+  const std::uint16_t port = free_tcp_port();  // nothing listens there yet
+  auto config = make_config(port);
+  config.destinations[0].max_associations = 1;
+  config.forwarding.batch = 32;
+  start_service(config);
+
+  // Follow one row through its failed attempts: each is rescheduled with the connection error,
+  // and later retries wait longer (1 s doubling, cap 4 s, equal jitter: [b/2, b]).
+  std::map<int, std::int64_t> wait_after_attempt;  // attempts -> next_attempt_at - updated_at
+  std::int64_t followed = -1;
+  ASSERT_TRUE(wait_until(
+      [&]() {
+        for (const auto& row : rows()) {
+          if (followed < 0) followed = row.id;
+          if (row.state != index::OutboxState::kPending || row.attempts == 0) continue;
+          EXPECT_NE(row.last_error.find("127.0.0.1:" + std::to_string(port)), std::string::npos)
+              << row.last_error;
+          EXPECT_EQ(row.last_status, -1);
+          if (row.id == followed) {
+            wait_after_attempt[row.attempts] = row.next_attempt_at_ms - row.updated_at_ms;
+          }
+        }
+        return wait_after_attempt.size() >= 3;
+      },
+      30s, 20ms));
+  for (const auto& [attempts, wait_ms] : wait_after_attempt) {
+    // The row is written a moment after its wait was drawn, so only the upper bound is exact.
+    EXPECT_LE(wait_ms, std::min<std::int64_t>(4000, 1000LL << (attempts - 1)))
+        << "attempt " << attempts;
+  }
+  EXPECT_GT(wait_after_attempt.rbegin()->second, wait_after_attempt.begin()->second);
+  EXPECT_EQ(count_rows(index::OutboxState::kDelivered), 0u);
+
+  auto& scp = keep(start_storescp(port, dir_ / "received"));
+  ASSERT_TRUE(wait_settled(30s));
+  EXPECT_EQ(count_rows(index::OutboxState::kDelivered), uids.size());
+  EXPECT_EQ(expect_bit_exact(scp.out_dir).size(), uids.size());
+  const auto status = service_->status(kDestination);
+  EXPECT_GE(status->counts.retried, uids.size());
+  EXPECT_EQ(status->counts.forwarded, uids.size());
+}
+
+TEST_F(ForwarderTest, RefusedSopClassAndMissingFileGoDeadTheRestIsDelivered) {
+  const auto ct = add_instances(
+      "ct", {"--count", "3", "--sop-class", "ct", "--seed", "31", "--size-kib", "16"});
+  const auto mr = add_instances(
+      "mr", {"--count", "2", "--sop-class", "mr", "--seed", "32", "--size-kib", "16"});
+  const auto lost = add_instances(
+      "lost", {"--count", "1", "--sop-class", "ct", "--seed", "33", "--size-kib", "16"});
+  fs::remove(stored_.at(lost[0]));
+  stored_.erase(lost[0]);
+
+  const std::uint16_t port = free_tcp_port();
+  keep(start_ct_only_storescp(port, dir_ / "received", dir_.path()));
+  auto config = make_config(port);
+  config.destinations[0].max_associations = 1;  // storescp without --fork: one at a time
+  start_service(config);
+
+  ASSERT_TRUE(wait_settled());
+  std::map<std::string, index::OutboxItem> by_uid;
+  for (const auto& row : rows()) by_uid[row.sop_instance_uid] = row;
+  for (const auto& uid : ct) EXPECT_EQ(by_uid[uid].state, index::OutboxState::kDelivered);
+  for (const auto& uid : mr) {
+    EXPECT_EQ(by_uid[uid].state, index::OutboxState::kDead);
+    EXPECT_EQ(by_uid[uid].attempts, 1);
+    EXPECT_NE(by_uid[uid].last_error.find("destination did not accept"), std::string::npos)
+        << by_uid[uid].last_error;
+    EXPECT_NE(by_uid[uid].last_error.find("no transcoding"), std::string::npos);
+  }
+  EXPECT_EQ(by_uid[lost[0]].state, index::OutboxState::kDead);
+  EXPECT_NE(by_uid[lost[0]].last_error.find("stored file unreadable"), std::string::npos)
+      << by_uid[lost[0]].last_error;
+  EXPECT_EQ(expect_bit_exact(dir_ / "received").size(), ct.size());
+  const auto status = service_->status(kDestination);
+  EXPECT_EQ(status->counts.dead, mr.size() + 1);
+  EXPECT_EQ(status->counts.forwarded, ct.size());
+}
+
+TEST_F(ForwarderTest, CircuitBreakerPausesWithoutClaimingThenResumes) {
+  const auto uids = add_instances(
+      "ct", {"--count", "5", "--sop-class", "ct", "--seed", "41", "--size-kib", "16"});
+  const std::uint16_t port = free_tcp_port();
+  auto config = make_config(port);
+  config.destinations[0].max_associations = 1;
+  config.forwarding.batch = 32;
+  config.forwarding.circuit_breaker_failures = 2;
+  start_service(config);
+
+  ASSERT_TRUE(wait_until([&]() { return service_->paused(kDestination); }, 30s));
+  const auto status = service_->status(kDestination);
+  EXPECT_NE(status->pause_reason.find("127.0.0.1:" + std::to_string(port)), std::string::npos)
+      << status->pause_reason;
+  // Attempts are counted by claims; a paused destination claims nothing.
+  std::map<std::int64_t, int> attempts_when_paused;
+  for (const auto& row : rows()) attempts_when_paused[row.id] = row.attempts;
+
+  auto& scp = keep(start_storescp(port, dir_ / "received"));
+  ASSERT_TRUE(wait_until([&]() { return !service_->paused(kDestination); }, 30s));
+  ASSERT_TRUE(wait_settled(30s));
+  EXPECT_EQ(count_rows(index::OutboxState::kDelivered), uids.size());
+  for (const auto& row : rows()) {
+    EXPECT_LE(row.attempts, attempts_when_paused[row.id] + 1) << "claimed while paused";
+  }
+  EXPECT_EQ(expect_bit_exact(scp.out_dir).size(), uids.size());
+}
+
+TEST_F(ForwarderTest, StopGivesUnsentRowsBackAndReloadStartsNewDestinations) {
+  const auto uids = add_instances(
+      "ct", {"--count", "4", "--sop-class", "ct", "--seed", "51", "--size-kib", "16"});
+  // No destination configured yet: rows wait.
+  auto config = make_config(1);
+  const auto destination = config.destinations[0];
+  config.destinations.clear();
+  start_service(config);
+  EXPECT_FALSE(service_->status(kDestination).has_value());
+
+  auto& scp = keep(start_storescp(0, dir_ / "received"));
+  auto with_destination = config;
+  with_destination.destinations.push_back(destination);
+  with_destination.destinations[0].port = scp.port;
+  ASSERT_TRUE(service_->reload(with_destination).ok());
+  service_->notify({kDestination});
+  ASSERT_TRUE(wait_settled());
+  EXPECT_EQ(count_rows(index::OutboxState::kDelivered), uids.size());
+
+  // Removing it again stops its forwarder; stop() then returns with nothing held.
+  ASSERT_TRUE(service_->reload(config).ok());
+  EXPECT_FALSE(service_->status(kDestination).has_value());
+  service_->stop_and_wait();
+  EXPECT_EQ(count_rows(index::OutboxState::kInFlight), 0u);
+  EXPECT_FALSE(service_->reload(with_destination).ok());
+}
+
+TEST_F(ForwarderTest, MutualTlsWithAWrongCaWaitsWithTheReasonThenFlowsAfterReload) {
+  TestPki pki(dir_.subdir("pki"));
+  pki.issue("pacs", certs::CertKind::kServer, {"IP:127.0.0.1"});
+  pki.issue("gateway", certs::CertKind::kClient, {});
+  TestPki stranger(dir_.subdir("stranger-pki"));
+  const auto uids = add_instances(
+      "ct", {"--count", "3", "--sop-class", "ct", "--seed", "61", "--size-kib", "16"});
+  auto& scp = keep(start_storescp(0, dir_ / "received",
+                                  {"+tls", pki.key("pacs").string(), pki.cert("pacs").string(),
+                                   "+cf", pki.chain().string(), "--require-peer-cert"}));
+  auto config = make_config(scp.port);
+  auto& d = config.destinations[0];
+  d.tls_enabled = true;
+  d.tls_cert_path = pki.cert("gateway");
+  d.tls_key_path = pki.key("gateway");
+  d.tls_ca_path = stranger.chain();  // trusts the wrong CA: the PACS cannot be verified
+  d.verify_hostname = true;
+  start_service(config);
+
+  ASSERT_TRUE(wait_until(
+      [&]() {
+        const auto all = rows();
+        return !all.empty() && std::all_of(all.begin(), all.end(), [](const auto& r) {
+          return r.state == index::OutboxState::kPending && r.attempts >= 1;
+        });
+      },
+      30s));
+  for (const auto& row : rows()) {
+    EXPECT_NE(row.last_error.find("TLS handshake"), std::string::npos) << row.last_error;
+  }
+  EXPECT_TRUE(scp.received_files().empty());
+
+  d.tls_ca_path = pki.chain();  // the fix, applied by reload
+  ASSERT_TRUE(service_->reload(config).ok());
+  ASSERT_TRUE(wait_settled(30s));
+  EXPECT_EQ(count_rows(index::OutboxState::kDelivered), uids.size());
+  EXPECT_EQ(expect_bit_exact(scp.out_dir).size(), uids.size());
+}
+
+}  // namespace
+}  // namespace gw::test
