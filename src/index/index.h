@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "index/auth.h"
 #include "index/outbox.h"
 
 namespace gw::index {
@@ -185,6 +186,38 @@ class Index {
   /// When `destination` next has a row to claim: the earliest next_attempt_at_ms of its pending
   /// rows or lease_expires_at_ms of its in-flight ones; nullopt when it has neither.
   virtual Result<std::optional<std::int64_t>> next_outbox_due(const std::string& destination) = 0;
+
+  // ---- Users, tokens, audit (index/auth.h) ----
+  // Every write below takes an optional AuditEvent that is inserted in the same transaction
+  // (null = not audited, e.g. last_used_at bookkeeping).
+
+  /// kAlreadyExists when the name is taken. Returns the new id.
+  virtual Result<std::int64_t> create_user(const User& user, const AuditEvent* audit) = 0;
+  /// Role, password_hash and disabled of the user with user.id. kNotFound when there is none.
+  virtual Status update_user(const User& user, const AuditEvent* audit) = 0;
+  /// Removes the user and revokes (keeps) their tokens. kNotFound when there is none.
+  virtual Status delete_user(std::int64_t user_id, const AuditEvent* audit) = 0;
+  virtual Result<std::optional<User>> find_user(const std::string& name) = 0;
+  virtual Result<std::optional<User>> find_user_by_id(std::int64_t user_id) = 0;
+  virtual Result<std::vector<User>> list_users() = 0;
+  virtual Result<std::int64_t> count_users() = 0;
+
+  /// Stores a token (its hash). Returns the new id.
+  virtual Result<std::int64_t> create_token(const ApiToken& token, const AuditEvent* audit) = 0;
+  /// The token with this hash and its user, whatever its state (the caller checks expiry,
+  /// revocation and a disabled user). nullopt when unknown.
+  virtual Result<std::optional<TokenOwner>> find_token(const std::string& token_hash) = 0;
+  /// Sets revoked_at_ms (kept for the record). kNotFound when there is no such token.
+  virtual Status revoke_token(std::int64_t token_id, std::int64_t now_ms,
+                              const AuditEvent* audit) = 0;
+  /// Not audited; at most one write per token per minute is enough (the caller throttles).
+  virtual Status touch_token(std::int64_t token_id, std::int64_t now_ms) = 0;
+  /// All tokens of a user (0 = of every user), newest first.
+  virtual Result<std::vector<ApiToken>> list_tokens(std::int64_t user_id) = 0;
+
+  /// An audit row on its own (login attempts, associations, reloads…). Returns its id.
+  virtual Result<std::int64_t> append_audit(const AuditEvent& event) = 0;
+  virtual Result<std::vector<AuditEvent>> list_audit(const AuditQuery& query) = 0;
 
   /// The schema version after migrations ran.
   virtual Result<int> schema_version() = 0;

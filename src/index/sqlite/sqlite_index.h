@@ -69,6 +69,21 @@ class SqliteIndex : public Index {
   Result<std::vector<QueueDepth>> queue_depths() override;
   Result<std::optional<std::int64_t>> next_outbox_due(const std::string& destination) override;
 
+  Result<std::int64_t> create_user(const User& user, const AuditEvent* audit) override;
+  Status update_user(const User& user, const AuditEvent* audit) override;
+  Status delete_user(std::int64_t user_id, const AuditEvent* audit) override;
+  Result<std::optional<User>> find_user(const std::string& name) override;
+  Result<std::optional<User>> find_user_by_id(std::int64_t user_id) override;
+  Result<std::vector<User>> list_users() override;
+  Result<std::int64_t> count_users() override;
+  Result<std::int64_t> create_token(const ApiToken& token, const AuditEvent* audit) override;
+  Result<std::optional<TokenOwner>> find_token(const std::string& token_hash) override;
+  Status revoke_token(std::int64_t token_id, std::int64_t now_ms, const AuditEvent* audit) override;
+  Status touch_token(std::int64_t token_id, std::int64_t now_ms) override;
+  Result<std::vector<ApiToken>> list_tokens(std::int64_t user_id) override;
+  Result<std::int64_t> append_audit(const AuditEvent& event) override;
+  Result<std::vector<AuditEvent>> list_audit(const AuditQuery& query) override;
+
  private:
   struct DbDeleter {
     void operator()(sqlite3* db) const;
