@@ -6,7 +6,7 @@ set -euo pipefail
 BUILD_PKGS=(
   build-essential cmake ninja-build pkg-config git
   libasio-dev libssl-dev libdcmtk-dev libyaml-cpp-dev nlohmann-json3-dev
-  libspdlog-dev libfmt-dev libcli11-dev libsqlite3-dev libsodium-dev
+  libspdlog-dev libfmt-dev libcli11-dev libsqlite3-dev libsodium-dev libcpp-httplib-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # Real peers and tools the tests and the demo use.

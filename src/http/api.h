@@ -1,0 +1,85 @@
+#pragma once
+/// The REST API's building blocks, independent of the HTTP server library: a request as a
+/// handler sees it (already authenticated), a response, and a route (method, path pattern,
+/// the least role allowed, the handler). Handlers are plain functions of Request -> Response,
+/// so each resource lives in its own file and is tested without sockets.
+///
+/// Roles are ordered viewer < operator < admin: a route open to operators is open to admins.
+/// `min_role = nullopt` means no authentication at all (only /health and /auth/token).
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "index/auth.h"
+
+namespace gw::http {
+
+using Json = nlohmann::json;
+
+/// One uploaded part of a multipart/form-data body.
+struct FilePart {
+  std::string filename;
+  std::string content_type;
+  std::string content;
+};
+
+struct Request {
+  std::string method;  ///< "GET", "POST", …
+  std::string path;    ///< "/api/v1/queue/7/retry"
+  /// Values of the pattern's {placeholders}: "/api/v1/queue/{id}/retry" -> {"id": "7"}.
+  std::map<std::string, std::string> path_params;
+  std::multimap<std::string, std::string> query;
+  std::string body;
+  std::string content_type;
+  std::map<std::string, FilePart> files;  ///< multipart parts by field name
+  std::string peer_address;               ///< "ip:port"
+  /// The authenticated user (nullopt on unauthenticated routes) and the audit actor
+  /// ("user:alice"; "anonymous" when nobody is authenticated).
+  std::optional<index::User> user;
+  std::int64_t token_id = 0;
+  std::string actor = "anonymous";
+
+  /// The first value of a query parameter, if present.
+  std::optional<std::string> query_value(const std::string& name) const {
+    auto it = query.find(name);
+    if (it == query.end()) return std::nullopt;
+    return it->second;
+  }
+};
+
+struct Response {
+  int status = 200;
+  std::string body;
+  std::string content_type = "application/json";
+  std::vector<std::pair<std::string, std::string>> headers;  ///< extra headers (Retry-After…)
+};
+
+/// A JSON response.
+Response json_response(int status, const Json& body);
+/// The error shape every failure uses: {"error": code, "message": text} (+ "details" when
+/// given, e.g. every reason a certificate upload was refused). `code` is a short snake_case
+/// word ("unauthenticated", "forbidden", "not_found", "invalid_request", "conflict",
+/// "too_large", "unprocessable", "rate_limited", "internal").
+Response error_response(int status, const std::string& code, const std::string& message,
+                        const Json& details = nullptr);
+
+using Handler = std::function<Response(const Request&)>;
+
+struct Route {
+  std::string method;   ///< "GET" | "POST" | "PUT" | "DELETE"
+  std::string pattern;  ///< "/api/v1/queue/{id}/retry" ({name} matches one path segment)
+  std::optional<index::Role> min_role;  ///< nullopt = no authentication
+  Handler handler;
+  std::string summary;  ///< one line, also in docs/openapi.yaml
+};
+
+/// Whether `role` may use a route that needs `min_role` (viewer < operator < admin).
+bool role_allows(index::Role role, index::Role min_role);
+
+}  // namespace gw::http
