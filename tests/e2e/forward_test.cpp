@@ -324,7 +324,8 @@ TEST_F(ForwardTlsTest, MutualTlsToStorescpArrivesBitExact) {
                  destination_yaml("PACS", "STORESCP", scp.port, tls_keys(pki_->chain())) +
                  "routes:\n  - {name: all, destinations: [PACS]}\n" + kFastRetry;
   auto gw = Gateway::start(o);
-  ASSERT_TRUE(gw_send(gw->port(), files).ok());
+  const auto sent = run_storescu("127.0.0.1", gw->port(), files, {"-aec", "DICOM_GW"});
+  ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
   ASSERT_TRUE(wait_until([&]() { return scp.received_files().size() >= files.size(); },
                          std::chrono::seconds(60)))
       << gw->log();
