@@ -1,10 +1,12 @@
 #include "app/app.h"
 
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
 
+#include "certs/x509_info.h"
 #include "core/log.h"
 #include "queue/routing.h"
 
@@ -97,8 +99,63 @@ core::Status App::start() {
                                                                l.tls ? tls_ : nullptr));
     listeners_.push_back(std::move(listener));
   }
+  if (config_.http.enabled) {
+    // Bound now, so a port in use fails the start like a DICOM listener's would.
+    GW_ASSIGN_OR_RETURN(http_, http::HttpService::create(config_.http, *index_, this));
+  }
   return {};
 }
+
+http::GatewaySnapshot App::snapshot() const {
+  http::GatewaySnapshot s;
+  s.version = "0.1.0";
+  s.ae_title = config_.ae_title;  // restart-only: never changed by a reload
+  s.started_at_ms = started_at_ms_;
+  for (std::size_t i = 0; i < listeners_.size() && i < config_.listeners.size(); ++i) {
+    const auto& l = config_.listeners[i];
+    s.listeners.push_back({l.name, l.bind, listeners_[i]->port(), l.tls});
+  }
+  if (tls_) {
+    // The certificate peers are served now (the live snapshot, not the file on disk).
+    const auto current = tls_->current();
+    if (X509* cert = SSL_CTX_get0_certificate(current->native())) {
+      const auto info = certs::describe_certificate(cert);
+      s.tls_certificate = http::CertificateSnapshot{info.subject, info.serial_hex, info.not_after,
+                                                    info.days_until_expiry};
+    }
+  }
+  const auto& c = scp_->counters();
+  s.scp.active_associations = scp_->active();
+  s.scp.associations_accepted = c.associations_accepted.load();
+  s.scp.associations_rejected = c.associations_rejected.load();
+  s.scp.associations_rejected_identity = c.associations_rejected_identity.load();
+  s.scp.associations_aborted = c.associations_aborted.load();
+  s.scp.echoes = c.echoes.load();
+  s.scp.stores_ok = c.stores_ok.load();
+  s.scp.stores_failed = c.stores_failed.load();
+  s.scp.bytes_received = c.bytes_received.load();
+  s.scp.tls_handshake_failures = c.tls_handshake_failures.load();
+  const auto& i = ingest_->counters();
+  s.ingest.stored = i.stored.load();
+  s.ingest.duplicates = i.duplicates.load();
+  s.ingest.failed = i.failed.load();
+  s.ingest.bytes_stored = i.bytes_stored.load();
+  s.ingest.routed = i.routed.load();
+  for (const auto& d : forwarding_->status()) {
+    s.destinations.push_back({d.name, d.paused, d.pause_reason, d.consecutive_failures,
+                              d.open_associations, d.counts.forwarded, d.counts.warnings,
+                              d.counts.failed, d.counts.retried, d.counts.dead, d.counts.bytes,
+                              d.counts.associations_opened});
+  }
+  struct statvfs fs {};
+  if (::statvfs(config_.data_dir.c_str(), &fs) == 0) {
+    s.storage_total_bytes = static_cast<std::uint64_t>(fs.f_blocks) * fs.f_frsize;
+    s.storage_available_bytes = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+  }
+  return s;
+}
+
+void App::queue_changed(const std::string& destination) { forwarding_->notify({destination}); }
 
 void App::reload_config() {
   // Reading files and compiling rules is blocking work: the worker pool, not an I/O thread.
@@ -134,6 +191,10 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
       running.storage.duplicates != fresh.storage.duplicates) {
     changed.push_back("storage");
   }
+  if (running.http.enabled != fresh.http.enabled || running.http.bind != fresh.http.bind ||
+      running.http.port != fresh.http.port || running.http.tls.enabled != fresh.http.tls.enabled) {
+    changed.push_back("http");
+  }
   return changed;
 }
 
@@ -148,7 +209,17 @@ core::Status App::apply_reload() {
   for (const auto& key : restart_only_changes(config_, *fresh)) {
     log()->warn("event=reload_needs_restart key={} action=kept_running_value", key);
   }
-  // The only step that can still fail comes first; after it everything applies.
+  // The steps that can still fail come first. The HTTPS certificate goes before the DICOM one:
+  // when it is refused nothing has changed yet.
+  if (http_ && config_.http.tls.enabled && fresh->http.tls.enabled) {
+    if (auto st = http_->reload_tls(fresh->http.tls); !st.ok()) {
+      log()->error("event=https_reload_failed reason=\"{}\" action=kept_running_certificate",
+                   st.error().message);
+      return st.error();
+    }
+    config_.http.tls.cert_file = fresh->http.tls.cert_file;
+    config_.http.tls.key_file = fresh->http.tls.key_file;
+  }
   if (tls_) {
     if (auto st = tls_->reload(fresh->tls); !st.ok()) {
       const auto kept = tls_->current();
@@ -235,7 +306,12 @@ int App::run() {
   };
   signals_.async_wait(on_signal);
 
+  started_at_ms_ = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
   forwarding_->start();
+  // Before the DICOM listeners: once a test (or systemd) sees the DICOM port, the API answers.
+  if (http_) http_->start();
   for (auto& l : listeners_) {
     l->start();
     log()->info("event=listening listener={} port={} ae_title={}", l->name(), l->port(),
@@ -246,6 +322,9 @@ int App::run() {
   for (std::size_t i = 1; i < n; ++i) threads.emplace_back([this]() { io_.run(); });
   io_.run();
   threads.clear();  // joins
+  // After the drain, so /status and /queue answered during it; before the workers, whose
+  // index calls it shares.
+  if (http_) http_->stop();
   workers_.join();
   const auto& c = scp_->counters();
   log()->info("event=stopped associations={} stored={} failed={}", c.associations_accepted.load(),

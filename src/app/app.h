@@ -13,13 +13,16 @@
 #include "app/ingest.h"
 #include "config/config.h"
 #include "dicom/scp.h"
+#include "http/control.h"
+#include "http/service.h"
 #include "index/index.h"
 #include "queue/forwarding_service.h"
 #include "storage/store.h"
 
 namespace gw::app {
 
-class App {
+/// Also what the REST API sees of the running gateway (http::GatewayControl).
+class App final : public http::GatewayControl {
  public:
   static core::Result<std::unique_ptr<App>> create(config::Config config);
   ~App();
@@ -30,6 +33,10 @@ class App {
   void stop();
 
   const std::vector<std::unique_ptr<dicom::Listener>>& listeners() const { return listeners_; }
+
+  // http::GatewayControl
+  http::GatewaySnapshot snapshot() const override;
+  void queue_changed(const std::string& destination) override;
 
  private:
   explicit App(config::Config config);
@@ -56,12 +63,16 @@ class App {
   std::shared_ptr<tls::TlsContextHolder> tls_;  ///< shared by the TLS listeners; null: none
   /// Stopped (awaited) in the shutdown sequence; pending frames refer to it, so it outlives io_.
   std::unique_ptr<queue::ForwardingService> forwarding_;
+  /// The REST API (null when http.enabled is false). Stopped in run() once the I/O threads
+  /// are done, so it keeps answering (status, queue) while the shutdown drains associations.
+  std::unique_ptr<http::HttpService> http_;
+  std::int64_t started_at_ms_ = 0;
   asio::thread_pool workers_;
   asio::io_context io_;
   std::vector<std::unique_ptr<dicom::Listener>> listeners_;
   asio::signal_set signals_;
   std::atomic<bool> stopping_{false};
-  std::mutex reload_mu_;  // one reload at a time; guards config_'s reloadable parts
+  mutable std::mutex reload_mu_;  // one reload at a time; guards config_'s reloadable parts
 };
 
 /// Policy for the SCP from the config.

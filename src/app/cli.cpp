@@ -8,6 +8,7 @@
 #include "app/pki_commands.h"
 #include "app/queue_commands.h"
 #include "app/scu_commands.h"
+#include "app/user_commands.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "queue/routing.h"
@@ -164,6 +165,8 @@ int run_cli(int argc, char** argv) {
   demo_cmd->add_option("--dir", demo.dir, "demo directory")->capture_default_str();
   demo_cmd->add_option("--port", demo.port, "plain DICOM port")->capture_default_str();
   demo_cmd->add_option("--tls-port", demo.tls_port, "DICOM TLS port")->capture_default_str();
+  demo_cmd->add_option("--http-port", demo.http_port, "REST API port (127.0.0.1)")
+      ->capture_default_str();
   demo_cmd->add_flag("!--no-serve", demo.serve, "only create the files");
 
   auto* config_cmd = app.add_subcommand("config", "configuration tools");
@@ -298,6 +301,9 @@ int run_cli(int argc, char** argv) {
   queue_delete_cmd->add_option("ids", queue_delete.ids, "entry IDs (from `queue list`)")
       ->required();
 
+  UserCommands user_commands;
+  add_user_commands(app, config_path, user_commands);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -338,6 +344,7 @@ int run_cli(int argc, char** argv) {
     queue_delete.config = config_path;
     return run_queue_delete(queue_delete);
   }
+  if (auto rc = run_user_command(user_commands, config_path)) return *rc;
   if (*demo_cmd) {
     auto path = prepare_demo(demo);
     if (!path.ok()) {
@@ -361,6 +368,21 @@ int run_cli(int argc, char** argv) {
         demo.dir.c_str(), path->c_str(), pki.c_str(), demo.port, demo.tls_port, pki.c_str(),
         demo.port, demo.port, demo.port, demo.tls_port, pki.c_str(), pki.c_str(), pki.c_str(),
         pki.c_str(), pki.c_str(), pki.c_str(), demo.tls_port);
+    auto token = bootstrap_demo_admin(*path);
+    if (!token.ok()) {
+      std::fprintf(stderr, "demo: %s\n", token.error().message.c_str());
+      return 1;
+    }
+    std::printf("  REST API: http://127.0.0.1:%u/api/v1\n", demo.http_port);
+    if (token->has_value()) {
+      std::printf(
+          "  admin API token (shown once, valid 30 days): %s\n"
+          "  curl -H 'Authorization: Bearer %s' http://127.0.0.1:%u/api/v1/status\n",
+          (*token)->c_str(), (*token)->c_str(), demo.http_port);
+    } else {
+      std::printf("  a new API token: dicom-gw user token --config %s --name admin\n",
+                  path->c_str());
+    }
     std::fflush(stdout);
     if (!demo.serve) return 0;
     return serve(*path);

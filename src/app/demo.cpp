@@ -3,9 +3,14 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <fstream>
 
 #include "app/pki_commands.h"
+#include "config/config.h"
+#include "crypto/password.h"
+#include "crypto/token.h"
+#include "index/index.h"
 
 namespace gw::app {
 
@@ -42,11 +47,54 @@ tls:
 storage:
   fsync: true
   duplicates: keep-first
+# The REST API (bearer tokens; the demo's admin token is printed once, at the first run).
+http:
+  enabled: true
+  bind: 127.0.0.1
+  port: {}
 )",
-                     args.port, args.tls_port);
+                     args.port, args.tls_port, args.http_port);
   out.close();
   if (!out) return core::make_error(core::ErrorCode::kIo, "cannot write " + config.string());
   return config;
+}
+
+core::Result<std::optional<std::string>> bootstrap_demo_admin(const fs::path& config_path) {
+  GW_ASSIGN_OR_RETURN(auto config, config::load_config(config_path));
+  GW_ASSIGN_OR_RETURN(
+      auto index, index::open_index(config.database.url, config.data_dir, config.storage.fsync));
+  GW_ASSIGN_OR_RETURN(auto users, index->count_users());
+  if (users > 0) return std::optional<std::string>();
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  GW_ASSIGN_OR_RETURN(auto password, crypto::new_api_token());  // 256 random bits, discarded
+  index::User admin;
+  admin.name = "admin";
+  admin.role = index::Role::kAdmin;
+  GW_ASSIGN_OR_RETURN(admin.password_hash, crypto::hash_password(password));
+  admin.created_at_ms = admin.updated_at_ms = now;
+  index::AuditEvent created;
+  created.at_ms = now;
+  created.actor = "cli";
+  created.action = "user.create";
+  created.target = "user:admin";
+  created.details = R"({"by":"dicom-gw demo","role":"admin"})";
+  GW_ASSIGN_OR_RETURN(admin.id, index->create_user(admin, &created));
+  GW_ASSIGN_OR_RETURN(auto token, crypto::new_api_token());
+  index::ApiToken row;
+  row.user_id = admin.id;
+  row.token_hash = crypto::token_hash(token);
+  row.description = "created by dicom-gw demo";
+  row.created_at_ms = now;
+  row.expires_at_ms = now + std::int64_t{30} * 24 * 3600 * 1000;
+  index::AuditEvent issued;
+  issued.at_ms = now;
+  issued.actor = "cli";
+  issued.action = "token.create";
+  issued.details = R"({"user":"admin","by":"dicom-gw demo"})";
+  if (auto id = index->create_token(row, &issued); !id.ok()) return id.error();
+  return std::optional<std::string>(std::move(token));
 }
 
 }  // namespace gw::app

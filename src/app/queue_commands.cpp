@@ -1,9 +1,6 @@
 #include "app/queue_commands.h"
 
 #include <fmt/format.h>
-#include <pwd.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -12,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 
+#include "app/admin_index.h"
 #include "config/config.h"
 #include "core/log.h"
 
@@ -133,11 +131,6 @@ int usage_error(const std::string& message, std::ostream& err) {
   return 2;
 }
 
-int fail(const core::Error& e, std::ostream& err) {
-  err << "error: " << e.message << '\n';
-  return core::exit_code(e.code);
-}
-
 /// The oldest `limit` rows in any of `states`. Each state is read in id order from its own
 /// index range and the ranges merged: one query over every state would sort a destination's
 /// whole history to return its first rows.
@@ -172,44 +165,6 @@ std::int64_t count_of(const index::QueueDepth& d, OutboxState state) {
       return d.dead;
   }
   return 0;
-}
-
-/// Running as root next to a gateway that runs as its own user would leave root-owned files
-/// (index.db-wal, -shm, a new index.db) the gateway then cannot write.
-std::optional<std::string> foreign_owner_error(const std::filesystem::path& data_dir) {
-  if (::geteuid() != 0) return std::nullopt;
-  struct stat st {};
-  if (::stat(data_dir.c_str(), &st) != 0 || st.st_uid == 0) return std::nullopt;
-  std::string user = std::to_string(st.st_uid);
-  passwd pw{};
-  passwd* found = nullptr;
-  char buffer[4096];
-  if (::getpwuid_r(st.st_uid, &pw, buffer, sizeof buffer, &found) == 0 && found != nullptr) {
-    user = found->pw_name;
-  }
-  return fmt::format(
-      "{} belongs to {}; running as root would leave index files it cannot write. Run as that "
-      "user: sudo -u {} dicom-gw queue ...",
-      data_dir.string(), user, user);
-}
-
-/// Loads the configuration, opens its index and runs `body` on it; an exit code either way.
-template <class Body>
-int with_configured_index(const std::filesystem::path& config_path, Body body) {
-  core::init_logging("warn");  // "index opened" and friends are noise on a command line
-  auto config = config::load_config(config_path);
-  if (!config.ok()) {
-    std::cerr << "configuration error in " << config_path.string() << ":\n"
-              << config.error().message << '\n';
-    return 2;
-  }
-  if (auto problem = foreign_owner_error(config->data_dir)) {
-    std::cerr << "error: " << *problem << '\n';
-    return 2;
-  }
-  auto index = index::open_index(config->database.url, config->data_dir, config->storage.fsync);
-  if (!index.ok()) return fail(index.error(), std::cerr);
-  return body(**index);
 }
 
 /// One line for an id the operation refused; returns its exit code.
@@ -329,21 +284,21 @@ int queue_delete(index::Index& index, const QueueDeleteArgs& args, std::ostream&
 
 int run_queue_list(const QueueListArgs& args) {
   if (auto usage = list_usage_error(args)) return usage_error(*usage, std::cerr);
-  return with_configured_index(args.config, [&](index::Index& index) {
+  return with_configured_index(args.config, "queue", [&](index::Index& index) {
     return queue_list(index, args, wall_clock_ms(), std::cout, std::cerr);
   });
 }
 
 int run_queue_retry(const QueueRetryArgs& args) {
   if (auto usage = retry_usage_error(args)) return usage_error(*usage, std::cerr);
-  return with_configured_index(args.config, [&](index::Index& index) {
+  return with_configured_index(args.config, "queue", [&](index::Index& index) {
     return queue_retry(index, args, wall_clock_ms(), std::cout, std::cerr);
   });
 }
 
 int run_queue_delete(const QueueDeleteArgs& args) {
   if (auto usage = delete_usage_error(args)) return usage_error(*usage, std::cerr);
-  return with_configured_index(args.config, [&](index::Index& index) {
+  return with_configured_index(args.config, "queue", [&](index::Index& index) {
     return queue_delete(index, args, std::cout, std::cerr);
   });
 }

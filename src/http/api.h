@@ -16,11 +16,17 @@
 #include <utility>
 #include <vector>
 
+#include "core/error.h"
 #include "index/auth.h"
 
 namespace gw::http {
 
 using Json = nlohmann::json;
+
+/// Wall-clock time in Unix milliseconds; injected so tests control expiry and rate windows.
+using NowFn = std::function<std::int64_t()>;
+/// The system clock.
+std::int64_t system_now_ms();
 
 /// One uploaded part of a multipart/form-data body.
 struct FilePart {
@@ -35,10 +41,13 @@ struct Request {
   /// Values of the pattern's {placeholders}: "/api/v1/queue/{id}/retry" -> {"id": "7"}.
   std::map<std::string, std::string> path_params;
   std::multimap<std::string, std::string> query;
+  /// Request headers by lower-case name (the last value when one is repeated).
+  std::map<std::string, std::string> headers;
   std::string body;
   std::string content_type;
   std::map<std::string, FilePart> files;  ///< multipart parts by field name
-  std::string peer_address;               ///< "ip:port"
+  std::string peer_address;               ///< "ip:port" ("[ip]:port" for IPv6), for audit rows
+  std::string client_ip;                  ///< the address alone, for rate limiting
   /// The authenticated user (nullopt on unauthenticated routes) and the audit actor
   /// ("user:alice"; "anonymous" when nobody is authenticated).
   std::optional<index::User> user;
@@ -49,6 +58,12 @@ struct Request {
   std::optional<std::string> query_value(const std::string& name) const {
     auto it = query.find(name);
     if (it == query.end()) return std::nullopt;
+    return it->second;
+  }
+  /// A header by its lower-case name, if present.
+  std::optional<std::string> header(const std::string& lower_name) const {
+    auto it = headers.find(lower_name);
+    if (it == headers.end()) return std::nullopt;
     return it->second;
   }
 };
@@ -62,12 +77,19 @@ struct Response {
 
 /// A JSON response.
 Response json_response(int status, const Json& body);
+/// 204 No Content (successful deletes).
+Response no_content();
 /// The error shape every failure uses: {"error": code, "message": text} (+ "details" when
-/// given, e.g. every reason a certificate upload was refused). `code` is a short snake_case
-/// word ("unauthenticated", "forbidden", "not_found", "invalid_request", "conflict",
-/// "too_large", "unprocessable", "rate_limited", "internal").
+/// given, e.g. every reason a certificate upload was refused). `code` is the ErrorCode's name
+/// (core::error_code_name: "unauthenticated", "permission_denied", "not_found",
+/// "invalid_argument", "conflict", "already_exists", "too_large", "rate_limited", "internal"…)
+/// or, for what only HTTP knows, "method_not_allowed".
 Response error_response(int status, const std::string& code, const std::string& message,
                         const Json& details = nullptr);
+/// The response for an expected failure: the status from the one ErrorCode table
+/// (core::http_status). Our own failures (500, 507) are logged with their message and answered
+/// with a generic one: database or file-system details stay in the log.
+Response error_response(const core::Error& error);
 
 using Handler = std::function<Response(const Request&)>;
 

@@ -21,4 +21,14 @@ std::optional<Role> role_from_string(std::string_view text) {
   return std::nullopt;
 }
 
+bool valid_user_name(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == '@' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
 }  // namespace gw::index

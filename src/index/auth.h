@@ -17,6 +17,10 @@ enum class Role { kAdmin, kOperator, kViewer };
 std::string_view to_string(Role role);
 std::optional<Role> role_from_string(std::string_view text);
 
+/// User names: 1-64 characters of [A-Za-z0-9._@-] (safe in a URL path, a log line and an
+/// audit actor "user:NAME"). Unique without regard to case.
+bool valid_user_name(std::string_view name);
+
 struct User {
   std::int64_t id = 0;
   std::string name;  ///< unique, 1-64 characters [A-Za-z0-9._@-]

@@ -189,34 +189,49 @@ class Index {
 
   // ---- Users, tokens, audit (index/auth.h) ----
   // Every write below takes an optional AuditEvent that is inserted in the same transaction
-  // (null = not audited, e.g. last_used_at bookkeeping).
+  // (null = not audited, e.g. last_used_at bookkeeping). When the write fails, so does the
+  // audit row: record a failed attempt with append_audit. An invalid AuditEvent (see
+  // append_audit) fails the write with kInvalidArgument.
 
-  /// kAlreadyExists when the name is taken. Returns the new id.
+  /// kInvalidArgument for a name valid_user_name refuses; kAlreadyExists when the name is taken
+  /// (names are unique without regard to case). Returns the new id; ids are never reused.
   virtual Result<std::int64_t> create_user(const User& user, const AuditEvent* audit) = 0;
-  /// Role, password_hash and disabled of the user with user.id. kNotFound when there is none.
+  /// Role, password_hash, disabled and updated_at_ms of the user with user.id (the name does
+  /// not change). kNotFound when there is none.
   virtual Status update_user(const User& user, const AuditEvent* audit) = 0;
-  /// Removes the user and revokes (keeps) their tokens. kNotFound when there is none.
+  /// Removes the user and revokes (keeps) their tokens, revoked at audit->at_ms (now without
+  /// an audit event); list_tokens(user_id) still shows them. kNotFound when there is none.
   virtual Status delete_user(std::int64_t user_id, const AuditEvent* audit) = 0;
+  /// By name, whatever its case ("Alice" finds alice). nullopt when unknown or not a valid name.
   virtual Result<std::optional<User>> find_user(const std::string& name) = 0;
   virtual Result<std::optional<User>> find_user_by_id(std::int64_t user_id) = 0;
   virtual Result<std::vector<User>> list_users() = 0;
   virtual Result<std::int64_t> count_users() = 0;
 
-  /// Stores a token (its hash). Returns the new id.
+  /// Stores a token (its hash). Returns the new id. kInvalidArgument when token_hash is not 64
+  /// lower-case hex digits (the token itself is never stored), kNotFound when token.user_id is
+  /// no user, kAlreadyExists for a hash already stored. An audit event without a target gets
+  /// "token:<new id>" (the id exists only inside the transaction).
   virtual Result<std::int64_t> create_token(const ApiToken& token, const AuditEvent* audit) = 0;
   /// The token with this hash and its user, whatever its state (the caller checks expiry,
-  /// revocation and a disabled user). nullopt when unknown.
+  /// revocation and a disabled user). nullopt when unknown or when its user was deleted.
   virtual Result<std::optional<TokenOwner>> find_token(const std::string& token_hash) = 0;
-  /// Sets revoked_at_ms (kept for the record). kNotFound when there is no such token.
+  /// Sets revoked_at_ms (kept for the record; revoking again keeps the first time).
+  /// kNotFound when there is no such token.
   virtual Status revoke_token(std::int64_t token_id, std::int64_t now_ms,
                               const AuditEvent* audit) = 0;
   /// Not audited; at most one write per token per minute is enough (the caller throttles).
+  /// last_used_at_ms never moves backwards. kNotFound when there is no such token.
   virtual Status touch_token(std::int64_t token_id, std::int64_t now_ms) = 0;
-  /// All tokens of a user (0 = of every user), newest first.
+  /// All tokens of a user (0 = of every user, including deleted users'), newest first.
   virtual Result<std::vector<ApiToken>> list_tokens(std::int64_t user_id) = 0;
 
   /// An audit row on its own (login attempts, associations, reloads…). Returns its id.
+  /// kInvalidArgument without actor or action, for an outcome other than ok/denied/failed, or
+  /// details that are not a JSON object ("" is stored as "{}"). at_ms 0 = now.
   virtual Result<std::int64_t> append_audit(const AuditEvent& event) = 0;
+  /// Newest first (at_ms, then id). limit 0 returns nothing; a negative limit or offset is
+  /// kInvalidArgument.
   virtual Result<std::vector<AuditEvent>> list_audit(const AuditQuery& query) = 0;
 
   /// The schema version after migrations ran.

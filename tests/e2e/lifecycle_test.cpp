@@ -280,6 +280,23 @@ std::uint16_t tls_port_for(const fs::path& demo_dir) {
   return it->second;
 }
 
+/// Likewise for the REST API port (default 8080).
+std::uint16_t http_port_for(const fs::path& demo_dir) {
+  static std::map<std::string, std::uint16_t> ports;
+  auto [it, inserted] = ports.try_emplace(demo_dir.string(), 0);
+  if (inserted) it->second = free_tcp_port();
+  return it->second;
+}
+
+/// The token `dicom-gw demo` prints at its first run ("" when the output has none).
+std::string printed_token(const std::string& out) {
+  const std::string marker = "admin API token (shown once, valid 30 days): ";
+  const auto at = out.find(marker);
+  if (at == std::string::npos) return "";
+  const auto start = at + marker.size();
+  return out.substr(start, out.find('\n', start) - start);
+}
+
 Demo start_demo(const fs::path& demo_dir, std::uint16_t port, const fs::path& log_dir,
                 const std::string& name) {
   ProcessOptions po;
@@ -290,7 +307,9 @@ Demo start_demo(const fs::path& demo_dir, std::uint16_t port, const fs::path& lo
              "--port",
              std::to_string(port),
              "--tls-port",
-             std::to_string(tls_port_for(demo_dir))};
+             std::to_string(tls_port_for(demo_dir)),
+             "--http-port",
+             std::to_string(http_port_for(demo_dir))};
   po.log_dir = log_dir;
   po.log_name = name;
   po.die_with_parent = false;
@@ -313,6 +332,19 @@ TEST(Lifecycle, DemoServesAndReusesItsDirectory) {
 
   const CommandResult echo = run_echoscu("127.0.0.1", port, "DICOM_GW");
   EXPECT_TRUE(echo.ok()) << both(echo);
+  // The first run made an admin and printed its API token once; the API takes it.
+  const std::string token = printed_token(out);
+  ASSERT_FALSE(token.empty()) << out;
+  const std::string api = "http://127.0.0.1:" + std::to_string(http_port_for(demo_dir));
+  ASSERT_TRUE(wait_for_port(http_port_for(demo_dir), 15s));
+  const CommandResult status =
+      run_command({"curl", "-sS", "--fail", "--max-time", "10", "-H",
+                   "Authorization: Bearer " + token, api + "/api/v1/status"});
+  EXPECT_TRUE(status.ok()) << both(status);
+  const CommandResult anonymous =
+      run_command({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                   api + "/api/v1/status"});
+  EXPECT_EQ(anonymous.out, "401");
   const auto files = generate_dicom(dir / "source", {"--count", "3", "--seed", "42"});
   const CommandResult sent =
       run_command({gateway_binary().string(), "send", "--no-progress", "--aec", "DICOM_GW",
@@ -325,6 +357,10 @@ TEST(Lifecycle, DemoServesAndReusesItsDirectory) {
   Demo again = start_demo(demo_dir, port, dir / "logs", "demo-2");
   ASSERT_TRUE(wait_for_port(port, 15s)) << again.process.read_stderr();
   EXPECT_EQ(read_text(demo_dir / "config.yaml"), config_before);
+  // The token is shown once: a later run says how to make another one.
+  const std::string out_again = again.process.read_stdout();
+  EXPECT_EQ(printed_token(out_again), "") << out_again;
+  EXPECT_NE(out_again.find("dicom-gw user token"), std::string::npos) << out_again;
   EXPECT_TRUE(run_echoscu("127.0.0.1", port, "DICOM_GW").ok());
   EXPECT_EQ(count_rows(demo_dir / "data" / "index.db"), 3);
   EXPECT_EQ(again.process.terminate(15s), 0) << again.process.read_stderr();
@@ -335,9 +371,10 @@ TEST(Lifecycle, DemoAgainWithAnotherPortServesWhereItSays) {
   const fs::path demo_dir = dir / "demo";
   const std::uint16_t first_port = free_tcp_port();
   {
-    const CommandResult made =
-        run_command({gateway_binary().string(), "demo", "--dir", demo_dir.string(), "--port",
-                     std::to_string(first_port), "--no-serve"});
+    const CommandResult made = run_command(
+        {gateway_binary().string(), "demo", "--dir", demo_dir.string(), "--port",
+         std::to_string(first_port), "--tls-port", std::to_string(tls_port_for(demo_dir)),
+         "--http-port", std::to_string(http_port_for(demo_dir)), "--no-serve"});
     ASSERT_TRUE(made.ok()) << both(made);
   }
   std::uint16_t second_port = free_tcp_port();

@@ -88,6 +88,12 @@ std::unique_ptr<Gateway> Gateway::start(GatewayOptions options) {
     tls_listener = "  - {name: secure, bind: 127.0.0.1, port: " + std::to_string(gw->tls_port_) +
                    ", tls: true}\n";
   }
+  std::string http = "http:\n  enabled: false\n";
+  if (gw->options_.http) {
+    gw->http_port_ = free_tcp_port();
+    http = "http:\n  enabled: true\n  bind: 127.0.0.1\n  port: " + std::to_string(gw->http_port_) +
+           "\n" + gw->options_.http_yaml;
+  }
   std::ofstream config(gw->config_path());
   config << "ae_title: " << gw->options_.ae_title << "\n"
          << "data_dir: " << gw->data_dir().string() << "\n"
@@ -101,9 +107,7 @@ std::unique_ptr<Gateway> Gateway::start(GatewayOptions options) {
          << "  idle_timeout: " << gw->options_.idle_timeout_s << "\n"
          << "  artim_timeout: " << gw->options_.artim_timeout_s << "\n"
          << "  shutdown_grace: " << gw->options_.shutdown_grace_s << "\n"
-         << "http:\n"
-         << "  enabled: false\n"
-         << gw->options_.extra_yaml << gw->options_.tls_yaml;
+         << http << gw->options_.extra_yaml << gw->options_.tls_yaml;
   config.close();
   gw->launch();
   return gw;
@@ -117,7 +121,9 @@ void Gateway::launch() {
   po.log_name = "gateway-" + std::to_string(generation_);
   po.die_with_parent = false;  // tests may start and stop it from different threads
   process_ = std::make_unique<Process>(Process::start(po));
-  if (!wait_for_port(port_, std::chrono::seconds(15))) {
+  // The API listens (its socket is bound at start-up) before the DICOM port accepts.
+  if (!wait_for_port(port_, std::chrono::seconds(15)) ||
+      (http_port_ != 0 && !wait_for_port(http_port_, std::chrono::seconds(5)))) {
     const std::string err = process_->read_stderr();
     process_->kill9();
     throw std::runtime_error("gateway did not listen on port " + std::to_string(port_) + ":\n" +

@@ -31,6 +31,11 @@ struct GatewayOptions {
   /// Non-empty: a second listener `{name: secure, tls: true}` on tls_port(), and this text as
   /// the top-level `tls:` block ("tls:\n  enabled: true\n  cert_file: ...\n").
   std::string tls_yaml;
+  /// The REST API on 127.0.0.1:http_port() (otherwise `http: enabled: false`).
+  bool http = false;
+  /// With `http`: extra lines of the `http:` section, indented two spaces
+  /// ("  tls:\n    enabled: true\n    cert_file: ...\n").
+  std::string http_yaml;
 };
 
 class Gateway {
@@ -43,6 +48,8 @@ class Gateway {
   std::uint16_t port() const { return port_; }
   /// The DICOM TLS listener's port (0 without GatewayOptions::tls_yaml).
   std::uint16_t tls_port() const { return tls_port_; }
+  /// The REST API's port (0 without GatewayOptions::http).
+  std::uint16_t http_port() const { return http_port_; }
   const std::filesystem::path& dir() const { return dir_.path(); }
   std::filesystem::path data_dir() const;
   std::filesystem::path config_path() const { return dir_.path() / "config.yaml"; }
@@ -73,6 +80,7 @@ class Gateway {
   TempDir dir_;
   std::uint16_t port_ = 0;
   std::uint16_t tls_port_ = 0;
+  std::uint16_t http_port_ = 0;
   std::unique_ptr<Process> process_;
   int generation_ = 0;
 };

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -116,7 +117,7 @@ std::string join_argv(const std::vector<std::string>& argv) {
 
 Process Process::spawn(const std::vector<std::string>& argv, const Env& env,
                        const std::filesystem::path& working_dir, int stdout_fd, int stderr_fd,
-                       bool die_with_parent) {
+                       bool die_with_parent, int stdin_fd) {
   if (argv.empty()) throw_errno(EINVAL, "Process: empty argv");
   // Everything the child needs is prepared before fork(): between fork and exec only
   // async-signal-safe calls are allowed (this process may have other threads).
@@ -129,6 +130,7 @@ Process Process::spawn(const std::vector<std::string>& argv, const Env& env,
 
   Fd dev_null(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (dev_null.get() < 0) throw_errno(errno, "open /dev/null");
+  const int in_fd = stdin_fd >= 0 ? stdin_fd : dev_null.get();
   const int out_fd = stdout_fd >= 0 ? stdout_fd : dev_null.get();
   const int err_fd = stderr_fd >= 0 ? stderr_fd : dev_null.get();
 
@@ -161,7 +163,7 @@ Process Process::spawn(const std::vector<std::string>& argv, const Env& env,
       if (sig != SIGKILL && sig != SIGSTOP) ::sigaction(sig, &dfl, nullptr);
     }
     if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) fail(errno);
-    if (::dup2(dev_null.get(), 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) {
+    if (::dup2(in_fd, 0) < 0 || ::dup2(out_fd, 1) < 0 || ::dup2(err_fd, 2) < 0) {
       fail(errno);
     }
     ::execve(program.c_str(), c_args.data(), c_envs.data());
@@ -332,7 +334,26 @@ std::string Process::describe() const {
 
 CommandResult run_command(const std::vector<std::string>& argv, const Env& env,
                           std::chrono::milliseconds timeout) {
+  return run_command_with_input(argv, {}, env, timeout);
+}
+
+CommandResult run_command_with_input(const std::vector<std::string>& argv, const std::string& input,
+                                     const Env& env, std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
+  // Empty input: /dev/null, as before. Otherwise a memory file holding it, read from offset 0.
+  Fd in_fd;
+  if (!input.empty()) {
+    in_fd.reset(::memfd_create("stdin", MFD_CLOEXEC));
+    if (in_fd.get() < 0) throw_errno(errno, "memfd_create");
+    std::size_t written = 0;
+    while (written < input.size()) {
+      const ssize_t n = ::write(in_fd.get(), input.data() + written, input.size() - written);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) throw_errno(errno, "write stdin");
+      written += static_cast<std::size_t>(n);
+    }
+    if (::lseek(in_fd.get(), 0, SEEK_SET) != 0) throw_errno(errno, "lseek stdin");
+  }
   int out_pipe[2];
   int err_pipe[2];
   if (::pipe2(out_pipe, O_CLOEXEC) != 0) throw_errno(errno, "pipe2");
@@ -342,7 +363,8 @@ CommandResult run_command(const std::vector<std::string>& argv, const Env& env,
   Fd err_read(err_pipe[0]);
   Fd err_write(err_pipe[1]);
 
-  Process p = Process::spawn(argv, env, {}, out_write.get(), err_write.get(), true);
+  Process p = Process::spawn(argv, env, {}, out_write.get(), err_write.get(), true, in_fd.get());
+  in_fd.reset();
   out_write.reset();
   err_write.reset();
 

@@ -56,6 +56,10 @@ struct CommandResult {
 /// program cannot be started.
 CommandResult run_command(const std::vector<std::string>& argv, const Env& env = {},
                           std::chrono::milliseconds timeout = 60s);
+/// run_command with `input` on the child's standard input (then end of file), e.g. a password
+/// for `dicom-gw user add`. The input is in a memory file, so the child reads it at its pace.
+CommandResult run_command_with_input(const std::vector<std::string>& argv, const std::string& input,
+                                     const Env& env = {}, std::chrono::milliseconds timeout = 60s);
 
 /// A running child process (movable, not copyable).
 class Process {
@@ -107,12 +111,13 @@ class Process {
   bool poll_exit();
   /// Kills the group (`signal`), then reaps the child (bounded wait).
   void kill_group_and_reap(int signal) noexcept;
-  /// Starts a child whose stdout/stderr go to the given descriptors (-1: /dev/null).
+  /// Starts a child whose stdin/stdout/stderr are the given descriptors (-1: /dev/null).
   static Process spawn(const std::vector<std::string>& argv, const Env& env,
                        const std::filesystem::path& working_dir, int stdout_fd, int stderr_fd,
-                       bool die_with_parent);
-  friend CommandResult run_command(const std::vector<std::string>& argv, const Env& env,
-                                   std::chrono::milliseconds timeout);
+                       bool die_with_parent, int stdin_fd = -1);
+  friend CommandResult run_command_with_input(const std::vector<std::string>& argv,
+                                              const std::string& input, const Env& env,
+                                              std::chrono::milliseconds timeout);
 
   pid_t pid_ = -1;
   bool reaped_ = false;

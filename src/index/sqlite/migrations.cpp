@@ -105,6 +105,71 @@ CREATE INDEX outbox_pending_due ON outbox (destination, next_attempt_at_ms)
   WHERE state = 'pending';
 CREATE INDEX outbox_instance ON outbox (instance_pk, destination, state);
 )sql"},
+      // Users, API tokens and the audit trail (index/auth.h).
+      // users: names are unique without regard to case (COLLATE NOCASE; names are ASCII), so
+      // "Alice" and "alice" can never be two accounts that read alike in the audit trail, and
+      // a login matches whatever case was typed. AUTOINCREMENT: an id is never handed out
+      // again, so a deleted user's id in api_tokens keeps meaning that user.
+      // api_tokens: token_hash only (SHA-256 hex), never the token. user_id has no foreign key
+      // on purpose: delete_user revokes and keeps the tokens, and the row keeps saying whose
+      // they were (ids are not reused; find_token only returns tokens of existing users).
+      // audit: append-only; the triggers refuse UPDATE and DELETE from any connection (they
+      // also turn off SQLite's truncate optimisation, so DELETE without WHERE is refused too),
+      // and an INSERT that reuses an id: REPLACE deletes the old row without firing DELETE
+      // triggers. Someone who can write the file can still drop them; the ATNA syslog export
+      // is the copy out of their reach.
+      // audit_at serves the unfiltered newest-first listing and since/until; audit_actor and
+      // audit_action serve the actor filter and the action filter (exact or prefix).
+      {4, R"sql(
+CREATE TABLE users (
+  id            INTEGER PRIMARY KEY AUTOINCREMENT,
+  name          TEXT NOT NULL COLLATE NOCASE UNIQUE,
+  role          TEXT NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+  password_hash TEXT NOT NULL DEFAULT '',
+  disabled      INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+  created_at_ms INTEGER NOT NULL DEFAULT 0,
+  updated_at_ms INTEGER NOT NULL DEFAULT 0
+);
+
+CREATE TABLE api_tokens (
+  id              INTEGER PRIMARY KEY AUTOINCREMENT,
+  user_id         INTEGER NOT NULL,
+  token_hash      TEXT NOT NULL UNIQUE,
+  description     TEXT NOT NULL DEFAULT '',
+  created_at_ms   INTEGER NOT NULL DEFAULT 0,
+  expires_at_ms   INTEGER NOT NULL DEFAULT 0,
+  revoked_at_ms   INTEGER NOT NULL DEFAULT 0,
+  last_used_at_ms INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX api_tokens_user ON api_tokens (user_id, id);
+
+CREATE TABLE audit (
+  id           INTEGER PRIMARY KEY,
+  at_ms        INTEGER NOT NULL,
+  actor        TEXT NOT NULL CHECK (actor <> ''),
+  action       TEXT NOT NULL CHECK (action <> ''),
+  target       TEXT NOT NULL DEFAULT '',
+  outcome      TEXT NOT NULL DEFAULT 'ok' CHECK (outcome IN ('ok', 'denied', 'failed')),
+  peer_address TEXT NOT NULL DEFAULT '',
+  details      TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(details))
+);
+CREATE INDEX audit_at ON audit (at_ms, id);
+CREATE INDEX audit_actor ON audit (actor, at_ms, id);
+CREATE INDEX audit_action ON audit (action, at_ms, id);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN
+  SELECT RAISE(ABORT, 'audit rows are append-only');
+END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN
+  SELECT RAISE(ABORT, 'audit rows are append-only');
+END;
+CREATE TRIGGER audit_no_replace BEFORE INSERT ON audit
+WHEN EXISTS (SELECT 1 FROM audit WHERE id = NEW.id)
+BEGIN
+  SELECT RAISE(ABORT, 'audit rows are append-only');
+END;
+)sql"},
   };
   return kMigrations;
 }

@@ -132,6 +132,11 @@ class SqliteIndex : public Index {
   /// The error for an update of row `id` that changed nothing: kNotFound when there is no such
   /// row, else kConflict with `conflict` as the reason.
   core::Error outbox_unchanged_locked(std::int64_t id, const std::string& conflict);
+  // Users, tokens and audit helpers (sqlite_auth.cpp).
+  /// Inserts `event` (validated) inside the caller's transaction; returns its id.
+  Result<std::int64_t> insert_audit_locked(const AuditEvent& event);
+  /// Inserts `audit` when it is not null (the audited writes' last step before commit).
+  Status maybe_audit_locked(const AuditEvent* audit);
 
   /// Locking rule: mu_ guards db_ and statements_. Every public method holds it for its whole
   /// duration, so one connection serves all threads and a transaction is never interleaved

@@ -1,0 +1,115 @@
+// POST /api/v1/auth/token: a user name and password exchanged for a bearer token. Failures are
+// rate-limited per (user, address) and per address, never per user alone (rate_limiter.h), and
+// an unknown user costs the same argon2id verification as a wrong password, so timing does not
+// tell which names exist.
+#include <algorithm>
+#include <cctype>
+
+#include "core/log.h"
+#include "crypto/password.h"
+#include "http/params.h"
+#include "http/routes.h"
+
+namespace gw::http {
+
+namespace {
+
+using core::ErrorCode;
+
+constexpr std::size_t kMaxUserName = 64;
+
+/// Verified against when the user does not exist or is disabled. Empty when hashing is not
+/// available (then nothing can log in anyway).
+std::string lower_case(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+const std::string& dummy_hash() {
+  static const std::string hash = [] {
+    auto h = crypto::hash_password("dicom-gw: constant-time stand-in for an unknown user");
+    return h.ok() ? *h : std::string();
+  }();
+  return hash;
+}
+
+core::Result<Response> login(const ApiContext& ctx, const Request& request) {
+  GW_ASSIGN_OR_RETURN(Json body, json_body(request, {"username", "password", "ttl"}));
+  GW_ASSIGN_OR_RETURN(auto username, optional_string(body, "username"));
+  GW_ASSIGN_OR_RETURN(auto password, optional_string(body, "password"));
+  if (!username || username->empty() || username->size() > kMaxUserName) {
+    return core::make_error(ErrorCode::kInvalidArgument,
+                            "field `username`: required, at most 64 characters");
+  }
+  if (!password || password->empty() || password->size() > crypto::kMaxPasswordBytes) {
+    return core::make_error(ErrorCode::kInvalidArgument,
+                            "field `password`: required, at most 1024 bytes");
+  }
+  GW_ASSIGN_OR_RETURN(auto ttl, requested_ttl(body));
+
+  // Names are unique without regard to case: "Admin" and "admin" share one count.
+  const std::string who = lower_case(*username);
+  if (auto wait = ctx.login_limiter.blocked(who, request.client_ip)) {
+    core::logger("http")->warn("event=login_rate_limited peer={} retry_after_s={}",
+                               request.peer_address, wait->count());
+    Response r = error_response(429, "rate_limited",
+                                "too many failed logins from this address: try again in " +
+                                    std::to_string(wait->count()) + " s");
+    r.headers.emplace_back("Retry-After", std::to_string(wait->count()));
+    return r;
+  }
+
+  auto found = ctx.index.find_user(*username);
+  if (!found.ok()) return index_error(found.error());
+  const std::optional<index::User>& user = *found;
+  std::string reason;
+  if (!user) {
+    verify_password_bounded(*password, dummy_hash());
+    reason = "unknown_user";
+  } else if (user->disabled) {
+    verify_password_bounded(*password, dummy_hash());
+    reason = "user_disabled";
+  } else if (!verify_password_bounded(*password, user->password_hash)) {
+    reason = "wrong_password";
+  }
+  if (!reason.empty()) {
+    ctx.login_limiter.record_failure(who, request.client_ip);
+    auto audit =
+        audit_event(ctx, request, "auth.login_failed", "user:" + *username, {{"reason", reason}});
+    audit.outcome = "failed";
+    if (auto id = ctx.index.append_audit(audit); !id.ok()) {
+      core::logger("http")->warn("event=audit_failed action=auth.login_failed reason=\"{}\"",
+                                 id.error().message);
+    }
+    // One answer for every reason: which names exist is not the client's business.
+    return core::make_error(ErrorCode::kUnauthenticated, "invalid user name or password");
+  }
+  ctx.login_limiter.record_success(who, request.client_ip);
+
+  if (crypto::password_needs_rehash(user->password_hash)) {
+    // Stronger parameters than when it was set: store the new hash while we have the password.
+    if (auto rehashed = hash_password_bounded(*password); rehashed.ok()) {
+      index::User updated = *user;
+      updated.password_hash = *rehashed;
+      updated.updated_at_ms = ctx.now_ms();
+      if (auto st = ctx.index.update_user(updated, nullptr); !st.ok()) {
+        core::logger("http")->warn("event=password_rehash_failed user_id={} reason=\"{}\"",
+                                   user->id, st.error().message);
+      }
+    }
+  }
+  return issue_token(ctx, request, *user, ttl, "login", "auth.login", 200);
+}
+
+}  // namespace
+
+std::vector<Route> auth_routes(ApiContext& ctx) {
+  dummy_hash();  // computed once at start, not on the first unknown user's login
+  return {
+      {"POST", "/api/v1/auth/token", std::nullopt, bind_handler(ctx, login),
+       "Exchange a user name and password for a bearer token"},
+  };
+}
+
+}  // namespace gw::http

@@ -1,0 +1,252 @@
+// The HTTP layer on a real loopback socket (port 0): security headers on every response, body
+// limits whatever the framing, JSON for httplib's own errors, and a stop that returns.
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "index/index.h"
+
+namespace gw::http {
+namespace {
+
+/// Sends `request` as is and returns the first response (headers, then Content-Length bytes of
+/// body unless `head`), as a client does that then closes.
+std::string round_trip(std::uint16_t port, const std::string& request, bool head = false) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  EXPECT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    ADD_FAILURE() << "connect failed";
+    return {};
+  }
+  std::size_t sent = 0;
+  while (sent < request.size()) {
+    const auto n = ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may close early (413): read what it answered
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string response;
+  char buf[4096];
+  for (;;) {
+    const auto end = response.find("\r\n\r\n");
+    if (end != std::string::npos) {
+      const auto cl = response.find("Content-Length: ");
+      const std::size_t length =
+          head || cl == std::string::npos || cl > end ? 0 : std::stoul(response.substr(cl + 16));
+      if (response.size() >= end + 4 + length) break;
+    }
+    const auto n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    response.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return response;
+}
+
+int status_of(const std::string& response) {
+  return response.size() > 12 ? std::stoi(response.substr(9, 3)) : 0;
+}
+std::string body_of(const std::string& response) {
+  const auto end = response.find("\r\n\r\n");
+  return end == std::string::npos ? "" : response.substr(end + 4);
+}
+bool has_header(const std::string& response, const std::string& line) {
+  const std::string head = response.substr(0, response.find("\r\n\r\n")) + "\r\n";
+  return head.find("\r\n" + line + "\r\n") != std::string::npos;
+}
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto index = index::open_index(":memory:", {});
+    ASSERT_TRUE(index.ok());
+    index_ = std::move(index).value();
+    auth_ = std::make_unique<Authenticator>(*index_);
+    auto router = Router::create({
+        {"GET", "/health", std::nullopt,
+         [](const Request&) {
+           return json_response(200, {{"status", "ok"}});
+         },
+         ""},
+        {"POST", "/echo", std::nullopt,
+         [](const Request& r) {
+           Json files = Json::object();
+           for (const auto& [name, part] : r.files) files[name] = part.content.size();
+           return json_response(200, {{"size", r.body.size()},
+                                      {"files", files},
+                                      {"peer", r.peer_address},
+                                      {"query", r.query_value("q").value_or("")}});
+         },
+         ""},
+        {"GET", "/boom", std::nullopt,
+         [](const Request&) -> Response { throw std::runtime_error("bug"); }, ""},
+        {"GET", "/private", index::Role::kViewer,
+         [](const Request&) { return json_response(200, nullptr); }, ""},
+    });
+    ASSERT_TRUE(router.ok());
+    dispatcher_ = std::make_unique<Dispatcher>(std::move(router).value(), *auth_);
+    ServerOptions options;
+    options.max_body_bytes = 64 * 1024;
+    auto server = Server::create(options, *dispatcher_);
+    ASSERT_TRUE(server.ok()) << server.error().message;
+    server_ = std::move(server).value();
+    server_->start();
+    port_ = server_->port();
+    ASSERT_NE(port_, 0);
+  }
+
+  std::unique_ptr<index::Index> index_;
+  std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<Server> server_;
+  std::uint16_t port_ = 0;
+};
+
+constexpr const char* kSecurityHeaders[] = {
+    "X-Content-Type-Options: nosniff", "X-Frame-Options: DENY",
+    "Content-Security-Policy: default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy: no-referrer", "Cache-Control: no-store"};
+
+TEST_F(ServerTest, SecurityHeadersOnEveryResponseAndNoCors) {
+  for (const std::string request :
+       {"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /nothing HTTP/1.1\r\nConnection: close\r\n\r\n",
+        "GET /private HTTP/1.1\r\nOrigin: http://evil.example\r\nConnection: close\r\n\r\n",
+        "BREW /health HTTP/1.1\r\nConnection: close\r\n\r\n", "garbage\r\n\r\n"}) {
+    const auto response = round_trip(port_, request);
+    ASSERT_FALSE(response.empty()) << request;
+    for (const char* h : kSecurityHeaders) EXPECT_TRUE(has_header(response, h)) << h << response;
+    EXPECT_EQ(response.find("Access-Control-"), std::string::npos);
+    EXPECT_EQ(response.find("Strict-Transport-Security"), std::string::npos);  // plain HTTP
+    const auto body = Json::parse(body_of(response), nullptr, false);
+    EXPECT_TRUE(body.is_object()) << response;
+    if (status_of(response) >= 400) {
+      EXPECT_TRUE(body.contains("error") && body.contains("message")) << response;
+    }
+  }
+  EXPECT_EQ(status_of(round_trip(port_, "GET /nothing HTTP/1.1\r\nConnection: close\r\n\r\n")),
+            404);
+  EXPECT_EQ(status_of(round_trip(port_, "BREW /health HTTP/1.1\r\nConnection: close\r\n\r\n")),
+            400);
+}
+
+TEST_F(ServerTest, BodiesAreLimitedWhateverTheFraming) {
+  const std::string big(100 * 1024, 'x');
+  // Declared too large: refused before the body is read.
+  auto declared = round_trip(port_,
+                             "POST /echo HTTP/1.1\r\nContent-Type: application/json\r\n"
+                             "Content-Length: " +
+                                 std::to_string(big.size()) + "\r\n\r\n" + big);
+  EXPECT_EQ(status_of(declared), 413);
+  EXPECT_TRUE(has_header(declared, "Connection: close")) << declared;
+  EXPECT_EQ(Json::parse(body_of(declared))["error"], "too_large");
+  // Declared with Expect: 100-continue: answered at once, with a length (no wait for a close).
+  auto expect = round_trip(port_,
+                           "POST /echo HTTP/1.1\r\nContent-Type: application/json\r\n"
+                           "Expect: 100-continue\r\nContent-Length: 200000\r\n\r\n");
+  EXPECT_EQ(status_of(expect), 413) << expect;
+  EXPECT_NE(expect.find("Content-Length: "), std::string::npos) << expect;
+  EXPECT_EQ(Json::parse(body_of(expect), nullptr, false)["error"], "too_large");
+  // Chunked: counted as it arrives.
+  std::string chunked = "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 10; ++i) chunked += "2800\r\n" + std::string(0x2800, 'y') + "\r\n";
+  chunked += "0\r\n\r\n";
+  EXPECT_EQ(status_of(round_trip(port_, chunked)), 413);
+  // Within the limit, chunked or not.
+  auto small = round_trip(port_,
+                          "POST /echo?q=a%20b HTTP/1.1\r\nContent-Length: 5\r\nConnection: "
+                          "close\r\n\r\nhello");
+  ASSERT_EQ(status_of(small), 200) << small;
+  EXPECT_EQ(Json::parse(body_of(small))["size"], 5);
+  EXPECT_EQ(Json::parse(body_of(small))["query"], "a b");
+  EXPECT_EQ(Json::parse(body_of(small))["peer"].get<std::string>().rfind("127.0.0.1:", 0), 0u);
+  auto small_chunked =
+      round_trip(port_,
+                 "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: "
+                 "close\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+  EXPECT_EQ(Json::parse(body_of(small_chunked))["size"], 3);
+}
+
+TEST_F(ServerTest, APostWithoutLengthHasAnEmptyBodyAndDoesNotWait) {
+  const auto start = std::chrono::steady_clock::now();
+  auto r = round_trip(port_, "POST /echo HTTP/1.1\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(status_of(r), 200);
+  EXPECT_EQ(Json::parse(body_of(r))["size"], 0);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+}
+
+TEST_F(ServerTest, MultipartPartsAreCountedAgainstTheLimitToo) {
+  auto multipart = [&](std::size_t size) {
+    const std::string body =
+        "--XyZ\r\nContent-Disposition: form-data; name=\"cert_file\"; "
+        "filename=\"c.pem\"\r\nContent-Type: application/x-pem-file\r\n\r\n" +
+        std::string(size, 'c') + "\r\n--XyZ--\r\n";
+    return round_trip(port_,
+                      "POST /echo HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=XyZ\r\n"
+                      "Connection: close\r\nContent-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n" + body);
+  };
+  auto ok = multipart(1000);
+  ASSERT_EQ(status_of(ok), 200) << ok;
+  EXPECT_EQ(Json::parse(body_of(ok))["files"]["cert_file"], 1000);
+  EXPECT_EQ(status_of(multipart(70 * 1024)), 413);
+}
+
+TEST_F(ServerTest, AHandlerExceptionIs500AndTheServerGoesOn) {
+  auto r = round_trip(port_, "GET /boom HTTP/1.1\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(status_of(r), 500);
+  EXPECT_EQ(Json::parse(body_of(r))["error"], "internal");
+  EXPECT_EQ(status_of(round_trip(port_, "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n")), 200);
+}
+
+TEST_F(ServerTest, HeadAnswersWithoutABody) {
+  auto r = round_trip(port_, "HEAD /health HTTP/1.1\r\nConnection: close\r\n\r\n", true);
+  EXPECT_EQ(status_of(r), 200);
+  EXPECT_TRUE(body_of(r).empty());
+}
+
+TEST_F(ServerTest, StopReturnsAndThePortCloses) {
+  const auto port = port_;
+  const auto start = std::chrono::steady_clock::now();
+  server_->stop();
+  server_->stop();  // idempotent
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(port);
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_NE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ::close(fd);
+}
+
+TEST(ServerCreate, APortInUseFailsAtCreate) {
+  auto index = index::open_index(":memory:", {});
+  ASSERT_TRUE(index.ok());
+  Authenticator auth(**index);
+  auto router = Router::create({});
+  ASSERT_TRUE(router.ok());
+  Dispatcher d(std::move(router).value(), auth);
+  auto first = Server::create({}, d);
+  ASSERT_TRUE(first.ok());
+  ServerOptions same;
+  same.port = (*first)->port();
+  auto second = Server::create(same, d);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.error().message.find(std::to_string(same.port)), std::string::npos);
+}
+
+}  // namespace
+}  // namespace gw::http
