@@ -1,13 +1,19 @@
 #include "app/app.h"
 
+#include <fmt/format.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
+#include <future>
+#include <nlohmann/json.hpp>
 
 #include "certs/x509_info.h"
 #include "core/log.h"
+#include "dicom/dimse.h"
+#include "dicom/scu.h"
+#include "dicom/uids.h"
 #include "queue/routing.h"
 
 namespace gw::app {
@@ -157,13 +163,124 @@ http::GatewaySnapshot App::snapshot() const {
 
 void App::queue_changed(const std::string& destination) { forwarding_->notify({destination}); }
 
+std::vector<http::DestinationConfigSnapshot> App::destinations() const {
+  std::vector<http::DestinationConfigSnapshot> out;
+  {
+    std::lock_guard lock(reload_mu_);
+    for (const auto& d : config_.destinations) {
+      out.push_back({d.name, d.ae_title, d.calling_ae_title, d.host, d.port, d.tls_enabled,
+                     d.verify_hostname, d.max_associations,
+                     std::string(config::to_string(d.tls_profile)), d.tls_cert_path.string(),
+                     d.tls_key_path.string(), d.tls_ca_path.string()});
+    }
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  return out;
+}
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::int64_t ms_since(SteadyClock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t0).count();
+}
+
+/// One association, one C-ECHO, release. Parameters by value: the frame owns what it uses.
+asio::awaitable<http::EchoOutcome> echo_once(asio::any_io_executor ex, dicom::ScuOptions options,
+                                             SteadyClock::time_point t0) {
+  http::EchoOutcome out;
+  std::vector<dicom::PresentationContextRq> contexts{
+      {1, std::string(dicom::kVerificationSopClass),
+       {std::string(dicom::kImplicitVrLittleEndian)}}};
+  auto assoc = co_await dicom::ScuAssociation::open(ex, options, std::move(contexts));
+  if (!assoc.ok()) {
+    out.reason = assoc.error().message;
+  } else {
+    auto status = co_await (*assoc)->echo();
+    if (!status.ok()) {
+      out.reason = status.error().message;
+      co_await (*assoc)->abort();
+    } else {
+      out.status = *status;
+      out.ok = *status == dicom::status::kSuccess;
+      if (!out.ok) out.reason = fmt::format("C-ECHO answered with status 0x{:04X}", *status);
+      (void)co_await (*assoc)->release();
+    }
+  }
+  out.elapsed_ms = ms_since(t0);
+  co_return out;
+}
+
+}  // namespace
+
+std::optional<http::EchoOutcome> App::echo_destination(const std::string& destination,
+                                                       std::chrono::milliseconds timeout) {
+  std::optional<config::Destination> d;
+  std::string gateway_ae;
+  {
+    std::lock_guard lock(reload_mu_);
+    for (const auto& c : config_.destinations) {
+      if (c.name == destination) d = c;
+    }
+    gateway_ae = config_.ae_title;
+  }
+  if (!d) return std::nullopt;
+  const auto t0 = SteadyClock::now();
+  // Shared with the work below, which may outlive this call when the peer is slower than
+  // `timeout` (its own socket timeouts end it soon after).
+  auto done = std::make_shared<std::promise<http::EchoOutcome>>();
+  auto answer = done->get_future();
+  // The same settings as the forwarder's associations (scu_options()), with short timeouts.
+  dicom::ScuOptions o;
+  o.calling_ae = d->calling_ae_title.empty() ? gateway_ae : d->calling_ae_title;
+  o.called_ae = d->ae_title;
+  o.host = d->host;
+  o.port = d->port;
+  o.connect_timeout = o.association_timeout = o.response_timeout = timeout;
+  // Reading certificate and key files is blocking: the worker pool builds the context, the
+  // I/O context runs the association.
+  asio::post(workers_, [this, d = *d, o, done, t0]() mutable {
+    if (d.tls_enabled) {
+      dicom::ScuTlsOptions t;
+      t.cert = d.tls_cert_path;
+      t.key = d.tls_key_path;
+      t.ca = d.tls_ca_path;
+      t.profile = d.tls_profile;
+      t.verify_hostname = d.verify_hostname;
+      auto context = t.make_context();
+      if (!context.ok()) {
+        done->set_value({false, -1, ms_since(t0),
+                         "TLS settings of destination " + d.name + ": " + context.error().message});
+        return;
+      }
+      t.context = std::move(context).value();
+      o.tls = std::move(t);
+    }
+    auto strand = asio::make_strand(io_);
+    asio::co_spawn(strand, echo_once(strand, std::move(o), t0),
+                   [done](std::exception_ptr e, http::EchoOutcome out) {
+                     if (e) out = {false, -1, 0, "internal error during C-ECHO"};
+                     done->set_value(std::move(out));
+                   });
+  });
+  if (answer.wait_for(timeout) != std::future_status::ready) {
+    return http::EchoOutcome{false, -1, ms_since(t0),
+                             fmt::format("no answer within {} ms", timeout.count())};
+  }
+  return answer.get();
+}
+
 void App::reload_config() {
   // Reading files and compiling rules is blocking work: the worker pool, not an I/O thread.
   asio::post(workers_, [this]() {
-    if (auto st = apply_reload(); !st.ok()) {
-      log()->error("event=reload_failed reason=\"{}\" action=kept_running_configuration",
-                   st.error().message);
+    const auto outcome = apply_reload();
+    for (const auto& issue : outcome.issues) {
+      log()->error(
+          "event=reload_failed path=\"{}\" reason=\"{}\" action=kept_running_configuration",
+          issue.path, issue.message);
     }
+    audit_reload(outcome, "system");
   });
 }
 
@@ -200,13 +317,33 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
 
 }  // namespace
 
-core::Status App::apply_reload() {
+http::ReloadOutcome App::apply_reload() {
   std::lock_guard lock(reload_mu_);
+  http::ReloadOutcome outcome;
+  // Nothing changes unless every check passes: the API answers with every issue at once.
+  auto refuse = [&](const std::string& path, const std::string& message) {
+    outcome.issues.push_back({path, message});
+    return outcome;
+  };
   std::vector<config::ConfigIssue> issues;
   auto fresh = config::load_config(config_.source_path, &issues);
-  if (!fresh.ok()) return fresh.error();
-  GW_ASSIGN_OR_RETURN(auto routing, queue::RoutingTable::compile(*fresh));
-  for (const auto& key : restart_only_changes(config_, *fresh)) {
+  std::optional<queue::RoutingTable> routing;
+  if (fresh.ok()) {
+    auto compiled = queue::RoutingTable::compile(*fresh, &issues);
+    if (compiled.ok()) {
+      routing = std::move(compiled).value();
+    } else if (issues.empty()) {
+      issues.push_back({"routes", compiled.error().message});
+    }
+  } else if (issues.empty()) {
+    issues.push_back({"", fresh.error().message});
+  }
+  if (!fresh.ok() || !routing) {
+    for (const auto& i : issues) outcome.issues.push_back({i.path, i.message});
+    return outcome;
+  }
+  outcome.needs_restart = restart_only_changes(config_, *fresh);
+  for (const auto& key : outcome.needs_restart) {
     log()->warn("event=reload_needs_restart key={} action=kept_running_value", key);
   }
   // The steps that can still fail come first. The HTTPS certificate goes before the DICOM one:
@@ -215,7 +352,7 @@ core::Status App::apply_reload() {
     if (auto st = http_->reload_tls(fresh->http.tls); !st.ok()) {
       log()->error("event=https_reload_failed reason=\"{}\" action=kept_running_certificate",
                    st.error().message);
-      return st.error();
+      return refuse("http.tls", st.error().message);
     }
     config_.http.tls.cert_file = fresh->http.tls.cert_file;
     config_.http.tls.key_file = fresh->http.tls.key_file;
@@ -225,14 +362,14 @@ core::Status App::apply_reload() {
       const auto kept = tls_->current();
       log()->error("event=tls_reload_failed reason=\"{}\" kept_subject=\"{}\" kept_serial={}",
                    st.error().message, kept->certificate_subject(), kept->certificate_serial());
-      return st.error();
+      return refuse("tls", st.error().message);
     }
     const auto snapshot = tls_->current();
     log()->info("event=tls_reloaded subject=\"{}\" serial={}", snapshot->certificate_subject(),
                 snapshot->certificate_serial());
     for (const auto& w : snapshot->warnings()) log()->warn("event=tls_warning reason=\"{}\"", w);
   }
-  ingest_->set_routing(std::make_shared<const queue::RoutingTable>(std::move(routing)));
+  ingest_->set_routing(std::make_shared<const queue::RoutingTable>(std::move(*routing)));
   if (auto st = forwarding_->reload(*fresh); !st.ok()) {
     // Only after stop(): the gateway is shutting down.
     log()->warn("event=forwarding_reload_skipped reason=\"{}\"", st.error().message);
@@ -244,7 +381,35 @@ core::Status App::apply_reload() {
   config_.forwarding = fresh->forwarding;
   log()->info("event=config_reloaded routes={} destinations={}", config_.routes.size(),
               config_.destinations.size());
-  return {};
+  outcome.applied = true;
+  outcome.destinations = config_.destinations.size();
+  outcome.routes = config_.routes.size();
+  return outcome;
+}
+
+void App::audit_reload(const http::ReloadOutcome& outcome, const std::string& actor) {
+  index::AuditEvent e;
+  e.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  e.actor = actor;
+  e.action = "config.reload";
+  e.target = "config";
+  e.outcome = outcome.applied ? "ok" : "failed";
+  // Counts and key paths only: issue messages may quote values from the file.
+  e.details = nlohmann::json{{"issues", outcome.issues.size()},
+                             {"destinations", outcome.destinations},
+                             {"routes", outcome.routes},
+                             {"needs_restart", outcome.needs_restart}}
+                  .dump();
+  if (auto id = index_->append_audit(e); !id.ok()) {
+    log()->error("event=audit_failed action=config.reload reason=\"{}\"", id.error().message);
+  }
+}
+
+http::ReloadOutcome App::reload_config_file() {
+  // On the calling (HTTP) thread: it may block, and a busy worker pool must not delay it.
+  return apply_reload();
 }
 
 core::Status App::recover_after_crash() {
@@ -330,6 +495,43 @@ int App::run() {
   log()->info("event=stopped associations={} stored={} failed={}", c.associations_accepted.load(),
               ingest_->counters().stored.load(), ingest_->counters().failed.load());
   return 0;
+}
+
+std::optional<http::TlsCertificateFiles> App::tls_certificate_files() const {
+  if (!tls_) return std::nullopt;  // no TLS listener: nothing serves these files
+  std::lock_guard lock(reload_mu_);
+  return http::TlsCertificateFiles{config_.tls.cert_file.string(), config_.tls.key_file.string(),
+                                   config_.tls.ca_file.string(), config_.acme.renew_before_days};
+}
+
+core::Status App::reload_tls_certificate() {
+  if (!tls_) return core::make_error(core::ErrorCode::kNotFound, "no DICOM listener uses TLS");
+  // Under the reload lock: a SIGHUP or API reload does not interleave with ours.
+  std::lock_guard lock(reload_mu_);
+  // HTTPS first when it serves the same files: if it refuses them, nothing has changed yet.
+  auto same_file = [](const std::filesystem::path& a, const std::filesystem::path& b) {
+    std::error_code ec;
+    return a == b || std::filesystem::equivalent(a, b, ec);
+  };
+  if (http_ && config_.http.tls.enabled &&
+      same_file(config_.http.tls.cert_file, config_.tls.cert_file)) {
+    if (auto st = http_->reload_tls(config_.http.tls); !st.ok()) {
+      log()->error("event=https_reload_failed reason=\"{}\" action=kept_running_certificate",
+                   st.error().message);
+      return st.error();
+    }
+  }
+  if (auto st = tls_->reload(config_.tls); !st.ok()) {
+    const auto kept = tls_->current();
+    log()->error("event=tls_reload_failed reason=\"{}\" kept_subject=\"{}\" kept_serial={}",
+                 st.error().message, kept->certificate_subject(), kept->certificate_serial());
+    return st.error();
+  }
+  const auto snapshot = tls_->current();
+  log()->info("event=tls_reloaded subject=\"{}\" serial={} cause=certificate_upload",
+              snapshot->certificate_subject(), snapshot->certificate_serial());
+  for (const auto& w : snapshot->warnings()) log()->warn("event=tls_warning reason=\"{}\"", w);
+  return core::ok_status();
 }
 
 }  // namespace gw::app

@@ -37,6 +37,12 @@ class App final : public http::GatewayControl {
   // http::GatewayControl
   http::GatewaySnapshot snapshot() const override;
   void queue_changed(const std::string& destination) override;
+  std::vector<http::DestinationConfigSnapshot> destinations() const override;
+  http::ReloadOutcome reload_config_file() override;
+  std::optional<http::EchoOutcome> echo_destination(const std::string& destination,
+                                                    std::chrono::milliseconds timeout) override;
+  std::optional<http::TlsCertificateFiles> tls_certificate_files() const override;
+  core::Status reload_tls_certificate() override;
 
  private:
   explicit App(config::Config config);
@@ -48,8 +54,12 @@ class App final : public http::GatewayControl {
   /// context, routes, destinations); keys that need a restart (listeners, data_dir, database,
   /// storage, limits) are reported and keep their running values.
   void reload_config();
-  /// The reload itself, on the worker pool (blocking: files, DCMTK dictionary).
-  core::Status apply_reload();
+  /// The reload itself (blocking: files, DCMTK dictionary), shared by SIGHUP (on the worker
+  /// pool) and POST /api/v1/config/reload (on the HTTP thread): every issue when nothing was
+  /// applied, else what now runs.
+  http::ReloadOutcome apply_reload();
+  /// The audit row of a reload ("system" for SIGHUP).
+  void audit_reload(const http::ReloadOutcome& outcome, const std::string& actor);
 
   // Declaration order is destruction order, reversed, and it matters: coroutine frames still
   // pending when the I/O context is destroyed reference the ScpContext, the ingest service, the

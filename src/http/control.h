@@ -4,10 +4,13 @@
 /// the API made queued rows due. Plain data only, so gw_http does not depend on the DICOM
 /// listeners or the forwarders, and tests can supply a fake.
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "core/result.h"
 
 namespace gw::http {
 
@@ -77,6 +80,57 @@ struct GatewaySnapshot {
   std::uint64_t storage_available_bytes = 0;
 };
 
+/// A destination as configured (config file), for GET /api/v1/destinations. Key *paths* only:
+/// the API never reads or returns key material.
+struct DestinationConfigSnapshot {
+  std::string name;
+  std::string ae_title;
+  std::string calling_ae_title;  ///< empty = the gateway's ae_title
+  std::string host;
+  std::uint16_t port = 0;
+  bool tls_enabled = false;
+  bool verify_hostname = true;
+  std::uint32_t max_associations = 0;
+  std::string tls_profile;
+  std::string tls_cert_path;
+  std::string tls_key_path;
+  std::string tls_ca_path;
+};
+
+/// One problem that kept a reload from being applied ("routes[0].destinations[1]", "…").
+struct ReloadIssue {
+  std::string path;
+  std::string message;
+};
+
+/// What a configuration reload did: applied (the counts of what now runs, the top-level keys
+/// that changed but wait for a restart), or nothing at all (every issue).
+struct ReloadOutcome {
+  bool applied = false;
+  std::vector<ReloadIssue> issues;
+  std::size_t destinations = 0;
+  std::size_t routes = 0;
+  std::vector<std::string> needs_restart;
+};
+
+/// A C-ECHO to a configured destination. `ok` only for a Success status; `status` is -1 when
+/// no response came (unreachable, refused, TLS failure, timeout), `reason` then says why.
+struct EchoOutcome {
+  bool ok = false;
+  int status = -1;
+  std::int64_t elapsed_ms = 0;
+  std::string reason;
+};
+
+/// The files of the DICOM TLS listeners' certificate (config tls.*), for certificate info and
+/// upload (/api/v1/certs/...).
+struct TlsCertificateFiles {
+  std::string cert_file;
+  std::string key_file;
+  std::string ca_file;
+  int expiring_days = 30;  ///< acme.renew_before_days: "expiring" below this many days
+};
+
 class GatewayControl {
  public:
   virtual ~GatewayControl() = default;
@@ -85,6 +139,32 @@ class GatewayControl {
   /// Rows of `destination` were made due now (queue retry): wake its forwarder instead of
   /// letting it sleep until its next timer. Thread-safe.
   virtual void queue_changed(const std::string& destination) = 0;
+  // The three below have defaults (nothing configured, nothing to reload) so that fakes
+  // written for other resources need not implement them; the App overrides all three.
+  /// The destinations of the running configuration, sorted by name. Thread-safe.
+  virtual std::vector<DestinationConfigSnapshot> destinations() const { return {}; }
+  /// Re-reads the config file and applies it atomically, or nothing (SIGHUP does the same).
+  /// Blocking (files, TLS contexts): call it from a thread that may block, not an I/O thread.
+  virtual ReloadOutcome reload_config_file() {
+    return {false, {{"", "this gateway cannot reload its configuration"}}, 0, 0, {}};
+  }
+  /// A C-ECHO to `destination` with its own settings (TLS included), bounded by `timeout`;
+  /// nullopt when no such destination is configured. Blocks the calling thread until done.
+  virtual std::optional<EchoOutcome> echo_destination(const std::string& /*destination*/,
+                                                      std::chrono::milliseconds /*timeout*/) {
+    return std::nullopt;
+  }
+
+  // Certificates (certs_routes.cpp). Not pure: fakes that do not serve TLS need not care.
+  /// The configured certificate files of the DICOM TLS listeners; nullopt when no listener
+  /// uses TLS.
+  virtual std::optional<TlsCertificateFiles> tls_certificate_files() const { return std::nullopt; }
+  /// Builds new TLS contexts from the configured files (just replaced by an upload) and swaps
+  /// them in: the DICOM TLS listeners, and HTTPS when it serves the same files. On failure
+  /// the contexts being served stay. Blocking; serialised with config reloads.
+  virtual core::Status reload_tls_certificate() {
+    return core::make_error(core::ErrorCode::kInternal, "TLS reload is not available");
+  }
 };
 
 }  // namespace gw::http

@@ -15,6 +15,10 @@ std::vector<Route> api_routes(ApiContext& ctx) {
                     study_routes(ctx), queue_routes(ctx), audit_routes(ctx), status_routes(ctx)}) {
     for (auto& r : part) all.push_back(std::move(r));
   }
+  for (auto part : {config_routes(ctx), destination_routes(ctx)}) {
+    for (auto& r : part) all.push_back(std::move(r));
+  }
+  for (auto& r : certs_routes(ctx)) all.push_back(std::move(r));
   return all;
 }
 

@@ -39,6 +39,12 @@ std::vector<Route> queue_routes(ApiContext& ctx);
 std::vector<Route> audit_routes(ApiContext& ctx);
 /// GET /api/v1/status, GET /api/v1/metrics (from ctx.control).
 std::vector<Route> status_routes(ApiContext& ctx);
+/// POST /api/v1/config/reload (ctx.control applies it).
+std::vector<Route> config_routes(ApiContext& ctx);
+/// GET /api/v1/destinations, …/{name}, POST …/{name}/echo (configured ones, read-only).
+std::vector<Route> destination_routes(ApiContext& ctx);
+/// GET /api/v1/certs/info (viewer), POST /api/v1/certs/upload (admin).
+std::vector<Route> certs_routes(ApiContext& ctx);
 
 /// All of the above: the table the server registers (and docs/openapi.yaml documents).
 std::vector<Route> api_routes(ApiContext& ctx);

@@ -53,13 +53,18 @@ struct HttpAnswer {
 };
 
 struct CurlOptions {
-  CurlOptions(std::string t = "", std::string b = "", std::string from = "")  // NOLINT: implicit
-      : token(std::move(t)), body(std::move(b)), interface_ip(std::move(from)) {}
+  CurlOptions(std::string t = "", std::string b = "", std::string from = "",  // NOLINT: implicit
+              std::vector<std::string> f = {})
+      : token(std::move(t)),
+        body(std::move(b)),
+        interface_ip(std::move(from)),
+        form(std::move(f)) {}
   std::string token;         ///< "" = no Authorization header
   std::string body;          ///< sent as application/json when not empty
   std::string interface_ip;  ///< "127.0.0.2": the client address the gateway sees
   std::string scheme = "http";
   fs::path cacert;
+  std::vector<std::string> form;  ///< multipart/form-data fields for curl -F ("cert_file=@path")
 };
 
 /// One request with curl (the body on stdin, so it never shows in a process list).
@@ -72,6 +77,7 @@ HttpAnswer curl(std::uint16_t port, const std::string& method, const std::string
   }
   if (!o.interface_ip.empty()) argv.insert(argv.end(), {"--interface", o.interface_ip});
   if (!o.cacert.empty()) argv.insert(argv.end(), {"--cacert", o.cacert.string()});
+  for (const auto& f : o.form) argv.insert(argv.end(), {"-F", f});
   argv.push_back(o.scheme + "://127.0.0.1:" + std::to_string(port) + target);
   const auto r = run_command_with_input(argv, o.body, {}, std::chrono::seconds(60));
   HttpAnswer a;
@@ -198,7 +204,14 @@ int rank(const std::string& role) {
 }
 
 TEST_F(ApiTest, RoleByRouteMatrix) {
-  start_gateway();
+  // A DICOM TLS listener, so the certificate routes have a certificate to show and replace.
+  TestPki pki(dir_.path() / "pki");
+  pki.issue("server", certs::CertKind::kServer);
+  GatewayOptions with_tls;
+  with_tls.tls_yaml = "tls:\n  enabled: true\n  cert_file: " + pki.cert("server").string() +
+                      "\n  key_file: " + pki.key("server").string() +
+                      "\n  ca_file: " + pki.chain().string() + "\n";
+  start_gateway(with_tls);
   const auto sops = store_instances(2, "71");
   ASSERT_EQ(sops.size(), 2u);
   const auto instance = api("GET", "/api/v1/instances/" + sops[0], {viewer_});
@@ -240,6 +253,7 @@ TEST_F(ApiTest, RoleByRouteMatrix) {
   struct Call {
     std::string target;
     std::string body;
+    std::vector<std::string> form = {};  ///< multipart fields (certificate upload)
   };
   auto success_call = [&](const std::string& method,
                           const std::string& path) -> std::optional<Call> {
@@ -281,6 +295,23 @@ TEST_F(ApiTest, RoleByRouteMatrix) {
     if (key == "DELETE /api/v1/queue/{id}") {
       return Call{"/api/v1/queue/" + std::to_string(queue_ids[1]), ""};
     }
+    // The unchanged config file reloads (200); PACS: nobody listens, so the echo is a 200
+    // with ok:false.
+    if (key == "POST /api/v1/config/reload" || key == "GET /api/v1/destinations") {
+      return Call{path, ""};
+    }
+    if (key == "GET /api/v1/destinations/{name}") return Call{"/api/v1/destinations/PACS", ""};
+    if (key == "POST /api/v1/destinations/{name}/echo") {
+      return Call{"/api/v1/destinations/PACS/echo", ""};
+    }
+    if (key == "GET /api/v1/certs/info") return Call{path, ""};
+    if (key == "POST /api/v1/certs/upload") {
+      // The certificate being served, again: valid, so the admin gets 200.
+      return Call{
+          path,
+          "",
+          {"cert_file=@" + pki.cert("server").string(), "key_file=@" + pki.key("server").string()}};
+    }
     return std::nullopt;
   };
 
@@ -301,14 +332,14 @@ TEST_F(ApiTest, RoleByRouteMatrix) {
       if (role != "none") {
         for (const auto& [label, token] : std::vector<std::pair<std::string, std::string>>{
                  {"no token", ""}, {"wrong", wrong}, {"expired", expired}, {"revoked", revoked}}) {
-          auto r = api(method, call->target, {token, call->body});
+          auto r = api(method, call->target, {token, call->body, "", call->form});
           EXPECT_EQ(r.status, 401) << label << ": " << r.body;
           EXPECT_EQ(r.body_json().value("error", ""), "unauthenticated") << label;
           EXPECT_NE(r.header("WWW-Authenticate").find("Bearer"), std::string::npos) << label;
         }
         for (const auto& [lower, token] : token_of_role) {
           if (rank(lower) >= rank(role)) continue;
-          auto r = api(method, call->target, {token, call->body});
+          auto r = api(method, call->target, {token, call->body, "", call->form});
           EXPECT_EQ(r.status, 403) << lower << ": " << r.body;
           EXPECT_EQ(r.body_json().value("error", ""), "permission_denied");
         }
@@ -318,7 +349,7 @@ TEST_F(ApiTest, RoleByRouteMatrix) {
       // A queue row may be in flight for a moment (its forwarder just claimed it): 409, again.
       ASSERT_TRUE(wait_until(
           [&] {
-            ok = api(method, call->target, {token, call->body});
+            ok = api(method, call->target, {token, call->body, "", call->form});
             return ok.status != 409 || key.find("/queue/") == std::string::npos;
           },
           std::chrono::seconds(20), std::chrono::milliseconds(200)));
