@@ -191,7 +191,8 @@ asio::awaitable<http::EchoOutcome> echo_once(asio::any_io_executor ex, dicom::Sc
                                              SteadyClock::time_point t0) {
   http::EchoOutcome out;
   std::vector<dicom::PresentationContextRq> contexts{
-      {1, std::string(dicom::kVerificationSopClass),
+      {1,
+       std::string(dicom::kVerificationSopClass),
        {std::string(dicom::kImplicitVrLittleEndian)}}};
   auto assoc = co_await dicom::ScuAssociation::open(ex, options, std::move(contexts));
   if (!assoc.ok()) {

@@ -18,6 +18,7 @@
 
 #include "app/admin_index.h"
 #include "config/config.h"
+#include "core/duration.h"
 #include "core/log.h"
 #include "crypto/password.h"
 #include "crypto/token.h"
@@ -195,33 +196,12 @@ core::Result<std::string> read_password_line(std::istream& in) {
 
 std::optional<std::int64_t> parse_ttl(std::string_view text) {
   if (text == "0") return 0;
-  if (text.size() < 2) return std::nullopt;
-  std::int64_t unit = 0;
-  switch (text.back()) {
-    case 's':
-      unit = 1;
-      break;
-    case 'm':
-      unit = 60;
-      break;
-    case 'h':
-      unit = 3600;
-      break;
-    case 'd':
-      unit = std::int64_t{24} * 3600;
-      break;
-    default:
-      return std::nullopt;
+  // A bare number is ambiguous for a token's lifetime (seconds? days?): a unit is required.
+  if (!core::has_duration_unit(text) || text.front() < '0' || text.front() > '9') {
+    return std::nullopt;
   }
-  text.remove_suffix(1);
-  std::int64_t value = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return std::nullopt;
-    value = value * 10 + (c - '0');
-    if (value > kMaxTtlSeconds) return std::nullopt;  // before value * unit can overflow
-  }
-  const std::int64_t seconds = value * unit;
-  if (seconds > kMaxTtlSeconds) return std::nullopt;
+  const auto seconds = core::parse_duration_seconds(text);
+  if (!seconds || *seconds > kMaxTtlSeconds) return std::nullopt;
   return seconds;  // "0d" is 0: never expires, like "0"
 }
 

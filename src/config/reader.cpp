@@ -10,6 +10,7 @@
 #include <system_error>
 
 #include "config/suggest.h"
+#include "core/duration.h"
 
 namespace gw::config::detail {
 namespace {
@@ -66,34 +67,7 @@ std::optional<std::uint64_t> parse_uint(std::string_view text) {
 }
 
 std::optional<std::int64_t> parse_duration(std::string_view text) {
-  std::uint64_t unit = 1;
-  if (!text.empty()) {
-    switch (text.back()) {
-      case 's':
-        unit = 1;
-        text.remove_suffix(1);
-        break;
-      case 'm':
-        unit = 60;
-        text.remove_suffix(1);
-        break;
-      case 'h':
-        unit = 3600;
-        text.remove_suffix(1);
-        break;
-      case 'd':
-        unit = 24 * 3600;
-        text.remove_suffix(1);
-        break;
-      default:
-        break;
-    }
-  }
-  auto value = parse_uint(text);
-  if (!value) return std::nullopt;
-  constexpr auto kMax = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
-  if (*value > kMax / unit) return std::numeric_limits<std::int64_t>::max();
-  return static_cast<std::int64_t>(*value * unit);
+  return core::parse_duration_seconds(text);
 }
 
 std::string describe_range(std::uint64_t min, std::uint64_t max) {

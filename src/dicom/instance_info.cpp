@@ -5,6 +5,8 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 
+#include "dicom/binary_vr.h"
+
 namespace gw::dicom {
 namespace {
 
@@ -19,28 +21,6 @@ std::string get(DcmDataset& ds, const DcmTagKey& tag) {
   return std::string(value.c_str(), value.length());
 }
 
-/// Elements whose value is bytes or items: their text form would be huge (pixel data as hex).
-bool binary_vr(DcmEVR vr) {
-  switch (vr) {
-    case EVR_OB:
-    case EVR_OD:
-    case EVR_OF:
-    case EVR_OL:
-    case EVR_OV:
-    case EVR_OW:
-    case EVR_UN:
-    case EVR_ox:
-    case EVR_px:
-    case EVR_SQ:
-    case EVR_pixelSQ:
-    case EVR_PixelData:
-    case EVR_OverlayData:
-      return true;
-    default:
-      return false;
-  }
-}
-
 void read_extra_tags(DcmDataset& ds, std::span<const std::uint32_t> tags,
                      std::map<std::uint32_t, std::string>& out) {
   for (const std::uint32_t tag : tags) {
@@ -51,7 +31,9 @@ void read_extra_tags(DcmDataset& ds, std::span<const std::uint32_t> tags,
     }
     std::string& text = out[tag];
     OFString value;
-    if (binary_vr(element->getVR()) || element->getOFStringArray(value).bad()) continue;
+    if ((element->getVR() == EVR_UN || is_binary_vr(element->getVR())) ||
+        element->getOFStringArray(value).bad())
+      continue;
     text.assign(value.c_str(), value.length());
     while (!text.empty() && (text.back() == ' ' || text.back() == '\0')) text.pop_back();
   }

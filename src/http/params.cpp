@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "core/duration.h"
+
 namespace gw::http {
 
 namespace {
@@ -235,31 +237,14 @@ core::Result<std::chrono::seconds> parse_duration(const Json& value) {
   if (value.is_number_integer()) return std::chrono::seconds(value.get<std::int64_t>());
   if (!value.is_string()) return invalid("expected seconds (an integer) or text like \"12h\"");
   const std::string text = value.get<std::string>();
-  if (text.size() < 2)
-    return invalid("expected a duration like 90s, 30m, 12h or 30d, got " + shown(text));
-  const auto number = to_int(std::string_view(text).substr(0, text.size() - 1));
-  std::int64_t unit = 0;
-  switch (text.back()) {
-    case 's':
-      unit = 1;
-      break;
-    case 'm':
-      unit = 60;
-      break;
-    case 'h':
-      unit = 3600;
-      break;
-    case 'd':
-      unit = 86400;
-      break;
-    default:
-      break;
-  }
-  // The bound keeps the multiplication from overflowing; callers apply their own maximum.
-  if (!number || unit == 0 || *number < 0 || *number > 100LL * 365 * 86400) {
+  const auto seconds = core::has_duration_unit(text) && text.front() >= '0' && text.front() <= '9'
+                           ? core::parse_duration_seconds(text)
+                           : std::nullopt;
+  // The bound keeps later arithmetic from overflowing; callers apply their own maximum.
+  if (!seconds || *seconds > 100LL * 365 * 86400) {
     return invalid("expected a duration like 90s, 30m, 12h or 30d, got " + shown(text));
   }
-  return std::chrono::seconds(*number * unit);
+  return std::chrono::seconds(*seconds);
 }
 
 bool is_dicom_uid(std::string_view uid) {

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "config/suggest.h"
+#include "dicom/binary_vr.h"
 
 namespace gw::queue {
 namespace {
@@ -49,28 +50,6 @@ bool any_value(std::string_view value, Predicate predicate) {
     if (predicate(trim_padding(value.substr(0, backslash)))) return true;
     if (backslash == std::string_view::npos) return false;
     value.remove_prefix(backslash + 1);
-  }
-}
-
-/// Elements whose value is bytes or items: DCMTK renders them as text only at great cost (pixel
-/// data as hex), so rules may only ask whether they exist.
-bool binary_vr(DcmEVR vr) {
-  switch (vr) {
-    case EVR_OB:
-    case EVR_OD:
-    case EVR_OF:
-    case EVR_OL:
-    case EVR_OV:
-    case EVR_OW:
-    case EVR_ox:
-    case EVR_px:
-    case EVR_SQ:
-    case EVR_pixelSQ:
-    case EVR_PixelData:
-    case EVR_OverlayData:
-      return true;
-    default:
-      return false;
   }
 }
 
@@ -158,7 +137,7 @@ class Compiler {
                                            keyword, group, tag->tag & 0xFFFF)});
       return std::nullopt;
     }
-    if (op != TagCondition::Op::kExists && binary_vr(tag->vr)) {
+    if (op != TagCondition::Op::kExists && dicom::is_binary_vr(tag->vr)) {
       issues_.push_back({path, fmt::format("`{}` holds binary data or a sequence: only "
                                            "`exists` can test it",
                                            keyword)});
