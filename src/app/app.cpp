@@ -14,6 +14,7 @@
 #include "dicom/dimse.h"
 #include "dicom/scu.h"
 #include "dicom/uids.h"
+#include "queue/destination_scu.h"
 #include "queue/routing.h"
 
 namespace gw::app {
@@ -233,22 +234,13 @@ std::optional<http::EchoOutcome> App::echo_destination(const std::string& destin
   auto done = std::make_shared<std::promise<http::EchoOutcome>>();
   auto answer = done->get_future();
   // The same settings as the forwarder's associations (scu_options()), with short timeouts.
-  dicom::ScuOptions o;
-  o.calling_ae = d->calling_ae_title.empty() ? gateway_ae : d->calling_ae_title;
-  o.called_ae = d->ae_title;
-  o.host = d->host;
-  o.port = d->port;
+  dicom::ScuOptions o = queue::destination_scu_options(*d, gateway_ae);
   o.connect_timeout = o.association_timeout = o.response_timeout = timeout;
   // Reading certificate and key files is blocking: the worker pool builds the context, the
   // I/O context runs the association.
   asio::post(workers_, [this, d = *d, o, done, t0]() mutable {
     if (d.tls_enabled) {
-      dicom::ScuTlsOptions t;
-      t.cert = d.tls_cert_path;
-      t.key = d.tls_key_path;
-      t.ca = d.tls_ca_path;
-      t.profile = d.tls_profile;
-      t.verify_hostname = d.verify_hostname;
+      dicom::ScuTlsOptions t = queue::destination_tls_options(d);
       auto context = t.make_context();
       if (!context.ok()) {
         done->set_value({false, -1, ms_since(t0),

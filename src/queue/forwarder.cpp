@@ -7,6 +7,7 @@
 
 #include "core/log.h"
 #include "dicom/uids.h"
+#include "queue/destination_scu.h"
 
 namespace gw::queue {
 
@@ -545,13 +546,7 @@ void Forwarder::finish(RowUpdates& updates, const index::OutboxItem& item, const
 asio::awaitable<core::Result<std::shared_ptr<const tls::TlsContext>>> Forwarder::tls_context() {
   if (tls_context_ && tls_generation_ == settings_generation_) co_return tls_context_;
   const auto generation = settings_generation_;
-  const auto& d = settings_->destination;
-  dicom::ScuTlsOptions o;
-  o.cert = d.tls_cert_path;
-  o.key = d.tls_key_path;
-  o.ca = d.tls_ca_path;
-  o.profile = d.tls_profile;
-  o.verify_hostname = d.verify_hostname;
+  const dicom::ScuTlsOptions o = destination_tls_options(settings_->destination);
   // Reading certificate and key files is blocking: the worker pool.
   auto make = [&o]() { return o.make_context(); };
   auto made = co_await on_pool(make);
@@ -572,11 +567,7 @@ asio::awaitable<core::Result<std::shared_ptr<const tls::TlsContext>>> Forwarder:
 asio::awaitable<core::Result<dicom::ScuOptions>> Forwarder::scu_options() {
   const auto settings = settings_;
   const auto& d = settings->destination;
-  dicom::ScuOptions o;
-  o.calling_ae = d.calling_ae_title.empty() ? settings->gateway_ae_title : d.calling_ae_title;
-  o.called_ae = d.ae_title;
-  o.host = d.host;
-  o.port = d.port;
+  dicom::ScuOptions o = destination_scu_options(d, settings->gateway_ae_title);
   // The channel's read deadline outlives the last response by this much; an association kept
   // for reuse must survive its idle period.
   o.response_timeout = std::max<dicom::Clock::duration>(
@@ -584,12 +575,7 @@ asio::awaitable<core::Result<dicom::ScuOptions>> Forwarder::scu_options() {
   if (d.tls_enabled) {
     auto context = co_await tls_context();
     if (!context.ok()) co_return context.error();
-    dicom::ScuTlsOptions t;
-    t.cert = d.tls_cert_path;
-    t.key = d.tls_key_path;
-    t.ca = d.tls_ca_path;
-    t.profile = d.tls_profile;
-    t.verify_hostname = d.verify_hostname;
+    dicom::ScuTlsOptions t = destination_tls_options(d);
     t.context = std::move(context).value();
     o.tls = std::move(t);
   }
