@@ -7,11 +7,13 @@ BUILD_PKGS=(
   build-essential cmake ninja-build pkg-config git
   libasio-dev libssl-dev libdcmtk-dev libyaml-cpp-dev nlohmann-json3-dev
   libspdlog-dev libfmt-dev libcli11-dev libsqlite3-dev libsodium-dev libcpp-httplib-dev
+  libxxhash-dev libpq-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # Real peers and tools the tests and the demo use.
 TEST_PKGS=(
   dcmtk openssl sqlite3 clang libclang-rt-14-dev procps util-linux orthanc curl
+  postgresql postgresql-contrib
 )
 
 want=("${BUILD_PKGS[@]}")

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 
 #include "config/config.h"
@@ -35,6 +36,16 @@ std::optional<std::string> foreign_owner_error(const std::filesystem::path& data
       data_dir.string(), user, user, command);
 }
 
+index::OpenOptions index_options(const config::Config& config) {
+  index::OpenOptions options;
+  options.url = config.database.url;
+  options.data_dir = config.data_dir;
+  options.synchronous = config.storage.fsync;
+  options.password_file = config.database.password_file;
+  options.pool_size = config.database.pool_size;
+  return options;
+}
+
 int with_configured_index(const std::filesystem::path& config_path, std::string_view command,
                           const std::function<int(index::Index&)>& body) {
   core::init_logging("warn");  // "index opened" and friends are noise on a command line
@@ -44,13 +55,46 @@ int with_configured_index(const std::filesystem::path& config_path, std::string_
               << config.error().message << '\n';
     return 2;
   }
-  if (auto problem = foreign_owner_error(config->data_dir, command)) {
+  // Only SQLite leaves index files in data_dir that root could take over.
+  if (auto problem = index::is_postgres_url(config->database.url)
+                         ? std::nullopt
+                         : foreign_owner_error(config->data_dir, command)) {
     std::cerr << "error: " << *problem << '\n';
     return 2;
   }
-  auto index = index::open_index(config->database.url, config->data_dir, config->storage.fsync);
+  auto index = index::open_index(index_options(*config));
   if (!index.ok()) return fail(index.error(), std::cerr);
   return body(**index);
+}
+
+namespace {
+
+std::string user_name_of(uid_t uid) {
+  passwd pw{};
+  passwd* found = nullptr;
+  char buffer[4096];
+  if (::getpwuid_r(uid, &pw, buffer, sizeof buffer, &found) == 0 && found != nullptr) {
+    return found->pw_name;
+  }
+  return std::to_string(uid);
+}
+
+}  // namespace
+
+index::AuditEvent cli_event(std::string action, std::string target,
+                            nlohmann::ordered_json details, std::int64_t now_ms) {
+  details["os_user"] = user_name_of(::geteuid());
+  // NOLINTNEXTLINE(concurrency-mt-unsafe): the command line runs on one thread.
+  if (const char* sudo_user = std::getenv("SUDO_USER"); sudo_user != nullptr) {
+    details["sudo_user"] = sudo_user;
+  }
+  index::AuditEvent e;
+  e.at_ms = now_ms;
+  e.actor = "cli";
+  e.action = std::move(action);
+  e.target = std::move(target);
+  e.details = details.dump();
+  return e;
 }
 
 }  // namespace gw::app

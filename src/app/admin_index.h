@@ -5,13 +5,16 @@
 
 #include <filesystem>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
 
+#include "config/config.h"
 #include "core/result.h"
 #include "index/index.h"
+#include "index/open.h"
 
 namespace gw::app {
 
@@ -25,9 +28,19 @@ int fail(const core::Error& e, std::ostream& err);
 std::optional<std::string> foreign_owner_error(const std::filesystem::path& data_dir,
                                                std::string_view command);
 
+/// How to open the index `config` names (database.*, data_dir, storage.fsync): the one
+/// translation used by serve and by every admin command.
+index::OpenOptions index_options(const config::Config& config);
+
 /// Loads the configuration, opens its index and runs `body` on it; an exit code either way
 /// (2 for configuration problems, as every command).
 int with_configured_index(const std::filesystem::path& config_path, std::string_view command,
                           const std::function<int(index::Index&)>& body);
+
+/// The audit row of a local command's change, written in the change's transaction. The actor
+/// is "cli"; details say which local account ran it (and who sudo says asked: informative
+/// only, the environment is the caller's).
+index::AuditEvent cli_event(std::string action, std::string target,
+                            nlohmann::ordered_json details, std::int64_t now_ms);
 
 }  // namespace gw::app

@@ -9,6 +9,8 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
+#include "app/admin_index.h"
+#include "app/api_destinations.h"
 #include "certs/x509_info.h"
 #include "core/log.h"
 #include "dicom/dimse.h"
@@ -77,21 +79,28 @@ core::Result<std::unique_ptr<App>> App::create(config::Config config) {
 
 core::Status App::start() {
   GW_ASSIGN_OR_RETURN(store_, storage::Store::create({config_.data_dir, config_.storage.fsync}));
-  GW_ASSIGN_OR_RETURN(
-      index_, index::open_index(config_.database.url, config_.data_dir, config_.storage.fsync));
+  GW_ASSIGN_OR_RETURN(index_, index::open_index(index_options(config_)));
   GW_RETURN_IF_ERROR(recover_after_crash());
+  audit_writer_ = std::make_unique<audit::AuditWriter>(*index_);
+  activity_audit_ = std::make_unique<ActivityAudit>(*audit_writer_);
   ingest_ = std::make_unique<IngestService>(*store_, *index_, config_.storage.duplicates,
                                             workers_.get_executor());
-  {
-    GW_ASSIGN_OR_RETURN(auto routing, queue::RoutingTable::compile(config_));
-    ingest_->set_routing(std::make_shared<const queue::RoutingTable>(std::move(routing)));
-  }
+  // The API's destinations run with the file's (ADR 005); a name in both, or one that no
+  // longer checks against the file, stops the start like a bad config file.
+  GW_ASSIGN_OR_RETURN(auto api, index_->list_destinations());
+  GW_ASSIGN_OR_RETURN(auto running, merge_api_destinations(config_, api, nullptr));
   forwarding_ = std::make_unique<queue::ForwardingService>(io_, workers_.get_executor(), *index_,
-                                                           config_.data_dir, node_id(), config_);
+                                                           config_.data_dir, node_id(), running,
+                                                           activity_audit_.get());
+  {
+    std::lock_guard lock(reload_mu_);
+    GW_RETURN_IF_ERROR(apply_destinations_locked(running, std::move(api)));
+  }
   ingest_->on_enqueued(
       [this](const std::vector<std::string>& destinations) { forwarding_->notify(destinations); });
   scp_ = std::make_unique<dicom::ScpContext>(scp_policy_from(config_), *ingest_,
                                              workers_.get_executor());
+  scp_->set_observer(activity_audit_.get());
   for (const auto& l : config_.listeners) {
     if (l.tls && !tls_) {
       GW_ASSIGN_OR_RETURN(tls_, tls::TlsContextHolder::create(config_.tls));
@@ -142,6 +151,19 @@ http::GatewaySnapshot App::snapshot() const {
   s.scp.stores_failed = c.stores_failed.load();
   s.scp.bytes_received = c.bytes_received.load();
   s.scp.tls_handshake_failures = c.tls_handshake_failures.load();
+  for (const auto category : dicom::kRejectCategories) {
+    s.scp.rejected_by_reason.emplace_back(
+        dicom::to_string(category), c.rejected_by_category[static_cast<std::size_t>(category)]);
+  }
+  for (const auto reason : tls::kHandshakeReasons) {
+    s.scp.tls_failures_by_reason.emplace_back(
+        tls::to_string(reason), c.tls_failures_by_reason[static_cast<std::size_t>(reason)]);
+  }
+  const auto audit = audit_writer_->counts();
+  s.audit.written = audit.written;
+  s.audit.dropped = audit.dropped;
+  s.audit.failed = audit.failed;
+  s.audit.queued = audit.queued;
   const auto& i = ingest_->counters();
   s.ingest.stored = i.stored.load();
   s.ingest.duplicates = i.duplicates.load();
@@ -164,15 +186,48 @@ http::GatewaySnapshot App::snapshot() const {
 
 void App::queue_changed(const std::string& destination) { forwarding_->notify({destination}); }
 
+namespace {
+
+http::DestinationConfigSnapshot destination_snapshot(const config::Destination& d) {
+  http::DestinationConfigSnapshot s;
+  s.name = d.name;
+  s.ae_title = d.ae_title;
+  s.calling_ae_title = d.calling_ae_title;
+  s.host = d.host;
+  s.port = d.port;
+  s.tls_enabled = d.tls_enabled;
+  s.verify_hostname = d.verify_hostname;
+  s.max_associations = d.max_associations;
+  s.tls_profile = std::string(config::to_string(d.tls_profile));
+  s.tls_cert_path = d.tls_cert_path.string();
+  s.tls_key_path = d.tls_key_path.string();
+  s.tls_ca_path = d.tls_ca_path.string();
+  return s;
+}
+
+http::DestinationConfigSnapshot api_snapshot(const config::Destination& running,
+                                             const index::ApiDestination& stored) {
+  auto s = destination_snapshot(running);
+  s.source = "api";
+  s.match = stored.match;
+  const auto body = to_body(stored);
+  if (body.contains("retry")) s.retry = body["retry"].dump();
+  s.created_at_ms = stored.created_at_ms;
+  s.created_by = stored.created_by;
+  s.updated_at_ms = stored.updated_at_ms;
+  s.updated_by = stored.updated_by;
+  return s;
+}
+
+}  // namespace
+
 std::vector<http::DestinationConfigSnapshot> App::destinations() const {
   std::vector<http::DestinationConfigSnapshot> out;
   {
     std::lock_guard lock(reload_mu_);
-    for (const auto& d : config_.destinations) {
-      out.push_back({d.name, d.ae_title, d.calling_ae_title, d.host, d.port, d.tls_enabled,
-                     d.verify_hostname, d.max_associations,
-                     std::string(config::to_string(d.tls_profile)), d.tls_cert_path.string(),
-                     d.tls_key_path.string(), d.tls_ca_path.string()});
+    for (const auto& d : config_.destinations) out.push_back(destination_snapshot(d));
+    for (std::size_t i = 0; i < api_running_.size(); ++i) {
+      out.push_back(api_snapshot(api_running_[i], api_destinations_[i]));
     }
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
@@ -225,6 +280,9 @@ std::optional<http::EchoOutcome> App::echo_destination(const std::string& destin
     for (const auto& c : config_.destinations) {
       if (c.name == destination) d = c;
     }
+    for (const auto& c : api_running_) {
+      if (c.name == destination) d = c;
+    }
     gateway_ae = config_.ae_title;
   }
   if (!d) return std::nullopt;
@@ -262,6 +320,146 @@ std::optional<http::EchoOutcome> App::echo_destination(const std::string& destin
                              fmt::format("no answer within {} ms", timeout.count())};
   }
   return answer.get();
+}
+
+core::Status App::apply_destinations_locked(const config::Config& merged,
+                                            std::vector<index::ApiDestination> api) {
+  GW_ASSIGN_OR_RETURN(auto routing, queue::RoutingTable::compile(merged));
+  ingest_->set_routing(std::make_shared<const queue::RoutingTable>(std::move(routing)));
+  if (auto st = forwarding_->reload(merged); !st.ok()) {
+    log()->warn("event=forwarding_reload_skipped reason=\"{}\"", st.error().message);
+  }
+  api_running_.assign(merged.destinations.begin() + config_.destinations.size(),
+                      merged.destinations.end());
+  api_destinations_ = std::move(api);
+  return core::ok_status();
+}
+
+http::DestinationEditOutcome App::edit_destination(const http::DestinationEdit& edit) {
+  // Under the reload lock: a config reload never sees half of an edit, and the name checks
+  // against the file's destinations hold until the edit is applied.
+  std::lock_guard lock(reload_mu_);
+  return edit_destination_locked(edit);
+}
+
+http::DestinationEditOutcome App::edit_destination_locked(const http::DestinationEdit& edit) {
+  using Kind = http::DestinationEdit::Kind;
+  http::DestinationEditOutcome out;
+  auto fail = [&](core::ErrorCode code, std::string message) {
+    out.error = core::make_error(code, std::move(message));
+    return out;
+  };
+  auto fail_issues = [&](const std::vector<config::ConfigIssue>& issues) {
+    for (const auto& i : issues) out.issues.push_back({i.path, i.message});
+    out.error = core::make_error(core::ErrorCode::kConfig,
+                                 fmt::format("the destination was not saved ({} issue{})",
+                                             issues.size(), issues.size() == 1 ? "" : "s"));
+    return out;
+  };
+  nlohmann::json body = nlohmann::json::object();
+  if (edit.kind != Kind::kDelete) {
+    body = nlohmann::json::parse(edit.body, nullptr, /*allow_exceptions=*/false);
+    if (!body.is_object()) return fail(core::ErrorCode::kInvalidArgument, "expected a JSON object");
+  }
+  std::string name = edit.name;
+  if (edit.kind == Kind::kCreate) {
+    if (const auto n = body.find("name"); n != body.end() && n->is_string()) name = *n;
+  }
+  for (const auto& d : config_.destinations) {
+    if (name.empty() || !same_destination_name(d.name, name)) continue;
+    return fail(core::ErrorCode::kConflict,
+                fmt::format("destination `{}` is defined in the config file ({}); change it "
+                            "there and reload",
+                            d.name, config_.source_path.string()));
+  }
+  GW_CHECK(index_ != nullptr);
+  auto listed = index_->list_destinations();
+  if (!listed.ok()) return fail(core::ErrorCode::kInternal, listed.error().message);
+  std::vector<index::ApiDestination> api = std::move(listed).value();
+  auto existing = std::find_if(api.begin(), api.end(), [&](const index::ApiDestination& d) {
+    return same_destination_name(d.name, name);
+  });
+  if (edit.kind != Kind::kCreate && existing == api.end()) {
+    return fail(core::ErrorCode::kNotFound, fmt::format("no destination `{}`", name));
+  }
+
+  // The new set, merged and checked before anything is written: a write that is not applied
+  // at once would run only after the next restart.
+  std::optional<index::ApiDestination> stored;
+  if (edit.kind == Kind::kDelete) {
+    name = existing->name;
+    api.erase(existing);
+  } else {
+    std::vector<config::ConfigIssue> issues;
+    if (edit.kind == Kind::kUpdate) {
+      // The URL names it; a body's name may only repeat it (no renames: outbox rows keep names).
+      if (const auto n = body.find("name"); n != body.end() && !n->is_null()) {
+        if (!n->is_string() || !same_destination_name(n->get<std::string>(), existing->name)) {
+          issues.push_back({"name", "must be the name in the URL (`" + existing->name +
+                                        "`): a destination cannot be renamed"});
+        }
+      }
+      body["name"] = existing->name;
+    }
+    std::vector<config::ConfigIssue> checked_issues;
+    auto checked = check_api_destination(body, config_, "", &checked_issues);
+    issues.insert(issues.end(), checked_issues.begin(), checked_issues.end());
+    if (!checked.ok() || !issues.empty()) return fail_issues(issues);
+    stored = to_stored(body, *checked);
+    stored->updated_at_ms = edit.audit.at_ms;
+    stored->updated_by = edit.audit.actor;
+    if (edit.kind == Kind::kCreate) {
+      if (existing != api.end()) {
+        return fail(core::ErrorCode::kAlreadyExists,
+                    fmt::format("destination `{}` already exists", existing->name));
+      }
+      stored->created_at_ms = edit.audit.at_ms;
+      stored->created_by = edit.audit.actor;
+      api.push_back(*stored);
+    } else {
+      stored->created_at_ms = existing->created_at_ms;
+      stored->created_by = existing->created_by;
+      *existing = *stored;
+    }
+    name = stored->name;
+    std::sort(api.begin(), api.end(), [](const auto& a, const auto& b) { return a.name < b.name; });
+  }
+  std::vector<config::ConfigIssue> issues;
+  auto merged = merge_api_destinations(config_, api, &issues);
+  if (!merged.ok()) return fail_issues(issues);
+
+  // The write and its audit row: one transaction.
+  core::Status written;
+  if (edit.kind == Kind::kDelete) {
+    auto dead = index_->delete_destination(name, edit.force, edit.audit.at_ms, &edit.audit);
+    if (dead.ok()) out.dead_lettered = *dead;
+    if (!dead.ok()) written = dead.error();
+  } else if (edit.kind == Kind::kCreate) {
+    auto id = index_->create_destination(*stored, &edit.audit);
+    if (!id.ok()) written = id.error();
+  } else {
+    written = index_->update_destination(*stored, &edit.audit);
+  }
+  if (!written.ok()) {
+    out.error = written.error();
+    return out;
+  }
+  if (auto st = apply_destinations_locked(*merged, std::move(api)); !st.ok()) {
+    out.error = st.error();
+    return out;
+  }
+  log()->info("event=api_destination_{} destination={} dead_lettered={}",
+              edit.kind == Kind::kCreate   ? "created"
+              : edit.kind == Kind::kUpdate ? "updated"
+                                           : "deleted",
+              name, out.dead_lettered);
+  if (edit.kind != Kind::kDelete) {
+    for (std::size_t i = 0; i < api_running_.size(); ++i) {
+      if (!same_destination_name(api_running_[i].name, name)) continue;
+      out.destination = api_snapshot(api_running_[i], api_destinations_[i]);
+    }
+  }
+  return out;
 }
 
 void App::reload_config() {
@@ -321,8 +519,17 @@ http::ReloadOutcome App::apply_reload() {
   std::vector<config::ConfigIssue> issues;
   auto fresh = config::load_config(config_.source_path, &issues);
   std::optional<queue::RoutingTable> routing;
-  if (fresh.ok()) {
-    auto compiled = queue::RoutingTable::compile(*fresh, &issues);
+  // The API's destinations stay (ADR 005): the new file must not reuse one of their names.
+  auto api = index_->list_destinations();
+  config::Config running;
+  if (fresh.ok() && !api.ok()) {
+    issues.push_back({"api_destinations", api.error().message});
+  } else if (fresh.ok()) {
+    auto merged = merge_api_destinations(*fresh, *api, &issues);
+    if (merged.ok()) running = std::move(merged).value();
+  }
+  if (fresh.ok() && issues.empty()) {
+    auto compiled = queue::RoutingTable::compile(running, &issues);
     if (compiled.ok()) {
       routing = std::move(compiled).value();
     } else if (issues.empty()) {
@@ -363,10 +570,13 @@ http::ReloadOutcome App::apply_reload() {
     for (const auto& w : snapshot->warnings()) log()->warn("event=tls_warning reason=\"{}\"", w);
   }
   ingest_->set_routing(std::make_shared<const queue::RoutingTable>(std::move(*routing)));
-  if (auto st = forwarding_->reload(*fresh); !st.ok()) {
+  if (auto st = forwarding_->reload(running); !st.ok()) {
     // Only after stop(): the gateway is shutting down.
     log()->warn("event=forwarding_reload_skipped reason=\"{}\"", st.error().message);
   }
+  api_running_.assign(running.destinations.begin() + fresh->destinations.size(),
+                      running.destinations.end());
+  api_destinations_ = std::move(api).value();
   config_.tls = fresh->tls;
   config_.destinations = fresh->destinations;
   config_.routes = fresh->routes;
@@ -375,7 +585,7 @@ http::ReloadOutcome App::apply_reload() {
   log()->info("event=config_reloaded routes={} destinations={}", config_.routes.size(),
               config_.destinations.size());
   outcome.applied = true;
-  outcome.destinations = config_.destinations.size();
+  outcome.destinations = config_.destinations.size() + api_running_.size();
   outcome.routes = config_.routes.size();
   return outcome;
 }
@@ -484,6 +694,9 @@ int App::run() {
   // index calls it shares.
   if (http_) http_->stop();
   workers_.join();
+  // Summaries of associations the shutdown cut off, then every queued audit row.
+  activity_audit_->flush_all();
+  audit_writer_->stop();
   const auto& c = scp_->counters();
   log()->info("event=stopped associations={} stored={} failed={}", c.associations_accepted.load(),
               ingest_->counters().stored.load(), ingest_->counters().failed.load());

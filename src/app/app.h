@@ -10,7 +10,9 @@
 #include <thread>
 #include <vector>
 
+#include "app/activity_audit.h"
 #include "app/ingest.h"
+#include "audit/writer.h"
 #include "config/config.h"
 #include "dicom/scp.h"
 #include "http/control.h"
@@ -41,6 +43,7 @@ class App final : public http::GatewayControl {
   http::ReloadOutcome reload_config_file() override;
   std::optional<http::EchoOutcome> echo_destination(const std::string& destination,
                                                     std::chrono::milliseconds timeout) override;
+  http::DestinationEditOutcome edit_destination(const http::DestinationEdit& edit) override;
   std::optional<http::TlsCertificateFiles> tls_certificate_files() const override;
   core::Status reload_tls_certificate() override;
 
@@ -58,6 +61,11 @@ class App final : public http::GatewayControl {
   /// pool) and POST /api/v1/config/reload (on the HTTP thread): every issue when nothing was
   /// applied, else what now runs.
   http::ReloadOutcome apply_reload();
+  /// Runs `merged` (the file's config plus the API destinations `api`, ADR 005): routing
+  /// table, forwarders, and the API destinations' running state. Call with reload_mu_ held.
+  core::Status apply_destinations_locked(const config::Config& merged,
+                                         std::vector<index::ApiDestination> api);
+  http::DestinationEditOutcome edit_destination_locked(const http::DestinationEdit& edit);
   /// The audit row of a reload ("system" for SIGHUP).
   void audit_reload(const http::ReloadOutcome& outcome, const std::string& actor);
 
@@ -68,6 +76,10 @@ class App final : public http::GatewayControl {
   config::Config config_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<index::Index> index_;
+  /// The audit trail of DICOM activity (ADR 006): rows queued by the I/O threads, written by
+  /// the writer's thread. Both outlive everything that reports to them (listeners, forwarders).
+  std::unique_ptr<audit::AuditWriter> audit_writer_;
+  std::unique_ptr<ActivityAudit> activity_audit_;
   std::unique_ptr<IngestService> ingest_;
   std::unique_ptr<dicom::ScpContext> scp_;
   std::shared_ptr<tls::TlsContextHolder> tls_;  ///< shared by the TLS listeners; null: none
@@ -83,6 +95,10 @@ class App final : public http::GatewayControl {
   asio::signal_set signals_;
   std::atomic<bool> stopping_{false};
   mutable std::mutex reload_mu_;  // one reload at a time; guards config_'s reloadable parts
+  /// Destinations created through the API as stored, sorted by name, and as they run (config
+  /// form, same order). Guarded by reload_mu_.
+  std::vector<index::ApiDestination> api_destinations_;
+  std::vector<config::Destination> api_running_;
 };
 
 /// Policy for the SCP from the config.

@@ -14,7 +14,6 @@
 #include "dicom/instance_info.h"
 #include "dicom/part10.h"
 #include "dicom/uids.h"
-#include "storage/sha256.h"
 
 namespace gw::app {
 
@@ -74,72 +73,18 @@ index::InstanceRecord make_record(const dicom::InstanceInfo& info,
   return r;
 }
 
-/// Hashes a spool file behind its writer, on the worker pool, so the I/O thread never spends
-/// its time on SHA-256. It reads through its own descriptor, which stays valid even if the
-/// session is gone (an aborted association); mu_ serializes the hashing, and the session's
-/// finish() hashes whatever tail is left.
-class BackgroundDigest {
- public:
-  BackgroundDigest(core::UniqueFd fd, storage::Sha256 sha)
-      : fd_(std::move(fd)), sha_(std::move(sha)) {}
-
-  /// Hashes the file up to `end` (bytes the writer has already written). Thread-safe.
-  void hash_to(std::uint64_t end) {
-    std::lock_guard lock(mu_);
-    if (buffer_.empty() && hashed_ < end) buffer_.resize(kChunk);
-    while (hashed_ < end && error_.ok()) {
-      const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(kChunk, end - hashed_));
-      const ssize_t n = ::pread(fd_.get(), buffer_.data(), want, static_cast<off_t>(hashed_));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        error_ = core::make_error(ErrorCode::kIo, "read back spool file for its digest");
-        break;
-      }
-      error_ = sha_.update({buffer_.data(), static_cast<std::size_t>(n)});
-      hashed_ += static_cast<std::uint64_t>(n);
-    }
-  }
-
-  core::Result<std::string> finish(std::uint64_t end) {
-    hash_to(end);
-    std::lock_guard lock(mu_);
-    if (!error_.ok()) return error_.error();
-    return sha_.hex();
-  }
-
- private:
-  static constexpr std::size_t kChunk = 256 * 1024;
-  std::mutex mu_;  // guards everything below
-  core::UniqueFd fd_;
-  storage::Sha256 sha_;
-  std::uint64_t hashed_ = 0;
-  std::vector<std::uint8_t> buffer_;
-  core::Status error_;
-};
-
 class IngestSession final : public dicom::StoreSession {
  public:
-  IngestSession(IngestService& service, storage::SpoolFile spool,
-                std::shared_ptr<BackgroundDigest> digest, dicom::StoreRequest request,
+  IngestSession(IngestService& service, storage::SpoolFile spool, dicom::StoreRequest request,
                 std::uint64_t association_id)
       : service_(service),
         spool_(std::move(spool)),
-        digest_(std::move(digest)),
         request_(std::move(request)),
         association_id_(association_id) {}
 
   void write(std::span<const std::uint8_t> fragment) override {
     if (error_) return;
-    auto st = spool_.write(fragment);
-    if (!st.ok()) {
-      error_ = std::move(st).error();
-      return;
-    }
-    if (spool_.size() - hash_scheduled_ >= kHashStep) {
-      hash_scheduled_ = spool_.size();
-      asio::post(service_.worker_pool(),
-                 [digest = digest_, end = hash_scheduled_]() { digest->hash_to(end); });
-    }
+    if (auto st = spool_.write(fragment); !st.ok()) error_ = std::move(st).error();
   }
 
   StoreOutcome finish() override {
@@ -182,16 +127,30 @@ class IngestSession final : public dicom::StoreSession {
                                             .sop_class_uid = info->sop_class_uid,
                                             .tags = &info->extra_tags});
     }
-    auto sha = digest_->finish(spool_.size());
-    if (!sha.ok()) return fail(core::dimse_status(sha.error().code), sha.error().message);
-    record.sha256 = std::move(sha).value();
-    auto path = service_.store().publish(std::move(spool_));
-    if (!path.ok()) return fail(core::dimse_status(path.error().code), path.error().message);
-    record.storage_path = *path;
+    record.digest = spool_.digest();
+    auto& store = service_.store();
+    auto published = store.publish(std::move(spool_));
+    if (!published.ok()) {
+      return fail(core::dimse_status(published.error().code), published.error().message);
+    }
+    // The file's content and its new directory entry are flushed at the same time (this thread
+    // and the directory syncer's); both are durable before the row that names the file commits.
+    const auto dir_synced =
+        store.directory_syncer().request(store.absolute(published->path).parent_path());
+    auto synced = store.sync_data(*published);
+    auto dir_status = store.directory_syncer().wait(dir_synced);
+    if (synced.ok()) synced = std::move(dir_status);
+    published->fd.reset();
+    if (!synced.ok()) {
+      (void)store.remove(published->path);
+      return fail(core::dimse_status(synced.error().code), synced.error().message);
+    }
+    const std::string path = published->path;
+    record.storage_path = path;
 
     auto inserted = service_.commit(record);
     if (!inserted.ok()) {
-      (void)service_.store().remove(*path);
+      (void)service_.store().remove(path);
       if (inserted.error().code == ErrorCode::kAlreadyExists) {
         service_.counters().duplicates++;
         return fail(status::kDuplicateSopInstance,
@@ -219,15 +178,13 @@ class IngestSession final : public dicom::StoreSession {
     log()->debug("assoc={} event=instance_stored sop_instance_uid={} size={} duplicate={}",
                  association_id_, record.sop_instance_uid, size,
                  inserted->outcome != index::InsertOutcome::kInserted);
-    return {status::kSuccess, {}};
+    StoreOutcome done{status::kSuccess, {}};
+    done.study_instance_uid = record.study_instance_uid;  // the audit trail's per-study summary
+    return done;
   }
-
-  static constexpr std::uint64_t kHashStep = 256 * 1024;  ///< hand work to the hasher this often
 
   IngestService& service_;
   storage::SpoolFile spool_;
-  std::shared_ptr<BackgroundDigest> digest_;
-  std::uint64_t hash_scheduled_ = 0;
   dicom::StoreRequest request_;
   std::uint64_t association_id_;
   std::optional<core::Error> error_;
@@ -243,19 +200,9 @@ IngestService::IngestService(storage::Store& store, index::Index& index,
       duplicates_(duplicates),
       committer_([this](const auto& batch) {
         counters_.commit_groups++;
-        std::vector<std::string> paths;
         std::vector<index::InstanceRecord> records;
-        paths.reserve(batch.size());
         records.reserve(batch.size());
-        for (const auto* slot : batch) {
-          paths.push_back(slot->request->storage_path);
-          records.push_back(*slot->request);
-        }
-        // Directory entries first: a committed row must never point at a name a crash can lose.
-        if (auto synced = store_.sync_directories(paths); !synced.ok()) {
-          for (auto* slot : batch) slot->response = synced.error();
-          return;
-        }
+        for (const auto* slot : batch) records.push_back(*slot->request);
         auto results = index_.insert_instances(records, duplicate_policy());
         for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->response = std::move(results[i]);
       }) {}
@@ -291,10 +238,7 @@ core::Result<std::unique_ptr<dicom::StoreSession>> IngestService::begin(
   if (!dicom::is_storage_sop_class(request.sop_class_uid)) {
     return core::make_error(ErrorCode::kUnsupported, "not a storage SOP class");
   }
-  GW_ASSIGN_OR_RETURN(auto spool, store_.begin(/*inline_digest=*/false));
-  GW_ASSIGN_OR_RETURN(auto fd, spool.dup_fd());
-  GW_ASSIGN_OR_RETURN(auto sha, storage::Sha256::create());
-  auto digest = std::make_shared<BackgroundDigest>(std::move(fd), std::move(sha));
+  GW_ASSIGN_OR_RETURN(auto spool, store_.begin());
   dicom::FileMeta meta;
   meta.media_storage_sop_class_uid = request.sop_class_uid;
   meta.media_storage_sop_instance_uid = request.sop_instance_uid;
@@ -305,7 +249,7 @@ core::Result<std::unique_ptr<dicom::StoreSession>> IngestService::begin(
   GW_RETURN_IF_ERROR(spool.write(dicom::encode_file_meta(meta)));
   dicom::StoreRequest copy = request;
   return std::unique_ptr<dicom::StoreSession>(new IngestSession(
-      *this, std::move(spool), std::move(digest), std::move(copy), request.association->id));
+      *this, std::move(spool), std::move(copy), request.association->id));
 }
 
 }  // namespace gw::app

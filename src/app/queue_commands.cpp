@@ -243,7 +243,9 @@ int queue_retry(index::Index& index, const QueueRetryArgs& args, std::int64_t no
                 std::ostream& out, std::ostream& err) {
   if (auto usage = retry_usage_error(args)) return usage_error(*usage, err);
   if (args.dead) {
-    auto n = index.retry_dead_outbox(args.destination, now_ms);
+    const auto event = cli_event("queue.retry", "queue:dead",
+                                 {{"destination", args.destination}, {"state", "dead"}}, now_ms);
+    auto n = index.retry_dead_outbox(args.destination, now_ms, &event);
     if (!n.ok()) return fail(n.error(), err);
     const std::string where = args.destination.empty() ? "" : " to " + args.destination;
     if (*n == 0) {
@@ -256,7 +258,8 @@ int queue_retry(index::Index& index, const QueueRetryArgs& args, std::int64_t no
   }
   int rc = 0;
   for (auto id : args.ids) {
-    if (auto st = index.retry_outbox(id, now_ms); !st.ok()) {
+    const auto event = cli_event("queue.retry", "queue:" + std::to_string(id), {}, now_ms);
+    if (auto st = index.retry_outbox(id, now_ms, &event); !st.ok()) {
       rc = std::max(rc, report_refused(id, st.error(), "retry", err));
     } else {
       out << id << ": queued again, due now\n";
@@ -270,7 +273,9 @@ int queue_delete(index::Index& index, const QueueDeleteArgs& args, std::ostream&
   if (auto usage = delete_usage_error(args)) return usage_error(*usage, err);
   int rc = 0;
   for (auto id : args.ids) {
-    if (auto st = index.delete_outbox(id); !st.ok()) {
+    const auto event =
+        cli_event("queue.delete", "queue:" + std::to_string(id), {}, wall_clock_ms());
+    if (auto st = index.delete_outbox(id, &event); !st.ok()) {
       rc = std::max(rc, report_refused(id, st.error(), "delete", err));
     } else {
       out << id << ": deleted\n";

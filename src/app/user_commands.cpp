@@ -31,7 +31,6 @@ using index::ApiToken;
 using index::AuditEvent;
 using index::User;
 
-constexpr const char* kActor = "cli";
 constexpr std::int64_t kMaxTtlSeconds = 3650LL * 24 * 3600;
 constexpr std::size_t kMaxDescription = 200;
 
@@ -48,34 +47,6 @@ std::string local_time(std::int64_t epoch_ms) {
   char text[32];
   return std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S", &tm) == 0 ? std::to_string(epoch_ms)
                                                                          : std::string(text);
-}
-
-std::string user_name_of(uid_t uid) {
-  passwd pw{};
-  passwd* found = nullptr;
-  char buffer[4096];
-  if (::getpwuid_r(uid, &pw, buffer, sizeof buffer, &found) == 0 && found != nullptr) {
-    return found->pw_name;
-  }
-  return std::to_string(uid);
-}
-
-/// The audit row of a CLI change. The actor is "cli"; details say which local account ran it
-/// (and who sudo says asked: informative only, the environment is the caller's).
-AuditEvent cli_event(std::string action, std::string target, nlohmann::ordered_json details,
-                     std::int64_t now_ms) {
-  details["os_user"] = user_name_of(::geteuid());
-  // NOLINTNEXTLINE(concurrency-mt-unsafe): the command line runs on one thread.
-  if (const char* sudo_user = std::getenv("SUDO_USER"); sudo_user != nullptr) {
-    details["sudo_user"] = sudo_user;
-  }
-  AuditEvent e;
-  e.at_ms = now_ms;
-  e.actor = kActor;
-  e.action = std::move(action);
-  e.target = std::move(target);
-  e.details = details.dump();
-  return e;
 }
 
 int usage_error(const std::string& message, std::ostream& err) {

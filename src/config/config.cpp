@@ -42,7 +42,8 @@ constexpr std::array<std::string_view, 6> kLimitsKeys = {
     "max_associations", "max_pdu_length", "max_associate_rq_length",
     "artim_timeout",    "idle_timeout",   "shutdown_grace"};
 constexpr std::array<std::string_view, 3> kStorageKeys = {"fsync", "encrypt", "duplicates"};
-constexpr std::array<std::string_view, 2> kDatabaseKeys = {"url", "encryption_key_env"};
+constexpr std::array<std::string_view, 4> kDatabaseKeys = {"url", "encryption_key_env",
+                                                            "password_file", "pool_size"};
 constexpr std::array<std::string_view, 4> kHttpKeys = {"enabled", "bind", "port", "tls"};
 constexpr std::array<std::string_view, 3> kHttpTlsKeys = {"enabled", "cert_file", "key_file"};
 constexpr std::array<std::string_view, 3> kAcmeKeys = {"certbot", "server", "renew_before_days"};
@@ -302,6 +303,11 @@ Database Reader::read_database(const Section& root) {
           fmt::format("expected an environment variable name (letters, digits, _), got `{}`", env));
     }
   }
+  // PostgreSQL: the password from a file (read at start, never logged) and the pool size.
+  if (read_path(s, "password_file", db.password_file)) {
+    check_readable(s.path("password_file"), db.password_file);
+  }
+  read_uint(s, "pool_size", 1, 64, db.pool_size);
   return db;
 }
 
@@ -478,6 +484,30 @@ core::Result<Config> parse_config(const std::string& yaml_text, const fs::path& 
   }
   if (!reader.issues().empty()) return fail(std::move(reader.issues()), issues);
   return config;
+}
+
+core::Result<StandaloneDestination> parse_destination(const std::string& text,
+                                                      const Config& context,
+                                                      const fs::path& base_dir,
+                                                      const std::string& path,
+                                                      std::vector<ConfigIssue>* issues) {
+  if (issues != nullptr) issues->clear();
+  detail::Reader reader(base_dir);
+  StandaloneDestination out;
+  try {
+    out = reader.read_standalone_destination(YAML::Load(text), path, context);
+  } catch (const YAML::ParserException& e) {
+    reader.add(path, fmt::format("syntax error at line {}, column {}: {}", e.mark.line + 1,
+                                 e.mark.column + 1, e.msg));
+  } catch (const std::exception& e) {
+    reader.add(path, fmt::format("cannot read the destination: {}", e.what()));
+  }
+  if (!reader.issues().empty()) {
+    std::string message = format_issues(reader.issues());
+    if (issues != nullptr) *issues = std::move(reader.issues());
+    return core::make_error(core::ErrorCode::kConfig, std::move(message));
+  }
+  return out;
 }
 
 core::Result<Config> load_config(const fs::path& file, std::vector<ConfigIssue>* issues) {

@@ -136,6 +136,10 @@ struct Route {
   std::vector<std::string> destinations;
   bool continue_matching = false;  ///< YAML key `continue`
   bool is_default = false;  ///< YAML `default: true`: applies only when no other route matched
+  /// Not from the file: an API destination's `match` (ADR 005). Tried after every other route,
+  /// whatever matched before, and never counts as a match for the default route, so it adds a
+  /// destination without changing where the file's routes send anything.
+  bool independent = false;
 };
 
 enum class DuplicatePolicy { kKeepFirst, kOverwrite, kReject };
@@ -149,6 +153,9 @@ struct Storage {
 struct Database {
   std::string url;  ///< "" = sqlite index.db in data_dir; "sqlite:///path"; "postgresql://…"
   std::string encryption_key_env = "DICOM_GW_DB_ENCRYPTION_KEY";
+  /// PostgreSQL: a file whose first line is the password (overrides the URL's and PGPASSWORD).
+  std::filesystem::path password_file;
+  std::size_t pool_size = 8;  ///< PostgreSQL: connections at most, 1-64
 };
 
 struct HttpTls {
@@ -217,6 +224,24 @@ struct ConfigIssue {
 std::string_view to_string(TlsProfile profile);
 std::string_view to_string(PeerCertificate policy);
 std::string_view to_string(DuplicatePolicy policy);
+
+/// A destination on its own, outside `destinations:` (the REST API's, stored in the index): the
+/// keys of a `destinations:` entry plus an optional `match` with a route's grammar.
+struct StandaloneDestination {
+  Destination destination;
+  std::optional<RouteMatch> match;  ///< nullopt: no `match` key (receives nothing by routing)
+};
+
+/// Checks one destination exactly as load_config checks an entry of `destinations:`, and its
+/// `match` as a route's (tag keywords are resolved later, by queue::RoutingTable::compile).
+/// `text`: a YAML or JSON mapping. `context` gives the listener names `match.listener` may use
+/// and the `retry:` defaults; relative paths resolve against `base_dir`. Issue paths start
+/// with `path` ("" gives "port", "match.calling_ae[0]"). Names are not checked for clashes.
+core::Result<StandaloneDestination> parse_destination(const std::string& text,
+                                                      const Config& context,
+                                                      const std::filesystem::path& base_dir,
+                                                      const std::string& path,
+                                                      std::vector<ConfigIssue>* issues = nullptr);
 
 /// Loads and validates; on failure the error message lists every issue, one per line, and
 /// `issues` (when given) receives them individually.

@@ -87,6 +87,10 @@ class Reader {
   std::vector<ConfigIssue>& issues() { return issues_; }
 
   Config read(const YAML::Node& root);
+  /// A destination on its own with an optional `match` (parse_destination).
+  StandaloneDestination read_standalone_destination(const YAML::Node& node,
+                                                    const std::string& path,
+                                                    const Config& context);
 
  private:
   friend class Section;
@@ -140,6 +144,8 @@ class Reader {
   bool read_retry_keys(const Section& s, Retry& retry);
   Forwarding read_forwarding(const Section& root);
   std::vector<Destination> read_destinations(const Section& root, const Retry& defaults);
+  /// One entry of `destinations:` (also a standalone one: parse_destination).
+  Destination read_destination(const Section& s, const Retry& defaults);
   std::vector<Route> read_routes(const Section& root, const std::vector<Listener>& listeners);
   std::optional<RouteMatch> read_route_match(const Section& m,
                                              const std::vector<Listener>& listeners);

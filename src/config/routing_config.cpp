@@ -114,41 +114,68 @@ std::vector<Destination> Reader::read_destinations(const Section& root, const Re
   for (const auto& item : *list) {
     Section s(*this, item, index_path("destinations", index++), kDestinationKeys);
     if (!s.valid()) continue;
-    Destination d;
-    if (require(s, "name")) read_non_empty(s, "name", d.name);
-    if (require(s, "ae_title")) read_ae_title(s, "ae_title", d.ae_title);
-    if (require(s, "host")) read_non_empty(s, "host", d.host);
-    if (require(s, "port")) read_port(s, "port", 1, d.port);
-    read_ae_title(s, "calling_ae_title", d.calling_ae_title);
-    read_bool(s, "tls_enabled", d.tls_enabled);
-    read_path(s, "tls_cert_path", d.tls_cert_path);
-    read_path(s, "tls_key_path", d.tls_key_path);
-    read_path(s, "tls_ca_path", d.tls_ca_path);
-    read_bool(s, "verify_hostname", d.verify_hostname);
-    read_uint(s, "max_associations", 1, kU32Max, d.max_associations);
-    read_enum<TlsProfile>(s, "tls_profile", kTlsProfiles, d.tls_profile);
-    d.retry = defaults;
-    Section r(*this, s.value("retry").value_or(YAML::Node()), s.path("retry"), kRetryKeys);
-    if (read_retry_keys(r, d.retry) && d.retry.initial_backoff > d.retry.max_backoff) {
-      add(r.path(), fmt::format("initial_backoff ({}s) must not be longer than max_backoff ({}s)",
-                                d.retry.initial_backoff.count(), d.retry.max_backoff.count()));
-    }
-    if (d.tls_enabled) {
-      check_required_file(s, "tls_ca_path", d.tls_ca_path,
-                          "when tls_enabled is true (the CAs that sign the destination)");
-      const bool has_cert = !d.tls_cert_path.empty();
-      const bool has_key = !d.tls_key_path.empty();
-      if (has_cert && !has_key) {
-        add(s.path("tls_key_path"), "is required when tls_cert_path is set");
-      } else if (has_key && !has_cert) {
-        add(s.path("tls_cert_path"), "is required when tls_key_path is set");
-      }
-      if (has_cert) check_readable(s.path("tls_cert_path"), d.tls_cert_path);
-      if (has_key) check_readable(s.path("tls_key_path"), d.tls_key_path);
-    }
-    destinations.push_back(std::move(d));
+    destinations.push_back(read_destination(s, defaults));
   }
   return destinations;
+}
+
+Destination Reader::read_destination(const Section& s, const Retry& defaults) {
+  Destination d;
+  if (require(s, "name")) read_non_empty(s, "name", d.name);
+  if (require(s, "ae_title")) read_ae_title(s, "ae_title", d.ae_title);
+  if (require(s, "host")) read_non_empty(s, "host", d.host);
+  if (require(s, "port")) read_port(s, "port", 1, d.port);
+  read_ae_title(s, "calling_ae_title", d.calling_ae_title);
+  read_bool(s, "tls_enabled", d.tls_enabled);
+  read_path(s, "tls_cert_path", d.tls_cert_path);
+  read_path(s, "tls_key_path", d.tls_key_path);
+  read_path(s, "tls_ca_path", d.tls_ca_path);
+  read_bool(s, "verify_hostname", d.verify_hostname);
+  read_uint(s, "max_associations", 1, kU32Max, d.max_associations);
+  read_enum<TlsProfile>(s, "tls_profile", kTlsProfiles, d.tls_profile);
+  d.retry = defaults;
+  Section r(*this, s.value("retry").value_or(YAML::Node()), s.path("retry"), kRetryKeys);
+  if (read_retry_keys(r, d.retry) && d.retry.initial_backoff > d.retry.max_backoff) {
+    add(r.path(), fmt::format("initial_backoff ({}s) must not be longer than max_backoff ({}s)",
+                              d.retry.initial_backoff.count(), d.retry.max_backoff.count()));
+  }
+  if (d.tls_enabled) {
+    check_required_file(s, "tls_ca_path", d.tls_ca_path,
+                        "when tls_enabled is true (the CAs that sign the destination)");
+    const bool has_cert = !d.tls_cert_path.empty();
+    const bool has_key = !d.tls_key_path.empty();
+    if (has_cert && !has_key) {
+      add(s.path("tls_key_path"), "is required when tls_cert_path is set");
+    } else if (has_key && !has_cert) {
+      add(s.path("tls_cert_path"), "is required when tls_key_path is set");
+    }
+    if (has_cert) check_readable(s.path("tls_cert_path"), d.tls_cert_path);
+    if (has_key) check_readable(s.path("tls_key_path"), d.tls_key_path);
+  }
+  return d;
+}
+
+StandaloneDestination Reader::read_standalone_destination(const YAML::Node& node,
+                                                          const std::string& path,
+                                                          const Config& context) {
+  StandaloneDestination out;
+  // The keys of a `destinations:` entry, plus a route's `match`.
+  std::vector<std::string_view> keys(kDestinationKeys.begin(), kDestinationKeys.end());
+  keys.push_back("match");
+  Section s(*this, node, path, keys);
+  if (!node.IsDefined() || node.IsNull()) {
+    add(path, "expected a mapping of destination keys");
+    return out;
+  }
+  if (!s.valid()) return out;
+  out.destination = read_destination(s, context.retry);
+  if (auto match_node = s.value("match")) {
+    Section m(*this, *match_node, s.path("match"), kMatchKeys);
+    if (m.valid()) {
+      if (auto match = read_route_match(m, context.listeners)) out.match = std::move(*match);
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -27,36 +27,44 @@ asio::awaitable<std::invoke_result_t<F&>> run_blocking(asio::any_io_executor poo
       pool, [&work]() -> asio::awaitable<R> { co_return work(); }, asio::use_awaitable);
 }
 
-/// Decides whether an A-ASSOCIATE-RQ may proceed; fills `why` with plain words when not.
-std::optional<AssociateRj> check_policy(const AssociateRq& rq, const AssociationInfo& info,
-                                        const ScpPolicy& policy, std::string& why) {
-  auto reject = [](RejectResult result, RejectSource source, std::uint8_t reason) {
-    return AssociateRj{result, source, reason};
+/// A refusal: what the peer is told, the label it is counted under, and plain words.
+struct Rejection {
+  AssociateRj rj;
+  RejectCategory category = RejectCategory::kOther;
+  std::string why;
+};
+
+/// Decides whether an A-ASSOCIATE-RQ may proceed.
+std::optional<Rejection> check_policy(const AssociateRq& rq, const AssociationInfo& info,
+                                      const ScpPolicy& policy) {
+  auto reject = [](RejectResult result, RejectSource source, std::uint8_t reason,
+                   RejectCategory category, std::string why) {
+    return Rejection{AssociateRj{result, source, reason}, category, std::move(why)};
   };
   if (rq.application_context != kApplicationContextName) {
-    why = "application context not supported";
     return reject(RejectResult::kPermanent, RejectSource::kServiceUser,
-                  reject_reason::kApplicationContextNotSupported);
+                  reject_reason::kApplicationContextNotSupported, RejectCategory::kOther,
+                  "application context not supported");
   }
   if ((rq.protocol_version & 0x0001) == 0) {
-    why = "protocol version not supported";
     return reject(RejectResult::kPermanent, RejectSource::kServiceProviderAcse,
-                  reject_reason::kProtocolVersionNotSupported);
+                  reject_reason::kProtocolVersionNotSupported, RejectCategory::kOther,
+                  "protocol version not supported");
   }
   if (!policy.calling_ae_titles.empty() && !listed(policy.calling_ae_titles, rq.calling_ae)) {
-    why = "calling AE title not in accept.calling_ae_titles";
     return reject(RejectResult::kPermanent, RejectSource::kServiceUser,
-                  reject_reason::kCallingAeNotRecognized);
+                  reject_reason::kCallingAeNotRecognized, RejectCategory::kCallingAeNotAllowed,
+                  "calling AE title not in accept.calling_ae_titles");
   }
   if (!policy.called_ae_titles.empty() && !listed(policy.called_ae_titles, rq.called_ae)) {
-    why = "called AE title not in accept.called_ae_titles";
     return reject(RejectResult::kPermanent, RejectSource::kServiceUser,
-                  reject_reason::kCalledAeNotRecognized);
+                  reject_reason::kCalledAeNotRecognized, RejectCategory::kCalledAeUnknown,
+                  "called AE title not in accept.called_ae_titles");
   }
   if (!info.tls && listed(policy.require_tls_for, rq.calling_ae)) {
-    why = "calling AE title must use TLS (accept.require_tls_for)";
     return reject(RejectResult::kPermanent, RejectSource::kServiceUser,
-                  reject_reason::kCallingAeNotRecognized);
+                  reject_reason::kCallingAeNotRecognized, RejectCategory::kTlsRequired,
+                  "calling AE title must use TLS (accept.require_tls_for)");
   }
   return std::nullopt;
 }
@@ -67,6 +75,7 @@ asio::awaitable<bool> handle_store(Association& assoc, const Command& rq, std::u
   const PresentationContext* pc = assoc.context(pcid);
   StoreOutcome outcome;
   std::unique_ptr<StoreSession> session;
+  std::uint64_t data_set_bytes = 0;
   if (!rq.has_data_set()) {
     outcome = {status::kCannotUnderstand, "C-STORE-RQ without a data set"};
   } else if (pc == nullptr || pc->abstract_syntax != rq.affected_sop_class_uid) {
@@ -96,26 +105,102 @@ asio::awaitable<bool> handle_store(Association& assoc, const Command& rq, std::u
       co_return false;  // the session's destructor removes the partial spool file
     }
     ctx.counters().bytes_received += *received;
+    data_set_bytes = *received;
   }
   if (session) {
     auto finish = [&session]() { return session->finish(); };
     outcome = co_await run_blocking(ctx.worker_pool(), finish);
     session.reset();
   }
-  if (outcome.status == status::kSuccess ||
-      categorize(outcome.status) == StatusCategory::kWarning) {
+  const bool stored =
+      outcome.status == status::kSuccess || categorize(outcome.status) == StatusCategory::kWarning;
+  if (stored) {
     ctx.counters().stores_ok++;
   } else {
     ctx.counters().stores_failed++;
     log()->warn("assoc={} event=store_failed sop_instance_uid={} status=0x{:04X} reason=\"{}\"",
                 info.id, rq.affected_sop_instance_uid, outcome.status, outcome.error_comment);
   }
+  if (auto* observer = ctx.observer()) {
+    InstanceOutcome seen;
+    seen.sop_class_uid = rq.affected_sop_class_uid;
+    seen.sop_instance_uid = rq.affected_sop_instance_uid;
+    seen.study_instance_uid = std::move(outcome.study_instance_uid);
+    seen.bytes = data_set_bytes;
+    seen.status = outcome.status;
+    seen.stored = stored;
+    observer->instance_received(info, seen);
+  }
   auto sent = co_await assoc.send_command(
       pcid, make_c_store_rsp(rq, outcome.status, outcome.error_comment));
   co_return sent.ok();
 }
 
+/// Counts a refusal, logs it and tells the observer.
+void note_rejection(ScpContext& ctx, const AssociationInfo& info, const Rejection& r) {
+  ctx.counters().associations_rejected++;
+  ctx.counters().rejected_by_category[static_cast<std::size_t>(r.category)]++;
+  log()->warn(
+      "assoc={} listener={} peer={} calling_ae={} called_ae={} event=association_rejected "
+      "category={} reason=\"{}\" rj=\"{}\"",
+      info.id, info.listener, info.peer_address, info.calling_ae, info.called_ae,
+      to_string(r.category), r.why, describe(r.rj));
+  if (auto* observer = ctx.observer()) observer->association_rejected(info, r.category, r.why);
+}
+
+/// Counts a failed TLS handshake under its label, logs it and tells the observer.
+void note_handshake_failure(ScpContext& ctx, const std::string& listener, const std::string& peer,
+                            const tls::VerifyFailure& verify, const core::Error& error) {
+  const auto reason = tls::classify_handshake(verify, error.message);
+  ctx.counters().tls_handshake_failures++;
+  ctx.counters().tls_failures_by_reason[static_cast<std::size_t>(reason)]++;
+  // A connection that closes before saying anything is a port probe or health check: it is
+  // counted (under "other") but neither warned about nor audited.
+  const bool probe = error.code == core::ErrorCode::kIo;
+  log()->log(probe ? spdlog::level::info : spdlog::level::warn,
+             "listener={} peer={} event=tls_handshake_failed category={} reason=\"{}\"", listener,
+             peer, tls::to_string(reason), error.message);
+  auto* observer = ctx.observer();
+  if (observer == nullptr || probe) return;
+  AssociationInfo info;
+  info.listener = listener;
+  info.peer_address = peer;
+  info.tls = true;
+  if (verify.failed() && verify.depth == 0) info.tls_subject = verify.subject;
+  observer->tls_handshake_failed(info, reason, error.message);
+}
+
 }  // namespace
+
+std::string_view to_string(RejectCategory category) {
+  switch (category) {
+    case RejectCategory::kCallingAeNotAllowed:
+      return "calling_ae_not_allowed";
+    case RejectCategory::kCalledAeUnknown:
+      return "called_ae_unknown";
+    case RejectCategory::kTlsRequired:
+      return "tls_required";
+    case RejectCategory::kPeerBinding:
+      return "peer_binding";
+    case RejectCategory::kLocalLimit:
+      return "local_limit";
+    case RejectCategory::kOther:
+      break;
+  }
+  return "other";
+}
+
+std::string_view to_string(AssociationEnd end) {
+  switch (end) {
+    case AssociationEnd::kReleased:
+      return "released";
+    case AssociationEnd::kAborted:
+      return "aborted";
+    case AssociationEnd::kError:
+      break;
+  }
+  return "error";
+}
 
 // ---- ScpContext --------------------------------------------------------------------------------
 
@@ -192,39 +277,31 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
   info.calling_ae = rq->calling_ae;
   info.called_ae = rq->called_ae;
 
-  std::string why;
-  auto rj = check_policy(*rq, info, ctx.policy(), why);
-  if (!rj) {
+  auto rejection = check_policy(*rq, info, ctx.policy());
+  if (!rejection) {
     if (auto refused =
             tls::check_peer_identity(ctx.policy().peers, info.calling_ae, info.tls_peer)) {
       ctx.counters().associations_rejected_identity++;
-      why = std::move(*refused);
-      rj = AssociateRj{RejectResult::kPermanent, RejectSource::kServiceUser,
-                       reject_reason::kCallingAeNotRecognized};
+      rejection = Rejection{AssociateRj{RejectResult::kPermanent, RejectSource::kServiceUser,
+                                        reject_reason::kCallingAeNotRecognized},
+                            RejectCategory::kPeerBinding, std::move(*refused)};
     }
   }
-  bool have_slot = false;
-  if (!rj && ctx.stopping()) {
-    why = "shutting down";
-    rj = AssociateRj{RejectResult::kTransient, RejectSource::kServiceProviderPresentation,
-                     reject_reason::kTemporaryCongestion};
+  if (!rejection && ctx.stopping()) {
+    rejection =
+        Rejection{AssociateRj{RejectResult::kTransient, RejectSource::kServiceProviderPresentation,
+                              reject_reason::kTemporaryCongestion},
+                  RejectCategory::kOther, "shutting down"};
   }
-  if (!rj) {
-    have_slot = ctx.try_acquire_slot();
-    if (!have_slot) {
-      why = "max_associations reached";
-      rj = AssociateRj{RejectResult::kTransient, RejectSource::kServiceProviderPresentation,
-                       reject_reason::kLocalLimitExceeded};
-    }
+  if (!rejection && !ctx.try_acquire_slot()) {
+    rejection =
+        Rejection{AssociateRj{RejectResult::kTransient, RejectSource::kServiceProviderPresentation,
+                              reject_reason::kLocalLimitExceeded},
+                  RejectCategory::kLocalLimit, "max_associations reached"};
   }
-  if (rj) {
-    ctx.counters().associations_rejected++;
-    log()->warn(
-        "assoc={} listener={} peer={} calling_ae={} called_ae={} event=association_rejected "
-        "reason=\"{}\" rj=\"{}\"",
-        info.id, info.listener, info.peer_address, info.calling_ae, info.called_ae, why,
-        describe(*rj));
-    co_await assoc.send_associate_rj(*rj);
+  if (rejection) {
+    note_rejection(ctx, info, *rejection);
+    co_await assoc.send_associate_rj(rejection->rj);
     co_return;
   }
   struct SlotGuard {
@@ -250,12 +327,24 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
       "contexts={}/{} event=association_accepted",
       info.id, info.listener, info.peer_address, info.calling_ae, info.called_ae, info.tls,
       info.tls_subject, assoc.contexts().size(), rq->contexts.size());
+  // However the loop below ends (even when the coroutine is destroyed at shutdown), the
+  // observer hears of it once, so the association's summary is written.
+  struct EndNotice {
+    AssociationObserver* observer;
+    const AssociationInfo& info;
+    AssociationEnd end = AssociationEnd::kError;
+    ~EndNotice() {
+      if (observer != nullptr) observer->association_ended(info, end);
+    }
+  } end_notice{ctx.observer(), info};
+  if (auto* observer = ctx.observer()) observer->association_accepted(info);
 
   std::uint64_t messages = 0;
   while (true) {
     idle = true;
     if (ctx.stopping()) {
       log()->info("assoc={} event=association_aborted reason=\"shutting down\"", info.id);
+      end_notice.end = AssociationEnd::kAborted;
       co_await assoc.abort(AbortSource::kServiceUser, abort_reason::kNotSpecified);
       break;
     }
@@ -269,6 +358,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
       if (incoming.error().code == core::ErrorCode::kTimeout && channel->timed_out()) {
         log()->info("assoc={} event=association_aborted reason=\"idle timeout\" messages={}",
                     info.id, messages);
+        end_notice.end = AssociationEnd::kAborted;
         co_await assoc.abort(AbortSource::kServiceProvider, abort_reason::kNotSpecified);
         break;
       }
@@ -279,12 +369,14 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
     }
     if (*incoming == Incoming::kReleaseRq) {
       co_await assoc.send_release_rp();
+      end_notice.end = AssociationEnd::kReleased;
       log()->info("assoc={} event=association_released messages={}", info.id, messages);
       break;
     }
     if (*incoming == Incoming::kAbort) {
       ctx.counters().associations_aborted++;
       log()->info("assoc={} event=association_aborted_by_peer messages={}", info.id, messages);
+      end_notice.end = AssociationEnd::kAborted;
       break;
     }
     ++messages;
@@ -331,19 +423,15 @@ asio::awaitable<void> serve_tls_connection(asio::ip::tcp::socket socket,
   const std::string peer = remote_endpoint_string(socket);
   auto channel = TlsChannel::create(std::move(socket), snapshot);
   if (!channel.ok()) {
-    ctx.counters().tls_handshake_failures++;
-    log()->error("listener={} peer={} event=tls_handshake_failed reason=\"{}\"", listener, peer,
-                 channel.error().message);
+    note_handshake_failure(ctx, listener, peer, {}, channel.error());
     co_return;
   }
   auto handshake = co_await (*channel)->handshake_server(ctx.policy().limits.artim);
   if (!handshake.ok()) {
-    ctx.counters().tls_handshake_failures++;
-    // A connection that closes before saying anything is a port probe or health check.
-    const auto level =
-        handshake.error().code == core::ErrorCode::kIo ? spdlog::level::info : spdlog::level::warn;
-    log()->log(level, "listener={} peer={} event=tls_handshake_failed reason=\"{}\"", listener,
-               peer, handshake.error().message);
+    // Under no_verify a verification failure was accepted: it is not why this one failed.
+    const tls::VerifyFailure verify =
+        snapshot->no_verify() ? tls::VerifyFailure{} : (*channel)->verify_failure();
+    note_handshake_failure(ctx, listener, peer, verify, handshake.error());
     (*channel)->close();
     co_return;
   }

@@ -6,6 +6,7 @@
 /// StoreService's blocking work (fsync, database commit) runs on the worker pool given in
 /// ScpContext, never on an I/O thread.
 
+#include <array>
 #include <asio.hpp>
 #include <atomic>
 #include <cstdint>
@@ -14,11 +15,13 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dicom/association.h"
 #include "dicom/negotiation.h"
 #include "tls/context.h"
+#include "tls/handshake_reason.h"
 #include "tls/peer_identity.h"
 
 namespace gw::dicom {
@@ -45,8 +48,14 @@ struct StoreRequest {
 };
 
 struct StoreOutcome {
+  StoreOutcome() = default;
+  StoreOutcome(std::uint16_t status_, std::string comment)
+      : status(status_), error_comment(std::move(comment)) {}
+
   std::uint16_t status = 0;
   std::string error_comment;  ///< for failures: plain words, no patient data
+  /// The stored instance's study (success only; for the audit trail's per-study summary).
+  std::string study_instance_uid;
 };
 
 /// One incoming instance. write() is called on the I/O thread for every fragment (it must be
@@ -79,6 +88,61 @@ struct ScpPolicy {
   NegotiationPolicy negotiation;
 };
 
+/// Why an association was refused, as a fixed label (metric dicom_gw_associations_rejected_total
+/// and the audit row). The A-ASSOCIATE-RJ result/source/reason say it in PS3.8's terms.
+enum class RejectCategory {
+  kCallingAeNotAllowed,  ///< accept.calling_ae_titles
+  kCalledAeUnknown,      ///< not our AE title (accept.called_ae_titles)
+  kTlsRequired,          ///< accept.require_tls_for, over plain TCP
+  kPeerBinding,          ///< `peers:`: the certificate may not use this calling AE title
+  kLocalLimit,           ///< max_associations reached
+  kOther,                ///< application context, protocol version, shutting down
+};
+inline constexpr std::size_t kRejectCategoryCount = 6;
+inline constexpr std::array<RejectCategory, kRejectCategoryCount> kRejectCategories = {
+    RejectCategory::kCallingAeNotAllowed, RejectCategory::kCalledAeUnknown,
+    RejectCategory::kTlsRequired,         RejectCategory::kPeerBinding,
+    RejectCategory::kLocalLimit,          RejectCategory::kOther};
+/// "calling_ae_not_allowed", "called_ae_unknown", "tls_required", "peer_binding",
+/// "local_limit", "other".
+std::string_view to_string(RejectCategory category);
+
+/// How an accepted association ended.
+enum class AssociationEnd { kReleased, kAborted, kError };
+/// "released" | "aborted" | "error".
+std::string_view to_string(AssociationEnd end);
+
+/// One C-STORE's result, as the audit trail summarises it (no patient data).
+struct InstanceOutcome {
+  std::string sop_class_uid;
+  std::string sop_instance_uid;
+  std::string study_instance_uid;  ///< "" when the data set was not understood
+  std::uint64_t bytes = 0;         ///< data set bytes received
+  std::uint16_t status = 0;        ///< the DIMSE status answered
+  bool stored = false;             ///< success or warning: the instance is kept
+};
+
+/// What happens on the listeners, for the audit trail (the app implements it; the dicom module
+/// knows nothing of the index). Called on I/O threads, from the association's strand: an
+/// implementation must return at once (queue the work), never wait for a disk or a database,
+/// and must not fail: nothing here may delay or fail a C-STORE.
+class AssociationObserver {
+ public:
+  virtual ~AssociationObserver() = default;
+  virtual void association_accepted(const AssociationInfo& info) = 0;
+  /// `info.calling_ae`/`called_ae` are set; `why`: plain words.
+  virtual void association_rejected(const AssociationInfo& info, RejectCategory category,
+                                    const std::string& why) = 0;
+  /// No association exists yet: `info` holds the listener, the peer address and, when the
+  /// peer sent a certificate that failed verification, its subject.
+  virtual void tls_handshake_failed(const AssociationInfo& info, tls::HandshakeReason reason,
+                                    const std::string& why) = 0;
+  /// After each C-STORE-RQ's outcome is known (before its response is sent).
+  virtual void instance_received(const AssociationInfo& info, const InstanceOutcome& outcome) = 0;
+  /// Once per accepted association, however it ended.
+  virtual void association_ended(const AssociationInfo& info, AssociationEnd end) = 0;
+};
+
 /// Counters the listener keeps (exported as metrics later).
 struct ScpCounters {
   std::atomic<std::uint64_t> associations_accepted{0};
@@ -91,6 +155,9 @@ struct ScpCounters {
   std::atomic<std::uint64_t> stores_failed{0};
   std::atomic<std::uint64_t> bytes_received{0};
   std::atomic<std::uint64_t> tls_handshake_failures{0};  ///< includes plain DICOM on a TLS port
+  /// The two above by label, indexed by the enums' values.
+  std::array<std::atomic<std::uint64_t>, kRejectCategoryCount> rejected_by_category{};
+  std::array<std::atomic<std::uint64_t>, tls::kHandshakeReasonCount> tls_failures_by_reason{};
 };
 
 /// Shared by every listener: policy, the store service, the worker pool, the live associations.
@@ -103,6 +170,9 @@ class ScpContext {
   StoreService& store() { return store_; }
   asio::any_io_executor worker_pool() { return worker_pool_; }
   ScpCounters& counters() { return counters_; }
+  /// Set once before the listeners start (null: nothing observes). Not owned.
+  void set_observer(AssociationObserver* observer) { observer_ = observer; }
+  AssociationObserver* observer() const { return observer_; }
 
   /// Stops new associations and asks live ones to finish their in-flight message and end.
   void begin_shutdown();
@@ -121,6 +191,7 @@ class ScpContext {
   StoreService& store_;
   asio::any_io_executor worker_pool_;
   ScpCounters counters_;
+  AssociationObserver* observer_ = nullptr;
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> active_{0};
   std::atomic<std::uint32_t> slots_{0};

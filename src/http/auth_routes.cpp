@@ -2,9 +2,17 @@
 // rate-limited per (user, address) and per address, never per user alone (rate_limiter.h), and
 // an unknown user costs the same argon2id verification as a wrong password, so timing does not
 // tell which names exist.
+//
+// Failed logins are audited ("auth.login_failed") through an AuditThrottle: the first failure of
+// a (user, address) is written at once, the next ones within a minute (refused by the rate
+// limiter or not) are folded into one row carrying their number ("attempts", "reasons"), written
+// when the minute has passed (on the next login request) or when the API stops. A brute force
+// costs the table a row a minute, and no attempt goes uncounted.
 #include <algorithm>
 #include <cctype>
+#include <memory>
 
+#include "audit/throttle.h"
 #include "core/log.h"
 #include "crypto/password.h"
 #include "http/params.h"
@@ -34,7 +42,45 @@ const std::string& dummy_hash() {
   return hash;
 }
 
-core::Result<Response> login(const ApiContext& ctx, const Request& request) {
+/// The failed-login rows of one route table; what is still folded is written when it goes
+/// away (the API stops), while the index is still there (HttpService, the fixtures).
+class LoginFailureAudit {
+ public:
+  explicit LoginFailureAudit(const ApiContext& ctx) : ctx_(ctx) {}
+  LoginFailureAudit(const LoginFailureAudit&) = delete;
+  LoginFailureAudit& operator=(const LoginFailureAudit&) = delete;
+  ~LoginFailureAudit() { write(throttle_.take_all()); }
+
+  /// A failed attempt of `who` (lower case) from the request's address.
+  void failed(const Request& request, const std::string& who, const std::string& username,
+              const std::string& reason) {
+    auto event =
+        audit_event(ctx_, request, "auth.login_failed", "user:" + username, {{"reason", reason}});
+    event.outcome = "failed";
+    const auto now = event.at_ms;
+    write(throttle_.record(who + "|" + request.client_ip, std::move(event)));
+    write(throttle_.take_due(now));
+  }
+
+  /// Folded attempts of other keys whose minute has passed.
+  void sweep() { write(throttle_.take_due(ctx_.now_ms())); }
+
+ private:
+  void write(const std::vector<index::AuditEvent>& rows) {
+    for (const auto& row : rows) {
+      if (auto id = ctx_.index.append_audit(row); !id.ok()) {
+        core::logger("http")->warn("event=audit_failed action=auth.login_failed reason=\"{}\"",
+                                   id.error().message);
+      }
+    }
+  }
+
+  const ApiContext& ctx_;
+  audit::AuditThrottle throttle_;
+};
+
+core::Result<Response> login(const ApiContext& ctx, LoginFailureAudit& failures,
+                             const Request& request) {
   GW_ASSIGN_OR_RETURN(Json body, json_body(request, {"username", "password", "ttl"}));
   GW_ASSIGN_OR_RETURN(auto username, optional_string(body, "username"));
   GW_ASSIGN_OR_RETURN(auto password, optional_string(body, "password"));
@@ -51,6 +97,7 @@ core::Result<Response> login(const ApiContext& ctx, const Request& request) {
   // Names are unique without regard to case: "Admin" and "admin" share one count.
   const std::string who = lower_case(*username);
   if (auto wait = ctx.login_limiter.blocked(who, request.client_ip)) {
+    failures.failed(request, who, *username, "rate_limited");
     core::logger("http")->warn("event=login_rate_limited peer={} retry_after_s={}",
                                request.peer_address, wait->count());
     Response r = error_response(429, "rate_limited",
@@ -75,17 +122,12 @@ core::Result<Response> login(const ApiContext& ctx, const Request& request) {
   }
   if (!reason.empty()) {
     ctx.login_limiter.record_failure(who, request.client_ip);
-    auto audit =
-        audit_event(ctx, request, "auth.login_failed", "user:" + *username, {{"reason", reason}});
-    audit.outcome = "failed";
-    if (auto id = ctx.index.append_audit(audit); !id.ok()) {
-      core::logger("http")->warn("event=audit_failed action=auth.login_failed reason=\"{}\"",
-                                 id.error().message);
-    }
+    failures.failed(request, who, *username, reason);
     // One answer for every reason: which names exist is not the client's business.
     return core::make_error(ErrorCode::kUnauthenticated, "invalid user name or password");
   }
   ctx.login_limiter.record_success(who, request.client_ip);
+  failures.sweep();
 
   if (crypto::password_needs_rehash(user->password_hash)) {
     // Stronger parameters than when it was set: store the new hash while we have the password.
@@ -106,8 +148,11 @@ core::Result<Response> login(const ApiContext& ctx, const Request& request) {
 
 std::vector<Route> auth_routes(ApiContext& ctx) {
   dummy_hash();  // computed once at start, not on the first unknown user's login
+  // Owned by the route's handler: it lives as long as the route table.
+  auto failures = std::make_shared<LoginFailureAudit>(ctx);
   return {
-      {"POST", "/api/v1/auth/token", std::nullopt, bind_handler(ctx, login),
+      {"POST", "/api/v1/auth/token", std::nullopt,
+       with_errors([&ctx, failures](const Request& r) { return login(ctx, *failures, r); }),
        "Exchange a user name and password for a bearer token"},
   };
 }

@@ -8,9 +8,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/result.h"
+#include "index/auth.h"
 
 namespace gw::http {
 
@@ -41,6 +43,18 @@ struct ScpSnapshot {
   std::uint64_t stores_failed = 0;
   std::uint64_t bytes_received = 0;
   std::uint64_t tls_handshake_failures = 0;
+  /// (label, count) for every label, zeros included: dicom::RejectCategory and
+  /// tls::HandshakeReason spelled as the metrics' `reason` label.
+  std::vector<std::pair<std::string, std::uint64_t>> rejected_by_reason;
+  std::vector<std::pair<std::string, std::uint64_t>> tls_failures_by_reason;
+};
+
+/// The background audit writer (DICOM activity rows, ADR 006).
+struct AuditSnapshot {
+  std::uint64_t written = 0;
+  std::uint64_t dropped = 0;  ///< queue full: lost rows
+  std::uint64_t failed = 0;   ///< the index refused them
+  std::uint64_t queued = 0;
 };
 
 struct IngestSnapshot {
@@ -74,6 +88,7 @@ struct GatewaySnapshot {
   std::optional<CertificateSnapshot> tls_certificate;
   ScpSnapshot scp;
   IngestSnapshot ingest;
+  AuditSnapshot audit;
   std::vector<DestinationSnapshot> destinations;  ///< configured ones, sorted by name
   /// The file system holding data_dir (statvfs); 0 when unknown.
   std::uint64_t storage_total_bytes = 0;
@@ -95,6 +110,15 @@ struct DestinationConfigSnapshot {
   std::string tls_cert_path;
   std::string tls_key_path;
   std::string tls_ca_path;
+  std::string source = "config";  ///< "config" (the file) | "api" (created through the API)
+  // API destinations only ("" otherwise): JSON object texts as given, and who made them.
+  // (Initialised, so aggregate initialisers written before these fields stay valid.)
+  std::string match{};  ///< a route's match; "" = none: nothing is routed to it
+  std::string retry{};  ///< the destination's own retry keys (seconds)
+  std::int64_t created_at_ms = 0;
+  std::string created_by{};
+  std::int64_t updated_at_ms = 0;
+  std::string updated_by{};
 };
 
 /// One problem that kept a reload from being applied ("routes[0].destinations[1]", "…").
@@ -111,6 +135,27 @@ struct ReloadOutcome {
   std::size_t destinations = 0;
   std::size_t routes = 0;
   std::vector<std::string> needs_restart;
+};
+
+/// A change to the destinations created through the API (/api/v1/destinations), which the
+/// gateway checks and applies under its reload lock: the index write and its audit row (one
+/// transaction), then the routing table and the forwarders, at once.
+struct DestinationEdit {
+  enum class Kind { kCreate, kUpdate, kDelete };
+  Kind kind = Kind::kCreate;
+  std::string name;   ///< update/delete: from the URL; create: from the body
+  std::string body;   ///< create/update: the request's JSON object, as text
+  bool force = false;  ///< delete: dead-letter queued rows instead of refusing (409)
+  index::AuditEvent audit;  ///< written with the change
+};
+
+/// The answer: `error` unset when applied. kConfig: `issues` holds every problem (422);
+/// kConflict/kAlreadyExists (409), kNotFound (404) say why in the message.
+struct DestinationEditOutcome {
+  std::optional<core::Error> error;
+  std::vector<ReloadIssue> issues;
+  std::optional<DestinationConfigSnapshot> destination;  ///< create/update: what now runs
+  std::int64_t dead_lettered = 0;                        ///< delete with force
 };
 
 /// A C-ECHO to a configured destination. `ok` only for a Success status; `status` is -1 when
@@ -147,6 +192,11 @@ class GatewayControl {
   /// Blocking (files, TLS contexts): call it from a thread that may block, not an I/O thread.
   virtual ReloadOutcome reload_config_file() {
     return {false, {{"", "this gateway cannot reload its configuration"}}, 0, 0, {}};
+  }
+  /// Creates, replaces or deletes an API destination (DestinationEdit). Blocking (files, the
+  /// index); serialised with config reloads.
+  virtual DestinationEditOutcome edit_destination(const DestinationEdit& /*edit*/) {
+    return {core::make_error(core::ErrorCode::kInternal, "no running gateway"), {}, {}, 0};
   }
   /// A C-ECHO to `destination` with its own settings (TLS included), bounded by `timeout`;
   /// nullopt when no such destination is configured. Blocks the calling thread until done.

@@ -1,10 +1,9 @@
 // /api/v1/queue: the outbox as operators see it (the same rows as `dicom-gw queue list`), with
-// retry and delete. The outbox calls take no audit event, so the audit row follows the change
-// (a crash in between loses the row, never the change). A retried row is due at once: the
-// gateway is told, so its forwarder does not sleep until its next timer.
+// retry and delete. Each change and its audit row are one transaction (the index takes the
+// AuditEvent). A retried row is due at once: the gateway is told, so its forwarder does not
+// sleep until its next timer.
 #include <cstdint>
 
-#include "core/log.h"
 #include "http/params.h"
 #include "http/routes.h"
 
@@ -86,18 +85,13 @@ core::Error outbox_error(const core::Error& e, std::int64_t id) {
   return index_error(e);
 }
 
-void audit_after(const ApiContext& ctx, const Request& request, const std::string& action,
-                 const index::OutboxItem& item) {
-  auto audit = audit_event(ctx, request, action, "queue:" + std::to_string(item.id),
-                           {{"destination", item.destination},
-                            {"sop_instance_uid", item.sop_instance_uid},
-                            {"previous_state", index::to_string(item.state)}});
-  if (auto id = ctx.index.append_audit(audit); !id.ok()) {
-    // The change is made; losing its audit row is logged loudly rather than reported as a
-    // failure the client would retry.
-    core::logger("http")->error("event=audit_failed action={} target=queue:{} reason=\"{}\"",
-                                action, item.id, id.error().message);
-  }
+/// The audit row of a change to `item` (as it was before), written with the change.
+index::AuditEvent queue_audit(const ApiContext& ctx, const Request& request,
+                              const std::string& action, const index::OutboxItem& item) {
+  return audit_event(ctx, request, action, "queue:" + std::to_string(item.id),
+                     {{"destination", item.destination},
+                      {"sop_instance_uid", item.sop_instance_uid},
+                      {"previous_state", index::to_string(item.state)}});
 }
 
 core::Result<index::OutboxItem> existing_item(const ApiContext& ctx, std::int64_t id) {
@@ -112,10 +106,10 @@ core::Result<index::OutboxItem> existing_item(const ApiContext& ctx, std::int64_
 core::Result<Response> retry_item(const ApiContext& ctx, const Request& request) {
   GW_ASSIGN_OR_RETURN(auto id, path_id(request, "id"));
   GW_ASSIGN_OR_RETURN(auto before, existing_item(ctx, id));
-  if (auto st = ctx.index.retry_outbox(id, ctx.now_ms()); !st.ok()) {
+  const auto audit = queue_audit(ctx, request, "queue.retry", before);
+  if (auto st = ctx.index.retry_outbox(id, ctx.now_ms(), &audit); !st.ok()) {
     return outbox_error(st.error(), id);
   }
-  audit_after(ctx, request, "queue.retry", before);
   if (ctx.control != nullptr) ctx.control->queue_changed(before.destination);
   GW_ASSIGN_OR_RETURN(auto after, existing_item(ctx, id));
   return json_response(200, item_json(after));
@@ -124,8 +118,10 @@ core::Result<Response> retry_item(const ApiContext& ctx, const Request& request)
 core::Result<Response> delete_item(const ApiContext& ctx, const Request& request) {
   GW_ASSIGN_OR_RETURN(auto id, path_id(request, "id"));
   GW_ASSIGN_OR_RETURN(auto before, existing_item(ctx, id));
-  if (auto st = ctx.index.delete_outbox(id); !st.ok()) return outbox_error(st.error(), id);
-  audit_after(ctx, request, "queue.delete", before);
+  const auto audit = queue_audit(ctx, request, "queue.delete", before);
+  if (auto st = ctx.index.delete_outbox(id, &audit); !st.ok()) {
+    return outbox_error(st.error(), id);
+  }
   return no_content();
 }
 

@@ -161,8 +161,17 @@ core::Result<Response> get_metrics(const ApiContext& ctx, const Request& request
   m.one("associations_rejected_identity_total", "counter",
         "Associations refused because the certificate does not match the calling AE title.",
         s.scp.associations_rejected_identity);
-  m.one("tls_handshake_failures_total", "counter",
-        "Failed TLS handshakes on the DICOM TLS listeners.", s.scp.tls_handshake_failures);
+  // Every label, zeros included, so a rate() over a reason that has not happened yet works.
+  m.family("associations_rejected_total", "counter",
+           "Associations refused (A-ASSOCIATE-RJ), by reason.");
+  for (const auto& [reason, count] : s.scp.rejected_by_reason) {
+    m.sample("associations_rejected_total", count, {{"reason", reason}});
+  }
+  m.family("tls_handshake_failures_total", "counter",
+           "Failed TLS handshakes on the DICOM TLS listeners, by reason.");
+  for (const auto& [reason, count] : s.scp.tls_failures_by_reason) {
+    m.sample("tls_handshake_failures_total", count, {{"reason", reason}});
+  }
   m.one("echoes_total", "counter", "C-ECHO requests answered.", s.scp.echoes);
   m.family("instances_received_total", "counter", "C-STORE requests by outcome.");
   m.sample("instances_received_total", s.scp.stores_ok, {{"outcome", "stored"}});
@@ -205,6 +214,13 @@ core::Result<Response> get_metrics(const ApiContext& ctx, const Request& request
           "Days until the DICOM TLS certificate expires (negative: expired).",
           s.tls_certificate->days_until_expiry);
   }
+  m.one("audit_dropped_total", "counter",
+        "Audit rows of DICOM activity dropped because the writer's queue was full.",
+        s.audit.dropped);
+  m.one("audit_write_failures_total", "counter", "Audit rows of DICOM activity the index refused.",
+        s.audit.failed);
+  m.one("audit_queue_depth", "gauge", "Audit rows waiting for the background writer.",
+        s.audit.queued);
   if (s.storage_total_bytes > 0) {
     m.one("storage_available_bytes", "gauge", "Free space for the data directory.",
           s.storage_available_bytes);

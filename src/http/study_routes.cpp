@@ -46,7 +46,7 @@ Json instance_json(const index::InstanceRecord& r) {
           {"transfer_syntax_uid", r.transfer_syntax_uid},
           {"instance_number", r.instance_number},
           {"size_bytes", r.size_bytes},
-          {"sha256", r.sha256},
+          {"digest", r.digest},
           {"received_at", time_or_null(r.received_at_ms)},
           {"calling_ae", r.calling_ae},
           {"called_ae", r.called_ae},

@@ -12,6 +12,7 @@
 
 #include "core/result.h"
 #include "index/auth.h"
+#include "index/destinations.h"
 #include "index/outbox.h"
 
 namespace gw::index {
@@ -27,7 +28,7 @@ struct InstanceRecord {
   std::string instance_number;
   std::int64_t size_bytes = 0;      ///< stored file size
   std::string storage_path;         ///< relative to data_dir
-  std::string sha256;               ///< of the data set bytes as received (hex)
+  std::string digest;  ///< of the stored file, "xxh128:<hex>" (storage/content_digest.h)
   std::int64_t received_at_ms = 0;  ///< Unix epoch milliseconds
   std::string calling_ae;
   std::string called_ae;
@@ -169,16 +170,20 @@ class Index {
   /// Graceful stop: every row `owner` holds goes back to kPending, due now, attempts count
   /// restored (the attempt never happened).
   virtual Status release_outbox_leases(const std::string& owner, std::int64_t now_ms) = 0;
+  // The operator's writes below take an optional AuditEvent inserted in the same transaction
+  // (null = not audited), as the user writes do: when the change fails, so does its row.
+
   /// Operator: a pending, dead or delivered row is made pending and due now, with its attempts
   /// count reset. last_status/last_error stay (why it failed) until the next attempt replaces
   /// them. kNotFound for no such row; kConflict while it is in flight.
-  virtual Status retry_outbox(std::int64_t id, std::int64_t now_ms) = 0;
+  virtual Status retry_outbox(std::int64_t id, std::int64_t now_ms, const AuditEvent* audit) = 0;
   /// Operator: retry_outbox for every dead row of `destination` (all destinations when empty),
   /// in one transaction. Returns how many rows were retried.
   virtual Result<std::int64_t> retry_dead_outbox(const std::string& destination,
-                                                 std::int64_t now_ms) = 0;
+                                                 std::int64_t now_ms,
+                                                 const AuditEvent* audit) = 0;
   /// Operator: removes a row that is not in flight. kNotFound / kConflict as above.
-  virtual Status delete_outbox(std::int64_t id) = 0;
+  virtual Status delete_outbox(std::int64_t id, const AuditEvent* audit) = 0;
   virtual Result<std::optional<OutboxItem>> find_outbox(std::int64_t id) = 0;
   virtual Result<std::vector<OutboxItem>> list_outbox(const OutboxQuery& query) = 0;
   /// One entry per destination that has any row, sorted by name.
@@ -234,13 +239,34 @@ class Index {
   /// kInvalidArgument.
   virtual Result<std::vector<AuditEvent>> list_audit(const AuditQuery& query) = 0;
 
+  // ---- API destinations (index/destinations.h) ----
+  // Writes take an optional AuditEvent inserted in the same transaction, as the user writes do.
+
+  /// Returns the new id. kAlreadyExists when the name is taken (without regard to case).
+  virtual Result<std::int64_t> create_destination(const ApiDestination& destination,
+                                                  const AuditEvent* audit) = 0;
+  /// Replaces every field of the destination with this name (found without regard to case)
+  /// except name, created_at_ms and created_by. kNotFound when there is none.
+  virtual Status update_destination(const ApiDestination& destination,
+                                    const AuditEvent* audit) = 0;
+  /// Removes it. Its pending and in-flight outbox rows: kConflict (nothing changes) unless
+  /// `force`, which makes them kDead with the reason "destination deleted" at now_ms. Returns
+  /// how many rows were made dead. kNotFound when there is no such destination.
+  virtual Result<std::int64_t> delete_destination(const std::string& name, bool force,
+                                                  std::int64_t now_ms,
+                                                  const AuditEvent* audit) = 0;
+  /// By name, without regard to case.
+  virtual Result<std::optional<ApiDestination>> find_destination(const std::string& name) = 0;
+  /// All, sorted by name.
+  virtual Result<std::vector<ApiDestination>> list_destinations() = 0;
+
   /// The schema version after migrations ran.
   virtual Result<int> schema_version() = 0;
 };
 
 /// Opens the index named by database.url: "" or "sqlite://" (index.db in data_dir),
-/// "sqlite:///abs/path.db", or ":memory:" for tests. Runs pending migrations. Other schemes are
-/// kUnsupported for now (PostgreSQL arrives with its backend).
+/// "sqlite:///abs/path.db", ":memory:" for tests, or "postgresql://…" (index/open.h has the
+/// options, e.g. a password file). Runs pending migrations. Other schemes are kUnsupported.
 /// `synchronous`: every commit is on stable storage before it returns (storage.fsync).
 Result<std::unique_ptr<Index>> open_index(const std::string& url,
                                           const std::filesystem::path& data_dir,

@@ -41,6 +41,9 @@ std::int64_t to_ms(std::chrono::seconds s) {
   return std::chrono::duration_cast<milliseconds>(s).count();
 }
 
+/// Serial numbers of association attempts, unique in the process (ForwardObserver).
+std::atomic<std::uint64_t> next_association_serial{0};
+
 Random default_random() {
   auto engine = std::make_shared<std::mt19937_64>(std::random_device{}());
   return [engine]() { return std::uniform_real_distribution<double>(0.0, 1.0)(*engine); };
@@ -56,6 +59,7 @@ struct Forwarder::Connection {
   SteadyClock::time_point idle_deadline;
   bool used = false;  ///< carried a whole batch already (may have gone stale while idle)
   std::uint64_t stores = 0;
+  std::uint64_t serial = 0;  ///< the association attempt under way (ForwardObserver); 0: none
 };
 
 /// The row updates of one batch, written on the worker pool while the next items are being
@@ -63,7 +67,10 @@ struct Forwarder::Connection {
 /// Strand only; flush() before destroying.
 class Forwarder::RowUpdates {
  public:
-  RowUpdates(Forwarder& forwarder) : f_(forwarder) {}
+  RowUpdates(Forwarder& forwarder, const Connection& conn) : f_(forwarder), conn_(conn) {}
+
+  /// The association attempt the batch's rows are being sent on now.
+  std::uint64_t serial() const { return conn_.serial; }
 
   void push(std::int64_t id, Decision decision) {
     pending_.push_back({id, std::move(decision)});
@@ -125,6 +132,7 @@ class Forwarder::RowUpdates {
   }
 
   Forwarder& f_;
+  const Connection& conn_;
   std::vector<Update> pending_;
   bool writing_ = false;
   StrandSignal done_;
@@ -132,13 +140,14 @@ class Forwarder::RowUpdates {
 
 Forwarder::Forwarder(asio::io_context& io, asio::any_io_executor worker_pool, index::Index& index,
                      std::filesystem::path data_dir, std::string owner, ForwarderSettings settings,
-                     Random random)
+                     Random random, ForwardObserver* observer)
     : strand_(asio::make_strand(io)),
       pool_(std::move(worker_pool)),
       index_(index),
       data_dir_(std::move(data_dir)),
       owner_(std::move(owner)),
       name_(settings.destination.name),
+      observer_(observer),
       random_(random ? std::move(random) : default_random()),
       settings_(std::make_shared<const ForwarderSettings>(std::move(settings))) {}
 
@@ -394,7 +403,7 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
   if (conn.assoc && conn.settings_generation != settings_generation_) {
     co_await close_connection(conn, "settings changed");
   }
-  RowUpdates updates(*this);
+  RowUpdates updates(*this, conn);
   // A failure that ends the batch: rows i.. share its reason and one jitter draw, so rows that
   // were claimed together stay together (the next claim takes them on one association instead
   // of one connection attempt per row); one log line for all, written by the caller.
@@ -439,6 +448,7 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
         log()->warn("event=association_failed destination={} rows={} reason=\"{}\"", name_,
                     items.size() - i, c.reason);
         finish_rest(c);
+        end_attempt(conn, c.reason);
         note_failure(c);
         break;
       }
@@ -464,12 +474,14 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
         may_be_stale = false;
         log()->info("event=association_lost destination={} reason=\"{}\" action=reconnect", name_,
                     rsp.error().message);
+        end_attempt(conn, rsp.error().message);
         continue;  // the same item, on a new association
       }
       const auto c = classify_association_failure(rsp.error());
       log()->warn("event=transfer_failed destination={} rows={} reason=\"{}\"", name_,
                   items.size() - i, c.reason);
       finish_rest(c);
+      end_attempt(conn, c.reason);
       note_failure(c);
       break;
     }
@@ -538,6 +550,7 @@ void Forwarder::finish(RowUpdates& updates, const index::OutboxItem& item, const
                   item.id, item.attempts, d.result.comment);
       break;
   }
+  if (observer_ != nullptr) observer_->row_finished(name_, updates.serial(), item, d);
   updates.push(item.id, std::move(d));
 }
 
@@ -585,6 +598,7 @@ asio::awaitable<core::Result<dicom::ScuOptions>> Forwarder::scu_options() {
 asio::awaitable<core::Status> Forwarder::open_connection(
     Connection& conn, std::vector<Pair> pairs, std::optional<dicom::AssociateRj>& rejection) {
   const auto generation = settings_generation_;
+  conn.serial = ++next_association_serial;  // an attempt, even if it fails below
   auto options = co_await scu_options();
   if (!options.ok()) co_return options.error();
   std::vector<dicom::PresentationContextRq> contexts;
@@ -604,6 +618,17 @@ asio::awaitable<core::Status> Forwarder::open_connection(
   conn.stores = 0;
   ++counters_.associations_opened;
   ++open_associations_;
+  if (observer_ != nullptr) {
+    ForwardAssociation a;
+    a.serial = conn.serial;
+    a.destination = name_;
+    a.host = options->host;
+    a.port = options->port;
+    a.calling_ae = options->calling_ae;
+    a.called_ae = options->called_ae;
+    a.tls = options->tls.has_value();
+    observer_->association_opened(a);
+  }
   log()->info(
       "event=association_opened destination={} host={} port={} tls={} calling_ae={} called_ae={} "
       "proposed={} accepted={}",
@@ -622,6 +647,13 @@ asio::awaitable<void> Forwarder::close_connection(Connection& conn, const char* 
   auto st = co_await assoc->release();
   log()->info("event=association_released destination={} instances={} reason=\"{}\"{}", name_,
               stores, why, st.ok() ? "" : " release_error=\"" + st.error().message + "\"");
+  end_attempt(conn, st.ok() ? std::string() : "release failed: " + st.error().message);
+}
+
+void Forwarder::end_attempt(Connection& conn, const std::string& error) {
+  if (conn.serial == 0) return;
+  if (observer_ != nullptr) observer_->association_ended(name_, conn.serial, error);
+  conn.serial = 0;
 }
 
 // ---- circuit breaker ---------------------------------------------------------------------------

@@ -45,6 +45,7 @@
 #include "config/config.h"
 #include "dicom/scu.h"
 #include "index/index.h"
+#include "queue/forward_observer.h"
 #include "queue/retry_policy.h"
 #include "queue/strand_signal.h"
 
@@ -83,10 +84,11 @@ class Forwarder {
   /// (ForwardingService uses "<node owner id>/<destination>"). start() gives back the rows this
   /// owner still holds (a previous run of this node crashed), so it must not be shared with a
   /// running forwarder. `random`: a uniform [0,1) source for the back-off jitter (default:
-  /// seeded from std::random_device).
+  /// seeded from std::random_device). `observer` (may be null, not owned) hears of every
+  /// association and row, for the audit trail.
   Forwarder(asio::io_context& io, asio::any_io_executor worker_pool, index::Index& index,
             std::filesystem::path data_dir, std::string owner, ForwarderSettings settings,
-            Random random = {});
+            Random random = {}, ForwardObserver* observer = nullptr);
   Forwarder(const Forwarder&) = delete;
   Forwarder& operator=(const Forwarder&) = delete;
   ~Forwarder();
@@ -135,6 +137,8 @@ class Forwarder {
   asio::awaitable<core::Status> open_connection(Connection& conn, std::vector<Pair> pairs,
                                                 std::optional<dicom::AssociateRj>& rejection);
   asio::awaitable<void> close_connection(Connection& conn, const char* why);
+  /// The association attempt of `conn` is over: tells the observer (once per attempt).
+  void end_attempt(Connection& conn, const std::string& error);
   asio::awaitable<core::Result<dicom::ScuOptions>> scu_options();
   asio::awaitable<core::Result<std::shared_ptr<const tls::TlsContext>>> tls_context();
   asio::awaitable<core::Status> probe_once();
@@ -162,6 +166,7 @@ class Forwarder {
   std::filesystem::path data_dir_;
   std::string owner_;
   std::string name_;
+  ForwardObserver* observer_;
 
   // Strand only.
   Random random_;

@@ -26,10 +26,11 @@ namespace gw::queue {
 class ForwardingService {
  public:
   /// Nothing runs until start(). `io` runs the forwarders' coroutines (their network I/O);
-  /// `worker_pool` their index calls and file reads.
+  /// `worker_pool` their index calls and file reads. `observer` (may be null, not owned, must
+  /// outlive the service) hears of every forwarder's associations and rows (audit trail).
   ForwardingService(asio::io_context& io, asio::any_io_executor worker_pool, index::Index& index,
                     std::filesystem::path data_dir, std::string owner_id,
-                    const config::Config& config);
+                    const config::Config& config, ForwardObserver* observer = nullptr);
   ForwardingService(const ForwardingService&) = delete;
   ForwardingService& operator=(const ForwardingService&) = delete;
   /// Call stop() (and let it finish) first, or destroy after the io_context is gone.
@@ -80,6 +81,7 @@ class ForwardingService {
   index::Index& index_;
   std::filesystem::path data_dir_;
   std::string owner_id_;
+  ForwardObserver* observer_;
   std::shared_ptr<State> state_;
 };
 

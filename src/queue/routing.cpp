@@ -235,7 +235,9 @@ core::Result<RoutingTable> RoutingTable::compile(const config::Config& config,
       compiled.destinations.push_back(static_cast<std::size_t>(it - names.begin()));
     }
     compiled.continue_matching = route.continue_matching;
-    if (!route.is_default) {
+    if (route.independent) {
+      table.independent_.push_back(std::move(compiled));
+    } else if (!route.is_default) {
       table.routes_.push_back(std::move(compiled));
     } else if (table.default_) {
       compiler.issues().push_back({path + ".default", "only one route may be the default"});
@@ -319,6 +321,9 @@ std::vector<std::string> RoutingTable::route(const RoutingInput& raw) const {
     if (!r.continue_matching) break;
   }
   if (!matched && default_) add_destinations(*default_, out);
+  for (const CompiledRoute& r : independent_) {
+    if (matches(r, in, peer_ptr)) add_destinations(r, out);
+  }
   return out;
 }
 

@@ -40,14 +40,15 @@ class RoutingTable {
 
   /// Destination names, each once, in route order. Routes are tried in order; the first that
   /// matches ends the search unless it has `continue: true`. The default route applies only
-  /// when no other route matched. No routes: no destinations.
+  /// when no other route matched. Independent routes (config::Route::independent) are tried
+  /// last, each on its own, and do not count as a match for the default. No routes: none.
   std::vector<std::string> route(const RoutingInput& in) const;
 
   /// Tags some rule looks at, sorted: what the instance parser must extract into
   /// RoutingInput::tags.
   const std::vector<std::uint32_t>& required_tags() const { return required_tags_; }
 
-  bool empty() const { return routes_.empty() && !default_; }
+  bool empty() const { return routes_.empty() && !default_ && independent_.empty(); }
 
  private:
   struct TagRule {
@@ -76,6 +77,7 @@ class RoutingTable {
 
   std::vector<CompiledRoute> routes_;     ///< in config order, the default route excluded
   std::optional<CompiledRoute> default_;  ///< at most one
+  std::vector<CompiledRoute> independent_;  ///< API destinations' matches, in order
   std::vector<std::string> destination_names_;
   std::vector<std::uint32_t> required_tags_;
   bool uses_source_ = false;  ///< parse the peer address only when some rule needs it

@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "core/log.h"
+#include "storage/file_ops.h"
 
 namespace gw::storage {
 namespace {
@@ -31,18 +32,6 @@ constexpr std::string_view kSpoolSuffix = ".part";
 constexpr std::string_view kStoredSuffix = ".dcm";
 /// Random names are 128 bits; a collision means a broken CSPRNG, so a few retries are plenty.
 constexpr int kNameAttempts = 8;
-
-std::string errno_text(int err) { return std::generic_category().message(err); }
-
-bool is_disk_full(int err) { return err == ENOSPC || err == EDQUOT || err == EFBIG; }
-
-/// Maps an errno to an Error: a full disk (or quota, or file-size limit) is kResourceExhausted so
-/// the SCP answers 0xA700; everything else is kIo.
-core::Error errno_error(int err, std::string_view what, const std::filesystem::path& path) {
-  std::string detail = std::string(what) + " " + path.string() + ": " + errno_text(err);
-  if (is_disk_full(err)) return make_error(ErrorCode::kResourceExhausted, "disk full: " + detail);
-  return make_error(ErrorCode::kIo, std::move(detail));
-}
 
 /// 32 lower-case hex characters from 16 CSPRNG bytes. Never derived from peer data.
 Result<std::string> random_hex_name() {
@@ -58,17 +47,6 @@ Result<std::string> random_hex_name() {
     out.push_back(kHex[b & 0x0f]);
   }
   return out;
-}
-
-/// fsync of a directory, so that entries created or renamed in it survive a crash.
-Status fsync_dir(const std::filesystem::path& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return errno_error(errno, "open directory", dir);
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) return errno_error(err, "fsync directory", dir);
-  return core::ok_status();
 }
 
 /// Creates `dir` with kDirMode. Sets `created` when this call made it.
@@ -183,12 +161,7 @@ Status SpoolFile::write(std::span<const std::uint8_t> bytes) {
       failed_ = true;
       return make_error(ErrorCode::kIo, "write " + path_.string() + ": no progress");
     }
-    if (digest_) {
-      if (auto st = digest_->update({p, static_cast<std::size_t>(n)}); !st.ok()) {
-        failed_ = true;
-        return st;
-      }
-    }
+    digest_.update({p, static_cast<std::size_t>(n)});
     p += n;
     left -= static_cast<std::size_t>(n);
     size_ += static_cast<std::uint64_t>(n);
@@ -203,14 +176,6 @@ Status SpoolFile::write(std::span<const std::uint8_t> bytes) {
   return core::ok_status();
 }
 
-std::string SpoolFile::sha256_hex() const { return digest_ ? digest_->hex() : std::string(); }
-
-Result<core::UniqueFd> SpoolFile::dup_fd() const {
-  if (fd_ < 0) return make_error(ErrorCode::kInternal, "spool file is not open");
-  const int fd = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) return errno_error(errno, "dup", path_);
-  return core::UniqueFd(fd);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Store
@@ -320,12 +285,7 @@ Result<std::vector<std::string>> Store::recovery_candidates() const {
   return out;
 }
 
-Result<SpoolFile> Store::begin(bool inline_digest) {
-  std::optional<Sha256> digest;
-  if (inline_digest) {
-    GW_ASSIGN_OR_RETURN(auto sha, Sha256::create());
-    digest.emplace(std::move(sha));
-  }
+Result<SpoolFile> Store::begin() {
   const auto spool = options_.data_dir / "spool";
   for (int attempt = 0; attempt < kNameAttempts; ++attempt) {
     GW_ASSIGN_OR_RETURN(std::string name, random_hex_name());
@@ -336,7 +296,6 @@ Result<SpoolFile> Store::begin(bool inline_digest) {
       return errno_error(errno, "create spool file", path);
     }
     SpoolFile file(fd, std::move(path));
-    file.digest_ = std::move(digest);
     file.early_writeback_ = options_.fsync;
     return file;
   }
@@ -344,25 +303,24 @@ Result<SpoolFile> Store::begin(bool inline_digest) {
 }
 
 Result<std::string> Store::commit(SpoolFile&& file) {
-  GW_ASSIGN_OR_RETURN(std::string path, publish(std::move(file)));
-  if (auto synced = sync_directories({path}); !synced.ok()) {
-    ::unlink(absolute(path).c_str());
+  GW_ASSIGN_OR_RETURN(PublishedFile published, publish(std::move(file)));
+  auto synced = sync_data(published);
+  if (synced.ok() && options_.fsync) synced = fsync_dir(absolute(published.path).parent_path());
+  if (!synced.ok()) {
+    ::unlink(absolute(published.path).c_str());
     return std::move(synced).error();
   }
-  return path;
+  return published.path;
 }
 
-Status Store::sync_directories(const std::vector<std::string>& relative_paths) {
-  if (!options_.fsync) return core::ok_status();
-  std::vector<std::filesystem::path> dirs;
-  for (const auto& p : relative_paths) dirs.push_back(absolute(p).parent_path());
-  std::sort(dirs.begin(), dirs.end());
-  dirs.erase(std::unique(dirs.begin(), dirs.end()), dirs.end());
-  for (const auto& dir : dirs) GW_RETURN_IF_ERROR(fsync_dir(dir));
+Status Store::sync_data(const PublishedFile& file) {
+  if (options_.fsync && ::fdatasync(file.fd.get()) != 0) {
+    return errno_error(errno, "fdatasync", absolute(file.path));
+  }
   return core::ok_status();
 }
 
-Result<std::string> Store::publish(SpoolFile&& file) {
+Result<PublishedFile> Store::publish(SpoolFile&& file) {
   // Own the file here: on every early return its destructor removes the spool file.
   SpoolFile f(std::move(file));
   if (f.fd_ < 0 || f.path_.empty()) {
@@ -370,10 +328,8 @@ Result<std::string> Store::publish(SpoolFile&& file) {
   }
   if (f.failed_) return make_error(ErrorCode::kIo, "commit of a spool file with a write error");
 
-  if (options_.fsync && ::fdatasync(f.fd_) != 0) return errno_error(errno, "fdatasync", f.path_);
-  int fd = std::exchange(f.fd_, -1);
-  if (::close(fd) != 0 && errno != EINTR) return errno_error(errno, "close", f.path_);
-
+  // Renamed while still open: the descriptor serves the caller's fdatasync, and the destructor
+  // of `f` (an early return) closes it.
   const auto storage = options_.data_dir / "storage";
   for (int attempt = 0; attempt < kNameAttempts; ++attempt) {
     GW_ASSIGN_OR_RETURN(std::string name, random_hex_name());
@@ -392,7 +348,8 @@ Result<std::string> Store::publish(SpoolFile&& file) {
     if (!renamed.ok()) return renamed.error();
     if (*renamed == RenameResult::kExists) continue;
     f.path_.clear();  // the spool entry is gone; the destructor must not touch it
-    return "storage/" + shard + "/" + file_name;
+    return PublishedFile{"storage/" + shard + "/" + file_name,
+                         core::UniqueFd(std::exchange(f.fd_, -1))};
   }
   return make_error(ErrorCode::kInternal, "could not pick a unique storage file name");
 }

@@ -17,7 +17,8 @@
 
 #include "core/result.h"
 #include "core/unique_fd.h"
-#include "storage/sha256.h"
+#include "storage/content_digest.h"
+#include "storage/directory_syncer.h"
 
 namespace gw::storage {
 
@@ -44,12 +45,9 @@ class SpoolFile {
   Status write(std::span<const std::uint8_t> bytes);
   std::uint64_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
-  /// SHA-256 of everything written so far, lower-case hex, when the file was begun with an
-  /// inline digest (computed incrementally by write()); empty otherwise.
-  std::string sha256_hex() const;
-  /// A second descriptor of the same open file (e.g. for a reader hashing behind the writer); it
-  /// stays valid after this SpoolFile is gone.
-  Result<core::UniqueFd> dup_fd() const;
+  /// Content digest of everything written so far ("xxh128:…", storage/content_digest.h),
+  /// computed by write() from the bytes as they pass: no second read of the file.
+  std::string digest() const { return digest_.text(); }
 
  private:
   friend class Store;
@@ -59,11 +57,17 @@ class SpoolFile {
   int fd_ = -1;
   std::filesystem::path path_;
   std::uint64_t size_ = 0;
-  std::optional<Sha256> digest_;
+  ContentDigest digest_;
   bool early_writeback_ = false;  ///< start write-back every kWritebackChunk (fsync on)
   std::uint64_t written_back_ = 0;
   static constexpr std::uint64_t kWritebackChunk = 8u << 20;
   bool failed_ = false;  ///< a write failed: the content is incomplete and must not be committed
+};
+
+/// A file renamed into storage/ (see Store::publish).
+struct PublishedFile {
+  std::string path;   ///< relative: "storage/<2 hex>/<32 hex>.dcm"
+  core::UniqueFd fd;  ///< still open, for sync_data()
 };
 
 class Store {
@@ -73,21 +77,23 @@ class Store {
   /// anything: kConflict) and removes leftover spool files.
   static Result<std::unique_ptr<Store>> create(const StoreOptions& options);
 
-  /// `inline_digest`: write() also feeds a SHA-256 (sha256_hex()); callers that hash elsewhere
-  /// pass false.
-  Result<SpoolFile> begin(bool inline_digest = true);
+  /// A new spool file; write() feeds its content digest.
+  Result<SpoolFile> begin();
 
   /// fdatasync (if fsync), rename into storage/, fsync the directory (if fsync). Returns the
   /// stored path relative to data_dir ("storage/ab/….dcm"). On failure the spool file is removed
   /// and nothing is left in storage/.
   Result<std::string> commit(SpoolFile&& file);
 
-  /// The first half of commit(): fdatasync (if fsync) and rename into storage/. The directory
-  /// entry is not yet durable: call sync_directories() before relying on the file (callers that
-  /// group several instances sync their directories once).
-  Result<std::string> publish(SpoolFile&& file);
-  /// fsyncs (if fsync) each distinct directory of the given stored paths.
-  Status sync_directories(const std::vector<std::string>& relative_paths);
+  /// The first step of commit(), for callers that overlap the flushes: renames the file into
+  /// storage/ and keeps it open. Neither its content nor its directory entry is durable yet:
+  /// call sync_data() and have directory_syncer() sync its directory before an index row may
+  /// name it. (A crash before then leaves a file without a row: recovery_candidates().)
+  Result<PublishedFile> publish(SpoolFile&& file);
+  /// fdatasync of a published file's content (if fsync).
+  Status sync_data(const PublishedFile& file);
+  /// Syncs the directories of published files (if fsync), in batches, on its own thread.
+  DirectorySyncer& directory_syncer() { return *directory_syncer_; }
 
   /// Removes a committed file (relative path as returned by commit). Missing file is not an error.
   Status remove(const std::string& relative_path);
@@ -104,7 +110,9 @@ class Store {
 
  private:
   Store(StoreOptions options, core::UniqueFd lock)
-      : options_(std::move(options)), lock_(std::move(lock)) {}
+      : options_(std::move(options)),
+        lock_(std::move(lock)),
+        directory_syncer_(std::make_unique<DirectorySyncer>(options_.fsync)) {}
 
  public:
   /// Marks the data directory as cleanly closed (see recovery_candidates()).
@@ -118,6 +126,7 @@ class Store {
                          ///< says "running" while open and "clean" after a clean close
   bool previous_run_unclean_ = false;
   std::filesystem::file_time_type previous_start_{};
+  std::unique_ptr<DirectorySyncer> directory_syncer_;
 };
 
 }  // namespace gw::storage

@@ -301,6 +301,19 @@ TEST_F(ApiTest, RoleByRouteMatrix) {
       return Call{path, ""};
     }
     if (key == "GET /api/v1/destinations/{name}") return Call{"/api/v1/destinations/PACS", ""};
+    // API destinations (admin): no match, so nothing is routed to them.
+    auto api_destination = [&](const std::string& name) {
+      return json{{"name", name}, {"ae_title", "MATRIX"}, {"host", "127.0.0.1"}, {"port", 104}}
+          .dump();
+    };
+    if (key == "POST /api/v1/destinations") {
+      return Call{path, api_destination("MATRIX_" + std::to_string(++made))};
+    }
+    if (key == "PUT /api/v1/destinations/{name}" || key == "DELETE /api/v1/destinations/{name}") {
+      const std::string name = method == "PUT" ? "MATRIX_PUT" : "MATRIX_DELETE";
+      api("POST", "/api/v1/destinations", {admin_, api_destination(name)});
+      return Call{"/api/v1/destinations/" + name, method == "PUT" ? api_destination(name) : ""};
+    }
     if (key == "POST /api/v1/destinations/{name}/echo") {
       return Call{"/api/v1/destinations/PACS/echo", ""};
     }
@@ -408,7 +421,9 @@ TEST_F(ApiTest, BruteForceIsRateLimitedWhileTheUserLogsInFromAnotherAddress) {
       login_from_other = true;
     }
   }
-  EXPECT_EQ(failed, 5);
+  // The first failure is written at once; the next ones (and the 429) are folded into one row
+  // per (user, address) and minute (tests/e2e/audit_test.cpp checks the count).
+  EXPECT_EQ(failed, 1);
   EXPECT_TRUE(login_from_other);
   // The audit filters: by user and by time.
   auto mine = api("GET", "/api/v1/audit?user=vic", {admin_}).body_json()["events"];

@@ -3,8 +3,8 @@
 // its source (by value when DCMTK re-encoded it, byte for byte when it was streamed).
 
 #include <gtest/gtest.h>
-#include <openssl/sha.h>
 #include <sqlite3.h>
+#include <xxhash.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -36,18 +36,19 @@ struct IndexRow {
   std::string sop_class_uid;
   std::string transfer_syntax_uid;
   std::string storage_path;
-  std::string sha256;
+  std::string digest;
 };
 
-/// SHA-256 (lower-case hex) of a whole file, computed here independently of the gateway.
-std::string sha256_of_file(const fs::path& file) {
+/// XXH3-128 of a whole file as `xxhsum -H2` prints it, prefixed "xxh128:", computed here
+/// with libxxhash directly, independently of the gateway's code.
+std::string digest_of_file(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
   const std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), md);
+  XXH128_canonical_t canonical;
+  XXH128_canonicalFromHash(&canonical, XXH3_128bits(bytes.data(), bytes.size()));
   static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : md) {
+  std::string out = "xxh128:";
+  for (unsigned char c : canonical.digest) {
     out.push_back(kHex[c >> 4]);
     out.push_back(kHex[c & 0x0f]);
   }
@@ -64,7 +65,7 @@ std::map<std::string, IndexRow> index_rows(const fs::path& db_path) {
   sqlite3_busy_timeout(db, 5000);
   sqlite3_stmt* stmt = nullptr;
   const char* sql =
-      "SELECT sop_instance_uid, sop_class_uid, transfer_syntax_uid, storage_path, sha256 "
+      "SELECT sop_instance_uid, sop_class_uid, transfer_syntax_uid, storage_path, digest "
       "FROM instances";
   if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) {
     const std::string why = sqlite3_errmsg(db);
@@ -258,7 +259,7 @@ TEST(IngestSend, EverySyntaxStoredByteForByteAndIndexed) {
     const fs::path stored = gw->data_dir() / row->second.storage_path;
     ASSERT_TRUE(fs::is_regular_file(stored)) << stored;
     EXPECT_EQ(transfer_syntax_of(stored), meta.transfer_syntax_uid) << source;
-    EXPECT_EQ(row->second.sha256, sha256_of_file(stored)) << "recorded digest of " << stored;
+    EXPECT_EQ(row->second.digest, digest_of_file(stored)) << "recorded digest of " << stored;
     std::string why;
     EXPECT_TRUE(same_data_set(source, stored, &why)) << why;
   }

@@ -170,6 +170,42 @@ BEGIN
   SELECT RAISE(ABORT, 'audit rows are append-only');
 END;
 )sql"},
+      // The content digest became XXH3-128 ("xxh128:<hex>", storage/content_digest.h); rows
+      // written before keep their SHA-256, now labelled as such.
+      {5, R"sql(
+ALTER TABLE instances RENAME COLUMN sha256 TO digest;
+UPDATE instances SET digest = 'sha256:' || digest WHERE digest <> '' AND digest NOT LIKE '%:%';
+)sql"},
+      // Destinations created through the REST API (index/destinations.h, ADR 005). Names are
+      // unique without regard to case (COLLATE NOCASE; they appear in URLs and audit targets).
+      // retry_*: NULL = the config file's top-level retry value. match: a route's match as a
+      // JSON object, '' = none.
+      {6, R"sql(
+CREATE TABLE api_destinations (
+  id                      INTEGER PRIMARY KEY AUTOINCREMENT,
+  name                    TEXT NOT NULL COLLATE NOCASE UNIQUE CHECK (name <> ''),
+  ae_title                TEXT NOT NULL,
+  host                    TEXT NOT NULL,
+  port                    INTEGER NOT NULL CHECK (port BETWEEN 1 AND 65535),
+  calling_ae_title        TEXT NOT NULL DEFAULT '',
+  tls_enabled             INTEGER NOT NULL DEFAULT 0 CHECK (tls_enabled IN (0, 1)),
+  tls_cert_path           TEXT NOT NULL DEFAULT '',
+  tls_key_path            TEXT NOT NULL DEFAULT '',
+  tls_ca_path             TEXT NOT NULL DEFAULT '',
+  verify_hostname         INTEGER NOT NULL DEFAULT 1 CHECK (verify_hostname IN (0, 1)),
+  max_associations        INTEGER NOT NULL DEFAULT 2,
+  tls_profile             TEXT NOT NULL DEFAULT 'bcp195-rfc8996',
+  retry_max_attempts      INTEGER,
+  retry_max_age_s         INTEGER,
+  retry_initial_backoff_s INTEGER,
+  retry_max_backoff_s     INTEGER,
+  match                   TEXT NOT NULL DEFAULT '',
+  created_at_ms           INTEGER NOT NULL DEFAULT 0,
+  created_by              TEXT NOT NULL DEFAULT '',
+  updated_at_ms           INTEGER NOT NULL DEFAULT 0,
+  updated_by              TEXT NOT NULL DEFAULT ''
+);
+)sql"},
   };
   return kMigrations;
 }

@@ -55,7 +55,7 @@ void add_text_filter(std::string_view column, const std::string& value, std::str
 // Columns of InstanceRecord, in the order read_instance() expects.
 constexpr const char* kInstanceSelect = R"sql(
 SELECT i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax_uid, i.instance_number,
-       i.size_bytes, i.storage_path, i.sha256, i.received_at_ms, i.calling_ae, i.called_ae,
+       i.size_bytes, i.storage_path, i.digest, i.received_at_ms, i.calling_ae, i.called_ae,
        i.peer_address, i.station_name, i.institution_name,
        se.series_instance_uid, se.modality, se.series_description, se.series_number,
        se.body_part_examined,
@@ -201,7 +201,7 @@ InstanceRecord read_instance(const auto& s) {
   r.instance_number = s.text(c++);
   r.size_bytes = s.int64(c++);
   r.storage_path = s.text(c++);
-  r.sha256 = s.text(c++);
+  r.digest = s.text(c++);
   r.received_at_ms = s.int64(c++);
   r.calling_ae = s.text(c++);
   r.called_ae = s.text(c++);
@@ -383,20 +383,20 @@ RETURNING id
     GW_ASSIGN_OR_RETURN(auto s, statement_locked(replacing ? R"sql(
 UPDATE instances SET
   sop_instance_uid = ?1, series_pk = ?2, sop_class_uid = ?3, transfer_syntax_uid = ?4,
-  instance_number = ?5, size_bytes = ?6, storage_path = ?7, sha256 = ?8, received_at_ms = ?9,
+  instance_number = ?5, size_bytes = ?6, storage_path = ?7, digest = ?8, received_at_ms = ?9,
   calling_ae = ?10, called_ae = ?11, peer_address = ?12, station_name = ?13,
   institution_name = ?14
 WHERE id = ?15
 )sql"
                                                            : R"sql(
 INSERT INTO instances (sop_instance_uid, series_pk, sop_class_uid, transfer_syntax_uid,
-                       instance_number, size_bytes, storage_path, sha256, received_at_ms,
+                       instance_number, size_bytes, storage_path, digest, received_at_ms,
                        calling_ae, called_ae, peer_address, station_name, institution_name)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
 )sql"));
     s.bind(1, r.sop_instance_uid).bind(2, series_pk).bind(3, r.sop_class_uid);
     s.bind(4, r.transfer_syntax_uid).bind(5, r.instance_number).bind(6, r.size_bytes);
-    s.bind(7, r.storage_path).bind(8, r.sha256).bind(9, r.received_at_ms);
+    s.bind(7, r.storage_path).bind(8, r.digest).bind(9, r.received_at_ms);
     s.bind(10, r.calling_ae).bind(11, r.called_ae).bind(12, r.peer_address);
     s.bind(13, r.station_name).bind(14, r.institution_name);
     if (replacing) s.bind(15, *existing_id);

@@ -60,10 +60,10 @@ class SqliteIndex : public Index {
   Status fail_outbox(std::int64_t id, const std::string& owner, const OutboxResult& result,
                      std::int64_t now_ms) override;
   Status release_outbox_leases(const std::string& owner, std::int64_t now_ms) override;
-  Status retry_outbox(std::int64_t id, std::int64_t now_ms) override;
-  Result<std::int64_t> retry_dead_outbox(const std::string& destination,
-                                         std::int64_t now_ms) override;
-  Status delete_outbox(std::int64_t id) override;
+  Status retry_outbox(std::int64_t id, std::int64_t now_ms, const AuditEvent* audit) override;
+  Result<std::int64_t> retry_dead_outbox(const std::string& destination, std::int64_t now_ms,
+                                         const AuditEvent* audit) override;
+  Status delete_outbox(std::int64_t id, const AuditEvent* audit) override;
   Result<std::optional<OutboxItem>> find_outbox(std::int64_t id) override;
   Result<std::vector<OutboxItem>> list_outbox(const OutboxQuery& query) override;
   Result<std::vector<QueueDepth>> queue_depths() override;
@@ -83,6 +83,14 @@ class SqliteIndex : public Index {
   Result<std::vector<ApiToken>> list_tokens(std::int64_t user_id) override;
   Result<std::int64_t> append_audit(const AuditEvent& event) override;
   Result<std::vector<AuditEvent>> list_audit(const AuditQuery& query) override;
+
+  Result<std::int64_t> create_destination(const ApiDestination& destination,
+                                          const AuditEvent* audit) override;
+  Status update_destination(const ApiDestination& destination, const AuditEvent* audit) override;
+  Result<std::int64_t> delete_destination(const std::string& name, bool force,
+                                          std::int64_t now_ms, const AuditEvent* audit) override;
+  Result<std::optional<ApiDestination>> find_destination(const std::string& name) override;
+  Result<std::vector<ApiDestination>> list_destinations() override;
 
  private:
   struct DbDeleter {

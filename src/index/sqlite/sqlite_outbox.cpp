@@ -217,8 +217,13 @@ WHERE state = 'in_flight' AND lease_owner = ?1
   return s.run("release outbox leases");
 }
 
-Status SqliteIndex::retry_outbox(std::int64_t id, std::int64_t now_ms) {
+// The operator's writes: the change and its audit row in one transaction (sqlite_auth.cpp has
+// the audit helpers); a refused change (not found, in flight) rolls its row back with it.
+
+Status SqliteIndex::retry_outbox(std::int64_t id, std::int64_t now_ms, const AuditEvent* audit) {
   std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  GW_RETURN_IF_ERROR(tx.begin());
   {
     GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
 UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?2, attempts = 0, updated_at_ms = ?2
@@ -226,14 +231,17 @@ WHERE id = ?1 AND state <> 'in_flight'
 )sql"));
     s.bind(1, id).bind(2, now_ms);
     GW_RETURN_IF_ERROR(s.run("retry outbox row"));
-    if (s.changes() == 1) return core::ok_status();
+    if (s.changes() != 1) return outbox_unchanged_locked(id, "in flight: an attempt is under way");
   }
-  return outbox_unchanged_locked(id, "in flight: an attempt is under way");
+  GW_RETURN_IF_ERROR(maybe_audit_locked(audit));
+  return tx.commit();
 }
 
 Result<std::int64_t> SqliteIndex::retry_dead_outbox(const std::string& destination,
-                                                    std::int64_t now_ms) {
+                                                    std::int64_t now_ms, const AuditEvent* audit) {
   std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  GW_RETURN_IF_ERROR(tx.begin());
   // Two statements rather than "?1 = '' OR destination = ?1", which no index serves.
   GW_ASSIGN_OR_RETURN(auto s, statement_locked(destination.empty() ? R"sql(
 UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?2, attempts = 0, updated_at_ms = ?2
@@ -246,19 +254,25 @@ WHERE destination = ?1 AND state = 'dead'
   if (!destination.empty()) s.bind(1, destination);
   s.bind(2, now_ms);
   GW_RETURN_IF_ERROR(s.run("retry dead outbox rows"));
-  return s.changes();
+  const std::int64_t retried = s.changes();
+  GW_RETURN_IF_ERROR(maybe_audit_locked(audit));
+  GW_RETURN_IF_ERROR(tx.commit());
+  return retried;
 }
 
-Status SqliteIndex::delete_outbox(std::int64_t id) {
+Status SqliteIndex::delete_outbox(std::int64_t id, const AuditEvent* audit) {
   std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  GW_RETURN_IF_ERROR(tx.begin());
   {
     GW_ASSIGN_OR_RETURN(
         auto s, statement_locked("DELETE FROM outbox WHERE id = ? AND state <> 'in_flight'"));
     s.bind(1, id);
     GW_RETURN_IF_ERROR(s.run("delete outbox row"));
-    if (s.changes() == 1) return core::ok_status();
+    if (s.changes() != 1) return outbox_unchanged_locked(id, "in flight: an attempt is under way");
   }
-  return outbox_unchanged_locked(id, "in flight: an attempt is under way");
+  GW_RETURN_IF_ERROR(maybe_audit_locked(audit));
+  return tx.commit();
 }
 
 core::Error SqliteIndex::outbox_unchanged_locked(std::int64_t id, const std::string& conflict) {

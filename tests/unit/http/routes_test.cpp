@@ -29,7 +29,7 @@ class RoutesTest : public ApiFixture {
     r.transfer_syntax_uid = "1.2.840.10008.1.2.1";
     r.size_bytes = 100;
     r.storage_path = "storage/" + sop;
-    r.sha256 = std::string(64, 'a');
+    r.digest = std::string(64, 'a');
     r.received_at_ms = now_;
     r.series_instance_uid = series;
     r.modality = modality;

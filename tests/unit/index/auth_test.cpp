@@ -478,7 +478,7 @@ INSERT INTO outbox (instance_pk, destination, state) VALUES (1, 'PACS', 'dead');
   auto opened = SqliteIndex::open(path);
   ASSERT_TRUE(opened.ok()) << opened.error().message;
   auto& index = **opened;
-  EXPECT_EQ(*index.schema_version(), 4);
+  EXPECT_EQ(*index.schema_version(), sqlite_migrations().back().version);
   auto old = index.find_instance("15.1.1.1");
   ASSERT_TRUE(old.ok() && old->has_value());
   EXPECT_EQ((*old)->storage_path, "storage/old.dcm");

@@ -308,7 +308,7 @@ TEST_P(OutboxTest, RetryAndDeleteRules) {
   ASSERT_TRUE(index_->fail_outbox(items[3].id, "node-a", result(0xA900, "mismatch"), 1100).ok());
   // items[2] stays in flight.
 
-  ASSERT_TRUE(index_->retry_outbox(items[0].id, 5000).ok());
+  ASSERT_TRUE(index_->retry_outbox(items[0].id, 5000, nullptr).ok());
   auto dead_retried = find(items[0].id);
   EXPECT_EQ(dead_retried.state, OutboxState::kPending);
   EXPECT_EQ(dead_retried.attempts, 0);
@@ -317,25 +317,25 @@ TEST_P(OutboxTest, RetryAndDeleteRules) {
   EXPECT_EQ(dead_retried.last_error, "refused") << "why it failed stays visible";
   EXPECT_EQ(dead_retried.last_status, 0xC000);
 
-  ASSERT_TRUE(index_->retry_outbox(items[1].id, 5000).ok()) << "delivered: send again";
+  ASSERT_TRUE(index_->retry_outbox(items[1].id, 5000, nullptr).ok()) << "delivered: send again";
   EXPECT_EQ(find(items[1].id).state, OutboxState::kPending);
-  ASSERT_TRUE(index_->retry_outbox(items[1].id, 5000).ok()) << "pending: due now";
+  ASSERT_TRUE(index_->retry_outbox(items[1].id, 5000, nullptr).ok()) << "pending: due now";
 
-  auto in_flight = index_->retry_outbox(items[2].id, 5000);
+  auto in_flight = index_->retry_outbox(items[2].id, 5000, nullptr);
   ASSERT_FALSE(in_flight.ok());
   EXPECT_EQ(in_flight.error().code, ErrorCode::kConflict);
   EXPECT_EQ(find(items[2].id).state, OutboxState::kInFlight);
-  auto missing = index_->retry_outbox(999, 5000);
+  auto missing = index_->retry_outbox(999, 5000, nullptr);
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
 
-  auto del_in_flight = index_->delete_outbox(items[2].id);
+  auto del_in_flight = index_->delete_outbox(items[2].id, nullptr);
   ASSERT_FALSE(del_in_flight.ok());
   EXPECT_EQ(del_in_flight.error().code, ErrorCode::kConflict);
-  auto del_missing = index_->delete_outbox(999);
+  auto del_missing = index_->delete_outbox(999, nullptr);
   ASSERT_FALSE(del_missing.ok());
   EXPECT_EQ(del_missing.error().code, ErrorCode::kNotFound);
-  ASSERT_TRUE(index_->delete_outbox(items[0].id).ok());
+  ASSERT_TRUE(index_->delete_outbox(items[0].id, nullptr).ok());
   EXPECT_FALSE(index_->find_outbox(items[0].id)->has_value());
   EXPECT_EQ(*index_->count_instances(), 5) << "deleting a delivery keeps the instance";
 
@@ -343,16 +343,16 @@ TEST_P(OutboxTest, RetryAndDeleteRules) {
   const auto archive = claim("ARCHIVE", 1, "node-a", 1000);
   ASSERT_EQ(archive.size(), 1u);
   ASSERT_TRUE(index_->fail_outbox(archive[0].id, "node-a", result(0xC000), 1100).ok());
-  auto none = index_->retry_dead_outbox("ELSEWHERE", 6000);
+  auto none = index_->retry_dead_outbox("ELSEWHERE", 6000, nullptr);
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(*none, 0);
-  auto pacs = index_->retry_dead_outbox("PACS", 6000);
+  auto pacs = index_->retry_dead_outbox("PACS", 6000, nullptr);
   ASSERT_TRUE(pacs.ok());
   EXPECT_EQ(*pacs, 1);
   EXPECT_EQ(find(items[3].id).state, OutboxState::kPending);
   EXPECT_EQ(find(items[3].id).next_attempt_at_ms, 6000);
   EXPECT_EQ(find(archive[0].id).state, OutboxState::kDead);
-  auto all = index_->retry_dead_outbox("", 6000);
+  auto all = index_->retry_dead_outbox("", 6000, nullptr);
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(*all, 1);
   EXPECT_EQ(find(archive[0].id).state, OutboxState::kPending);

@@ -33,7 +33,7 @@ InstanceRecord make_record(const std::string& sop, const std::string& series,
   r.instance_number = "7";
   r.size_bytes = 1234;
   r.storage_path = "storage/ab/" + sop + ".dcm";
-  r.sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+  r.digest = "xxh128:99aa06d3014798d86001c324468d497f";
   r.received_at_ms = received_at_ms;
   r.calling_ae = "CT1";
   r.called_ae = "DICOM_GW";
@@ -453,9 +453,11 @@ TEST(OpenIndex, UrlDispatch) {
   ASSERT_TRUE(open_index("sqlite://" + abs.string(), "/nonexistent").ok());
   EXPECT_TRUE(fs::exists(abs));
 
-  auto pg = open_index("postgresql://user:secret@db/gw", dir.path());
+  // PostgreSQL (tests/e2e/index_postgres_test.cpp): nothing listens on port 1.
+  auto pg = open_index("postgresql://user:secret@127.0.0.1:1/gw", dir.path());
   ASSERT_FALSE(pg.ok());
-  EXPECT_EQ(pg.error().code, ErrorCode::kUnsupported);
+  EXPECT_EQ(pg.error().code, ErrorCode::kDatabase);
+  EXPECT_NE(pg.error().message.find("127.0.0.1:1"), std::string::npos) << pg.error().message;
   EXPECT_EQ(pg.error().message.find("secret"), std::string::npos);
 
   auto other = open_index("mysql://user:secret@db/gw", dir.path());

@@ -1,7 +1,6 @@
 #include "storage/store.h"
 
 #include <gtest/gtest.h>
-#include <openssl/sha.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 
@@ -33,14 +32,6 @@ std::vector<std::uint8_t> make_bytes(std::size_t n, std::uint8_t seed) {
 std::vector<std::uint8_t> read_file(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-std::string sha256_one_shot(const std::vector<std::uint8_t>& bytes) {
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(bytes.data(), bytes.size(), md);
-  char hex[SHA256_DIGEST_LENGTH * 2 + 1];
-  for (int i = 0; i < SHA256_DIGEST_LENGTH; ++i) std::snprintf(hex + i * 2, 3, "%02x", md[i]);
-  return hex;
 }
 
 std::size_t count_entries(const fs::path& dir) {
@@ -97,7 +88,7 @@ TEST_F(StoreTest, WriteAndCommitStoresExactBytes) {
   all.insert(all.end(), b.begin(), b.end());
   all.insert(all.end(), c.begin(), c.end());
   EXPECT_EQ(file->size(), all.size());
-  EXPECT_EQ(file->sha256_hex(), sha256_one_shot(all));
+  EXPECT_EQ(file->digest(), storage::ContentDigest::of(all)) << "streamed digest = one-shot digest";
 
   auto rel = store->commit(std::move(*file));
   ASSERT_TRUE(rel.ok()) << rel.error().message;
@@ -116,11 +107,12 @@ TEST_F(StoreTest, WriteAndCommitStoresExactBytes) {
   EXPECT_TRUE(store->remove(*rel).ok()) << "removing a missing file is not an error";
 }
 
-TEST_F(StoreTest, EmptyFileSha256) {
+TEST_F(StoreTest, EmptyFileDigest) {
   auto store = make_store(/*fsync=*/false);
   auto file = store->begin();
   ASSERT_TRUE(file.ok());
-  EXPECT_EQ(file->sha256_hex(), sha256_one_shot({}));
+  // XXH3-128 of no bytes, as `xxhsum -H2 /dev/null` prints it.
+  EXPECT_EQ(file->digest(), "xxh128:99aa06d3014798d86001c324468d497f");
   auto rel = store->commit(std::move(*file));
   ASSERT_TRUE(rel.ok());
   EXPECT_EQ(fs::file_size(store->absolute(*rel)), 0u);

@@ -1,0 +1,37 @@
+#include "storage/file_ops.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string>
+#include <system_error>
+
+namespace gw::storage {
+
+namespace {
+
+bool is_disk_full(int err) { return err == ENOSPC || err == EDQUOT || err == EFBIG; }
+
+}  // namespace
+
+core::Error errno_error(int err, std::string_view what, const std::filesystem::path& path) {
+  std::string detail =
+      std::string(what) + " " + path.string() + ": " + std::generic_category().message(err);
+  if (is_disk_full(err)) {
+    return core::make_error(core::ErrorCode::kResourceExhausted, "disk full: " + detail);
+  }
+  return core::make_error(core::ErrorCode::kIo, std::move(detail));
+}
+
+core::Status fsync_dir(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return errno_error(errno, "open directory", dir);
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return errno_error(err, "fsync directory", dir);
+  return core::ok_status();
+}
+
+}  // namespace gw::storage

@@ -1,0 +1,18 @@
+#pragma once
+/// Small POSIX file-system helpers shared by the store and its directory syncer.
+
+#include <filesystem>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace gw::storage {
+
+/// Maps an errno to an Error: a full disk (or quota, or file-size limit) is kResourceExhausted so
+/// the SCP answers 0xA700; everything else is kIo.
+core::Error errno_error(int err, std::string_view what, const std::filesystem::path& path);
+
+/// fsync of a directory, so that entries created or renamed in it survive a crash.
+core::Status fsync_dir(const std::filesystem::path& dir);
+
+}  // namespace gw::storage

@@ -1,0 +1,619 @@
+// The index contract, outbox: enqueue on insert, claims and leases, the state transitions, the
+// operator's retry/delete, depths. Ported from tests/unit/index/outbox_test.cpp; runs on SQLite
+// and on PostgreSQL (index_contract.h). Also: two index instances ("nodes") on one database
+// claiming the same destination concurrently never get the same row.
+#include <algorithm>
+#include <atomic>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "index_contract.h"
+
+namespace gw::index {
+namespace {
+
+using core::ErrorCode;
+
+constexpr std::int64_t kLease = 60'000;
+
+/// A synthetic record (no patient data) in study 5.1, series 5.1.1, received at `received_at_ms`.
+InstanceRecord make_record(const std::string& sop, std::vector<std::string> destinations,
+                           std::int64_t received_at_ms = 1000) {
+  InstanceRecord r;
+  r.sop_instance_uid = sop;
+  r.sop_class_uid = "1.2.840.10008.5.1.4.1.1.2";
+  r.transfer_syntax_uid = "1.2.840.10008.1.2.1";
+  r.size_bytes = 1234;
+  r.storage_path = "storage/ab/" + sop + ".dcm";
+  r.received_at_ms = received_at_ms;
+  r.series_instance_uid = "5.1.1";
+  r.study_instance_uid = "5.1";
+  r.patient_id = "PID-TEST-1";
+  r.destinations = std::move(destinations);
+  return r;
+}
+
+OutboxResult result(int status, std::string comment = {}, bool warning = false) {
+  return OutboxResult{status, warning, std::move(comment)};
+}
+
+std::vector<std::int64_t> ids_of(const std::vector<OutboxItem>& items) {
+  std::vector<std::int64_t> ids;
+  for (const auto& i : items) ids.push_back(i.id);
+  return ids;
+}
+
+class IndexOutbox : public IndexContract {
+ protected:
+  InsertOutcome insert(const InstanceRecord& r,
+                       DuplicatePolicy policy = DuplicatePolicy::kKeepFirst) {
+    auto inserted = index_->insert_instance(r, policy);
+    EXPECT_TRUE(inserted.ok()) << (inserted.ok() ? "" : inserted.error().message);
+    return inserted.ok() ? inserted->outcome : InsertOutcome::kInserted;
+  }
+
+  std::vector<OutboxItem> list(const std::string& destination = {},
+                               std::optional<OutboxState> state = std::nullopt,
+                               std::int64_t limit = 100, std::int64_t offset = 0) {
+    OutboxQuery q;
+    q.destination = destination;
+    q.state = state;
+    q.limit = limit;
+    q.offset = offset;
+    auto items = index_->list_outbox(q);
+    EXPECT_TRUE(items.ok()) << (items.ok() ? "" : items.error().message);
+    return items.ok() ? std::move(items).value() : std::vector<OutboxItem>{};
+  }
+
+  std::vector<OutboxItem> claim(const std::string& destination, std::size_t max,
+                                const std::string& owner, std::int64_t now_ms,
+                                std::int64_t lease_ms = kLease) {
+    auto items = index_->claim_outbox(destination, max, owner, now_ms, lease_ms);
+    EXPECT_TRUE(items.ok()) << (items.ok() ? "" : items.error().message);
+    return items.ok() ? std::move(items).value() : std::vector<OutboxItem>{};
+  }
+
+  OutboxItem find(std::int64_t id) {
+    auto item = index_->find_outbox(id);
+    EXPECT_TRUE(item.ok() && item->has_value()) << "outbox row " << id;
+    return item.ok() && item->has_value() ? **item : OutboxItem{};
+  }
+};
+
+INSTANTIATE_INDEX_CONTRACT(IndexOutbox);
+
+TEST_P(IndexOutbox, InsertQueuesOnePendingRowPerDestination) {
+  insert(make_record("1.1", {"PACS", "ARCHIVE"}, 5000));
+  insert(make_record("1.2", {}, 5000));  // not routed
+
+  auto items = list();
+  ASSERT_EQ(items.size(), 2u);
+  EXPECT_EQ(items[0].destination, "PACS");
+  EXPECT_EQ(items[1].destination, "ARCHIVE");
+  for (const auto& item : items) {
+    EXPECT_EQ(item.state, OutboxState::kPending);
+    EXPECT_EQ(item.attempts, 0);
+    EXPECT_EQ(item.created_at_ms, 5000);
+    EXPECT_EQ(item.next_attempt_at_ms, 5000) << "due when received";
+    EXPECT_EQ(item.updated_at_ms, 5000);
+    EXPECT_EQ(item.lease_owner, "");
+    EXPECT_EQ(item.last_status, -1);
+    EXPECT_EQ(item.last_error, "");
+    EXPECT_FALSE(item.warning);
+    // Joined from the instance row: what the forwarder needs.
+    EXPECT_EQ(item.sop_instance_uid, "1.1");
+    EXPECT_EQ(item.sop_class_uid, "1.2.840.10008.5.1.4.1.1.2");
+    EXPECT_EQ(item.transfer_syntax_uid, "1.2.840.10008.1.2.1");
+    EXPECT_EQ(item.study_instance_uid, "5.1");
+    EXPECT_EQ(item.storage_path, "storage/ab/1.1.dcm");
+    EXPECT_EQ(item.size_bytes, 1234);
+  }
+  EXPECT_LT(items[0].id, items[1].id);
+  EXPECT_EQ(find(items[0].id), items[0]);
+  EXPECT_FALSE(index_->find_outbox(999)->has_value());
+
+  // A destination named twice in one record is queued once.
+  insert(make_record("1.3", {"PACS", "PACS"}));
+  EXPECT_EQ(list("PACS").size(), 2u);
+}
+
+TEST_P(IndexOutbox, EmptyDestinationNameFailsTheRecord) {
+  auto inserted =
+      index_->insert_instance(make_record("1.1", {"PACS", ""}), DuplicatePolicy::kKeepFirst);
+  ASSERT_FALSE(inserted.ok());
+  EXPECT_EQ(inserted.error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(*index_->count_instances(), 0);
+  EXPECT_TRUE(list().empty());
+}
+
+TEST_P(IndexOutbox, ClaimTakesTheOldestDueRowsUpToMax) {
+  for (int i = 1; i <= 5; ++i) insert(make_record("2." + std::to_string(i), {"PACS"}));
+  insert(make_record("2.9", {"OTHER"}));
+  const auto all = ids_of(list("PACS"));
+  ASSERT_EQ(all.size(), 5u);
+
+  auto first = claim("PACS", 3, "node-a", 10'000);
+  ASSERT_EQ(first.size(), 3u);
+  EXPECT_EQ(ids_of(first), (std::vector<std::int64_t>{all[0], all[1], all[2]}));
+  for (const auto& item : first) {
+    EXPECT_EQ(item.destination, "PACS");
+    EXPECT_EQ(item.state, OutboxState::kInFlight);
+    EXPECT_EQ(item.attempts, 1);
+    EXPECT_EQ(item.lease_owner, "node-a");
+    EXPECT_EQ(item.lease_expires_at_ms, 10'000 + kLease);
+    EXPECT_EQ(item.updated_at_ms, 10'000);
+    EXPECT_EQ(item.storage_path, "storage/ab/" + item.sop_instance_uid + ".dcm");
+  }
+  auto second = claim("PACS", 3, "node-a", 10'000);
+  EXPECT_EQ(ids_of(second), (std::vector<std::int64_t>{all[3], all[4]}));
+  EXPECT_TRUE(claim("PACS", 3, "node-a", 10'000).empty());
+  EXPECT_TRUE(claim("PACS", 0, "node-a", 10'000).empty());
+  EXPECT_TRUE(claim("NOBODY", 3, "node-a", 10'000).empty());
+  EXPECT_EQ(list("OTHER", OutboxState::kPending).size(), 1u) << "other destinations untouched";
+
+  // Rows received later than `now` are not due yet.
+  insert(make_record("2.10", {"LATE"}, 50'000));
+  EXPECT_TRUE(claim("LATE", 1, "node-a", 49'999).empty());
+  EXPECT_EQ(claim("LATE", 1, "node-a", 50'000).size(), 1u);
+
+  auto bad = index_->claim_outbox("PACS", 1, "", 10'000, kLease);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
+}
+
+TEST_P(IndexOutbox, AClaimedRowIsClaimableAgainOnlyWhenItsLeaseExpires) {
+  insert(make_record("3.1", {"PACS"}));
+  auto first = claim("PACS", 10, "node-a", 1000, 500);
+  ASSERT_EQ(first.size(), 1u);
+  const auto id = first[0].id;
+  EXPECT_TRUE(claim("PACS", 10, "node-b", 1499).empty()) << "lease held until 1500";
+
+  auto second = claim("PACS", 10, "node-b", 1500, 500);
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0].id, id);
+  EXPECT_EQ(second[0].lease_owner, "node-b");
+  EXPECT_EQ(second[0].attempts, 2);
+  EXPECT_EQ(second[0].lease_expires_at_ms, 2000);
+
+  // node-a lost its lease: none of its reports change the row.
+  const auto before = find(id);
+  for (const auto& st :
+       {index_->complete_outbox(id, "node-a", result(0x0000), 1600),
+        index_->reschedule_outbox(id, "node-a", 9000, result(0xA700, "busy"), 1600),
+        index_->fail_outbox(id, "node-a", result(0xC000, "bad"), 1600)}) {
+    ASSERT_FALSE(st.ok());
+    EXPECT_EQ(st.error().code, ErrorCode::kConflict);
+    EXPECT_NE(st.error().message.find("lease lost"), std::string::npos) << st.error().message;
+  }
+  EXPECT_EQ(find(id), before);
+
+  auto missing = index_->complete_outbox(12345, "node-b", result(0), 1600);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+}
+
+TEST_P(IndexOutbox, RenewExtendsTheOwnersLeasesOnly) {
+  insert(make_record("4.1", {"PACS"}));
+  insert(make_record("4.2", {"PACS"}));
+  const auto a = claim("PACS", 1, "node-a", 1000, 500);
+  const auto b = claim("PACS", 1, "node-b", 1000, 500);
+  ASSERT_EQ(a.size(), 1u);
+  ASSERT_EQ(b.size(), 1u);
+  ASSERT_TRUE(index_->renew_outbox_leases("node-a", 1400, 500).ok());
+  EXPECT_EQ(find(a[0].id).lease_expires_at_ms, 1900);
+  EXPECT_EQ(find(b[0].id).lease_expires_at_ms, 1500);
+  const auto stolen = claim("PACS", 10, "node-c", 1600);
+  EXPECT_EQ(ids_of(stolen), std::vector<std::int64_t>{b[0].id});
+}
+
+TEST_P(IndexOutbox, CompleteRescheduleAndFailRecordTheOutcome) {
+  for (const auto* sop : {"5.1", "5.2", "5.3"}) insert(make_record(sop, {"PACS"}));
+  const auto items = claim("PACS", 3, "node-a", 2000);
+  ASSERT_EQ(items.size(), 3u);
+
+  ASSERT_TRUE(
+      index_->complete_outbox(items[0].id, "node-a", result(0xB000, "coercion", true), 2100).ok());
+  auto delivered = find(items[0].id);
+  EXPECT_EQ(delivered.state, OutboxState::kDelivered);
+  EXPECT_EQ(delivered.last_status, 0xB000);
+  EXPECT_EQ(delivered.last_error, "coercion");
+  EXPECT_TRUE(delivered.warning);
+  EXPECT_EQ(delivered.updated_at_ms, 2100);
+  EXPECT_EQ(delivered.attempts, 1);
+  EXPECT_EQ(delivered.lease_owner, "");
+  EXPECT_EQ(delivered.lease_expires_at_ms, 0);
+
+  ASSERT_TRUE(
+      index_->reschedule_outbox(items[1].id, "node-a", 7000, result(-1, "connection refused"), 2200)
+          .ok());
+  auto retry = find(items[1].id);
+  EXPECT_EQ(retry.state, OutboxState::kPending);
+  EXPECT_EQ(retry.next_attempt_at_ms, 7000);
+  EXPECT_EQ(retry.last_status, -1);
+  EXPECT_EQ(retry.last_error, "connection refused");
+  EXPECT_EQ(retry.attempts, 1);
+  EXPECT_EQ(retry.lease_owner, "");
+  EXPECT_EQ(retry.updated_at_ms, 2200);
+
+  ASSERT_TRUE(
+      index_->fail_outbox(items[2].id, "node-a", result(0x0122, "SOP class not supported"), 2300)
+          .ok());
+  auto dead = find(items[2].id);
+  EXPECT_EQ(dead.state, OutboxState::kDead);
+  EXPECT_EQ(dead.last_status, 0x0122);
+  EXPECT_EQ(dead.last_error, "SOP class not supported");
+  EXPECT_EQ(dead.lease_owner, "");
+
+  // Finished rows are no longer held: a second report is a conflict.
+  auto again = index_->complete_outbox(items[0].id, "node-a", result(0), 2400);
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code, ErrorCode::kConflict);
+
+  // The rescheduled row is due at its next attempt, not before; the others never again.
+  EXPECT_TRUE(claim("PACS", 10, "node-a", 6999).empty());
+  auto later = claim("PACS", 10, "node-a", 7000);
+  ASSERT_EQ(ids_of(later), std::vector<std::int64_t>{items[1].id});
+  EXPECT_EQ(later[0].attempts, 2);
+  EXPECT_EQ(later[0].last_error, "connection refused") << "kept until the attempt ends";
+}
+
+TEST_P(IndexOutbox, ReleaseReturnsTheOwnersRowsAsIfNeverAttempted) {
+  for (const auto* sop : {"6.1", "6.2", "6.3"}) insert(make_record(sop, {"PACS"}));
+  const auto mine = claim("PACS", 2, "node-a", 1000);
+  const auto theirs = claim("PACS", 1, "node-b", 1000);
+  ASSERT_EQ(mine.size(), 2u);
+  ASSERT_EQ(theirs.size(), 1u);
+
+  ASSERT_TRUE(index_->release_outbox_leases("node-a", 3000).ok());
+  for (const auto& item : mine) {
+    auto row = find(item.id);
+    EXPECT_EQ(row.state, OutboxState::kPending);
+    EXPECT_EQ(row.attempts, 0);
+    EXPECT_EQ(row.next_attempt_at_ms, 3000);
+    EXPECT_EQ(row.lease_owner, "");
+  }
+  EXPECT_EQ(find(theirs[0].id).state, OutboxState::kInFlight);
+  EXPECT_EQ(ids_of(claim("PACS", 10, "node-c", 3000)), ids_of(mine));
+}
+
+TEST_P(IndexOutbox, RetryAndDeleteRules) {
+  for (const auto* sop : {"7.1", "7.2", "7.3", "7.4"}) insert(make_record(sop, {"PACS"}));
+  insert(make_record("7.5", {"ARCHIVE"}));
+  const auto items = claim("PACS", 4, "node-a", 1000);
+  ASSERT_EQ(items.size(), 4u);
+  ASSERT_TRUE(index_->fail_outbox(items[0].id, "node-a", result(0xC000, "refused"), 1100).ok());
+  ASSERT_TRUE(index_->complete_outbox(items[1].id, "node-a", result(0), 1100).ok());
+  ASSERT_TRUE(index_->fail_outbox(items[3].id, "node-a", result(0xA900, "mismatch"), 1100).ok());
+  // items[2] stays in flight.
+
+  ASSERT_TRUE(index_->retry_outbox(items[0].id, 5000, nullptr).ok());
+  auto dead_retried = find(items[0].id);
+  EXPECT_EQ(dead_retried.state, OutboxState::kPending);
+  EXPECT_EQ(dead_retried.attempts, 0);
+  EXPECT_EQ(dead_retried.next_attempt_at_ms, 5000);
+  EXPECT_EQ(dead_retried.updated_at_ms, 5000);
+  EXPECT_EQ(dead_retried.last_error, "refused") << "why it failed stays visible";
+  EXPECT_EQ(dead_retried.last_status, 0xC000);
+
+  ASSERT_TRUE(index_->retry_outbox(items[1].id, 5000, nullptr).ok()) << "delivered: send again";
+  EXPECT_EQ(find(items[1].id).state, OutboxState::kPending);
+  ASSERT_TRUE(index_->retry_outbox(items[1].id, 5000, nullptr).ok()) << "pending: due now";
+
+  auto in_flight = index_->retry_outbox(items[2].id, 5000, nullptr);
+  ASSERT_FALSE(in_flight.ok());
+  EXPECT_EQ(in_flight.error().code, ErrorCode::kConflict);
+  EXPECT_EQ(find(items[2].id).state, OutboxState::kInFlight);
+  auto missing = index_->retry_outbox(999, 5000, nullptr);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
+
+  auto del_in_flight = index_->delete_outbox(items[2].id, nullptr);
+  ASSERT_FALSE(del_in_flight.ok());
+  EXPECT_EQ(del_in_flight.error().code, ErrorCode::kConflict);
+  auto del_missing = index_->delete_outbox(999, nullptr);
+  ASSERT_FALSE(del_missing.ok());
+  EXPECT_EQ(del_missing.error().code, ErrorCode::kNotFound);
+  ASSERT_TRUE(index_->delete_outbox(items[0].id, nullptr).ok());
+  EXPECT_FALSE(index_->find_outbox(items[0].id)->has_value());
+  EXPECT_EQ(*index_->count_instances(), 5) << "deleting a delivery keeps the instance";
+
+  // Bulk retry of dead rows, per destination or all.
+  const auto archive = claim("ARCHIVE", 1, "node-a", 1000);
+  ASSERT_EQ(archive.size(), 1u);
+  ASSERT_TRUE(index_->fail_outbox(archive[0].id, "node-a", result(0xC000), 1100).ok());
+  auto none = index_->retry_dead_outbox("ELSEWHERE", 6000, nullptr);
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(*none, 0);
+  auto pacs = index_->retry_dead_outbox("PACS", 6000, nullptr);
+  ASSERT_TRUE(pacs.ok());
+  EXPECT_EQ(*pacs, 1);
+  EXPECT_EQ(find(items[3].id).state, OutboxState::kPending);
+  EXPECT_EQ(find(items[3].id).next_attempt_at_ms, 6000);
+  EXPECT_EQ(find(archive[0].id).state, OutboxState::kDead);
+  auto all = index_->retry_dead_outbox("", 6000, nullptr);
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(*all, 1);
+  EXPECT_EQ(find(archive[0].id).state, OutboxState::kPending);
+  EXPECT_TRUE(list({}, OutboxState::kDead).empty());
+}
+
+TEST_P(IndexOutbox, KeptDuplicateEnqueuesOnlyWhatIsNotAlreadyQueued) {
+  auto first = make_record("8.1", {"PACS"});
+  EXPECT_EQ(insert(first), InsertOutcome::kInserted);
+
+  // A resend while PACS is still pending: no doubling; a new destination is added.
+  auto resend = make_record("8.1", {"PACS", "ARCHIVE"}, 2000);
+  resend.storage_path = "storage/cd/resend.dcm";
+  EXPECT_EQ(insert(resend), InsertOutcome::kDuplicateKept);
+  ASSERT_EQ(list("PACS").size(), 1u);
+  ASSERT_EQ(list("ARCHIVE").size(), 1u);
+  EXPECT_EQ(list("ARCHIVE")[0].storage_path, first.storage_path) << "the kept file";
+
+  // In flight: still no doubling.
+  auto claimed = claim("PACS", 1, "node-a", 3000);
+  ASSERT_EQ(claimed.size(), 1u);
+  EXPECT_EQ(insert(resend), InsertOutcome::kDuplicateKept);
+  ASSERT_EQ(list("PACS").size(), 1u);
+
+  // Once delivered, a resend forwards again.
+  ASSERT_TRUE(index_->complete_outbox(claimed[0].id, "node-a", result(0), 3100).ok());
+  EXPECT_EQ(insert(resend), InsertOutcome::kDuplicateKept);
+  auto pacs = list("PACS");
+  ASSERT_EQ(pacs.size(), 2u);
+  EXPECT_EQ(pacs[0].state, OutboxState::kDelivered);
+  EXPECT_EQ(pacs[1].state, OutboxState::kPending);
+  EXPECT_EQ(pacs[1].created_at_ms, 2000);
+  // Likewise after it went dead.
+  auto again = claim("PACS", 1, "node-a", 4000);
+  ASSERT_EQ(again.size(), 1u);
+  ASSERT_TRUE(index_->fail_outbox(again[0].id, "node-a", result(0xC000), 4100).ok());
+  EXPECT_EQ(insert(resend), InsertOutcome::kDuplicateKept);
+  EXPECT_EQ(list("PACS", OutboxState::kPending).size(), 1u);
+  EXPECT_EQ(list("PACS").size(), 3u);
+}
+
+TEST_P(IndexOutbox, OverwriteKeepsTheRowsOnTheCurrentFile) {
+  auto first = make_record("9.1", {"PACS"});
+  insert(first);
+  auto claimed = claim("PACS", 1, "node-a", 1500);
+  ASSERT_EQ(claimed.size(), 1u);
+  ASSERT_TRUE(index_->complete_outbox(claimed[0].id, "node-a", result(0), 1600).ok());
+  insert(make_record("9.1", {"ARCHIVE"}));
+  const auto archive_id = list("ARCHIVE").at(0).id;
+
+  auto second = make_record("9.1", {"PACS", "ARCHIVE"}, 2000);
+  second.storage_path = "storage/cd/second.dcm";
+  second.size_bytes = 99;
+  second.transfer_syntax_uid = "1.2.840.10008.1.2.4.50";
+  EXPECT_EQ(insert(second, DuplicatePolicy::kOverwrite), InsertOutcome::kReplaced);
+
+  // ARCHIVE was still pending: not doubled, and it now sends the new file.
+  auto archive = list("ARCHIVE");
+  ASSERT_EQ(archive.size(), 1u);
+  EXPECT_EQ(archive[0].id, archive_id);
+  EXPECT_EQ(archive[0].storage_path, "storage/cd/second.dcm");
+  EXPECT_EQ(archive[0].size_bytes, 99);
+  EXPECT_EQ(archive[0].transfer_syntax_uid, "1.2.840.10008.1.2.4.50");
+  // PACS had delivered the old version: the new one is queued.
+  auto pacs = list("PACS", OutboxState::kPending);
+  ASSERT_EQ(pacs.size(), 1u);
+  EXPECT_EQ(pacs[0].storage_path, "storage/cd/second.dcm");
+  // Even the delivered row names the current file (history is per instance, not per file).
+  EXPECT_EQ(find(claimed[0].id).storage_path, "storage/cd/second.dcm");
+}
+
+TEST_P(IndexOutbox, AFailedRecordQueuesNothing) {
+  insert(make_record("10.1", {"PACS"}));
+  auto rejected =
+      index_->insert_instance(make_record("10.1", {"ARCHIVE"}), DuplicatePolicy::kReject);
+  ASSERT_FALSE(rejected.ok());
+  EXPECT_EQ(rejected.error().code, ErrorCode::kAlreadyExists);
+  EXPECT_TRUE(list("ARCHIVE").empty());
+  EXPECT_EQ(list("PACS").size(), 1u);
+
+  // In a batch, the failed record's rows are rolled back with it; the others stay.
+  std::vector<InstanceRecord> batch = {make_record("10.2", {"A"}), make_record("10.1", {"B"}),
+                                       make_record("10.3", {"C"})};
+  auto results = index_->insert_instances(batch, DuplicatePolicy::kReject);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_TRUE(results[0].ok());
+  EXPECT_FALSE(results[1].ok());
+  EXPECT_TRUE(results[2].ok());
+  EXPECT_EQ(list("A").size(), 1u);
+  EXPECT_TRUE(list("B").empty());
+  EXPECT_EQ(list("C").size(), 1u);
+}
+
+TEST_P(IndexOutbox, ListFiltersAndPages) {
+  for (int i = 1; i <= 6; ++i) {
+    insert(make_record("11." + std::to_string(i), {i % 2 == 0 ? "EVEN" : "ODD"}));
+  }
+  auto odd = claim("ODD", 1, "node-a", 1000);
+  ASSERT_EQ(odd.size(), 1u);
+
+  EXPECT_EQ(list().size(), 6u);
+  EXPECT_EQ(list("EVEN").size(), 3u);
+  EXPECT_EQ(list("ODD", OutboxState::kPending).size(), 2u);
+  EXPECT_EQ(ids_of(list({}, OutboxState::kInFlight)), ids_of(odd));
+  EXPECT_TRUE(list("EVEN", OutboxState::kDead).empty());
+
+  const auto all = ids_of(list());
+  EXPECT_EQ(ids_of(list({}, std::nullopt, 2, 0)), (std::vector<std::int64_t>{all[0], all[1]}));
+  EXPECT_EQ(ids_of(list({}, std::nullopt, 2, 4)), (std::vector<std::int64_t>{all[4], all[5]}));
+  EXPECT_TRUE(list({}, std::nullopt, 2, 6).empty());
+  OutboxQuery bad;
+  bad.limit = -1;
+  EXPECT_FALSE(index_->list_outbox(bad).ok());
+}
+
+TEST_P(IndexOutbox, QueueDepthsPerDestination) {
+  EXPECT_TRUE(index_->queue_depths()->empty());
+  insert(make_record("12.1", {"PACS"}, 1000));
+  insert(make_record("12.2", {"PACS"}, 2000));
+  insert(make_record("12.3", {"PACS"}, 3000));
+  insert(make_record("12.4", {"PACS", "ARCHIVE"}, 4000));
+  insert(make_record("12.5", {"ARCHIVE"}, 5000));
+  auto claimed = claim("PACS", 3, "node-a", 6000);
+  ASSERT_EQ(claimed.size(), 3u);
+  ASSERT_TRUE(index_->complete_outbox(claimed[0].id, "node-a", result(0), 6100).ok());
+  ASSERT_TRUE(index_->fail_outbox(claimed[1].id, "node-a", result(0xC000), 6100).ok());
+  auto archive = claim("ARCHIVE", 2, "node-a", 6000);
+  ASSERT_EQ(archive.size(), 2u);
+  ASSERT_TRUE(index_->complete_outbox(archive[0].id, "node-a", result(0), 6100).ok());
+  ASSERT_TRUE(index_->complete_outbox(archive[1].id, "node-a", result(0), 6100).ok());
+
+  auto depths = index_->queue_depths();
+  ASSERT_TRUE(depths.ok()) << depths.error().message;
+  ASSERT_EQ(depths->size(), 2u);
+  const auto& a = (*depths)[0];
+  EXPECT_EQ(a.destination, "ARCHIVE");
+  EXPECT_EQ(a.pending, 0);
+  EXPECT_EQ(a.in_flight, 0);
+  EXPECT_EQ(a.delivered, 2);
+  EXPECT_EQ(a.dead, 0);
+  EXPECT_EQ(a.oldest_pending_created_at_ms, 0) << "nothing waiting";
+  const auto& p = (*depths)[1];
+  EXPECT_EQ(p.destination, "PACS");
+  EXPECT_EQ(p.pending, 1);
+  EXPECT_EQ(p.in_flight, 1);
+  EXPECT_EQ(p.delivered, 1);
+  EXPECT_EQ(p.dead, 1);
+  EXPECT_EQ(p.oldest_pending_created_at_ms, 3000) << "the in-flight row, older than the pending";
+}
+
+TEST_P(IndexOutbox, NextDueIsTheEarliestAttemptOrLeaseExpiry) {
+  EXPECT_FALSE(index_->next_outbox_due("PACS")->has_value());
+  insert(make_record("13.1", {"PACS"}, 1000));
+  insert(make_record("13.2", {"PACS"}, 2000));
+  EXPECT_EQ(*index_->next_outbox_due("PACS"), 1000);
+
+  auto claimed = claim("PACS", 2, "node-a", 3000, 500);
+  ASSERT_EQ(claimed.size(), 2u);
+  EXPECT_EQ(*index_->next_outbox_due("PACS"), 3500) << "the leases' expiry";
+  ASSERT_TRUE(index_->reschedule_outbox(claimed[0].id, "node-a", 3200, result(0xA700), 3100).ok());
+  EXPECT_EQ(*index_->next_outbox_due("PACS"), 3200);
+  ASSERT_TRUE(index_->reschedule_outbox(claimed[1].id, "node-a", 9000, result(0xA700), 3100).ok());
+  EXPECT_EQ(*index_->next_outbox_due("PACS"), 3200);
+
+  // Delivered and dead rows are never due.
+  auto again = claim("PACS", 2, "node-a", 9000);
+  ASSERT_EQ(again.size(), 2u);
+  ASSERT_TRUE(index_->complete_outbox(again[0].id, "node-a", result(0), 9100).ok());
+  ASSERT_TRUE(index_->fail_outbox(again[1].id, "node-a", result(0xC000), 9100).ok());
+  EXPECT_FALSE(index_->next_outbox_due("PACS")->has_value());
+  EXPECT_FALSE(index_->next_outbox_due("OTHER")->has_value());
+}
+
+TEST_P(IndexOutbox, RowsSurviveReopen) {
+  insert(make_record("14.1", {"PACS", "ARCHIVE"}));
+  auto claimed = claim("PACS", 1, "node-a", 2000);
+  ASSERT_EQ(claimed.size(), 1u);
+  const auto before = list();
+  index_.reset();
+  index_ = open();
+  ASSERT_NE(index_, nullptr);
+  EXPECT_EQ(list(), before);
+  // A restarted node finds the dead node's lease expired and takes the row over.
+  auto taken = claim("PACS", 1, "node-b", 2000 + kLease);
+  ASSERT_EQ(ids_of(taken), ids_of(claimed));
+  EXPECT_EQ(taken[0].attempts, 2);
+}
+
+/// Two gateway nodes on one database: each has its own Index (its own connections) and claims
+/// the same destination's rows in small batches at the same time, completing what it got. No
+/// row is ever handed to both, and every row is delivered exactly once.
+TEST_P(IndexOutbox, TwoNodesClaimingConcurrentlyNeverShareARow) {
+  constexpr int kRows = 120;
+  for (int i = 1; i <= kRows; ++i) insert(make_record("20." + std::to_string(i), {"PACS"}));
+  auto other = open();
+  ASSERT_NE(other, nullptr);
+
+  std::vector<std::int64_t> claimed_by[2];
+  std::atomic<int> errors{0};
+  auto node = [&](Index& index, const std::string& owner, std::vector<std::int64_t>& mine) {
+    // Bounded: kRows claims would be enough even if this node got every row one at a time.
+    for (int round = 0; round < kRows + 10; ++round) {
+      auto items = index.claim_outbox("PACS", 3, owner, 5000, kLease);
+      if (!items.ok()) {
+        ++errors;
+        return;
+      }
+      if (items->empty()) return;
+      for (const auto& item : *items) {
+        mine.push_back(item.id);
+        if (!index.complete_outbox(item.id, owner, result(0), 5001).ok()) ++errors;
+      }
+    }
+  };
+  {
+    std::jthread a([&] { node(*index_, "node-a/PACS", claimed_by[0]); });
+    std::jthread b([&] { node(*other, "node-b/PACS", claimed_by[1]); });
+  }
+  EXPECT_EQ(errors.load(), 0);
+  std::set<std::int64_t> a(claimed_by[0].begin(), claimed_by[0].end());
+  std::set<std::int64_t> b(claimed_by[1].begin(), claimed_by[1].end());
+  EXPECT_EQ(a.size(), claimed_by[0].size()) << "node-a got a row twice";
+  EXPECT_EQ(b.size(), claimed_by[1].size()) << "node-b got a row twice";
+  std::vector<std::int64_t> both;
+  std::set_intersection(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(both));
+  EXPECT_TRUE(both.empty()) << both.size() << " rows were claimed by both nodes";
+  EXPECT_EQ(a.size() + b.size(), static_cast<std::size_t>(kRows));
+  const auto delivered = list("PACS", OutboxState::kDelivered, kRows + 1);
+  EXPECT_EQ(delivered.size(), static_cast<std::size_t>(kRows));
+  for (const auto& item : delivered) EXPECT_EQ(item.attempts, 1) << item.id;
+}
+
+/// A node that dies holding leases (no release): its rows stay invisible until the leases
+/// expire, then the surviving nodes take them over, again without sharing a row.
+TEST_P(IndexOutbox, ExpiredLeasesOfADeadNodeReturnToTheQueue) {
+  constexpr int kRows = 30;
+  for (int i = 1; i <= kRows; ++i) insert(make_record("21." + std::to_string(i), {"PACS"}));
+  {
+    auto dead = open();
+    ASSERT_NE(dead, nullptr);
+    auto items = dead->claim_outbox("PACS", kRows, "node-dead/PACS", 1000, 500);
+    ASSERT_TRUE(items.ok()) << items.error().message;
+    ASSERT_EQ(items->size(), static_cast<std::size_t>(kRows));
+  }  // the node is gone; its leases run until 1500
+  auto other = open();
+  ASSERT_NE(other, nullptr);
+  EXPECT_TRUE(claim("PACS", kRows, "node-a/PACS", 1499).empty()) << "leases still running";
+  EXPECT_EQ(*index_->next_outbox_due("PACS"), 1500);
+
+  std::vector<OutboxItem> taken[2];
+  {
+    std::jthread a([&] {
+      for (int round = 0; round < kRows; ++round) {
+        auto items = index_->claim_outbox("PACS", 2, "node-a/PACS", 1500, kLease);
+        if (!items.ok() || items->empty()) return;
+        taken[0].insert(taken[0].end(), items->begin(), items->end());
+      }
+    });
+    std::jthread b([&] {
+      for (int round = 0; round < kRows; ++round) {
+        auto items = other->claim_outbox("PACS", 2, "node-b/PACS", 1500, kLease);
+        if (!items.ok() || items->empty()) return;
+        taken[1].insert(taken[1].end(), items->begin(), items->end());
+      }
+    });
+  }
+  std::set<std::int64_t> ids;
+  for (const auto& batch : taken) {
+    for (const auto& item : batch) {
+      EXPECT_TRUE(ids.insert(item.id).second) << "row " << item.id << " taken twice";
+      EXPECT_EQ(item.attempts, 2);
+      EXPECT_EQ(item.lease_expires_at_ms, 1500 + kLease);
+    }
+  }
+  EXPECT_EQ(ids.size(), static_cast<std::size_t>(kRows));
+  EXPECT_TRUE(list("PACS", OutboxState::kPending).empty());
+  for (const auto& item : list("PACS", OutboxState::kInFlight, kRows + 1)) {
+    EXPECT_NE(item.lease_owner, "node-dead/PACS");
+  }
+}
+
+}  // namespace
+}  // namespace gw::index
