@@ -500,7 +500,8 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
     changed.push_back("storage");
   }
   if (running.http.enabled != fresh.http.enabled || running.http.bind != fresh.http.bind ||
-      running.http.port != fresh.http.port || running.http.tls.enabled != fresh.http.tls.enabled) {
+      running.http.port != fresh.http.port || running.http.tls.enabled != fresh.http.tls.enabled ||
+      running.http.cors_origins != fresh.http.cors_origins) {
     changed.push_back("http");
   }
   return changed;

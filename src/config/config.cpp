@@ -5,12 +5,14 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <exception>
 #include <map>
 #include <memory>
 #include <optional>
+#include <regex>
 #include <span>
 #include <system_error>
 #include <utility>
@@ -44,7 +46,8 @@ constexpr std::array<std::string_view, 6> kLimitsKeys = {
 constexpr std::array<std::string_view, 3> kStorageKeys = {"fsync", "encrypt", "duplicates"};
 constexpr std::array<std::string_view, 4> kDatabaseKeys = {"url", "encryption_key_env",
                                                             "password_file", "pool_size"};
-constexpr std::array<std::string_view, 4> kHttpKeys = {"enabled", "bind", "port", "tls"};
+constexpr std::array<std::string_view, 5> kHttpKeys = {"enabled", "bind", "port", "tls",
+                                                       "cors_origins"};
 constexpr std::array<std::string_view, 3> kHttpTlsKeys = {"enabled", "cert_file", "key_file"};
 constexpr std::array<std::string_view, 3> kAcmeKeys = {"certbot", "server", "renew_before_days"};
 constexpr std::array<std::string_view, 1> kAuditKeys = {"syslog"};
@@ -105,6 +108,17 @@ std::optional<std::string> canonical_san(std::string_view text) {
 }
 
 /// "aa:bb:…" or "aabb…" (64 hex digits, optional ':' between pairs) -> "AA:BB:…".
+/// A browser origin, lower-cased: http(s)://host[:port], host a DNS name, IPv4 or [IPv6].
+std::optional<std::string> canonical_origin(std::string_view text) {
+  std::string origin(text);
+  std::transform(origin.begin(), origin.end(), origin.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  static const std::regex kOrigin(
+      R"(https?://([a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\])(:[0-9]{1,5})?)");
+  if (!std::regex_match(origin, kOrigin)) return std::nullopt;
+  return origin;
+}
+
 std::optional<std::string> canonical_sha256(std::string_view text) {
   std::string hex;
   for (char c : text) {
@@ -321,6 +335,19 @@ Http Reader::read_http(const Section& root) {
   read_bool(t, "enabled", http.tls.enabled);
   read_path(t, "cert_file", http.tls.cert_file);
   read_path(t, "key_file", http.tls.key_file);
+  if (auto origins = sequence(s, "cors_origins", "expected a list of origins")) {
+    for (std::size_t i = 0; i < origins->size(); ++i) {
+      const std::string path = fmt::format("{}[{}]", s.path("cors_origins"), i);
+      const YAML::Node item = (*origins)[i];
+      auto origin = item.IsScalar() ? canonical_origin(item.Scalar()) : std::nullopt;
+      if (!origin) {
+        add(path, "expected an origin such as `https://admin.example.org` or "
+                  "`http://127.0.0.1:3000` (scheme, host, optional port; no path, no wildcard)");
+        continue;
+      }
+      http.cors_origins.push_back(std::move(*origin));
+    }
+  }
   if (http.enabled && http.tls.enabled) {
     constexpr std::string_view kWhy = "when http.tls.enabled is true";
     check_required_file(t, "cert_file", http.tls.cert_file, kWhy);

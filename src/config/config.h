@@ -169,6 +169,9 @@ struct Http {
   std::string bind = "127.0.0.1";
   std::uint16_t port = 8080;
   HttpTls tls;
+  /// Browser origins allowed to call the API from another site (CORS), exact and lower-case:
+  /// "https://admin.example.org[:port]". Empty (the default): no CORS headers at all.
+  std::vector<std::string> cors_origins;
 };
 
 struct Acme {

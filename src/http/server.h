@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 #include <thread>
 
 #include "config/config.h"
@@ -38,6 +39,8 @@ struct ServerOptions {
   std::size_t max_body_bytes = 1 << 20;
   /// HTTPS certificate and key; disabled = plain HTTP.
   config::HttpTls tls;
+  /// http.cors_origins: browser origins that get CORS headers (exact match); empty = none.
+  std::vector<std::string> cors_origins;
 };
 
 class Server {

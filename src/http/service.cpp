@@ -17,6 +17,7 @@ core::Result<std::unique_ptr<HttpService>> HttpService::create(const config::Htt
   options.bind = config.bind;
   options.port = config.port;
   options.tls = config.tls;
+  options.cors_origins = config.cors_origins;
   GW_ASSIGN_OR_RETURN(s->server_, Server::create(std::move(options), *s->dispatcher_));
   return s;
 }

@@ -175,9 +175,15 @@ TEST(ApiReloadTest, BrokenConfigIsRefusedGoodOneAppliesAtOnce) {
                    "127.0.0.1", std::to_string(gw->port()), files[0].string()},
                   {}, std::chrono::seconds(60));
   ASSERT_TRUE(sent.ok()) << sent.out << sent.err;
-  ASSERT_TRUE(
-      wait_until([&] { return scp.received_files().size() == 1; }, std::chrono::seconds(30)));
-  EXPECT_EQ(sop_instance_uid_of(scp.received_files()[0]), sop_instance_uid_of(files[0]));
+  // storescp creates the file before it has written all of it: wait until it reads whole.
+  const std::string expected_uid = sop_instance_uid_of(files[0]);
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto got = scp.received_files();
+        return got.size() == 1 && sop_instance_uid_of(got[0]) == expected_uid;
+      },
+      std::chrono::seconds(30)))
+      << "NEW did not receive the instance";
 
   // SIGHUP runs the same reload; its audit row names the system.
   ASSERT_TRUE(gw->process().signal_group(SIGHUP));

@@ -65,6 +65,7 @@ struct CurlOptions {
   std::string scheme = "http";
   fs::path cacert;
   std::vector<std::string> form;  ///< multipart/form-data fields for curl -F ("cert_file=@path")
+  std::vector<std::string> headers;  ///< extra request headers ("Origin: https://…")
 };
 
 /// One request with curl (the body on stdin, so it never shows in a process list).
@@ -78,6 +79,7 @@ HttpAnswer curl(std::uint16_t port, const std::string& method, const std::string
   if (!o.interface_ip.empty()) argv.insert(argv.end(), {"--interface", o.interface_ip});
   if (!o.cacert.empty()) argv.insert(argv.end(), {"--cacert", o.cacert.string()});
   for (const auto& f : o.form) argv.insert(argv.end(), {"-F", f});
+  for (const auto& h : o.headers) argv.insert(argv.end(), {"-H", h});
   argv.push_back(o.scheme + "://127.0.0.1:" + std::to_string(port) + target);
   const auto r = run_command_with_input(argv, o.body, {}, std::chrono::seconds(60));
   HttpAnswer a;
@@ -460,6 +462,41 @@ TEST_F(ApiTest, TheDatabaseAndTheLogHoldNoTokenOrPassword) {
         << "found in the database or log: " << secret;
   }
   EXPECT_NE(everything.find("$argon2id$"), std::string::npos) << "password hashes are stored";
+}
+
+TEST_F(ApiTest, CorsOnlyForConfiguredOrigins) {
+  GatewayOptions o;
+  o.http_yaml = "  cors_origins: [\"https://Admin.Example.ORG\", \"http://127.0.0.1:3000\"]\n";
+  start_gateway(o);
+  auto with_origin = [&](const std::string& method, const std::string& origin,
+                         const std::string& token, std::vector<std::string> extra = {}) {
+    CurlOptions c(token);
+    c.headers = std::move(extra);
+    c.headers.push_back("Origin: " + origin);
+    return api(method, "/api/v1/studies", c);
+  };
+  // An allowed origin (configured in mixed case, matched lower-case).
+  auto ok = with_origin("GET", "https://admin.example.org", viewer_);
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_TRUE(ok.has_header("Access-Control-Allow-Origin: https://admin.example.org")) << ok.headers;
+  EXPECT_TRUE(ok.has_header("Vary: Origin")) << ok.headers;
+  EXPECT_EQ(ok.headers.find("Access-Control-Allow-Credentials"), std::string::npos);
+  // Its preflight needs no token and names what may follow; the real call still needs one.
+  auto preflight = with_origin("OPTIONS", "http://127.0.0.1:3000", "",
+                               {"Access-Control-Request-Method: DELETE",
+                                "Access-Control-Request-Headers: authorization"});
+  EXPECT_EQ(preflight.status, 204);
+  EXPECT_TRUE(preflight.has_header("Access-Control-Allow-Origin: http://127.0.0.1:3000"));
+  EXPECT_TRUE(preflight.has_header("Access-Control-Allow-Headers: Authorization, Content-Type"));
+  EXPECT_EQ(with_origin("GET", "http://127.0.0.1:3000", "").status, 401);
+  // Another origin gets no CORS header at all, and no preflight answer.
+  auto other = with_origin("GET", "https://evil.example.net", viewer_);
+  EXPECT_EQ(other.status, 200);
+  EXPECT_EQ(other.headers.find("Access-Control-"), std::string::npos) << other.headers;
+  auto other_preflight = with_origin("OPTIONS", "https://evil.example.net", "",
+                                     {"Access-Control-Request-Method: GET"});
+  EXPECT_NE(other_preflight.status, 204);
+  EXPECT_EQ(other_preflight.headers.find("Access-Control-"), std::string::npos);
 }
 
 TEST_F(ApiTest, LimitsHeadersAndErrorsOverHttp) {

@@ -544,6 +544,23 @@ http: {port: 0}
   EXPECT_THAT(issues[2].message, ::testing::Not(HasSubstr("secret")));
 }
 
+TEST_F(ConfigTest, CorsOriginsAreExactLowerCaseOriginsOrRefusedWithTheirIndex) {
+  EXPECT_TRUE(parse_ok(std::string(kMinimal)).http.cors_origins.empty()) << "no CORS by default";
+  const auto ok = parse_ok(std::string(kMinimal) +
+                           "http: {cors_origins: [\"HTTPS://Admin.Example.org\", "
+                           "\"http://127.0.0.1:3000\", \"http://[::1]:8081\"]}\n");
+  EXPECT_THAT(ok.http.cors_origins, ElementsAre("https://admin.example.org",
+                                                "http://127.0.0.1:3000", "http://[::1]:8081"));
+  const auto issues = issues_of(std::string(kMinimal) +
+                                "http: {cors_origins: [\"*\", \"https://a.org/app\", "
+                                "\"ftp://a.org\", \"https://ok.org\", [x]]}\n");
+  EXPECT_THAT(paths_of(issues), ElementsAre("http.cors_origins[0]", "http.cors_origins[1]",
+                                            "http.cors_origins[2]", "http.cors_origins[4]"));
+  EXPECT_THAT(issues[0].message, HasSubstr("no wildcard"));
+  EXPECT_THAT(paths_of(issues_of(std::string(kMinimal) + "http: {cors_origins: x}\n")),
+              ElementsAre("http.cors_origins"));
+}
+
 TEST_F(ConfigTest, YamlSyntaxErrorHasLineAndColumn) {
   const auto issues = issues_of("data_dir: /d\nlisteners: [{name: a, port: 1}\nhttp: {}\n");
   ASSERT_EQ(issues.size(), 1u);
