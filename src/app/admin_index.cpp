@@ -81,8 +81,8 @@ std::string user_name_of(uid_t uid) {
 
 }  // namespace
 
-index::AuditEvent cli_event(std::string action, std::string target,
-                            nlohmann::ordered_json details, std::int64_t now_ms) {
+index::AuditEvent cli_event(std::string action, std::string target, nlohmann::ordered_json details,
+                            std::int64_t now_ms) {
   details["os_user"] = user_name_of(::geteuid());
   // NOLINTNEXTLINE(concurrency-mt-unsafe): the command line runs on one thread.
   if (const char* sudo_user = std::getenv("SUDO_USER"); sudo_user != nullptr) {

@@ -40,7 +40,7 @@ int with_configured_index(const std::filesystem::path& config_path, std::string_
 /// The audit row of a local command's change, written in the change's transaction. The actor
 /// is "cli"; details say which local account ran it (and who sudo says asked: informative
 /// only, the environment is the caller's).
-index::AuditEvent cli_event(std::string action, std::string target,
-                            nlohmann::ordered_json details, std::int64_t now_ms);
+index::AuditEvent cli_event(std::string action, std::string target, nlohmann::ordered_json details,
+                            std::int64_t now_ms);
 
 }  // namespace gw::app

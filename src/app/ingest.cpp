@@ -248,8 +248,8 @@ core::Result<std::unique_ptr<dicom::StoreSession>> IngestService::begin(
   meta.source_application_entity_title = request.association->calling_ae;
   GW_RETURN_IF_ERROR(spool.write(dicom::encode_file_meta(meta)));
   dicom::StoreRequest copy = request;
-  return std::unique_ptr<dicom::StoreSession>(new IngestSession(
-      *this, std::move(spool), std::move(copy), request.association->id));
+  return std::unique_ptr<dicom::StoreSession>(
+      new IngestSession(*this, std::move(spool), std::move(copy), request.association->id));
 }
 
 }  // namespace gw::app

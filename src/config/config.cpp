@@ -45,7 +45,7 @@ constexpr std::array<std::string_view, 6> kLimitsKeys = {
     "artim_timeout",    "idle_timeout",   "shutdown_grace"};
 constexpr std::array<std::string_view, 3> kStorageKeys = {"fsync", "encrypt", "duplicates"};
 constexpr std::array<std::string_view, 4> kDatabaseKeys = {"url", "encryption_key_env",
-                                                            "password_file", "pool_size"};
+                                                           "password_file", "pool_size"};
 constexpr std::array<std::string_view, 5> kHttpKeys = {"enabled", "bind", "port", "tls",
                                                        "cors_origins"};
 constexpr std::array<std::string_view, 3> kHttpTlsKeys = {"enabled", "cert_file", "key_file"};
@@ -341,8 +341,9 @@ Http Reader::read_http(const Section& root) {
       const YAML::Node item = (*origins)[i];
       auto origin = item.IsScalar() ? canonical_origin(item.Scalar()) : std::nullopt;
       if (!origin) {
-        add(path, "expected an origin such as `https://admin.example.org` or "
-                  "`http://127.0.0.1:3000` (scheme, host, optional port; no path, no wildcard)");
+        add(path,
+            "expected an origin such as `https://admin.example.org` or "
+            "`http://127.0.0.1:3000` (scheme, host, optional port; no path, no wildcard)");
         continue;
       }
       http.cors_origins.push_back(std::move(*origin));

@@ -88,8 +88,7 @@ class Reader {
 
   Config read(const YAML::Node& root);
   /// A destination on its own with an optional `match` (parse_destination).
-  StandaloneDestination read_standalone_destination(const YAML::Node& node,
-                                                    const std::string& path,
+  StandaloneDestination read_standalone_destination(const YAML::Node& node, const std::string& path,
                                                     const Config& context);
 
  private:

@@ -143,9 +143,9 @@ struct ReloadOutcome {
 struct DestinationEdit {
   enum class Kind { kCreate, kUpdate, kDelete };
   Kind kind = Kind::kCreate;
-  std::string name;   ///< update/delete: from the URL; create: from the body
-  std::string body;   ///< create/update: the request's JSON object, as text
-  bool force = false;  ///< delete: dead-letter queued rows instead of refusing (409)
+  std::string name;         ///< update/delete: from the URL; create: from the body
+  std::string body;         ///< create/update: the request's JSON object, as text
+  bool force = false;       ///< delete: dead-letter queued rows instead of refusing (409)
   index::AuditEvent audit;  ///< written with the change
 };
 

@@ -279,26 +279,26 @@ void Server::install_handlers() {
   // travels in the Authorization header, never in a cookie, so no Allow-Credentials.
   auto cors_origin = [origins = options_.cors_origins](const httplib::Request& req) {
     const auto origin = req.get_header_value("Origin");
-    const bool allowed = !origin.empty() &&
-                         std::find(origins.begin(), origins.end(), origin) != origins.end();
+    const bool allowed =
+        !origin.empty() && std::find(origins.begin(), origins.end(), origin) != origins.end();
     return allowed ? origin : std::string();
   };
   // Every response, httplib's own errors included.
   const bool cors = !options_.cors_origins.empty();
-  svr.set_post_routing_handler([https, cors, cors_origin](const httplib::Request& req,
-                                                          httplib::Response& res) {
-    if (const auto origin = cors_origin(req); !origin.empty()) {
-      res.set_header("Access-Control-Allow-Origin", origin);
-      res.set_header("Access-Control-Expose-Headers", "Retry-After, Allow");
-    }
-    if (cors) res.set_header("Vary", "Origin");  // caches must not mix origins' answers
-    res.set_header("X-Content-Type-Options", "nosniff");
-    res.set_header("X-Frame-Options", "DENY");
-    res.set_header("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
-    res.set_header("Referrer-Policy", "no-referrer");
-    res.set_header("Cache-Control", "no-store");
-    if (https) res.set_header("Strict-Transport-Security", "max-age=31536000");
-  });
+  svr.set_post_routing_handler(
+      [https, cors, cors_origin](const httplib::Request& req, httplib::Response& res) {
+        if (const auto origin = cors_origin(req); !origin.empty()) {
+          res.set_header("Access-Control-Allow-Origin", origin);
+          res.set_header("Access-Control-Expose-Headers", "Retry-After, Allow");
+        }
+        if (cors) res.set_header("Vary", "Origin");  // caches must not mix origins' answers
+        res.set_header("X-Content-Type-Options", "nosniff");
+        res.set_header("X-Frame-Options", "DENY");
+        res.set_header("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'");
+        res.set_header("Referrer-Policy", "no-referrer");
+        res.set_header("Cache-Control", "no-store");
+        if (https) res.set_header("Strict-Transport-Security", "max-age=31536000");
+      });
   // Errors httplib answers by itself (malformed request, URI too long…) get our JSON shape.
   // Always "Handled": that is what makes httplib set Content-Length on responses it writes
   // without a handler (the 413 to an Expect: 100-continue), so clients do not wait for a close.
@@ -375,17 +375,17 @@ void Server::install_handlers() {
   svr.Get(all, without_body);
   // A CORS preflight from an allowed origin is answered here, without a token (browsers send
   // none with it); any other OPTIONS request goes to the router like every request.
-  svr.Options(all, [without_body, cors_origin](const httplib::Request& req,
-                                               httplib::Response& res) {
-    if (!cors_origin(req).empty() && req.has_header("Access-Control-Request-Method")) {
-      res.status = 204;
-      res.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE");
-      res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
-      res.set_header("Access-Control-Max-Age", "600");
-      return;
-    }
-    without_body(req, res);
-  });
+  svr.Options(all,
+              [without_body, cors_origin](const httplib::Request& req, httplib::Response& res) {
+                if (!cors_origin(req).empty() && req.has_header("Access-Control-Request-Method")) {
+                  res.status = 204;
+                  res.set_header("Access-Control-Allow-Methods", "GET, POST, PUT, DELETE");
+                  res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+                  res.set_header("Access-Control-Max-Age", "600");
+                  return;
+                }
+                without_body(req, res);
+              });
   svr.Post(all, ReaderHandler(with_body));
   svr.Put(all, ReaderHandler(with_body));
   svr.Patch(all, ReaderHandler(with_body));

@@ -17,8 +17,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 #include <thread>
+#include <vector>
 
 #include "config/config.h"
 #include "core/result.h"

@@ -26,9 +26,9 @@ struct InstanceRecord {
   std::string sop_class_uid;
   std::string transfer_syntax_uid;
   std::string instance_number;
-  std::int64_t size_bytes = 0;      ///< stored file size
-  std::string storage_path;         ///< relative to data_dir
-  std::string digest;  ///< of the stored file, "xxh128:<hex>" (storage/content_digest.h)
+  std::int64_t size_bytes = 0;  ///< stored file size
+  std::string storage_path;     ///< relative to data_dir
+  std::string digest;           ///< of the stored file, "xxh128:<hex>" (storage/content_digest.h)
   std::int64_t received_at_ms = 0;  ///< Unix epoch milliseconds
   std::string calling_ae;
   std::string called_ae;
@@ -180,8 +180,7 @@ class Index {
   /// Operator: retry_outbox for every dead row of `destination` (all destinations when empty),
   /// in one transaction. Returns how many rows were retried.
   virtual Result<std::int64_t> retry_dead_outbox(const std::string& destination,
-                                                 std::int64_t now_ms,
-                                                 const AuditEvent* audit) = 0;
+                                                 std::int64_t now_ms, const AuditEvent* audit) = 0;
   /// Operator: removes a row that is not in flight. kNotFound / kConflict as above.
   virtual Status delete_outbox(std::int64_t id, const AuditEvent* audit) = 0;
   virtual Result<std::optional<OutboxItem>> find_outbox(std::int64_t id) = 0;
@@ -247,14 +246,12 @@ class Index {
                                                   const AuditEvent* audit) = 0;
   /// Replaces every field of the destination with this name (found without regard to case)
   /// except name, created_at_ms and created_by. kNotFound when there is none.
-  virtual Status update_destination(const ApiDestination& destination,
-                                    const AuditEvent* audit) = 0;
+  virtual Status update_destination(const ApiDestination& destination, const AuditEvent* audit) = 0;
   /// Removes it. Its pending and in-flight outbox rows: kConflict (nothing changes) unless
   /// `force`, which makes them kDead with the reason "destination deleted" at now_ms. Returns
   /// how many rows were made dead. kNotFound when there is no such destination.
   virtual Result<std::int64_t> delete_destination(const std::string& name, bool force,
-                                                  std::int64_t now_ms,
-                                                  const AuditEvent* audit) = 0;
+                                                  std::int64_t now_ms, const AuditEvent* audit) = 0;
   /// By name, without regard to case.
   virtual Result<std::optional<ApiDestination>> find_destination(const std::string& name) = 0;
   /// All, sorted by name.

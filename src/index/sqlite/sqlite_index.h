@@ -87,8 +87,8 @@ class SqliteIndex : public Index {
   Result<std::int64_t> create_destination(const ApiDestination& destination,
                                           const AuditEvent* audit) override;
   Status update_destination(const ApiDestination& destination, const AuditEvent* audit) override;
-  Result<std::int64_t> delete_destination(const std::string& name, bool force,
-                                          std::int64_t now_ms, const AuditEvent* audit) override;
+  Result<std::int64_t> delete_destination(const std::string& name, bool force, std::int64_t now_ms,
+                                          const AuditEvent* audit) override;
   Result<std::optional<ApiDestination>> find_destination(const std::string& name) override;
   Result<std::vector<ApiDestination>> list_destinations() override;
 
