@@ -11,6 +11,8 @@
 
 #include "app/admin_index.h"
 #include "app/api_destinations.h"
+#include "app/content_source.h"
+#include "app/encryption.h"
 #include "certs/x509_info.h"
 #include "core/log.h"
 #include "dicom/dimse.h"
@@ -18,6 +20,7 @@
 #include "dicom/uids.h"
 #include "queue/destination_scu.h"
 #include "queue/routing.h"
+#include "storage/volume_info.h"
 
 namespace gw::app {
 
@@ -27,8 +30,10 @@ std::shared_ptr<spdlog::logger> log() { return core::logger("app"); }
 
 std::size_t io_threads() { return std::max<std::size_t>(2, std::thread::hardware_concurrency()); }
 /// This node's name in outbox leases: stable across restarts (a restarted node takes its rows
-/// back at once) and, on one shared database, different for every node.
-std::string node_id() {
+/// back at once) and, on one shared database, different for every node: the configured node_id,
+/// else the host name (one gateway per host).
+std::string lease_owner_id(const config::Config& config) {
+  if (!config.node_id.empty()) return config.node_id;
   char name[256] = {};
   if (::gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "dicom-gw";
   return name;
@@ -78,8 +83,25 @@ core::Result<std::unique_ptr<App>> App::create(config::Config config) {
 }
 
 core::Status App::start() {
-  GW_ASSIGN_OR_RETURN(store_, storage::Store::create({config_.data_dir, config_.storage.fsync}));
+  storage::StoreOptions store_options;
+  store_options.data_dir = config_.data_dir;
+  store_options.fsync = config_.storage.fsync;
+  store_options.encrypt = config_.storage.encrypt;  // keys: set_keyring below
+  store_options.node_id = config_.node_id;
+  GW_ASSIGN_OR_RETURN(store_, storage::Store::create(store_options));
   GW_ASSIGN_OR_RETURN(index_, index::open_index(index_options(config_)));
+  GW_ASSIGN_OR_RETURN(keyring_, load_keys(config_, *index_));
+  if (config_.storage.encrypt && keyring_->empty()) {
+    return core::make_error(core::ErrorCode::kConfig,
+                            "storage.encrypt needs an encryption key: set " +
+                                config_.database.encryption_key_env +
+                                " or database.encryption_key_file");
+  }
+  store_->set_keyring(keyring_);
+  log()->info("event=encryption fields={} key_version={} previous_key_version={} files={}",
+              keyring_->empty() ? "off" : "on", keyring_->current ? keyring_->current->version : 0,
+              keyring_->previous ? keyring_->previous->version : 0,
+              config_.storage.encrypt ? "on" : "off");
   GW_RETURN_IF_ERROR(recover_after_crash());
   audit_writer_ = std::make_unique<audit::AuditWriter>(*index_);
   activity_audit_ = std::make_unique<ActivityAudit>(*audit_writer_);
@@ -89,9 +111,9 @@ core::Status App::start() {
   // longer checks against the file, stops the start like a bad config file.
   GW_ASSIGN_OR_RETURN(auto api, index_->list_destinations());
   GW_ASSIGN_OR_RETURN(auto running, merge_api_destinations(config_, api, nullptr));
-  forwarding_ = std::make_unique<queue::ForwardingService>(io_, workers_.get_executor(), *index_,
-                                                           config_.data_dir, node_id(), running,
-                                                           activity_audit_.get());
+  forwarding_ = std::make_unique<queue::ForwardingService>(
+      io_, workers_.get_executor(), *index_, config_.data_dir, lease_owner_id(config_), running,
+      activity_audit_.get(), stored_file_opener(*store_));
   {
     std::lock_guard lock(reload_mu_);
     GW_RETURN_IF_ERROR(apply_destinations_locked(running, std::move(api)));
@@ -124,6 +146,11 @@ core::Status App::start() {
 
 http::GatewaySnapshot App::snapshot() const {
   http::GatewaySnapshot s;
+  s.encryption.files = config_.storage.encrypt;
+  const auto volume = storage::volume_info(config_.data_dir);
+  s.encryption.volume_device = volume.device;
+  s.encryption.volume_dm_crypt = volume.dm_crypt;
+  s.encryption.volume_crypt_type = volume.crypt_type;
   s.version = "0.1.0";
   s.ae_title = config_.ae_title;  // restart-only: never changed by a reload
   s.started_at_ms = started_at_ms_;
@@ -492,6 +519,7 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
   };
   if (running.ae_title != fresh.ae_title) changed.push_back("ae_title");
   if (running.data_dir != fresh.data_dir) changed.push_back("data_dir");
+  if (running.node_id != fresh.node_id) changed.push_back("node_id");
   if (listeners_differ()) changed.push_back("listeners");
   if (running.database.url != fresh.database.url) changed.push_back("database");
   if (running.storage.fsync != fresh.storage.fsync ||
@@ -547,6 +575,11 @@ http::ReloadOutcome App::apply_reload() {
   for (const auto& key : outcome.needs_restart) {
     log()->warn("event=reload_needs_restart key={} action=kept_running_value", key);
   }
+  if (auto st = reload_keys_locked(*fresh); !st.ok()) {
+    log()->error("event=encryption_keys_reload_failed reason=\"{}\" action=kept_running_keys",
+                 st.error().message);
+    return refuse("database", st.error().message);
+  }
   // The steps that can still fail come first. The HTTPS certificate goes before the DICOM one:
   // when it is refused nothing has changed yet.
   if (http_ && config_.http.tls.enabled && fresh->http.tls.enabled) {
@@ -589,6 +622,37 @@ http::ReloadOutcome App::apply_reload() {
   outcome.destinations = config_.destinations.size() + api_running_.size();
   outcome.routes = config_.routes.size();
   return outcome;
+}
+
+core::Status App::reload_keys_locked(const config::Config& fresh) {
+  GW_ASSIGN_OR_RETURN(auto keys, crypto::load_keyring(key_sources(fresh.database)));
+  auto same = [](const std::optional<crypto::MasterKey>& a,
+                 const std::optional<crypto::MasterKey>& b) {
+    return a.has_value() == b.has_value() && (!a || a->check_value() == b->check_value());
+  };
+  const auto running = keyring();
+  if (same(keys.current, running->current) && same(keys.previous, running->previous)) {
+    return core::ok_status();
+  }
+  GW_ASSIGN_OR_RETURN(auto ring, index_->use_keyring(std::move(keys)));
+  log()->info("event=encryption_keys_reloaded key_version={} previous_key_version={}",
+              ring->current ? ring->current->version : 0,
+              ring->previous ? ring->previous->version : 0);
+  store_->set_keyring(ring);
+  std::lock_guard lock(keyring_mu_);
+  keyring_ = std::move(ring);
+  return core::ok_status();
+}
+
+std::shared_ptr<const crypto::Keyring> App::keyring() const {
+  std::lock_guard lock(keyring_mu_);
+  return keyring_;
+}
+
+core::Result<std::unique_ptr<storage::ContentReader>> App::open_stored_file(
+    const std::string& relative_path) {
+  const auto keys = keyring();
+  return storage::open_content(store_->absolute(relative_path), keys.get());
 }
 
 void App::audit_reload(const http::ReloadOutcome& outcome, const std::string& actor) {

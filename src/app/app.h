@@ -14,6 +14,7 @@
 #include "app/ingest.h"
 #include "audit/writer.h"
 #include "config/config.h"
+#include "crypto/keyring.h"
 #include "dicom/scp.h"
 #include "http/control.h"
 #include "http/service.h"
@@ -66,6 +67,12 @@ class App final : public http::GatewayControl {
   core::Status apply_destinations_locked(const config::Config& merged,
                                          std::vector<index::ApiDestination> api);
   http::DestinationEditOutcome edit_destination_locked(const http::DestinationEdit& edit);
+  core::Result<std::unique_ptr<storage::ContentReader>> open_stored_file(
+      const std::string& relative_path) override;
+  std::shared_ptr<const crypto::Keyring> keyring() const;
+  /// Re-reads the key files/variables of `fresh` and, when they changed, registers them with
+  /// the index and hands them to the store. Call with reload_mu_ held.
+  core::Status reload_keys_locked(const config::Config& fresh);
   /// The audit row of a reload ("system" for SIGHUP).
   void audit_reload(const http::ReloadOutcome& outcome, const std::string& actor);
 
@@ -76,6 +83,10 @@ class App final : public http::GatewayControl {
   config::Config config_;
   std::unique_ptr<storage::Store> store_;
   std::unique_ptr<index::Index> index_;
+  /// The master keys for encryption at rest with their versions (ADR 010); empty when none is
+  /// configured. Replaced by a reload under reload_mu_.
+  std::shared_ptr<const crypto::Keyring> keyring_;
+  mutable std::mutex keyring_mu_;  ///< guards keyring_ (readers copy the pointer)
   /// The audit trail of DICOM activity (ADR 006): rows queued by the I/O threads, written by
   /// the writer's thread. Both outlive everything that reports to them (listeners, forwarders).
   std::unique_ptr<audit::AuditWriter> audit_writer_;

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "app/app.h"
+#include "app/db_commands.h"
 #include "app/demo.h"
 #include "app/pki_commands.h"
 #include "app/queue_commands.h"
@@ -304,6 +305,25 @@ int run_cli(int argc, char** argv) {
   UserCommands user_commands;
   add_user_commands(app, config_path, user_commands);
 
+  auto* db_cmd = app.add_subcommand("db", "the index: schema migrations, encryption keys");
+  db_cmd->require_subcommand(1);
+  DbArgs db_args;
+  auto* db_migrate_cmd = db_cmd->add_subcommand("migrate", "apply pending schema migrations");
+  auto* db_status_cmd =
+      db_cmd->add_subcommand("status", "field and file encryption: key versions, rows per key");
+  auto* db_rotate_cmd = db_cmd->add_subcommand(
+      "rotate-key",
+      "re-encrypt every value with the current key (old key as the previous key); resumable");
+  for (auto* cmd : {db_migrate_cmd, db_status_cmd, db_rotate_cmd}) {
+    cmd->add_option("--config,-c", config_path, "configuration file")->capture_default_str();
+  }
+  db_rotate_cmd->add_option("--batch", db_args.batch, "rows per transaction (1-100000)")
+      ->capture_default_str();
+  db_rotate_cmd
+      ->add_option("--pause-ms", db_args.pause_ms,
+                   "wait between batches, to spare a busy database (0-60000)")
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -345,6 +365,10 @@ int run_cli(int argc, char** argv) {
     return run_queue_delete(queue_delete);
   }
   if (auto rc = run_user_command(user_commands, config_path)) return *rc;
+  db_args.config = config_path;
+  if (*db_migrate_cmd) return run_db_migrate(db_args);
+  if (*db_status_cmd) return run_db_status(db_args);
+  if (*db_rotate_cmd) return run_db_rotate_key(db_args);
   if (*demo_cmd) {
     auto path = prepare_demo(demo);
     if (!path.ok()) {

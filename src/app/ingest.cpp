@@ -9,6 +9,7 @@
 #include <optional>
 #include <vector>
 
+#include "app/content_source.h"
 #include "core/log.h"
 #include "dicom/dimse.h"
 #include "dicom/instance_info.h"
@@ -100,9 +101,15 @@ class IngestSession final : public dicom::StoreSession {
     if (error_) return fail(core::dimse_status(error_->code), error_->message);
     // One snapshot of the rules for this instance, even if a reload swaps them meanwhile.
     const auto routing = service_.routing();
+    // Through the store's reader: with storage.encrypt the spool file holds ciphertext.
+    auto content = spool_.content();
+    if (!content.ok()) {
+      return fail(core::dimse_status(content.error().code), content.error().message);
+    }
+    ContentByteSource source(std::move(content).value());
     auto info = dicom::read_instance_info(
-        spool_.path(), routing ? std::span<const std::uint32_t>(routing->required_tags())
-                               : std::span<const std::uint32_t>());
+        source, routing ? std::span<const std::uint32_t>(routing->required_tags())
+                        : std::span<const std::uint32_t>());
     if (!info.ok()) {
       return fail(status::kCannotUnderstand, "cannot parse data set: " + info.error().message);
     }

@@ -28,10 +28,10 @@ namespace {
 // Allowed keys per section (the order docs/config.md uses). Destinations, routes, retry and
 // forwarding: routing_config.cpp.
 
-constexpr std::array<std::string_view, 17> kTopKeys = {
-    "ae_title", "data_dir",     "listeners", "accept", "peers",      "tls",
-    "limits",   "destinations", "routes",    "retry",  "forwarding", "storage",
-    "database", "http",         "acme",      "audit",  "logging"};
+constexpr std::array<std::string_view, 18> kTopKeys = {
+    "ae_title", "data_dir", "node_id",      "listeners", "accept", "peers",
+    "tls",      "limits",   "destinations", "routes",    "retry",  "forwarding",
+    "storage",  "database", "http",         "acme",      "audit",  "logging"};
 constexpr std::array<std::string_view, 4> kListenerKeys = {"name", "bind", "port", "tls"};
 constexpr std::array<std::string_view, 3> kAcceptKeys = {"calling_ae_titles", "called_ae_titles",
                                                          "require_tls_for"};
@@ -44,8 +44,9 @@ constexpr std::array<std::string_view, 6> kLimitsKeys = {
     "max_associations", "max_pdu_length", "max_associate_rq_length",
     "artim_timeout",    "idle_timeout",   "shutdown_grace"};
 constexpr std::array<std::string_view, 3> kStorageKeys = {"fsync", "encrypt", "duplicates"};
-constexpr std::array<std::string_view, 4> kDatabaseKeys = {"url", "encryption_key_env",
-                                                           "password_file", "pool_size"};
+constexpr std::array<std::string_view, 6> kDatabaseKeys = {
+    "url",       "encryption_key_env",           "encryption_key_file",
+    "pool_size", "previous_encryption_key_file", "password_file"};
 constexpr std::array<std::string_view, 5> kHttpKeys = {"enabled", "bind", "port", "tls",
                                                        "cors_origins"};
 constexpr std::array<std::string_view, 3> kHttpTlsKeys = {"enabled", "cert_file", "key_file"};
@@ -317,6 +318,13 @@ Database Reader::read_database(const Section& root) {
           fmt::format("expected an environment variable name (letters, digits, _), got `{}`", env));
     }
   }
+  // Encryption keys from files (ADR 010); the permissions are checked when they are read.
+  if (read_path(s, "encryption_key_file", db.encryption_key_file)) {
+    check_readable(s.path("encryption_key_file"), db.encryption_key_file);
+  }
+  if (read_path(s, "previous_encryption_key_file", db.previous_encryption_key_file)) {
+    check_readable(s.path("previous_encryption_key_file"), db.previous_encryption_key_file);
+  }
   // PostgreSQL: the password from a file (read at start, never logged) and the pool size.
   if (read_path(s, "password_file", db.password_file)) {
     check_readable(s.path("password_file"), db.password_file);
@@ -395,6 +403,20 @@ Logging Reader::read_logging(const Section& root) {
   return logging;
 }
 
+void Reader::read_node_id(const Section& root, std::string& out) {
+  std::string id;
+  if (!read_string(root, "node_id", id)) return;
+  const bool valid_chars = std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+  if (id.size() > 64 || !valid_chars || id == "." || id == "..") {
+    add("node_id", "must be 1-64 characters of A-Z a-z 0-9 . _ - (not \".\" or \"..\"), or \"\"");
+    return;
+  }
+  out = std::move(id);
+}
+
 /// Rules that span sections: unique listener names and addresses, TLS listeners need the tls
 /// section, peers need a TLS listener. Destinations and routes: cross_check_routing.
 void Reader::cross_check(const Config& config) {
@@ -442,6 +464,7 @@ Config Reader::read(const YAML::Node& root) {
     read_path(s, "data_dir", config.data_dir);
     if (config.data_dir.empty()) add("data_dir", "must not be empty");
   }
+  read_node_id(s, config.node_id);
   config.listeners = read_listeners(s);
   config.accept = read_accept(s);
   config.peers = read_peers(s);

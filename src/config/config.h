@@ -152,7 +152,12 @@ struct Storage {
 
 struct Database {
   std::string url;  ///< "" = sqlite index.db in data_dir; "sqlite:///path"; "postgresql://…"
+  /// The master key for encryption at rest (ADR 010): this environment variable, else
+  /// encryption_key_file; during a rotation the previous key from <env>_PREVIOUS, else
+  /// previous_encryption_key_file. Key files must be owner-only (0400/0600).
   std::string encryption_key_env = "DICOM_GW_DB_ENCRYPTION_KEY";
+  std::filesystem::path encryption_key_file;
+  std::filesystem::path previous_encryption_key_file;
   /// PostgreSQL: a file whose first line is the password (overrides the URL's and PGPASSWORD).
   std::filesystem::path password_file;
   std::size_t pool_size = 8;  ///< PostgreSQL: connections at most, 1-64
@@ -197,7 +202,10 @@ struct Logging {
 
 struct Config {
   std::string ae_title = "DICOM_GW";
-  std::filesystem::path data_dir;   ///< required
+  std::filesystem::path data_dir;  ///< required
+  /// Several nodes on one data_dir and database: this node's name ([A-Za-z0-9._-]{1,64}), its
+  /// own spool/ and storage/ subdirectories and its outbox lease owner. "" = the only node.
+  std::string node_id;
   std::vector<Listener> listeners;  ///< required, at least one
   Accept accept;
   std::vector<Peer> peers;  ///< AE title <-> certificate bindings

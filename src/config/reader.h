@@ -136,6 +136,8 @@ class Reader {
   Acme read_acme(const Section& root);
   Audit read_audit(const Section& root);
   Logging read_logging(const Section& root);
+  /// Top-level `node_id`: "" or [A-Za-z0-9._-]{1,64}, not "." or ".." (it names directories).
+  void read_node_id(const Section& root, std::string& out);
   void cross_check(const Config& config);
 
   // Store-and-forward sections (routing_config.cpp).

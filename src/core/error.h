@@ -28,6 +28,7 @@ enum class ErrorCode {
   kUnsupported,
   kConfig,
   kDatabase,
+  kDataLoss,  ///< stored data failed authentication (corrupt or altered; ADR 010)
   kInternal,
 };
 

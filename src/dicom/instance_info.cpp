@@ -4,6 +4,11 @@
 #include <dcmtk/dcmdata/dcdatset.h>
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcistrma.h>
+
+#include <algorithm>
+#include <optional>
+#include <vector>
 
 #include "dicom/binary_vr.h"
 
@@ -39,17 +44,170 @@ void read_extra_tags(DcmDataset& ds, std::span<const std::uint32_t> tags,
   }
 }
 
+/// DCMTK reads element headers a few bytes at a time: the producer reads ahead this much.
+constexpr std::size_t kReadAhead = 64 * 1024;
+
+/// DCMTK's view of a ByteSource from `start` on, with a read-ahead buffer. A read error stops
+/// the stream and is kept for the caller (DCMTK only knows "stream error").
+class SourceProducer final : public DcmProducer {
+ public:
+  SourceProducer(ByteSource& source, std::uint64_t start, std::optional<core::Error>* error)
+      : source_(source), size_(source.size()), pos_(std::min(start, size_)), error_(error) {}
+
+  OFBool good() const override { return status_.good(); }
+  OFCondition status() const override { return status_; }
+  OFBool eos() override { return !good() || pos_ >= size_; }
+  offile_off_t avail() override { return good() ? static_cast<offile_off_t>(size_ - pos_) : 0; }
+
+  offile_off_t read(void* buf, offile_off_t buflen) override {
+    if (!good() || buflen <= 0 || pos_ >= size_) return 0;
+    auto* out = static_cast<std::uint8_t*>(buf);
+    const auto want = static_cast<std::size_t>(
+        std::min<std::uint64_t>(static_cast<std::uint64_t>(buflen), size_ - pos_));
+    std::size_t done = 0;
+    while (done < want) {
+      if (pos_ >= buffer_start_ && pos_ < buffer_start_ + buffer_.size()) {
+        const auto within = static_cast<std::size_t>(pos_ - buffer_start_);
+        const std::size_t take = std::min(want - done, buffer_.size() - within);
+        std::copy_n(buffer_.data() + within, take, out + done);
+        done += take;
+        pos_ += take;
+        continue;
+      }
+      if (want - done >= kReadAhead) {  // large values: straight into DCMTK's buffer
+        auto n = source_.read_at(pos_, std::span(out + done, want - done));
+        if (!fail_on(n)) return static_cast<offile_off_t>(done);
+        done += *n;
+        pos_ += *n;
+        if (*n == 0) break;
+        continue;
+      }
+      buffer_.resize(kReadAhead);
+      auto n = source_.read_at(pos_, buffer_);
+      if (!fail_on(n)) {
+        buffer_.clear();
+        return static_cast<offile_off_t>(done);
+      }
+      buffer_.resize(*n);
+      buffer_start_ = pos_;
+      if (*n == 0) break;
+    }
+    return static_cast<offile_off_t>(done);
+  }
+
+  offile_off_t skip(offile_off_t skiplen) override {
+    if (!good() || skiplen <= 0) return 0;
+    const auto n = std::min<std::uint64_t>(static_cast<std::uint64_t>(skiplen), size_ - pos_);
+    pos_ += n;
+    return static_cast<offile_off_t>(n);
+  }
+
+  void putback(offile_off_t num) override {
+    if (num < 0 || static_cast<std::uint64_t>(num) > pos_) {
+      status_ = EC_PutbackFailed;
+      return;
+    }
+    pos_ -= static_cast<std::uint64_t>(num);
+  }
+
+ private:
+  /// False (and the stream stopped) when `n` is an error.
+  bool fail_on(const core::Result<std::size_t>& n) {
+    if (n.ok()) return true;
+    if (!error_->has_value()) *error_ = n.error();
+    status_ = EC_InvalidStream;
+    return false;
+  }
+
+  ByteSource& source_;
+  const std::uint64_t size_;
+  std::uint64_t pos_;
+  std::optional<core::Error>* error_;
+  OFCondition status_ = EC_Normal;
+  std::vector<std::uint8_t> buffer_;
+  std::uint64_t buffer_start_ = 0;
+};
+
+class SourceStreamFactory;
+
+/// A DcmInputStream over a ByteSource. Values longer than the read limit are skipped and
+/// left to a factory (newFactory), as DCMTK does for files: never read unless asked for.
+class SourceStream final : public DcmInputStream {
+ public:
+  SourceStream(ByteSource& source, std::uint64_t start, std::optional<core::Error>* error)
+      : DcmInputStream(&producer_),
+        producer_(source, start, error),
+        source_(source),
+        start_(start),
+        error_(error) {}
+
+  DcmInputStreamFactory* newFactory() const override;
+
+ private:
+  SourceProducer producer_;
+  ByteSource& source_;
+  std::uint64_t start_;
+  std::optional<core::Error>* error_;
+};
+
+class SourceStreamFactory final : public DcmInputStreamFactory {
+ public:
+  SourceStreamFactory(ByteSource& source, std::uint64_t offset, std::optional<core::Error>* error)
+      : source_(source), offset_(offset), error_(error) {}
+  DcmInputStream* create() const override { return new SourceStream(source_, offset_, error_); }
+  DcmInputStreamFactory* clone() const override { return new SourceStreamFactory(*this); }
+  DcmInputStreamFactoryType ident() const override { return DFT_DcmInputFileStreamFactory; }
+
+ private:
+  ByteSource& source_;
+  std::uint64_t offset_;
+  std::optional<core::Error>* error_;
+};
+
+DcmInputStreamFactory* SourceStream::newFactory() const {
+  // With a compression filter installed (deflate) positions are not file offsets: none.
+  if (currentProducer() != &producer_) return nullptr;
+  return new SourceStreamFactory(source_, start_ + static_cast<std::uint64_t>(tell()), error_);
+}
+
+core::Result<InstanceInfo> info_from(DcmFileFormat& file,
+                                     std::span<const std::uint32_t> extra_tags);
+
 }  // namespace
 
 core::Result<InstanceInfo> read_instance_info(const std::filesystem::path& part10_file,
                                               std::span<const std::uint32_t> extra_tags) {
+  auto source = open_file_source(part10_file);
+  if (!source.ok()) {
+    return core::make_error(core::ErrorCode::kInvalidArgument,
+                            "DICOM file not readable: " + source.error().message);
+  }
+  return read_instance_info(**source, extra_tags);
+}
+
+core::Result<InstanceInfo> read_instance_info(ByteSource& source,
+                                              std::span<const std::uint32_t> extra_tags) {
+  std::optional<core::Error> source_error;
   DcmFileFormat file;
-  const OFCondition loaded = file.loadFile(OFFilename(part10_file.c_str()), EXS_Unknown,
-                                           EGL_noChange, kMaxLoadedValueLength, ERM_autoDetect);
+  OFCondition loaded = EC_Normal;
+  {
+    SourceStream stream(source, 0, &source_error);
+    file.transferInit();
+    loaded = file.read(stream, EXS_Unknown, EGL_noChange, kMaxLoadedValueLength);
+    file.transferEnd();
+  }
+  if (source_error) return std::move(*source_error);
   if (loaded.bad()) {
     return core::make_error(core::ErrorCode::kInvalidArgument,
                             std::string("DICOM file not readable: ") + loaded.text());
   }
+  return info_from(file, extra_tags);
+}
+
+namespace {
+
+core::Result<InstanceInfo> info_from(DcmFileFormat& file,
+                                     std::span<const std::uint32_t> extra_tags) {
   DcmDataset* ds = file.getDataset();
   if (ds == nullptr) {
     return core::make_error(core::ErrorCode::kInvalidArgument, "DICOM file has no data set");
@@ -88,5 +246,7 @@ core::Result<InstanceInfo> read_instance_info(const std::filesystem::path& part1
   if (!extra_tags.empty()) read_extra_tags(*ds, extra_tags, info.extra_tags);
   return info;
 }
+
+}  // namespace
 
 }  // namespace gw::dicom

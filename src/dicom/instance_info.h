@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/result.h"
+#include "dicom/byte_source.h"
 
 namespace gw::dicom {
 
@@ -46,6 +47,10 @@ struct InstanceInfo {
 /// Instance UID or SOP Class UID is kInvalidArgument. `extra_tags` (e.g. what the routing rules
 /// need) fill InstanceInfo::extra_tags; asking for none costs nothing extra.
 core::Result<InstanceInfo> read_instance_info(const std::filesystem::path& part10_file,
+                                              std::span<const std::uint32_t> extra_tags = {});
+/// The same from a byte source (e.g. an encrypted spool file). `source` must outlive the call
+/// only. A read error of the source (kDataLoss, kIo) is returned as it is.
+core::Result<InstanceInfo> read_instance_info(ByteSource& source,
                                               std::span<const std::uint32_t> extra_tags = {});
 
 }  // namespace gw::dicom

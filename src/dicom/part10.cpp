@@ -232,21 +232,18 @@ Result<Part10Header> parse_part10_header(std::span<const std::uint8_t> head) {
 }
 
 Result<Part10Header> read_part10_header(const std::filesystem::path& path) {
-  std::error_code ec;
-  const std::uintmax_t size = std::filesystem::file_size(path, ec);
-  if (ec) {
-    const auto code = ec == std::errc::no_such_file_or_directory ? core::ErrorCode::kNotFound
-                                                                 : core::ErrorCode::kIo;
-    return core::make_error(code, "cannot stat " + path.string() + ": " + ec.message());
-  }
-  const auto n = static_cast<std::size_t>(std::min<std::uintmax_t>(size, kMaxHeaderBytes));
+  auto source = open_file_source(path);
+  if (!source.ok()) return std::move(source).error();
+  return read_part10_header(**source);
+}
+
+Result<Part10Header> read_part10_header(ByteSource& source) {
+  const std::uint64_t size = source.size();
+  const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(size, kMaxHeaderBytes));
   std::vector<std::uint8_t> head(n);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return core::make_error(core::ErrorCode::kIo, "cannot open " + path.string());
-  in.read(reinterpret_cast<char*>(head.data()), static_cast<std::streamsize>(n));
-  if (static_cast<std::size_t>(in.gcount()) != n) {
-    return core::make_error(core::ErrorCode::kIo, "short read from " + path.string());
-  }
+  auto got = source.read_at(0, head);
+  if (!got.ok()) return std::move(got).error();
+  if (*got != n) return core::make_error(core::ErrorCode::kIo, "short read of the file header");
   return parse_header(head, /*whole_file=*/size <= kMaxHeaderBytes);
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/result.h"
+#include "dicom/byte_source.h"
 
 namespace gw::dicom {
 
@@ -41,5 +42,7 @@ Result<Part10Header> parse_part10_header(std::span<const std::uint8_t> head);
 
 /// Reads the head of `path` and parses it.
 Result<Part10Header> read_part10_header(const std::filesystem::path& path);
+/// Reads the head of `source` and parses it.
+Result<Part10Header> read_part10_header(ByteSource& source);
 
 }  // namespace gw::dicom

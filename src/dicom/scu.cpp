@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "core/unique_fd.h"
 #include "dicom/tls_channel.h"
@@ -15,11 +16,13 @@ namespace gw::dicom {
 using core::ErrorCode;
 using core::make_error;
 
-Result<SendItem> prepare_send_item(const std::filesystem::path& path) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) return make_error(ErrorCode::kIo, path.string() + ": " + ec.message());
-  auto header = read_part10_header(path);
+Result<SendItem> prepare_send_item(const std::filesystem::path& path, const SourceOpener& open) {
+  auto source = open ? open(path) : open_file_source(path);
+  if (!source.ok()) {
+    return make_error(source.error().code, path.string() + ": " + source.error().message);
+  }
+  const std::uint64_t size = (*source)->size();
+  auto header = read_part10_header(**source);
   if (!header.ok()) {
     return make_error(header.error().code, path.string() + ": " + header.error().message);
   }
@@ -32,7 +35,7 @@ Result<SendItem> prepare_send_item(const std::filesystem::path& path) {
   if (header->data_set_offset > size) {
     return make_error(ErrorCode::kInvalidArgument, path.string() + ": truncated file");
   }
-  return SendItem{path, std::move(header).value(), size};
+  return SendItem{path, std::move(header).value(), size, open};
 }
 
 Result<std::shared_ptr<const tls::TlsContext>> ScuTlsOptions::make_context() const {
@@ -153,10 +156,16 @@ asio::awaitable<Result<Command>> ScuAssociation::store(const SendItem& item) {
                              sop_class_name(meta.media_storage_sop_class_uid) + " in " +
                              meta.transfer_syntax_uid);
   }
-  core::UniqueFd fd(::open(item.path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0)
-    co_return make_error(ErrorCode::kIo, item.path.string() + ": " + std::strerror(errno));
-  off_t offset = static_cast<off_t>(item.header.data_set_offset);
+  auto opened = item.open ? item.open(item.path) : open_file_source(item.path);
+  if (!opened.ok()) {
+    co_return make_error(opened.error().code, item.path.string() + ": " + opened.error().message);
+  }
+  const std::unique_ptr<ByteSource> file = std::move(opened).value();
+  if (file->size() != item.file_size) {
+    co_return make_error(ErrorCode::kInvalidArgument,
+                         item.path.string() + ": file changed since it was prepared");
+  }
+  std::uint64_t offset = item.header.data_set_offset;
   const std::uint64_t on_disk = item.file_size - item.header.data_set_offset;
   // PDVs carry even lengths. A deflate stream may end on an odd byte; PS3.5 A.5 pads it with one
   // trailing NUL, which inflaters ignore. Any other odd-length data set is a broken file.
@@ -167,27 +176,33 @@ asio::awaitable<Result<Command>> ScuAssociation::store(const SendItem& item) {
   }
   const std::uint64_t total = on_disk + (pad ? 1 : 0);
   bool pad_sent = false;
+  std::optional<core::Error> read_error;  // the file failed us, not the network
   DataSource source = [&](std::span<std::uint8_t> buf) -> Result<std::size_t> {
-    while (true) {
-      const ssize_t n = ::pread(fd.get(), buf.data(), buf.size(), offset);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        return make_error(ErrorCode::kIo, item.path.string() + ": " + std::strerror(errno));
-      }
-      if (n == 0 && pad && !pad_sent && !buf.empty()) {
-        buf[0] = 0;
-        pad_sent = true;
-        return std::size_t{1};
-      }
-      offset += n;
-      return static_cast<std::size_t>(n);
+    auto n = file->read_at(offset, buf);
+    if (!n.ok()) {
+      read_error = make_error(n.error().code, item.path.string() + ": " + n.error().message);
+      return *read_error;
     }
+    if (*n == 0 && pad && !pad_sent && !buf.empty()) {
+      buf[0] = 0;
+      pad_sent = true;
+      return std::size_t{1};
+    }
+    offset += *n;
+    return *n;
   };
   const auto id = assoc_->next_message_id();
   GW_CO_RETURN_IF_ERROR(co_await assoc_->send_command(
       pc->id,
       make_c_store_rq(id, meta.media_storage_sop_class_uid, meta.media_storage_sop_instance_uid)));
-  GW_CO_RETURN_IF_ERROR(co_await assoc_->send_data_set(pc->id, total, source));
+  auto sent = co_await assoc_->send_data_set(pc->id, total, source);
+  if (!sent.ok() && read_error) {
+    // Part of the data set is on the wire without its last fragment: only an A-ABORT ends
+    // that instance for the peer without it being stored.
+    co_await abort();
+    co_return std::move(*read_error);
+  }
+  GW_CO_RETURN_IF_ERROR(std::move(sent));
   co_return co_await await_response(id);
 }
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dicom/association.h"
+#include "dicom/byte_source.h"
 #include "dicom/part10.h"
 #include "tls/context.h"
 
@@ -42,15 +43,18 @@ struct ScuOptions {
   std::optional<ScuTlsOptions> tls;  ///< set: the association runs over DICOM TLS
 };
 
-/// A file ready to send: where its data set starts and what it is.
+/// A file ready to send: where its data set starts and what it is. The file is opened again
+/// when it is sent (a list of items holds no open files).
 struct SendItem {
   std::filesystem::path path;
   Part10Header header;
-  std::uint64_t file_size = 0;
+  std::uint64_t file_size = 0;  ///< content size (the plaintext of an encrypted stored file)
+  SourceOpener open;            ///< how to read `path`; empty: a plain file (open_file_source)
 };
 
-/// Reads the Part 10 header of a file (size included).
-Result<SendItem> prepare_send_item(const std::filesystem::path& path);
+/// Reads the Part 10 header of a file (size included) through `open` (empty: a plain file).
+Result<SendItem> prepare_send_item(const std::filesystem::path& path,
+                                   const SourceOpener& open = {});
 
 class ScuAssociation {
  public:
@@ -67,6 +71,10 @@ class ScuAssociation {
   asio::awaitable<Result<std::uint16_t>> echo();
   /// C-STORE of a file's data set bytes exactly as stored, on the context accepted for its SOP
   /// class and transfer syntax (kUnsupported when there is none). Returns the response.
+  /// When reading the file fails after the data set has begun (kDataLoss: a stored segment
+  /// failed authentication; kIo), the association is aborted (A-ABORT), so the peer never
+  /// completes a partial instance, and that error is returned: the association is then
+  /// unusable. Errors before anything was sent leave it established.
   asio::awaitable<Result<Command>> store(const SendItem& item);
   asio::awaitable<Status> release();
   asio::awaitable<void> abort();

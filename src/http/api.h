@@ -10,13 +10,16 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "core/error.h"
+#include "core/result.h"
 #include "index/auth.h"
 
 namespace gw::http {
@@ -68,11 +71,20 @@ struct Request {
   }
 };
 
+/// A body sent piece by piece instead of `body` (a stored file of any size, in bounded memory):
+/// `read` copies the bytes at `offset` into `out` and returns how many (0 only at the end); an
+/// error ends the response early (the client sees a short body and a closed connection).
+struct BodyStream {
+  std::uint64_t size = 0;
+  std::function<core::Result<std::size_t>(std::uint64_t offset, std::span<std::uint8_t> out)> read;
+};
+
 struct Response {
   int status = 200;
   std::string body;
   std::string content_type = "application/json";
   std::vector<std::pair<std::string, std::string>> headers;  ///< extra headers (Retry-After…)
+  std::shared_ptr<BodyStream> stream;  ///< when set, the body (`body` is ignored)
 };
 
 /// A JSON response.

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -13,6 +14,7 @@
 
 #include "core/result.h"
 #include "index/auth.h"
+#include "storage/content_reader.h"
 
 namespace gw::http {
 
@@ -80,6 +82,14 @@ struct DestinationSnapshot {
   std::uint64_t associations_opened = 0;
 };
 
+/// Encryption at rest as the gateway runs it (ADR 010); the index adds key versions and rows.
+struct EncryptionSnapshot {
+  bool files = false;             ///< storage.encrypt
+  std::string volume_device;      ///< "major:minor" of data_dir's file system; "" unknown
+  bool volume_dm_crypt = false;   ///< data_dir sits on a dm-crypt (LUKS) volume
+  std::string volume_crypt_type;  ///< "LUKS2"…
+};
+
 struct GatewaySnapshot {
   std::string version;
   std::string ae_title;
@@ -93,6 +103,7 @@ struct GatewaySnapshot {
   /// The file system holding data_dir (statvfs); 0 when unknown.
   std::uint64_t storage_total_bytes = 0;
   std::uint64_t storage_available_bytes = 0;
+  EncryptionSnapshot encryption;
 };
 
 /// A destination as configured (config file), for GET /api/v1/destinations. Key *paths* only:
@@ -186,6 +197,12 @@ class GatewayControl {
   virtual void queue_changed(const std::string& destination) = 0;
   // The three below have defaults (nothing configured, nothing to reload) so that fakes
   // written for other resources need not implement them; the App overrides all three.
+  /// The content of a stored file (relative path, from the index), decrypted when it was
+  /// stored encrypted (storage.encrypt, ADR 010). Thread-safe; kUnsupported without a gateway.
+  virtual core::Result<std::unique_ptr<storage::ContentReader>> open_stored_file(
+      const std::string& /*relative_path*/) {
+    return core::make_error(core::ErrorCode::kUnsupported, "no running gateway");
+  }
   /// The destinations of the running configuration, sorted by name. Thread-safe.
   virtual std::vector<DestinationConfigSnapshot> destinations() const { return {}; }
   /// Re-reads the config file and applies it atomically, or nothing (SIGHUP does the same).

@@ -102,6 +102,24 @@ Request to_request(const httplib::Request& req) {
 void to_httplib(const Response& response, httplib::Response& res) {
   res.status = response.status;
   for (const auto& [name, value] : response.headers) res.set_header(name, value);
+  if (response.stream) {
+    // Pieces of at most 256 KiB, read as the client takes them: memory stays bounded.
+    auto stream = response.stream;
+    res.set_content_provider(
+        static_cast<std::size_t>(stream->size), response.content_type,
+        [stream](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+          std::vector<std::uint8_t> buffer(std::min<std::size_t>(length, 256 * 1024));
+          auto n = stream->read(offset, buffer);
+          if (!n.ok() || *n == 0) {
+            if (!n.ok()) {
+              core::logger("http")->error("event=stream_failed reason=\"{}\"", n.error().message);
+            }
+            return false;  // ends the response: the client sees a short body
+          }
+          return sink.write(reinterpret_cast<const char*>(buffer.data()), *n);
+        });
+    return;
+  }
   if (!response.body.empty()) res.set_content(response.body, response.content_type);
 }
 

@@ -28,6 +28,8 @@ core::Result<Response> get_status(const ApiContext& ctx, const Request& request)
   if (!depths.ok()) return index_error(depths.error());
   auto instances = ctx.index.count_instances();
   if (!instances.ok()) return index_error(instances.error());
+  auto encryption = ctx.index.encryption_status();
+  if (!encryption.ok()) return index_error(encryption.error());
   const auto now = ctx.now_ms();
 
   Json listeners = Json::array();
@@ -68,6 +70,23 @@ core::Result<Response> get_status(const ApiContext& ctx, const Request& request)
     row["open_associations"] = d != nullptr ? d->open_associations : 0;
     queue_rows.push_back(std::move(row));
   }
+  Json rows_by_version = Json::object();
+  for (const auto& [version, rows] : encryption->rows_by_version) {
+    rows_by_version[std::to_string(version)] = rows;
+  }
+  Json pgcrypto = nullptr;
+  if (encryption->pgcrypto) pgcrypto = *encryption->pgcrypto;
+  Json encryption_json = {{"fields",
+                           {{"enabled", encryption->current_key_version != 0},
+                            {"key_version", encryption->current_key_version},
+                            {"registered_key_versions", encryption->registered_versions},
+                            {"rows_by_key_version", rows_by_version},
+                            {"pgcrypto", pgcrypto}}},
+                          {"files", {{"enabled", s.encryption.files}}},
+                          {"volume",
+                           {{"device", s.encryption.volume_device},
+                            {"dm_crypt", s.encryption.volume_dm_crypt},
+                            {"crypt_type", s.encryption.volume_crypt_type}}}};
   return json_response(
       200,
       {{"status", "ok"},
@@ -93,7 +112,8 @@ core::Result<Response> get_status(const ApiContext& ctx, const Request& request)
          {"routed", s.ingest.routed}}},
        {"queue", queue_rows},
        {"storage",
-        {{"total_bytes", s.storage_total_bytes}, {"available_bytes", s.storage_available_bytes}}}});
+        {{"total_bytes", s.storage_total_bytes}, {"available_bytes", s.storage_available_bytes}}},
+       {"encryption", encryption_json}});
 }
 
 /// Prometheus text exposition format 0.0.4.

@@ -1,6 +1,6 @@
-// /api/v1/studies, /studies/{uid}, /studies/{uid}/series, /instances/{uid}: what the gateway
-// stored, from the index. Patient names and IDs are in these answers on purpose (that is what a
-// viewer looks for); they never go to the log.
+// /api/v1/studies, /studies/{uid}, /studies/{uid}/series, /instances/{uid}[/file]: what the
+// gateway stored, from the index (and the stored file itself). Patient names and IDs are in
+// these answers on purpose (that is what a viewer looks for); they never go to the log.
 #include <algorithm>
 #include <cstdint>
 
@@ -141,6 +141,41 @@ core::Result<Response> get_instance(const ApiContext& ctx, const Request& reques
   return json_response(200, instance_json(**instance));
 }
 
+/// The stored file itself, streamed (and decrypted when stored encrypted). Downloads are
+/// audited: they hand out everything the instance holds.
+core::Result<Response> get_instance_file(const ApiContext& ctx, const Request& request) {
+  GW_RETURN_IF_ERROR(check_query_names(request, {}));
+  GW_ASSIGN_OR_RETURN(auto uid, path_uid(request, "uid"));
+  auto instance = ctx.index.find_instance(uid);
+  if (!instance.ok()) return index_error(instance.error());
+  if (!instance->has_value()) return core::make_error(ErrorCode::kNotFound, "no instance " + uid);
+  if (ctx.control == nullptr) {
+    return core::make_error(ErrorCode::kUnsupported, "no stored files here");
+  }
+  auto reader = ctx.control->open_stored_file((*instance)->storage_path);
+  if (!reader.ok()) {
+    if (reader.error().code == ErrorCode::kNotFound) {
+      return core::make_error(ErrorCode::kNotFound,
+                              "the stored file of instance " + uid + " is missing");
+    }
+    return index_error(reader.error());
+  }
+  std::shared_ptr<storage::ContentReader> content = std::move(reader).value();
+  const auto event = audit_event(ctx, request, "instance.downloaded", "instance:" + uid,
+                                 {{"size", content->size()}});
+  if (auto id = ctx.index.append_audit(event); !id.ok()) return index_error(id.error());
+  Response r;
+  r.status = 200;
+  r.content_type = "application/dicom";
+  r.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + uid + ".dcm\"");
+  r.stream = std::make_shared<BodyStream>();
+  r.stream->size = content->size();
+  r.stream->read = [content](std::uint64_t offset, std::span<std::uint8_t> out) {
+    return content->read(offset, out);
+  };
+  return r;
+}
+
 }  // namespace
 
 std::vector<Route> study_routes(ApiContext& ctx) {
@@ -152,6 +187,8 @@ std::vector<Route> study_routes(ApiContext& ctx) {
        "The series of a study"},
       {"GET", "/api/v1/instances/{uid}", kViewer, bind_handler(ctx, get_instance),
        "One stored instance"},
+      {"GET", "/api/v1/instances/{uid}/file", index::Role::kOperator,
+       bind_handler(ctx, get_instance_file), "Download a stored instance"},
   };
 }
 

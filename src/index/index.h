@@ -8,9 +8,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/result.h"
+#include "crypto/keyring.h"
 #include "index/auth.h"
 #include "index/destinations.h"
 #include "index/outbox.h"
@@ -114,6 +116,15 @@ struct StudyQuery {
   std::string study_date_to;
   std::int64_t limit = 100;
   std::int64_t offset = 0;
+};
+
+/// Encryption of the PHI columns (ADR 010), for /status and `dicom-gw db rotate-key`.
+struct EncryptionStatus {
+  std::uint32_t current_key_version = 0;           ///< 0: no key, values are stored in plaintext
+  std::vector<std::uint32_t> registered_versions;  ///< the key registry, ascending
+  /// Patient and study rows per key version (0 = plaintext), ascending by version.
+  std::vector<std::pair<std::uint32_t, std::int64_t>> rows_by_version;
+  std::optional<bool> pgcrypto;  ///< PostgreSQL: whether the extension is installed
 };
 
 class Index {
@@ -256,6 +267,23 @@ class Index {
   virtual Result<std::optional<ApiDestination>> find_destination(const std::string& name) = 0;
   /// All, sorted by name.
   virtual Result<std::vector<ApiDestination>> list_destinations() = 0;
+
+  // ---- Encryption at rest (ADR 010, index/phi_codec.h) ----
+
+  /// Gives the keys their registry versions (registering the first key, or a new current key
+  /// that comes with a registered previous one) and seals PHI with the current key from now
+  /// on; rows of either key stay readable. kConfig for a wrong key, encrypted rows and no key,
+  /// an unknown previous key, or rows of a version the keyring cannot read. Safe while serving
+  /// (a reload); returns the keyring with its versions.
+  virtual Result<std::shared_ptr<const crypto::Keyring>> use_keyring(crypto::Keyring keyring) = 0;
+  virtual Result<EncryptionStatus> encryption_status() = 0;
+  /// Re-seals with the current key up to `max_rows` patient and study rows of any other
+  /// version (plaintext included), in one transaction, skipping rows another writer holds.
+  /// Returns how many rows it changed: 0 when none is left.
+  virtual Result<std::int64_t> reencrypt_batch(std::int64_t max_rows) = 0;
+  /// Stored files, by instance id after `after_id`, at most `limit`: (id, storage_path).
+  virtual Result<std::vector<std::pair<std::int64_t, std::string>>> list_stored_files(
+      std::int64_t after_id, std::int64_t limit) = 0;
 
   /// The schema version after migrations ran.
   virtual Result<int> schema_version() = 0;

@@ -140,7 +140,7 @@ class Forwarder::RowUpdates {
 
 Forwarder::Forwarder(asio::io_context& io, asio::any_io_executor worker_pool, index::Index& index,
                      std::filesystem::path data_dir, std::string owner, ForwarderSettings settings,
-                     Random random, ForwardObserver* observer)
+                     Random random, ForwardObserver* observer, dicom::SourceOpener open_file)
     : strand_(asio::make_strand(io)),
       pool_(std::move(worker_pool)),
       index_(index),
@@ -148,6 +148,7 @@ Forwarder::Forwarder(asio::io_context& io, asio::any_io_executor worker_pool, in
       owner_(std::move(owner)),
       name_(settings.destination.name),
       observer_(observer),
+      open_file_(std::move(open_file)),
       random_(random ? std::move(random) : default_random()),
       settings_(std::make_shared<const ForwarderSettings>(std::move(settings))) {}
 
@@ -391,7 +392,7 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
     std::vector<core::Result<dicom::SendItem>> out;
     out.reserve(items.size());
     for (const auto& item : items) {
-      out.push_back(dicom::prepare_send_item(data_dir_ / item.storage_path));
+      out.push_back(dicom::prepare_send_item(data_dir_ / item.storage_path, open_file_));
     }
     return out;
   };
@@ -412,8 +413,7 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
     const double draw = random_();
     const Random same = [draw]() { return draw; };
     for (std::size_t j = i; j < items.size(); ++j) {
-      finish(updates, items[j], prepared[j].ok() ? c : unreadable_file(prepared[j].error().message),
-             &same);
+      finish(updates, items[j], prepared[j].ok() ? c : unreadable_file(prepared[j].error()), &same);
     }
     i = items.size();
   };
@@ -423,7 +423,7 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
   while (i < items.size() && !stopping_) {
     const auto& item = items[i];
     if (!prepared[i].ok()) {
-      finish(updates, item, unreadable_file(prepared[i].error().message));
+      finish(updates, item, unreadable_file(prepared[i].error()));
       ++i;
       continue;
     }
@@ -462,9 +462,25 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
     auto rsp = co_await conn.assoc->store(*prepared[i]);
     if (!rsp.ok()) {
       const auto code = rsp.error().code;
-      if (code == ErrorCode::kInvalidArgument || code == ErrorCode::kUnsupported) {
-        // Refused before anything was sent (a broken file): the association is intact.
-        finish(updates, item, unreadable_file(rsp.error().message));
+      if (code == ErrorCode::kInvalidArgument || code == ErrorCode::kUnsupported ||
+          code == ErrorCode::kConfig) {
+        // Refused before anything was sent (a broken file, a missing key): the association is
+        // intact.
+        finish(updates, item, unreadable_file(rsp.error()));
+        ++i;
+        continue;
+      }
+      if (code == ErrorCode::kDataLoss) {
+        // The stored file failed authentication (ADR 010): it is never forwarded. If its data
+        // set had begun, store() aborted the association; the next item gets a new one.
+        if (conn.assoc->association().state() != dicom::State::kSta6) {
+          conn.assoc.reset();
+          --open_associations_;
+          end_attempt(conn, rsp.error().message);
+        }
+        log()->error("event=stored_file_corrupt destination={} outbox_id={} reason=\"{}\"", name_,
+                     item.id, rsp.error().message);
+        finish(updates, item, unreadable_file(rsp.error()));
         ++i;
         continue;
       }

@@ -86,9 +86,12 @@ class Forwarder {
   /// running forwarder. `random`: a uniform [0,1) source for the back-off jitter (default:
   /// seeded from std::random_device). `observer` (may be null, not owned) hears of every
   /// association and row, for the audit trail.
+  /// `open_file` reads stored files (the store's reader, which decrypts encrypted ones, ADR
+  /// 010); empty: plain files.
   Forwarder(asio::io_context& io, asio::any_io_executor worker_pool, index::Index& index,
             std::filesystem::path data_dir, std::string owner, ForwarderSettings settings,
-            Random random = {}, ForwardObserver* observer = nullptr);
+            Random random = {}, ForwardObserver* observer = nullptr,
+            dicom::SourceOpener open_file = {});
   Forwarder(const Forwarder&) = delete;
   Forwarder& operator=(const Forwarder&) = delete;
   ~Forwarder();
@@ -167,6 +170,7 @@ class Forwarder {
   std::string owner_;
   std::string name_;
   ForwardObserver* observer_;
+  dicom::SourceOpener open_file_;
 
   // Strand only.
   Random random_;

@@ -21,13 +21,14 @@ ForwarderSettings settings_for(const config::Config& config,
 ForwardingService::ForwardingService(asio::io_context& io, asio::any_io_executor worker_pool,
                                      index::Index& index, std::filesystem::path data_dir,
                                      std::string owner_id, const config::Config& config,
-                                     ForwardObserver* observer)
+                                     ForwardObserver* observer, dicom::SourceOpener open_file)
     : io_(io),
       worker_pool_(std::move(worker_pool)),
       index_(index),
       data_dir_(std::move(data_dir)),
       owner_id_(std::move(owner_id)),
       observer_(observer),
+      open_file_(std::move(open_file)),
       state_(std::make_shared<State>()) {
   for (const auto& d : config.destinations) {
     state_->forwarders.emplace(d.name, make_forwarder(config, d));
@@ -38,9 +39,9 @@ ForwardingService::~ForwardingService() = default;
 
 std::shared_ptr<Forwarder> ForwardingService::make_forwarder(
     const config::Config& config, const config::Destination& destination) const {
-  return std::make_shared<Forwarder>(io_, worker_pool_, index_, data_dir_,
-                                     owner_id_ + "/" + destination.name,
-                                     settings_for(config, destination), Random{}, observer_);
+  return std::make_shared<Forwarder>(
+      io_, worker_pool_, index_, data_dir_, owner_id_ + "/" + destination.name,
+      settings_for(config, destination), Random{}, observer_, open_file_);
 }
 
 void ForwardingService::start() {

@@ -30,7 +30,8 @@ class ForwardingService {
   /// outlive the service) hears of every forwarder's associations and rows (audit trail).
   ForwardingService(asio::io_context& io, asio::any_io_executor worker_pool, index::Index& index,
                     std::filesystem::path data_dir, std::string owner_id,
-                    const config::Config& config, ForwardObserver* observer = nullptr);
+                    const config::Config& config, ForwardObserver* observer = nullptr,
+                    dicom::SourceOpener open_file = {});
   ForwardingService(const ForwardingService&) = delete;
   ForwardingService& operator=(const ForwardingService&) = delete;
   /// Call stop() (and let it finish) first, or destroy after the io_context is gone.
@@ -82,6 +83,7 @@ class ForwardingService {
   std::filesystem::path data_dir_;
   std::string owner_id_;
   ForwardObserver* observer_;
+  dicom::SourceOpener open_file_;  ///< how forwarders read stored files (see Forwarder)
   std::shared_ptr<State> state_;
 };
 

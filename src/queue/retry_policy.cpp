@@ -117,6 +117,12 @@ Classification unreadable_file(std::string_view why) {
   return c;
 }
 
+Classification unreadable_file(const core::Error& error) {
+  Classification c = unreadable_file(error.message);
+  if (error.code == core::ErrorCode::kConfig) c.outcome = Outcome::kTransient;
+  return c;
+}
+
 std::chrono::milliseconds backoff(const config::Retry& retry, int attempts, const Random& random) {
   using std::chrono::milliseconds;
   const double initial = static_cast<double>(std::max<std::int64_t>(

@@ -73,6 +73,11 @@ Classification not_accepted(std::string_view sop_class_uid, std::string_view tra
 
 /// The stored file of an outbox row cannot be read or is not a Part 10 file.
 Classification unreadable_file(std::string_view why);
+/// The same from the error: permanent, except a file whose encryption key is not configured
+/// (kConfig, ADR 010), which waits for the operator to restore the key like any transient
+/// failure (without counting toward the circuit breaker). A file that failed authentication
+/// (kDataLoss: corrupt or altered) is permanent: it is never forwarded.
+Classification unreadable_file(const core::Error& error);
 
 /// A uniform draw from [0, 1) (injected so tests can pin the jitter).
 using Random = std::function<double()>;

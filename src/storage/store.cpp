@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "core/log.h"
+#include "crypto/keyring.h"
 #include "storage/file_ops.h"
 
 namespace gw::storage {
@@ -47,6 +48,41 @@ Result<std::string> random_hex_name() {
     out.push_back(kHex[b & 0x0f]);
   }
   return out;
+}
+
+/// The name of shard directory `i` (0-255): two lower-case hex digits.
+std::string shard_name(int i) {
+  static constexpr char kHexDigits[] = "0123456789abcdef";
+  return {kHexDigits[(i >> 4) & 0x0f], kHexDigits[i & 0x0f]};
+}
+
+/// This node's part of `top` ("spool", "storage"), relative to data_dir: `top` itself for the
+/// only gateway, `top`/<node_id> for one of several nodes.
+std::filesystem::path own_dir(const StoreOptions& options, const char* top) {
+  if (options.node_id.empty()) return top;
+  return std::filesystem::path(top) / options.node_id;
+}
+
+/// The config's rule again (config::Config::node_id): it becomes a directory name.
+bool valid_node_id(const std::string& id) {
+  if (id.empty() || id.size() > 64 || id == "." || id == "..") return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+  });
+}
+
+/// Opens (creating) `path` and flocks it with `operation` (LOCK_EX or LOCK_SH), never waiting:
+/// held by someone else -> kConflict with `busy`.
+Result<core::UniqueFd> lock_file(const std::filesystem::path& path, int operation,
+                                 const std::string& busy) {
+  core::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, kFileMode));
+  if (!fd.valid()) return errno_error(errno, "open", path);
+  if (::flock(fd.get(), operation | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return make_error(ErrorCode::kConflict, busy);
+    return errno_error(errno, "lock", path);
+  }
+  return fd;
 }
 
 /// Creates `dir` with kDirMode. Sets `created` when this call made it.
@@ -116,6 +152,9 @@ SpoolFile::SpoolFile(SpoolFile&& other) noexcept
       digest_(std::move(other.digest_)),
       early_writeback_(other.early_writeback_),
       written_back_(other.written_back_),
+      encrypted_(std::move(other.encrypted_)),
+      keyring_(std::move(other.keyring_)),
+      finished_(std::exchange(other.finished_, false)),
       failed_(std::exchange(other.failed_, false)) {}
 
 SpoolFile& SpoolFile::operator=(SpoolFile&& other) noexcept {
@@ -128,6 +167,9 @@ SpoolFile& SpoolFile::operator=(SpoolFile&& other) noexcept {
     failed_ = std::exchange(other.failed_, false);
     early_writeback_ = other.early_writeback_;
     written_back_ = other.written_back_;
+    encrypted_ = std::move(other.encrypted_);
+    keyring_ = std::move(other.keyring_);
+    finished_ = std::exchange(other.finished_, false);
   }
   return *this;
 }
@@ -148,8 +190,20 @@ void SpoolFile::discard() noexcept {
 Status SpoolFile::write(std::span<const std::uint8_t> bytes) {
   if (fd_ < 0) return make_error(ErrorCode::kInternal, "spool file is not open");
   if (failed_) return make_error(ErrorCode::kIo, "spool file had an earlier write error");
+  if (finished_) return make_error(ErrorCode::kInternal, "write to a finished spool file");
+  std::uint64_t on_disk = 0;
+  if (encrypted_) {
+    // The digest and size describe the plaintext; the writer encrypts whole segments.
+    if (auto st = encrypted_->write(bytes); !st.ok()) {
+      failed_ = true;
+      return st;
+    }
+    digest_.update(bytes);
+    size_ += bytes.size();
+    on_disk = encrypted_->bytes_written();
+  }
   const std::uint8_t* p = bytes.data();
-  std::size_t left = bytes.size();
+  std::size_t left = encrypted_ ? 0 : bytes.size();
   while (left > 0) {
     ssize_t n = ::write(fd_, p, left);
     if (n < 0) {
@@ -166,16 +220,39 @@ Status SpoolFile::write(std::span<const std::uint8_t> bytes) {
     left -= static_cast<std::size_t>(n);
     size_ += static_cast<std::uint64_t>(n);
   }
-  if (early_writeback_ && size_ - written_back_ >= kWritebackChunk) {
+  if (!encrypted_) on_disk = size_;
+  if (early_writeback_ && on_disk - written_back_ >= kWritebackChunk) {
     // Start writing the finished part to disk now (asynchronously), so the fdatasync at commit
     // only waits for the tail: large instances stream to disk while they are received.
     ::sync_file_range(fd_, static_cast<off_t>(written_back_),
-                      static_cast<off_t>(size_ - written_back_), SYNC_FILE_RANGE_WRITE);
-    written_back_ = size_;
+                      static_cast<off_t>(on_disk - written_back_), SYNC_FILE_RANGE_WRITE);
+    written_back_ = on_disk;
   }
   return core::ok_status();
 }
 
+Status SpoolFile::finish() {
+  if (!encrypted_ || encrypted_->finished()) return core::ok_status();
+  if (failed_) return make_error(ErrorCode::kIo, "spool file had an earlier write error");
+  if (auto st = encrypted_->finish(); !st.ok()) {
+    failed_ = true;
+    return st;
+  }
+  return core::ok_status();
+}
+
+Result<std::unique_ptr<ContentReader>> SpoolFile::content() {
+  if (fd_ < 0) return make_error(ErrorCode::kInternal, "spool file is not open");
+  GW_RETURN_IF_ERROR(finish());
+  finished_ = true;
+  // A descriptor of its own: the reader's lifetime does not depend on this spool file's.
+  const int fd = ::fcntl(fd_, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return errno_error(errno, "dup", path_);
+  if (!encrypted_) return plain_content(fd, path_);
+  auto reader = EncryptedFileReader::open(core::UniqueFd(fd), path_, *keyring_);
+  if (!reader.ok()) return std::move(reader).error();
+  return std::unique_ptr<ContentReader>(std::move(reader).value());
+}
 
 // ---------------------------------------------------------------------------------------------
 // Store
@@ -197,18 +274,31 @@ Result<std::unique_ptr<Store>> Store::create(const StoreOptions& options) {
   bool created_data_dir = false;
   bool created_sub = false;
   bool created = false;
-  GW_RETURN_IF_ERROR(make_dir(data_dir, created_data_dir));
-  // One gateway per data directory: another one's spool files are its in-flight instances.
-  const auto lock_path = data_dir / ".lock";
-  core::UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, kFileMode));
-  if (!lock.valid()) return errno_error(errno, "open", lock_path);
-  if (::flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) {
-      return make_error(ErrorCode::kConflict,
-                        "data_dir " + data_dir.string() + " is in use by another dicom-gw process");
-    }
-    return errno_error(errno, "lock", lock_path);
+  const bool node = !options.node_id.empty();
+  if (node && !valid_node_id(options.node_id)) {
+    return make_error(ErrorCode::kInvalidArgument, "storage: invalid node_id");
   }
+  GW_RETURN_IF_ERROR(make_dir(data_dir, created_data_dir));
+  // A gateway's spool files are its in-flight instances, and its newest stored files may not
+  // have their index rows yet: only it may clean them up. Without node_id the gateway is alone
+  // on data_dir (.lock, exclusive). Nodes with a node_id share .lock (so no gateway without one
+  // runs meanwhile) and each holds .lock-<node_id>, which also records its clean/unclean end.
+  core::UniqueFd shared_lock;
+  if (node) {
+    GW_ASSIGN_OR_RETURN(shared_lock,
+                        lock_file(data_dir / ".lock", LOCK_SH,
+                                  "data_dir " + data_dir.string() +
+                                      " is in use by a dicom-gw process without node_id"));
+  }
+  const auto lock_path = data_dir / (node ? ".lock-" + options.node_id : std::string(".lock"));
+  GW_ASSIGN_OR_RETURN(
+      core::UniqueFd lock,
+      lock_file(lock_path, LOCK_EX,
+                node ? "node_id " + options.node_id + " is already running on data_dir " +
+                           data_dir.string()
+                     : "data_dir " + data_dir.string() +
+                           " is in use by another dicom-gw process (set node_id on each node "
+                           "to share a data directory)"));
   // "running" left in the lock file means the previous run never closed its Store: a crash.
   // The file's mtime is when that run started (it wrote "running" then).
   char state[16] = {};
@@ -222,23 +312,29 @@ Result<std::unique_ptr<Store>> Store::create(const StoreOptions& options) {
   created_sub = created;
   GW_RETURN_IF_ERROR(make_dir(data_dir / "storage", created));
   created_sub = created_sub || created;
+  const auto spool = data_dir / own_dir(options, "spool");
+  const auto storage = data_dir / own_dir(options, "storage");
+  if (node) {
+    GW_RETURN_IF_ERROR(make_dir(spool, created));
+    if (options.fsync && created) GW_RETURN_IF_ERROR(fsync_dir(data_dir / "spool"));
+    GW_RETURN_IF_ERROR(make_dir(storage, created));
+    if (options.fsync && created) GW_RETURN_IF_ERROR(fsync_dir(data_dir / "storage"));
+  }
   // All 256 shard directories exist from the start: no mkdir/stat (and no fsync of storage/)
   // on the path of a received instance.
   bool created_shard = false;
   for (int i = 0; i < 256; ++i) {
-    static constexpr char kHexDigits[] = "0123456789abcdef";
-    const std::string shard{kHexDigits[i >> 4], kHexDigits[i & 0x0f]};
-    GW_RETURN_IF_ERROR(make_dir(data_dir / "storage" / shard, created));
+    GW_RETURN_IF_ERROR(make_dir(storage / shard_name(i), created));
     created_shard = created_shard || created;
   }
-  if (options.fsync && created_shard) GW_RETURN_IF_ERROR(fsync_dir(data_dir / "storage"));
+  if (options.fsync && created_shard) GW_RETURN_IF_ERROR(fsync_dir(storage));
   if (options.fsync && created_sub) GW_RETURN_IF_ERROR(fsync_dir(data_dir));
   if (options.fsync && created_data_dir && data_dir.has_parent_path()) {
     GW_RETURN_IF_ERROR(fsync_dir(data_dir.parent_path()));
   }
 
-  // Leftover spool files are instances whose sender never heard "success": drop them.
-  const auto spool = data_dir / "spool";
+  // Leftover spool files are instances whose sender never heard "success": drop them (this
+  // node's only; another node's spool/<node_id>/ is not a regular file here).
   std::size_t removed = 0;
   for (std::filesystem::directory_iterator it(spool, ec), end; !ec && it != end; it.increment(ec)) {
     const auto& path = it->path();
@@ -252,8 +348,14 @@ Result<std::unique_ptr<Store>> Store::create(const StoreOptions& options) {
   }
   if (ec) return make_error(ErrorCode::kIo, "list " + spool.string() + ": " + ec.message());
   if (removed > 0) log->info("spool cleanup removed_part_files={}", removed);
-  log->info("store opened data_dir={} fsync={}", options.data_dir.string(), options.fsync);
+  log->info("store opened data_dir={} fsync={} encrypt={}", options.data_dir.string(),
+            options.fsync, options.encrypt);
+  if (node) {
+    log->info("store node_id={} spool={} storage={}", options.node_id, spool.string(),
+              storage.string());
+  }
   std::unique_ptr<Store> store(new Store(options, std::move(lock)));
+  store->shared_lock_ = std::move(shared_lock);
   store->previous_run_unclean_ = previous_run_unclean;
   store->previous_start_ = previous_start;
   if (previous_run_unclean) log->warn("event=unclean_previous_run data_dir={}", data_dir.string());
@@ -271,22 +373,28 @@ Result<std::vector<std::string>> Store::recovery_candidates() const {
   if (!previous_run_unclean_) return out;
   // Margin for file systems whose timestamps are coarser than the clock.
   const auto since = previous_start_ - std::chrono::seconds(2);
-  std::error_code ec;
-  const auto storage = options_.data_dir / "storage";
-  for (std::filesystem::recursive_directory_iterator it(storage, ec), end; !ec && it != end;
-       it.increment(ec)) {
-    std::error_code file_ec;
-    if (!it->is_regular_file(file_ec)) continue;
-    const auto mtime = it->last_write_time(file_ec);
-    if (file_ec || mtime < since) continue;
-    out.push_back(std::filesystem::relative(it->path(), options_.data_dir, file_ec).string());
+  // Only this gateway's own shard directories, one level deep: the files of other nodes
+  // (storage/<node_id>/…) may be renamed and not yet committed by a node that runs now.
+  const auto storage = own_dir(options_, "storage");
+  for (int i = 0; i < 256; ++i) {
+    const auto shard = options_.data_dir / storage / shard_name(i);
+    std::error_code ec;
+    std::filesystem::directory_iterator it(shard, ec);
+    if (ec == std::errc::no_such_file_or_directory) continue;
+    for (const std::filesystem::directory_iterator end; !ec && it != end; it.increment(ec)) {
+      std::error_code file_ec;
+      if (!it->is_regular_file(file_ec)) continue;
+      const auto mtime = it->last_write_time(file_ec);
+      if (file_ec || mtime < since) continue;
+      out.push_back((storage / shard_name(i) / it->path().filename()).string());
+    }
+    if (ec) return make_error(ErrorCode::kIo, "list " + shard.string() + ": " + ec.message());
   }
-  if (ec) return make_error(ErrorCode::kIo, "list " + storage.string() + ": " + ec.message());
   return out;
 }
 
 Result<SpoolFile> Store::begin() {
-  const auto spool = options_.data_dir / "spool";
+  const auto spool = options_.data_dir / own_dir(options_, "spool");
   for (int attempt = 0; attempt < kNameAttempts; ++attempt) {
     GW_ASSIGN_OR_RETURN(std::string name, random_hex_name());
     auto path = spool / (name + std::string(kSpoolSuffix));
@@ -297,6 +405,16 @@ Result<SpoolFile> Store::begin() {
     }
     SpoolFile file(fd, std::move(path));
     file.early_writeback_ = options_.fsync;
+    if (options_.encrypt) {
+      file.keyring_ = keyring();
+      if (!file.keyring_ || !file.keyring_->current) {
+        return make_error(ErrorCode::kConfig,
+                          "storage.encrypt is on but no encryption key is loaded");
+      }
+      // On an error `file` is destroyed, which removes the spool file.
+      GW_ASSIGN_OR_RETURN(auto writer, EncryptedFileWriter::create(fd, file.path_, *file.keyring_));
+      file.encrypted_ = std::make_unique<EncryptedFileWriter>(std::move(writer));
+    }
     return file;
   }
   return make_error(ErrorCode::kInternal, "could not pick a unique spool file name");
@@ -327,10 +445,12 @@ Result<PublishedFile> Store::publish(SpoolFile&& file) {
     return make_error(ErrorCode::kInternal, "commit of a spool file that is not open");
   }
   if (f.failed_) return make_error(ErrorCode::kIo, "commit of a spool file with a write error");
+  // The last segment goes out before the rename, so the flushes that follow cover it.
+  GW_RETURN_IF_ERROR(f.finish());
 
   // Renamed while still open: the descriptor serves the caller's fdatasync, and the destructor
   // of `f` (an early return) closes it.
-  const auto storage = options_.data_dir / "storage";
+  const auto storage = options_.data_dir / own_dir(options_, "storage");
   for (int attempt = 0; attempt < kNameAttempts; ++attempt) {
     GW_ASSIGN_OR_RETURN(std::string name, random_hex_name());
     const std::string shard = name.substr(0, 2);
@@ -348,7 +468,7 @@ Result<PublishedFile> Store::publish(SpoolFile&& file) {
     if (!renamed.ok()) return renamed.error();
     if (*renamed == RenameResult::kExists) continue;
     f.path_.clear();  // the spool entry is gone; the destructor must not touch it
-    return PublishedFile{"storage/" + shard + "/" + file_name,
+    return PublishedFile{(own_dir(options_, "storage") / shard / file_name).string(),
                          core::UniqueFd(std::exchange(f.fd_, -1))};
   }
   return make_error(ErrorCode::kInternal, "could not pick a unique storage file name");
@@ -365,6 +485,22 @@ Status Store::remove(const std::string& relative_path) {
 
 std::filesystem::path Store::absolute(const std::string& relative_path) const {
   return options_.data_dir / relative_path;
+}
+
+Result<std::unique_ptr<ContentReader>> Store::open_content(
+    const std::filesystem::path& path) const {
+  const auto keys = keyring();
+  return storage::open_content(path, keys.get());
+}
+
+void Store::set_keyring(std::shared_ptr<const crypto::Keyring> keyring) {
+  std::lock_guard lock(keyring_mu_);
+  keyring_ = std::move(keyring);
+}
+
+std::shared_ptr<const crypto::Keyring> Store::keyring() const {
+  std::lock_guard lock(keyring_mu_);
+  return keyring_;
 }
 
 Result<std::uint64_t> Store::free_bytes() const {

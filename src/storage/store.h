@@ -6,10 +6,18 @@
 ///
 /// Layout under data_dir:  spool/  (in-progress files, removed at start-up)
 ///                         storage/<2 hex>/<32 hex>.dcm  (committed files)
+/// With a node_id (several gateways on one data_dir and one PostgreSQL), each node writes only
+/// spool/<node_id>/ and storage/<node_id>/<2 hex>/<32 hex>.dcm and cleans up only those; any
+/// node reads any stored file through the relative path its index row holds.
+///
+/// With storage.encrypt, spool and stored files are encrypted as they are written
+/// (storage/encrypted_file.h, ADR 010); sizes and digests still describe the plaintext Part 10
+/// bytes. Read stored files with open_content() only: it reads plain and encrypted files alike.
 
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -18,7 +26,13 @@
 #include "core/result.h"
 #include "core/unique_fd.h"
 #include "storage/content_digest.h"
+#include "storage/content_reader.h"
 #include "storage/directory_syncer.h"
+#include "storage/encrypted_file.h"
+
+namespace gw::crypto {
+struct Keyring;
+}
 
 namespace gw::storage {
 
@@ -27,7 +41,15 @@ using core::Status;
 
 struct StoreOptions {
   std::filesystem::path data_dir;
-  bool fsync = true;  ///< storage.fsync: fdatasync files and fsync directories
+  bool fsync = true;     ///< storage.fsync: fdatasync files and fsync directories
+  bool encrypt = false;  ///< storage.encrypt: new files are encrypted (needs a key in keyring)
+  /// Keys for encrypting new files (current) and reading encrypted ones (current, previous).
+  /// May be null at creation (the keys' versions come from the index, opened later): set it
+  /// with Store::set_keyring before the first begin(). Replaced the same way on a reload.
+  std::shared_ptr<const crypto::Keyring> keyring = nullptr;
+  /// node_id ([A-Za-z0-9._-]{1,64}, not "." or ".."): this node's own spool/ and storage/
+  /// subdirectories and lock file. Empty: the only gateway on data_dir.
+  std::string node_id = {};
 };
 
 /// A file being received. Move-only; the destructor removes the temp file unless it was
@@ -43,6 +65,10 @@ class SpoolFile {
   /// Appends bytes. ENOSPC/EDQUOT/EFBIG -> kResourceExhausted; other errors kIo. After a failed
   /// write the file is incomplete: further writes fail and commit() refuses it.
   Status write(std::span<const std::uint8_t> bytes);
+  /// Ends the content (encrypted: writes the last segment; no write() after this) and opens it
+  /// for reading, e.g. to parse the data set's tags before the file is published.
+  Result<std::unique_ptr<ContentReader>> content();
+  /// Plaintext bytes written so far.
   std::uint64_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
   /// Content digest of everything written so far ("xxh128:…", storage/content_digest.h),
@@ -53,20 +79,25 @@ class SpoolFile {
   friend class Store;
   SpoolFile(int fd, std::filesystem::path path);
   void discard() noexcept;
+  /// Encrypted: writes the last segment (once). Plain: nothing to do.
+  Status finish();
 
   int fd_ = -1;
   std::filesystem::path path_;
   std::uint64_t size_ = 0;
   ContentDigest digest_;
-  bool early_writeback_ = false;  ///< start write-back every kWritebackChunk (fsync on)
-  std::uint64_t written_back_ = 0;
+  bool early_writeback_ = false;    ///< start write-back every kWritebackChunk (fsync on)
+  std::uint64_t written_back_ = 0;  ///< bytes of the file on disk (ciphertext when encrypted)
+  std::unique_ptr<EncryptedFileWriter> encrypted_;  ///< set: storage.encrypt
+  std::shared_ptr<const crypto::Keyring> keyring_;  ///< what the file was encrypted with
+  bool finished_ = false;                           ///< content() was called
   static constexpr std::uint64_t kWritebackChunk = 8u << 20;
   bool failed_ = false;  ///< a write failed: the content is incomplete and must not be committed
 };
 
 /// A file renamed into storage/ (see Store::publish).
 struct PublishedFile {
-  std::string path;   ///< relative: "storage/<2 hex>/<32 hex>.dcm"
+  std::string path;   ///< relative: "storage/[<node_id>/]<2 hex>/<32 hex>.dcm"
   core::UniqueFd fd;  ///< still open, for sync_data()
 };
 
@@ -74,7 +105,10 @@ class Store {
  public:
   /// Creates data_dir/{spool,storage} (0750) if needed, takes an exclusive lock on
   /// data_dir/.lock (a second gateway on the same data_dir is refused before it can touch
-  /// anything: kConflict) and removes leftover spool files.
+  /// anything: kConflict) and removes leftover spool files. With a node_id: a shared lock on
+  /// data_dir/.lock (refused while a gateway without node_id runs there) and an exclusive one on
+  /// data_dir/.lock-<node_id> (refused while a node of the same name runs there); the spool
+  /// clean-up and recovery_candidates() touch only this node's subdirectories.
   static Result<std::unique_ptr<Store>> create(const StoreOptions& options);
 
   /// A new spool file; write() feeds its content digest.
@@ -100,10 +134,19 @@ class Store {
 
   /// After a run that did not end cleanly (crash, kill -9): the stored files written since that
   /// run started, relative paths — the only files that can be in storage/ without an index row
-  /// (renamed, then the process died before the commit). Empty after a clean shutdown.
+  /// (renamed, then the process died before the commit). Empty after a clean shutdown. Only
+  /// this store's own shard directories are looked at (with a node_id: storage/<node_id>/).
   Result<std::vector<std::string>> recovery_candidates() const;
 
   std::filesystem::path absolute(const std::string& relative_path) const;
+  /// A stored file's content (absolute path, e.g. absolute(storage_path)), plain or encrypted,
+  /// read with the current keyring (see storage::open_content).
+  Result<std::unique_ptr<ContentReader>> open_content(const std::filesystem::path& path) const;
+  /// New keys (a reload, a rotation). Files begun afterwards use the new current key; readers
+  /// opened afterwards may use either key. Thread-safe.
+  void set_keyring(std::shared_ptr<const crypto::Keyring> keyring);
+  std::shared_ptr<const crypto::Keyring> keyring() const;
+  /// The options the store was created with (options().keyring: the keys at creation).
   const StoreOptions& options() const { return options_; }
   /// Bytes free on the storage file system.
   Result<std::uint64_t> free_bytes() const;
@@ -111,6 +154,7 @@ class Store {
  private:
   Store(StoreOptions options, core::UniqueFd lock)
       : options_(std::move(options)),
+        keyring_(options_.keyring),
         lock_(std::move(lock)),
         directory_syncer_(std::make_unique<DirectorySyncer>(options_.fsync)) {}
 
@@ -122,8 +166,12 @@ class Store {
 
  private:
   StoreOptions options_;
-  core::UniqueFd lock_;  ///< data_dir/.lock, held (flock) for the Store's lifetime; its content
-                         ///< says "running" while open and "clean" after a clean close
+  mutable std::mutex keyring_mu_;  // guards keyring_ only
+  std::shared_ptr<const crypto::Keyring> keyring_;
+  core::UniqueFd lock_;  ///< data_dir/.lock (.lock-<node_id>), held (flock) for the Store's
+                         ///< lifetime; its content says "running" while open and "clean" after
+                         ///< a clean close
+  core::UniqueFd shared_lock_;  ///< with a node_id: data_dir/.lock, shared (flock LOCK_SH)
   bool previous_run_unclean_ = false;
   std::filesystem::file_time_type previous_start_{};
   std::unique_ptr<DirectorySyncer> directory_syncer_;

@@ -291,6 +291,9 @@ TEST_F(ApiTest, RoleByRouteMatrix) {
       return Call{"/api/v1/studies/" + study + "/series", ""};
     }
     if (key == "GET /api/v1/instances/{uid}") return Call{"/api/v1/instances/" + sops[1], ""};
+    if (key == "GET /api/v1/instances/{uid}/file") {
+      return Call{"/api/v1/instances/" + sops[1] + "/file", ""};
+    }
     if (key == "POST /api/v1/queue/{id}/retry") {
       return Call{"/api/v1/queue/" + std::to_string(queue_ids[0]) + "/retry", ""};
     }

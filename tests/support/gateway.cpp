@@ -9,6 +9,7 @@
 #include "dicom/part10.h"
 #include "support/net.h"
 #include "support/paths.h"
+#include "support/poll.h"
 
 namespace gw::test {
 
@@ -101,6 +102,7 @@ std::unique_ptr<Gateway> Gateway::start(GatewayOptions options) {
          << "  - {name: plain, bind: 127.0.0.1, port: " << gw->port_ << ", tls: false}\n"
          << tls_listener << "storage:\n"
          << "  fsync: " << (gw->options_.fsync ? "true" : "false") << "\n"
+         << "  encrypt: " << (gw->options_.encrypt ? "true" : "false") << "\n"
          << "  duplicates: " << gw->options_.duplicates << "\n"
          << "limits:\n"
          << "  max_associations: " << gw->options_.max_associations << "\n"
@@ -120,10 +122,14 @@ void Gateway::launch() {
   po.log_dir = dir_.path() / "logs";
   po.log_name = "gateway-" + std::to_string(generation_);
   po.die_with_parent = false;  // tests may start and stop it from different threads
+  po.env = options_.env;
   process_ = std::make_unique<Process>(Process::start(po));
-  // The API listens (its socket is bound at start-up) before the DICOM port accepts.
-  if (!wait_for_port(port_, std::chrono::seconds(15)) ||
-      (http_port_ != 0 && !wait_for_port(http_port_, std::chrono::seconds(5)))) {
+  // The API listens (its socket is bound at start-up) before the DICOM port accepts. A gateway
+  // that refuses to start exits at once: stop waiting then.
+  const bool dicom_up = wait_until([&] { return port_accepts(port_) || !process_->running(); },
+                                   std::chrono::seconds(15)) &&
+                        port_accepts(port_);
+  if (!dicom_up || (http_port_ != 0 && !wait_for_port(http_port_, std::chrono::seconds(5)))) {
     const std::string err = process_->read_stderr();
     process_->kill9();
     throw std::runtime_error("gateway did not listen on port " + std::to_string(port_) + ":\n" +

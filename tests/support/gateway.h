@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "support/process.h"
@@ -19,6 +20,7 @@ namespace gw::test {
 struct GatewayOptions {
   std::string ae_title = "DICOM_GW";
   bool fsync = true;
+  bool encrypt = false;  ///< storage.encrypt (needs a key in `env`)
   std::string duplicates = "keep-first";
   int max_associations = 64;
   int idle_timeout_s = 300;
@@ -36,6 +38,8 @@ struct GatewayOptions {
   /// With `http`: extra lines of the `http:` section, indented two spaces
   /// ("  tls:\n    enabled: true\n    cert_file: ...\n").
   std::string http_yaml;
+  /// Extra environment variables for the gateway process (e.g. DICOM_GW_DB_ENCRYPTION_KEY).
+  Env env;
 };
 
 class Gateway {
@@ -62,6 +66,8 @@ class Gateway {
   void kill9();
   /// Starts again on the same port, config and data (after stop() or kill9()).
   void restart();
+  /// Environment for the next restart() (e.g. another encryption key).
+  void set_env(Env env) { options_.env = std::move(env); }
 
   // ---- the index, read-only ----
   std::int64_t count_instances() const;

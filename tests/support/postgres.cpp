@@ -175,6 +175,12 @@ CommandResult PostgresServer::psql(const std::string& dbname, const std::string&
                      {{"PGCONNECT_TIMEOUT", "5"}}, 60s);
 }
 
+CommandResult PostgresServer::pg_dump(const std::string& dbname) const {
+  return run_command({bin_dir_ + "/pg_dump", "-h", (dir_.path() / "socket").string(), "-p",
+                      std::to_string(port_), "-U", user_, dbname},
+                     {{"PGCONNECT_TIMEOUT", "5"}}, 60s);
+}
+
 std::string PostgresServer::log() const {
   return read_file(dir_.path() / "logs" / "postgres.stderr") +
          read_file(dir_.path() / "logs" / "postgres.stdout");

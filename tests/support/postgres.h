@@ -43,6 +43,8 @@ class PostgresServer {
 
   /// psql -c `sql` on `dbname` as the superuser over the local socket (-At: bare values).
   CommandResult psql(const std::string& dbname, const std::string& sql) const;
+  /// pg_dump of `dbname` (plain SQL on stdout) as the superuser over the local socket.
+  CommandResult pg_dump(const std::string& dbname) const;
   /// The server's log so far.
   std::string log() const;
 

@@ -202,6 +202,20 @@ CREATE TABLE api_destinations (
 );
 CREATE UNIQUE INDEX api_destinations_name ON api_destinations ((lower(name)));
 )sql"},
+      {3, R"sql(
+CREATE TABLE encryption_keys (
+  version       INTEGER PRIMARY KEY CHECK (version > 0),
+  check_value   TEXT NOT NULL UNIQUE,
+  created_at_ms BIGINT NOT NULL DEFAULT 0
+);
+ALTER TABLE patients ADD COLUMN key_version INTEGER NOT NULL DEFAULT 0,
+  ADD COLUMN patient_id_enc BYTEA, ADD COLUMN patient_name_enc BYTEA,
+  ADD COLUMN birth_date_enc BYTEA, ADD COLUMN sex_enc BYTEA;
+CREATE INDEX patients_key_version ON patients (key_version);
+ALTER TABLE studies ADD COLUMN key_version INTEGER NOT NULL DEFAULT 0,
+  ADD COLUMN accession_number_enc BYTEA, ADD COLUMN referring_physician_enc BYTEA;
+CREATE INDEX studies_key_version ON studies (key_version);
+)sql"},
   };
   return kMigrations;
 }

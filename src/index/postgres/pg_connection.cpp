@@ -100,6 +100,29 @@ std::int64_t Rows::int64(int row, int col) const {
   return std::strtoll(PQgetvalue(result_.get(), row, col), nullptr, 10);
 }
 
+std::optional<std::vector<std::uint8_t>> Rows::bytea(int row, int col) const {
+  if (is_null(row, col)) return std::nullopt;
+  const char* v = PQgetvalue(result_.get(), row, col);
+  const auto n = static_cast<std::size_t>(PQgetlength(result_.get(), row, col));
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::vector<std::uint8_t> out;
+  // The hex output form (bytea_output = hex, the default since PostgreSQL 9.0): "\x" + digits.
+  if (n < 2 || v[0] != '\\' || v[1] != 'x') return out;
+  out.reserve((n - 2) / 2);
+  for (std::size_t i = 2; i + 1 < n; i += 2) {
+    const int hi = nibble(v[i]);
+    const int lo = nibble(v[i + 1]);
+    if (hi < 0 || lo < 0) break;
+    out.push_back(static_cast<std::uint8_t>(hi << 4 | lo));
+  }
+  return out;
+}
+
 bool Rows::boolean(int row, int col) const {
   const char* v = PQgetvalue(result_.get(), row, col);
   return v != nullptr && v[0] == 't';

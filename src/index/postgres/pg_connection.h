@@ -45,6 +45,22 @@ class Params {
     values_.emplace_back(std::nullopt);
     return *this;
   }
+  /// A bytea in PostgreSQL's hex text form ("\\x…"), or NULL for nullopt.
+  Params& add(const std::optional<std::vector<std::uint8_t>>& blob) {
+    if (!blob) {
+      values_.emplace_back(std::nullopt);
+      return *this;
+    }
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string text = "\\x";
+    text.reserve(2 + blob->size() * 2);
+    for (auto b : *blob) {
+      text.push_back(kHex[b >> 4]);
+      text.push_back(kHex[b & 0xf]);
+    }
+    values_.emplace_back(std::move(text));
+    return *this;
+  }
   /// Adds `value` and returns its placeholder ("$3"), for SQL built from optional filters.
   template <class T>
   std::string placeholder(T value) {
@@ -73,6 +89,8 @@ class Rows {
   std::string text(int row, int col) const;
   std::int64_t int64(int row, int col) const;
   bool boolean(int row, int col) const;
+  /// A bytea column (hex output form); nullopt for NULL.
+  std::optional<std::vector<std::uint8_t>> bytea(int row, int col) const;
 
  private:
   std::unique_ptr<pg_result, Deleter> result_;

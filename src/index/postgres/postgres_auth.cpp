@@ -9,6 +9,7 @@
 #include "index/postgres/pg_pool.h"
 #include "index/postgres/pg_sql.h"
 #include "index/postgres/postgres_index.h"
+#include "index/validation.h"
 
 namespace gw::index {
 
@@ -33,13 +34,7 @@ Result<User> read_user(const Rows& rows, int row, int c) {
   User u;
   u.id = rows.int64(row, c++);
   u.name = rows.text(row, c++);
-  const std::string role = rows.text(row, c++);
-  auto parsed = role_from_string(role);
-  if (!parsed) {
-    return make_error(ErrorCode::kDatabase,
-                      "user " + std::to_string(u.id) + ": unknown role '" + role + "'");
-  }
-  u.role = *parsed;
+  GW_ASSIGN_OR_RETURN(u.role, stored_role(u.id, rows.text(row, c++)));
   u.password_hash = rows.text(row, c++);
   u.disabled = rows.boolean(row, c++);
   u.created_at_ms = rows.int64(row, c++);
@@ -65,32 +60,6 @@ Result<std::optional<User>> first_user(const Rows& rows) {
   if (rows.empty()) return std::optional<User>();
   GW_ASSIGN_OR_RETURN(auto user, read_user(rows, 0, 0));
   return std::optional<User>(std::move(user));
-}
-
-Status check_user_name(const std::string& name, const char* what) {
-  if (valid_user_name(name)) return core::ok_status();
-  return make_error(ErrorCode::kInvalidArgument,
-                    std::string(what) + ": a user name is 1-64 characters of A-Z a-z 0-9 . _ @ -");
-}
-
-/// The index stores hashes only: a value that is not 64 lower-case hex digits may be a token
-/// itself, and is refused rather than written to disk.
-Status check_token_hash(const std::string& hash) {
-  const bool ok = hash.size() == 64 && hash.find_first_not_of("0123456789abcdef") == hash.npos;
-  if (ok) return core::ok_status();
-  return make_error(ErrorCode::kInvalidArgument,
-                    "create token: token_hash must be the SHA-256 hex of the token");
-}
-
-Status check_audit(const AuditEvent& e) {
-  if (e.actor.empty() || e.action.empty()) {
-    return make_error(ErrorCode::kInvalidArgument, "audit: actor and action are required");
-  }
-  if (e.outcome != "ok" && e.outcome != "denied" && e.outcome != "failed") {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "audit: outcome must be ok, denied or failed, not '" + e.outcome + "'");
-  }
-  return core::ok_status();
 }
 
 Status not_found_unless_one(const Rows& rows, const std::string& what) {
@@ -122,7 +91,7 @@ RETURNING id
                                     .add(e.peer_address)
                                     .add(e.details.empty() ? std::string("{}") : e.details)));
   if (rows.empty()) {
-    return make_error(ErrorCode::kInvalidArgument, "audit: details must be a JSON object");
+    return audit_details_error();
   }
   return rows.int64(0, 0);
 }
@@ -241,10 +210,7 @@ Result<std::int64_t> PostgresIndex::count_users() {
 // ---- tokens ----
 
 Result<std::int64_t> PostgresIndex::create_token(const ApiToken& token, const AuditEvent* audit) {
-  GW_RETURN_IF_ERROR(check_token_hash(token.token_hash));
-  if (token.expires_at_ms < 0) {
-    return make_error(ErrorCode::kInvalidArgument, "create token: negative expiry");
-  }
+  GW_RETURN_IF_ERROR(check_new_token(token));
   GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
   pg::Transaction tx(*conn);
   GW_RETURN_IF_ERROR(tx.begin());
@@ -352,9 +318,7 @@ Result<std::int64_t> PostgresIndex::append_audit(const AuditEvent& event) {
 }
 
 Result<std::vector<AuditEvent>> PostgresIndex::list_audit(const AuditQuery& q) {
-  if (q.limit < 0 || q.offset < 0) {
-    return make_error(ErrorCode::kInvalidArgument, "list audit: negative limit or offset");
-  }
+  GW_RETURN_IF_ERROR(check_page(q.limit, q.offset, "list audit"));
   Params params;
   std::string sql =
       "SELECT id, at_ms, actor, action, target, outcome, peer_address, details FROM audit "

@@ -7,6 +7,7 @@
 #include "index/postgres/pg_connection.h"
 #include "index/postgres/pg_pool.h"
 #include "index/postgres/postgres_index.h"
+#include "index/validation.h"
 
 namespace gw::index {
 
@@ -65,14 +66,6 @@ Params fields(const ApiDestination& d) {
   p.add(d.retry_max_attempts).add(d.retry_max_age_s).add(d.retry_initial_backoff_s);
   p.add(d.retry_max_backoff_s).add(d.match);
   return p;
-}
-
-Status check_destination(const ApiDestination& d) {
-  if (d.name.empty()) return make_error(ErrorCode::kInvalidArgument, "destination: empty name");
-  if (d.port < 1 || d.port > 65535) {
-    return make_error(ErrorCode::kInvalidArgument, "destination " + d.name + ": port 1-65535");
-  }
-  return core::ok_status();
 }
 
 }  // namespace
@@ -152,12 +145,7 @@ SELECT count(*) FROM outbox WHERE destination = $1 AND state IN ('pending', 'in_
                                               Params().add(stored_name)));
     queued = rows.int64(0, 0);
   }
-  if (queued > 0 && !force) {
-    return make_error(ErrorCode::kConflict,
-                      "destination `" + stored_name + "` has " + std::to_string(queued) +
-                          " queued or in-flight instance(s); delete with ?force=true to "
-                          "dead-letter them");
-  }
+  GW_RETURN_IF_ERROR(check_destination_deletable(stored_name, queued, force));
   if (queued > 0) {
     // An in-flight row's forwarder then finds its lease gone (kConflict) and moves on.
     GW_ASSIGN_OR_RETURN(auto rows, conn->exec(R"sql(

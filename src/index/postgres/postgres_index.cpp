@@ -34,14 +34,16 @@ SELECT i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax_uid, i.instance_nu
        se.body_part_examined,
        st.study_instance_uid, st.study_date, st.study_time, st.study_description,
        st.accession_number, st.study_id, st.referring_physician,
-       p.patient_id, p.patient_name, p.birth_date, p.sex
+       p.patient_id, p.patient_name, p.birth_date, p.sex,
+       p.key_version, p.patient_id_enc, p.patient_name_enc, p.birth_date_enc, p.sex_enc,
+       st.key_version, st.accession_number_enc, st.referring_physician_enc
 FROM instances i
 JOIN series se ON se.id = i.series_pk
 JOIN studies st ON st.id = se.study_pk
 JOIN patients p ON p.id = st.patient_pk
 )sql";
 
-InstanceRecord read_instance(const Rows& rows, int row) {
+Result<InstanceRecord> read_instance(const Rows& rows, int row, const PhiCodec& codec) {
   InstanceRecord r;
   int c = 0;
   r.sop_instance_uid = rows.text(row, c++);
@@ -73,6 +75,25 @@ InstanceRecord read_instance(const Rows& rows, int row) {
   r.patient_name = rows.text(row, c++);
   r.patient_birth_date = rows.text(row, c++);
   r.patient_sex = rows.text(row, c++);
+  // The PHI columns as stored (ADR 010): opened with the codec's keys.
+  StoredPatient patient;
+  patient.key_version = static_cast<std::uint32_t>(rows.int64(row, c++));
+  patient.patient_id = {r.patient_id, rows.bytea(row, c++)};
+  patient.patient_name = {r.patient_name, rows.bytea(row, c++)};
+  patient.birth_date = {r.patient_birth_date, rows.bytea(row, c++)};
+  patient.sex = {r.patient_sex, rows.bytea(row, c++)};
+  StoredStudy study;
+  study.key_version = static_cast<std::uint32_t>(rows.int64(row, c++));
+  study.accession_number = {r.accession_number, rows.bytea(row, c++)};
+  study.referring_physician = {r.referring_physician, rows.bytea(row, c++)};
+  GW_ASSIGN_OR_RETURN(auto p, codec.open(patient));
+  GW_ASSIGN_OR_RETURN(auto st, codec.open(study));
+  r.patient_id = std::move(p.patient_id);
+  r.patient_name = std::move(p.patient_name);
+  r.patient_birth_date = std::move(p.birth_date);
+  r.patient_sex = std::move(p.sex);
+  r.accession_number = std::move(st.accession_number);
+  r.referring_physician = std::move(st.referring_physician);
   return r;
 }
 
@@ -105,13 +126,15 @@ Result<int> current_version(PgConnection& conn) {
 }  // namespace
 
 PostgresIndex::PostgresIndex(std::unique_ptr<pg::PgPool> pool)
-    : pool_(std::move(pool)), batcher_([this](const std::vector<Batcher::Slot*>& batch) {
+    : pool_(std::move(pool)),
+      batcher_([this](const std::vector<Batcher::Slot*>& batch) {
         std::vector<PendingInsert> items;
         items.reserve(batch.size());
         for (const auto* slot : batch) items.push_back(slot->request);
         auto results = write_batch(items);
         for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->response = std::move(results[i]);
-      }) {}
+      }),
+      codec_(std::make_shared<const PhiCodec>(CipherFormat::kOpenPgp, nullptr)) {}
 
 PostgresIndex::~PostgresIndex() = default;
 
@@ -264,8 +287,11 @@ Result<InsertResult> PostgresIndex::try_insert_one(PgConnection& conn, const Ins
   }
   const bool replacing = existing_id.has_value();
 
+  const auto phi = codec();
   std::int64_t patient_pk = 0;
-  {
+  if (phi->encrypting()) {
+    GW_ASSIGN_OR_RETURN(patient_pk, upsert_sealed_patient(conn, *phi, r));
+  } else {
     GW_ASSIGN_OR_RETURN(auto rows, conn.exec(R"sql(
 INSERT INTO patients AS p (patient_id, patient_name, birth_date, sex, created_at_ms,
                            updated_at_ms)
@@ -287,7 +313,9 @@ RETURNING id
   }
 
   std::int64_t study_pk = 0;
-  {
+  if (phi->encrypting()) {
+    GW_ASSIGN_OR_RETURN(study_pk, upsert_sealed_study(conn, *phi, r, patient_pk));
+  } else {
     GW_ASSIGN_OR_RETURN(auto rows, conn.exec(R"sql(
 INSERT INTO studies AS s (study_instance_uid, patient_pk, study_date, study_time,
                           study_description, accession_number, study_id, referring_physician,
@@ -407,7 +435,8 @@ Result<std::optional<InstanceRecord>> PostgresIndex::find_instance(const std::st
                       conn->exec(std::string(kInstanceSelect) + "WHERE i.sop_instance_uid = $1",
                                  Params().add(sop_uid)));
   if (rows.empty()) return std::optional<InstanceRecord>();
-  return std::optional<InstanceRecord>(read_instance(rows, 0));
+  GW_ASSIGN_OR_RETURN(auto record, read_instance(rows, 0, *codec()));
+  return std::optional<InstanceRecord>(std::move(record));
 }
 
 Result<std::vector<StudySummary>> PostgresIndex::query_studies(PgConnection& conn,
@@ -420,7 +449,9 @@ Result<std::vector<StudySummary>> PostgresIndex::query_studies(PgConnection& con
   const std::string sql = R"sql(
 WITH page AS (
   SELECT st.id, st.study_instance_uid, st.study_date, st.study_time, st.study_description,
-         st.accession_number, p.patient_id, p.patient_name, st.updated_at_ms
+         st.accession_number, p.patient_id, p.patient_name, st.updated_at_ms,
+         p.key_version AS patient_key_version, p.patient_id_enc, p.patient_name_enc,
+         st.key_version AS study_key_version, st.accession_number_enc
   FROM studies st
   JOIN patients p ON p.id = st.patient_pk
   WHERE true)sql" + where +
@@ -433,7 +464,9 @@ SELECT page.study_instance_uid, page.study_date, page.study_time, page.study_des
        page.accession_number, page.patient_id, page.patient_name,
        coalesce((SELECT string_agg(DISTINCT m.modality, '\' ORDER BY m.modality)
                  FROM series m WHERE m.study_pk = page.id AND m.modality <> ''), ''),
-       agg.series_count, agg.instance_count, agg.size_bytes, agg.last_received_at_ms
+       agg.series_count, agg.instance_count, agg.size_bytes, agg.last_received_at_ms,
+       page.patient_key_version, page.patient_id_enc, page.patient_name_enc,
+       page.study_key_version, page.accession_number_enc
 FROM page
 CROSS JOIN LATERAL (
   SELECT count(DISTINCT se.id) AS series_count, count(i.id) AS instance_count,
@@ -445,6 +478,7 @@ CROSS JOIN LATERAL (
 ORDER BY page.updated_at_ms DESC, page.id DESC
 )sql";
   GW_ASSIGN_OR_RETURN(auto rows, conn.exec(sql, params));
+  const auto phi = codec();
   std::vector<StudySummary> out;
   out.reserve(static_cast<std::size_t>(rows.size()));
   for (int row = 0; row < rows.size(); ++row) {
@@ -461,6 +495,18 @@ ORDER BY page.updated_at_ms DESC, page.id DESC
     st.instance_count = rows.int64(row, 9);
     st.size_bytes = rows.int64(row, 10);
     st.last_received_at_ms = rows.int64(row, 11);
+    StoredPatient patient;
+    patient.key_version = static_cast<std::uint32_t>(rows.int64(row, 12));
+    patient.patient_id = {st.patient_id, rows.bytea(row, 13)};
+    patient.patient_name = {st.patient_name, rows.bytea(row, 14)};
+    StoredStudy study;
+    study.key_version = static_cast<std::uint32_t>(rows.int64(row, 15));
+    study.accession_number = {st.accession_number, rows.bytea(row, 16)};
+    GW_ASSIGN_OR_RETURN(auto p, phi->open(patient));
+    GW_ASSIGN_OR_RETURN(auto sphi, phi->open(study));
+    st.patient_id = std::move(p.patient_id);
+    st.patient_name = std::move(p.patient_name);
+    st.accession_number = std::move(sphi.accession_number);
     out.push_back(std::move(st));
   }
   return out;
@@ -472,9 +518,11 @@ Result<std::vector<StudySummary>> PostgresIndex::list_studies(const StudyQuery& 
   }
   Params params;
   std::string where;
-  pg::add_text_filter("p.patient_id", q.patient_id, where, params);
-  pg::add_text_filter("p.patient_name", q.patient_name, where, params);
-  pg::add_text_filter("st.accession_number", q.accession_number, where, params);
+  const auto phi = codec();
+  GW_RETURN_IF_ERROR(add_text_filter(*phi, "p.patient_id", q.patient_id, true, where, params));
+  GW_RETURN_IF_ERROR(add_text_filter(*phi, "p.patient_name", q.patient_name, true, where, params));
+  GW_RETURN_IF_ERROR(
+      add_text_filter(*phi, "st.accession_number", q.accession_number, true, where, params));
   if (!q.modality.empty()) {
     std::string sub;
     pg::add_text_filter("f.modality", q.modality, sub, params);
@@ -544,7 +592,11 @@ Result<std::vector<InstanceRecord>> PostgresIndex::list_instances(const std::str
                                             Params().add(series_uid).add(limit).add(offset)));
   std::vector<InstanceRecord> out;
   out.reserve(static_cast<std::size_t>(rows.size()));
-  for (int row = 0; row < rows.size(); ++row) out.push_back(read_instance(rows, row));
+  const auto phi = codec();
+  for (int row = 0; row < rows.size(); ++row) {
+    GW_ASSIGN_OR_RETURN(auto record, read_instance(rows, row, *phi));
+    out.push_back(std::move(record));
+  }
   return out;
 }
 

@@ -7,12 +7,14 @@
 
 #include <cstddef>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "core/batcher.h"
 #include "index/index.h"
+#include "index/phi_codec.h"
 
 namespace gw::index {
 namespace pg {
@@ -98,6 +100,12 @@ class PostgresIndex : public Index {
   Result<std::optional<ApiDestination>> find_destination(const std::string& name) override;
   Result<std::vector<ApiDestination>> list_destinations() override;
 
+  Result<std::shared_ptr<const crypto::Keyring>> use_keyring(crypto::Keyring keyring) override;
+  Result<EncryptionStatus> encryption_status() override;
+  Result<std::int64_t> reencrypt_batch(std::int64_t max_rows) override;
+  Result<std::vector<std::pair<std::int64_t, std::string>>> list_stored_files(
+      std::int64_t after_id, std::int64_t limit) override;
+
  private:
   struct PendingInsert {
     const InstanceRecord* record;
@@ -117,6 +125,16 @@ class PostgresIndex : public Index {
   Result<std::vector<StudySummary>> query_studies(pg::PgConnection& conn, const std::string& where,
                                                   pg::Params params, std::int64_t limit,
                                                   std::int64_t offset);
+  /// Exact or prefix filter; on a sealed column (ADR 010) exact values match their keyed
+  /// hashes and a prefix is kInvalidArgument.
+  static Status add_text_filter(const PhiCodec& codec, const char* column, const std::string& value,
+                                bool sealed, std::string& where, pg::Params& params);
+  // Encryption at rest (postgres_phi.cpp).
+  std::shared_ptr<const PhiCodec> codec() const;
+  Result<std::int64_t> upsert_sealed_patient(pg::PgConnection& conn, const PhiCodec& codec,
+                                             const InstanceRecord& record);
+  Result<std::int64_t> upsert_sealed_study(pg::PgConnection& conn, const PhiCodec& codec,
+                                           const InstanceRecord& record, std::int64_t patient_pk);
   // Outbox helpers (postgres_outbox.cpp).
   Status enqueue_outbox(pg::PgConnection& conn, std::int64_t instance_pk,
                         const InstanceRecord& record);
@@ -133,6 +151,8 @@ class PostgresIndex : public Index {
   /// Group commit of concurrent insert_instance calls: one transaction (one WAL flush on the
   /// server) for every instance that arrived while the previous one was committing.
   Batcher batcher_;
+  mutable std::mutex codec_mu_;
+  std::shared_ptr<const PhiCodec> codec_;  ///< guarded by codec_mu_; replaced by use_keyring
 };
 
 }  // namespace gw::index

@@ -13,6 +13,7 @@
 #include "index/postgres/pg_pool.h"
 #include "index/postgres/pg_sql.h"
 #include "index/postgres/postgres_index.h"
+#include "index/validation.h"
 
 namespace gw::index {
 
@@ -49,13 +50,7 @@ Result<OutboxItem> read_item(const Rows& rows, int row) {
   item.study_instance_uid = rows.text(row, c++);
   item.storage_path = rows.text(row, c++);
   item.size_bytes = rows.int64(row, c++);
-  const std::string state = rows.text(row, c++);
-  auto parsed = outbox_state_from_string(state);
-  if (!parsed) {
-    return make_error(ErrorCode::kDatabase,
-                      "outbox row " + std::to_string(item.id) + ": unknown state '" + state + "'");
-  }
-  item.state = *parsed;
+  GW_ASSIGN_OR_RETURN(item.state, stored_outbox_state(item.id, rows.text(row, c++)));
   item.attempts = static_cast<int>(rows.int64(row, c++));
   item.created_at_ms = rows.int64(row, c++);
   item.next_attempt_at_ms = rows.int64(row, c++);
@@ -78,17 +73,6 @@ Result<std::vector<OutboxItem>> read_items(const Rows& rows) {
   return out;
 }
 
-Status check_lease(const std::string& owner, std::int64_t lease_ms, const char* what) {
-  // An empty owner is how a row says "nobody holds me".
-  if (owner.empty()) {
-    return make_error(ErrorCode::kInvalidArgument, std::string(what) + ": empty lease owner");
-  }
-  if (lease_ms <= 0) {
-    return make_error(ErrorCode::kInvalidArgument, std::string(what) + ": lease must be positive");
-  }
-  return core::ok_status();
-}
-
 constexpr const char* kRetrySet =
     "UPDATE outbox SET state = 'pending', next_attempt_at_ms = $2, attempts = 0, "
     "updated_at_ms = $2 ";
@@ -98,9 +82,7 @@ constexpr const char* kRetrySet =
 Status PostgresIndex::enqueue_outbox(PgConnection& conn, std::int64_t instance_pk,
                                      const InstanceRecord& r) {
   for (const auto& destination : r.destinations) {
-    if (destination.empty()) {
-      return make_error(ErrorCode::kInvalidArgument, "insert instance: empty destination name");
-    }
+    GW_RETURN_IF_ERROR(check_outbox_destination(destination));
     // NOT EXISTS also drops a destination named twice in one record.
     GW_RETURN_IF_ERROR(conn.exec(R"sql(
 INSERT INTO outbox (instance_pk, destination, state, created_at_ms, next_attempt_at_ms,
@@ -213,9 +195,7 @@ Status PostgresIndex::fail_outbox(std::int64_t id, const std::string& owner,
 }
 
 Status PostgresIndex::release_outbox_leases(const std::string& owner, std::int64_t now_ms) {
-  if (owner.empty()) {
-    return make_error(ErrorCode::kInvalidArgument, "release outbox leases: empty lease owner");
-  }
+  GW_RETURN_IF_ERROR(check_lease_owner(owner, "release outbox leases"));
   GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
   GW_RETURN_IF_ERROR(conn->exec(R"sql(
 UPDATE outbox SET state = 'pending', next_attempt_at_ms = $2,
@@ -277,11 +257,9 @@ Status PostgresIndex::delete_outbox(std::int64_t id, const AuditEvent* audit) {
 
 core::Error PostgresIndex::outbox_unchanged(PgConnection& conn, std::int64_t id,
                                             const std::string& conflict) {
-  const std::string row = "outbox row " + std::to_string(id);
   auto found = conn.exec("SELECT 1 FROM outbox WHERE id = $1", Params().add(id));
   if (!found.ok()) return found.error();
-  if (found->empty()) return make_error(ErrorCode::kNotFound, row + ": not found");
-  return make_error(ErrorCode::kConflict, row + ": " + conflict);
+  return outbox_unchanged_error(id, !found->empty(), conflict);
 }
 
 Result<std::optional<OutboxItem>> PostgresIndex::find_outbox(std::int64_t id) {
@@ -295,9 +273,7 @@ Result<std::optional<OutboxItem>> PostgresIndex::find_outbox(std::int64_t id) {
 }
 
 Result<std::vector<OutboxItem>> PostgresIndex::list_outbox(const OutboxQuery& q) {
-  if (q.limit < 0 || q.offset < 0) {
-    return make_error(ErrorCode::kInvalidArgument, "list outbox: negative limit or offset");
-  }
+  GW_RETURN_IF_ERROR(check_page(q.limit, q.offset, "list outbox"));
   Params params;
   std::string sql =
       std::string("SELECT ") + kItemColumns + " FROM outbox o" + kItemJoins + "WHERE true";

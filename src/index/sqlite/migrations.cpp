@@ -206,6 +206,23 @@ CREATE TABLE api_destinations (
   updated_by              TEXT NOT NULL DEFAULT ''
 );
 )sql"},
+      {7, R"sql(
+CREATE TABLE encryption_keys (
+  version       INTEGER PRIMARY KEY CHECK (version > 0),
+  check_value   TEXT NOT NULL UNIQUE,
+  created_at_ms INTEGER NOT NULL DEFAULT 0
+);
+ALTER TABLE patients ADD COLUMN key_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE patients ADD COLUMN patient_id_enc BLOB;
+ALTER TABLE patients ADD COLUMN patient_name_enc BLOB;
+ALTER TABLE patients ADD COLUMN birth_date_enc BLOB;
+ALTER TABLE patients ADD COLUMN sex_enc BLOB;
+CREATE INDEX patients_key_version ON patients (key_version);
+ALTER TABLE studies ADD COLUMN key_version INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE studies ADD COLUMN accession_number_enc BLOB;
+ALTER TABLE studies ADD COLUMN referring_physician_enc BLOB;
+CREATE INDEX studies_key_version ON studies (key_version);
+)sql"},
   };
   return kMigrations;
 }

@@ -9,6 +9,7 @@
 
 #include "index/sqlite/sqlite_index.h"
 #include "index/sqlite/sqlite_statement.h"
+#include "index/validation.h"
 
 namespace gw::index {
 namespace {
@@ -35,13 +36,7 @@ Result<User> read_user(const auto& s, int c) {
   User u;
   u.id = s.int64(c++);
   u.name = s.text(c++);
-  const std::string role = s.text(c++);
-  auto parsed = role_from_string(role);
-  if (!parsed) {
-    return make_error(ErrorCode::kDatabase,
-                      "user " + std::to_string(u.id) + ": unknown role '" + role + "'");
-  }
-  u.role = *parsed;
+  GW_ASSIGN_OR_RETURN(u.role, stored_role(u.id, s.text(c++)));
   u.password_hash = s.text(c++);
   u.disabled = s.int64(c++) != 0;
   u.created_at_ms = s.int64(c++);
@@ -63,32 +58,6 @@ ApiToken read_token(const auto& s) {
   return t;
 }
 
-Status check_user_name(const std::string& name, const char* what) {
-  if (valid_user_name(name)) return core::ok_status();
-  return make_error(ErrorCode::kInvalidArgument,
-                    std::string(what) + ": a user name is 1-64 characters of A-Z a-z 0-9 . _ @ -");
-}
-
-/// The index stores hashes only: a value that is not 64 lower-case hex digits may be a token
-/// itself, and is refused rather than written to disk.
-Status check_token_hash(const std::string& hash) {
-  const bool ok = hash.size() == 64 && hash.find_first_not_of("0123456789abcdef") == hash.npos;
-  if (ok) return core::ok_status();
-  return make_error(ErrorCode::kInvalidArgument,
-                    "create token: token_hash must be the SHA-256 hex of the token");
-}
-
-Status check_audit(const AuditEvent& e) {
-  if (e.actor.empty() || e.action.empty()) {
-    return make_error(ErrorCode::kInvalidArgument, "audit: actor and action are required");
-  }
-  if (e.outcome != "ok" && e.outcome != "denied" && e.outcome != "failed") {
-    return make_error(ErrorCode::kInvalidArgument,
-                      "audit: outcome must be ok, denied or failed, not '" + e.outcome + "'");
-  }
-  return core::ok_status();
-}
-
 }  // namespace
 
 // ---- helpers ----
@@ -107,7 +76,7 @@ WHERE CASE WHEN json_valid(?7) THEN json_type(?7) = 'object' ELSE 0 END
   s.bind(6, e.peer_address).bind(7, e.details.empty() ? std::string("{}") : e.details);
   GW_RETURN_IF_ERROR(s.run("append audit row"));
   if (s.changes() != 1) {
-    return make_error(ErrorCode::kInvalidArgument, "audit: details must be a JSON object");
+    return audit_details_error();
   }
   return s.last_insert_rowid();
 }
@@ -243,10 +212,7 @@ Result<std::int64_t> SqliteIndex::count_users() {
 // ---- tokens ----
 
 Result<std::int64_t> SqliteIndex::create_token(const ApiToken& token, const AuditEvent* audit) {
-  GW_RETURN_IF_ERROR(check_token_hash(token.token_hash));
-  if (token.expires_at_ms < 0) {
-    return make_error(ErrorCode::kInvalidArgument, "create token: negative expiry");
-  }
+  GW_RETURN_IF_ERROR(check_new_token(token));
   std::lock_guard lock(mu_);
   Transaction tx(*this);
   GW_RETURN_IF_ERROR(tx.begin());
@@ -365,9 +331,7 @@ Result<std::int64_t> SqliteIndex::append_audit(const AuditEvent& event) {
 }
 
 Result<std::vector<AuditEvent>> SqliteIndex::list_audit(const AuditQuery& q) {
-  if (q.limit < 0 || q.offset < 0) {
-    return make_error(ErrorCode::kInvalidArgument, "list audit: negative limit or offset");
-  }
+  GW_RETURN_IF_ERROR(check_page(q.limit, q.offset, "list audit"));
   // Numbered parameters: each combination of filters is one cached statement.
   std::string sql = R"sql(
 SELECT id, at_ms, actor, action, target, outcome, peer_address, details FROM audit WHERE 1 = 1)sql";

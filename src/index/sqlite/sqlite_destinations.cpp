@@ -7,6 +7,7 @@
 
 #include "index/sqlite/sqlite_index.h"
 #include "index/sqlite/sqlite_statement.h"
+#include "index/validation.h"
 
 namespace gw::index {
 namespace {
@@ -66,14 +67,6 @@ void bind_fields(auto& s, const ApiDestination& d) {
   if (d.retry_initial_backoff_s) s.bind(15, *d.retry_initial_backoff_s);
   if (d.retry_max_backoff_s) s.bind(16, *d.retry_max_backoff_s);
   s.bind(17, d.match);
-}
-
-Status check_destination(const ApiDestination& d) {
-  if (d.name.empty()) return make_error(ErrorCode::kInvalidArgument, "destination: empty name");
-  if (d.port < 1 || d.port > 65535) {
-    return make_error(ErrorCode::kInvalidArgument, "destination " + d.name + ": port 1-65535");
-  }
-  return core::ok_status();
 }
 
 }  // namespace
@@ -159,12 +152,7 @@ SELECT count(*) FROM outbox WHERE destination = ?1 AND state IN ('pending', 'in_
     GW_ASSIGN_OR_RETURN(bool row, s.step("count queued rows"));
     if (row) queued = s.int64(0);
   }
-  if (queued > 0 && !force) {
-    return make_error(ErrorCode::kConflict,
-                      "destination `" + stored_name + "` has " + std::to_string(queued) +
-                          " queued or in-flight instance(s); delete with ?force=true to "
-                          "dead-letter them");
-  }
+  GW_RETURN_IF_ERROR(check_destination_deletable(stored_name, queued, force));
   if (queued > 0) {
     // An in-flight row's forwarder then finds its lease gone (kConflict) and moves on.
     GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(

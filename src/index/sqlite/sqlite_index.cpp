@@ -33,25 +33,6 @@ std::optional<std::string> prefix_upper_bound(std::string prefix) {
   return std::nullopt;
 }
 
-/// Appends a text filter: exact, or a prefix match when `value` ends with '*'. Empty = no filter.
-void add_text_filter(std::string_view column, const std::string& value, std::string& where,
-                     std::vector<std::string>& args) {
-  if (value.empty()) return;
-  if (value.back() != '*') {
-    where.append(" AND ").append(column).append(" = ?");
-    args.push_back(value);
-    return;
-  }
-  std::string prefix = value.substr(0, value.size() - 1);
-  if (prefix.empty()) return;  // "*" matches everything
-  where.append(" AND ").append(column).append(" >= ?");
-  args.push_back(prefix);
-  if (auto upper = prefix_upper_bound(prefix)) {
-    where.append(" AND ").append(column).append(" < ?");
-    args.push_back(std::move(*upper));
-  }
-}
-
 // Columns of InstanceRecord, in the order read_instance() expects.
 constexpr const char* kInstanceSelect = R"sql(
 SELECT i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax_uid, i.instance_number,
@@ -61,7 +42,9 @@ SELECT i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax_uid, i.instance_nu
        se.body_part_examined,
        st.study_instance_uid, st.study_date, st.study_time, st.study_description,
        st.accession_number, st.study_id, st.referring_physician,
-       p.patient_id, p.patient_name, p.birth_date, p.sex
+       p.patient_id, p.patient_name, p.birth_date, p.sex,
+       p.key_version, p.patient_id_enc, p.patient_name_enc, p.birth_date_enc, p.sex_enc,
+       st.key_version, st.accession_number_enc, st.referring_physician_enc
 FROM instances i
 JOIN series se ON se.id = i.series_pk
 JOIN studies st ON st.id = se.study_pk
@@ -69,6 +52,46 @@ JOIN patients p ON p.id = st.patient_pk
 )sql";
 
 }  // namespace
+
+/// Appends a text filter: exact, or a prefix match when `value` ends with '*'. Empty = no filter.
+Status SqliteIndex::add_text_filter_locked(const char* column, const std::string& value,
+                                           bool sealed, std::string& where,
+                                           std::vector<std::string>& args) const {
+  if (value.empty()) return core::ok_status();
+  if (sealed && codec_->encrypting()) {
+    if (value.back() == '*') {
+      if (value.size() == 1) return core::ok_status();  // "*" matches everything
+      std::string_view name(column);
+      name.remove_prefix(name.find('.') + 1);  // "p.patient_id" -> "patient_id"
+      return make_error(ErrorCode::kInvalidArgument,
+                        std::string(name) +
+                            ": prefix search is not available on an encrypted field; search "
+                            "the exact value");
+    }
+    const auto values = codec_->match_values(value);
+    where.append(" AND ").append(column).append(" IN (");
+    for (std::size_t i = 0; i < values.size(); ++i) {
+      where.append(i == 0 ? "?" : ", ?");
+      args.push_back(values[i]);
+    }
+    where.append(")");
+    return core::ok_status();
+  }
+  if (value.back() != '*') {
+    where.append(" AND ").append(column).append(" = ?");
+    args.push_back(value);
+    return core::ok_status();
+  }
+  std::string prefix = value.substr(0, value.size() - 1);
+  if (prefix.empty()) return core::ok_status();  // "*" matches everything
+  where.append(" AND ").append(column).append(" >= ?");
+  args.push_back(prefix);
+  if (auto upper = prefix_upper_bound(prefix)) {
+    where.append(" AND ").append(column).append(" < ?");
+    args.push_back(std::move(*upper));
+  }
+  return core::ok_status();
+}
 
 void SqliteIndex::DbDeleter::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
 void SqliteIndex::StmtDeleter::operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
@@ -82,7 +105,8 @@ SqliteIndex::SqliteIndex(DbPtr db, bool synchronous)
         auto results = write_batch(items);
         for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->response = std::move(results[i]);
       }),
-      db_(std::move(db)) {}
+      db_(std::move(db)),
+      codec_(std::make_shared<const PhiCodec>(CipherFormat::kAesGcm, nullptr)) {}
 
 SqliteIndex::~SqliteIndex() {
   std::lock_guard lock(mu_);
@@ -192,7 +216,7 @@ core::Error SqliteIndex::error_locked(int rc, const char* what) const {
 
 namespace {
 
-InstanceRecord read_instance(const auto& s) {
+Result<InstanceRecord> read_instance(const auto& s, const PhiCodec& codec) {
   InstanceRecord r;
   int c = 0;
   r.sop_instance_uid = s.text(c++);
@@ -224,6 +248,25 @@ InstanceRecord read_instance(const auto& s) {
   r.patient_name = s.text(c++);
   r.patient_birth_date = s.text(c++);
   r.patient_sex = s.text(c++);
+  // The PHI columns as stored (ADR 010): opened with the codec's keys.
+  StoredPatient patient;
+  patient.key_version = static_cast<std::uint32_t>(s.int64(c++));
+  patient.patient_id = {r.patient_id, s.blob(c++)};
+  patient.patient_name = {r.patient_name, s.blob(c++)};
+  patient.birth_date = {r.patient_birth_date, s.blob(c++)};
+  patient.sex = {r.patient_sex, s.blob(c++)};
+  StoredStudy study;
+  study.key_version = static_cast<std::uint32_t>(s.int64(c++));
+  study.accession_number = {r.accession_number, s.blob(c++)};
+  study.referring_physician = {r.referring_physician, s.blob(c++)};
+  GW_ASSIGN_OR_RETURN(auto p, codec.open(patient));
+  GW_ASSIGN_OR_RETURN(auto st, codec.open(study));
+  r.patient_id = std::move(p.patient_id);
+  r.patient_name = std::move(p.patient_name);
+  r.patient_birth_date = std::move(p.birth_date);
+  r.patient_sex = std::move(p.sex);
+  r.accession_number = std::move(st.accession_number);
+  r.referring_physician = std::move(st.referring_physician);
   return r;
 }
 
@@ -309,7 +352,9 @@ Result<InsertResult> SqliteIndex::insert_one_locked(const InstanceRecord& r,
   const bool replacing = existing_id.has_value();
   std::int64_t instance_pk = 0;
   std::int64_t patient_pk = 0;
-  {
+  if (codec_->encrypting()) {
+    GW_ASSIGN_OR_RETURN(patient_pk, upsert_sealed_patient_locked(r));
+  } else {
     GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
 INSERT INTO patients (patient_id, patient_name, birth_date, sex, created_at_ms, updated_at_ms)
 VALUES (?1, ?2, ?3, ?4, ?5, ?5)
@@ -328,7 +373,9 @@ RETURNING id
   }
 
   std::int64_t study_pk = 0;
-  {
+  if (codec_->encrypting()) {
+    GW_ASSIGN_OR_RETURN(study_pk, upsert_sealed_study_locked(r, patient_pk));
+  } else {
     GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
 INSERT INTO studies (study_instance_uid, patient_pk, study_date, study_time, study_description,
                      accession_number, study_id, referring_physician, created_at_ms,
@@ -428,7 +475,8 @@ Result<std::optional<InstanceRecord>> SqliteIndex::find_instance(const std::stri
   s.bind(1, sop_uid);
   GW_ASSIGN_OR_RETURN(bool row, s.step("find instance"));
   if (!row) return std::optional<InstanceRecord>();
-  return std::optional<InstanceRecord>(read_instance(s));
+  GW_ASSIGN_OR_RETURN(auto record, read_instance(s, *codec_));
+  return std::optional<InstanceRecord>(std::move(record));
 }
 
 Result<std::vector<StudySummary>> SqliteIndex::query_studies_locked(
@@ -438,7 +486,9 @@ Result<std::vector<StudySummary>> SqliteIndex::query_studies_locked(
   const std::string sql = R"sql(
 WITH page AS (
   SELECT st.id AS id, st.study_instance_uid, st.study_date, st.study_time, st.study_description,
-         st.accession_number, p.patient_id, p.patient_name, st.updated_at_ms
+         st.accession_number, p.patient_id, p.patient_name, st.updated_at_ms,
+         p.key_version AS patient_key_version, p.patient_id_enc, p.patient_name_enc,
+         st.key_version AS study_key_version, st.accession_number_enc
   FROM studies st
   JOIN patients p ON p.id = st.patient_pk
   WHERE 1 = 1)sql" + where +
@@ -452,7 +502,9 @@ SELECT page.study_instance_uid, page.study_date, page.study_time, page.study_des
                  FROM (SELECT DISTINCT modality AS m FROM series
                        WHERE study_pk = page.id AND modality <> '' ORDER BY m)), ''),
        count(DISTINCT se.id), count(i.id), coalesce(sum(i.size_bytes), 0),
-       coalesce(max(i.received_at_ms), 0)
+       coalesce(max(i.received_at_ms), 0),
+       page.patient_key_version, page.patient_id_enc, page.patient_name_enc,
+       page.study_key_version, page.accession_number_enc
 FROM page
 LEFT JOIN series se ON se.study_pk = page.id
 LEFT JOIN instances i ON i.series_pk = se.id
@@ -480,6 +532,18 @@ ORDER BY page.updated_at_ms DESC, page.id DESC
     st.instance_count = s.int64(9);
     st.size_bytes = s.int64(10);
     st.last_received_at_ms = s.int64(11);
+    StoredPatient patient;
+    patient.key_version = static_cast<std::uint32_t>(s.int64(12));
+    patient.patient_id = {st.patient_id, s.blob(13)};
+    patient.patient_name = {st.patient_name, s.blob(14)};
+    StoredStudy study;
+    study.key_version = static_cast<std::uint32_t>(s.int64(15));
+    study.accession_number = {st.accession_number, s.blob(16)};
+    GW_ASSIGN_OR_RETURN(auto p, codec_->open(patient));
+    GW_ASSIGN_OR_RETURN(auto phi, codec_->open(study));
+    st.patient_id = std::move(p.patient_id);
+    st.patient_name = std::move(p.patient_name);
+    st.accession_number = std::move(phi.accession_number);
     out.push_back(std::move(st));
   }
   return out;
@@ -491,12 +555,14 @@ Result<std::vector<StudySummary>> SqliteIndex::list_studies(const StudyQuery& q)
   }
   std::string where;
   std::vector<std::string> args;
-  add_text_filter("p.patient_id", q.patient_id, where, args);
-  add_text_filter("p.patient_name", q.patient_name, where, args);
-  add_text_filter("st.accession_number", q.accession_number, where, args);
+  std::lock_guard lock(mu_);
+  GW_RETURN_IF_ERROR(add_text_filter_locked("p.patient_id", q.patient_id, true, where, args));
+  GW_RETURN_IF_ERROR(add_text_filter_locked("p.patient_name", q.patient_name, true, where, args));
+  GW_RETURN_IF_ERROR(
+      add_text_filter_locked("st.accession_number", q.accession_number, true, where, args));
   if (!q.modality.empty()) {
     std::string sub;
-    add_text_filter("f.modality", q.modality, sub, args);
+    GW_RETURN_IF_ERROR(add_text_filter_locked("f.modality", q.modality, false, sub, args));
     if (!sub.empty()) {
       where += " AND EXISTS (SELECT 1 FROM series f WHERE f.study_pk = st.id" + sub + ")";
     }
@@ -510,7 +576,6 @@ Result<std::vector<StudySummary>> SqliteIndex::list_studies(const StudyQuery& q)
     where += " AND st.study_date <= ?";
     args.push_back(q.study_date_to);
   }
-  std::lock_guard lock(mu_);
   return query_studies_locked(where, args, q.limit, q.offset);
 }
 
@@ -569,7 +634,8 @@ LIMIT ? OFFSET ?
   for (;;) {
     GW_ASSIGN_OR_RETURN(bool row, s.step("list instances"));
     if (!row) break;
-    out.push_back(read_instance(s));
+    GW_ASSIGN_OR_RETURN(auto record, read_instance(s, *codec_));
+    out.push_back(std::move(record));
   }
   return out;
 }

@@ -13,6 +13,7 @@
 
 #include "core/batcher.h"
 #include "index/index.h"
+#include "index/phi_codec.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -92,6 +93,12 @@ class SqliteIndex : public Index {
   Result<std::optional<ApiDestination>> find_destination(const std::string& name) override;
   Result<std::vector<ApiDestination>> list_destinations() override;
 
+  Result<std::shared_ptr<const crypto::Keyring>> use_keyring(crypto::Keyring keyring) override;
+  Result<EncryptionStatus> encryption_status() override;
+  Result<std::int64_t> reencrypt_batch(std::int64_t max_rows) override;
+  Result<std::vector<std::pair<std::int64_t, std::string>>> list_stored_files(
+      std::int64_t after_id, std::int64_t limit) override;
+
  private:
   struct DbDeleter {
     void operator()(sqlite3* db) const;
@@ -127,6 +134,18 @@ class SqliteIndex : public Index {
   Result<std::vector<StudySummary>> query_studies_locked(const std::string& where,
                                                          const std::vector<std::string>& args,
                                                          std::int64_t limit, std::int64_t offset);
+  /// A filter on a text column: exact, or a prefix when `value` ends with '*'. On a sealed
+  /// column (ADR 010) exact values match their keyed hashes; a prefix is kInvalidArgument.
+  Status add_text_filter_locked(const char* column, const std::string& value, bool sealed,
+                                std::string& where, std::vector<std::string>& args) const;
+  // Encryption at rest (sqlite_phi.cpp).
+  /// The patient row for the record (found under any readable key version, re-sealed with the
+  /// current key when it changes), inserted when there is none. Returns its id.
+  Result<std::int64_t> upsert_sealed_patient_locked(const InstanceRecord& record);
+  /// The study row with sealed PHI, upserted as the plaintext statement does. Returns its id.
+  Result<std::int64_t> upsert_sealed_study_locked(const InstanceRecord& record,
+                                                  std::int64_t patient_pk);
+  Result<std::vector<std::uint32_t>> key_versions_in_use_locked();
   // Outbox helpers (sqlite_outbox.cpp).
   /// A pending row per record.destinations for the instance row `instance_pk`, skipping those
   /// that already have a pending or in-flight one.
@@ -155,6 +174,8 @@ class SqliteIndex : public Index {
   Batcher batcher_;
   DbPtr db_;  // declared before statements_: statements are finalized before the close
   std::unordered_map<std::string, StmtPtr> statements_;
+  /// How PHI columns are sealed and opened; replaced by use_keyring.
+  std::shared_ptr<const PhiCodec> codec_;
 };
 
 }  // namespace gw::index

@@ -9,6 +9,7 @@
 
 #include "index/sqlite/sqlite_index.h"
 #include "index/sqlite/sqlite_statement.h"
+#include "index/validation.h"
 
 namespace gw::index {
 namespace {
@@ -40,13 +41,7 @@ Result<OutboxItem> read_item(const auto& s) {
   item.study_instance_uid = s.text(c++);
   item.storage_path = s.text(c++);
   item.size_bytes = s.int64(c++);
-  const std::string state = s.text(c++);
-  auto parsed = outbox_state_from_string(state);
-  if (!parsed) {
-    return make_error(ErrorCode::kDatabase,
-                      "outbox row " + std::to_string(item.id) + ": unknown state '" + state + "'");
-  }
-  item.state = *parsed;
+  GW_ASSIGN_OR_RETURN(item.state, stored_outbox_state(item.id, s.text(c++)));
   item.attempts = static_cast<int>(s.int64(c++));
   item.created_at_ms = s.int64(c++);
   item.next_attempt_at_ms = s.int64(c++);
@@ -67,24 +62,11 @@ std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
   return a + b;
 }
 
-Status check_lease(const std::string& owner, std::int64_t lease_ms, const char* what) {
-  // An empty owner is how a row says "nobody holds me".
-  if (owner.empty()) {
-    return make_error(ErrorCode::kInvalidArgument, std::string(what) + ": empty lease owner");
-  }
-  if (lease_ms <= 0) {
-    return make_error(ErrorCode::kInvalidArgument, std::string(what) + ": lease must be positive");
-  }
-  return core::ok_status();
-}
-
 }  // namespace
 
 Status SqliteIndex::enqueue_outbox_locked(std::int64_t instance_pk, const InstanceRecord& r) {
   for (const auto& destination : r.destinations) {
-    if (destination.empty()) {
-      return make_error(ErrorCode::kInvalidArgument, "insert instance: empty destination name");
-    }
+    GW_RETURN_IF_ERROR(check_outbox_destination(destination));
     // NOT EXISTS also drops a destination named twice in one record.
     GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
 INSERT INTO outbox (instance_pk, destination, state, created_at_ms, next_attempt_at_ms,
@@ -204,9 +186,7 @@ Status SqliteIndex::fail_outbox(std::int64_t id, const std::string& owner,
 }
 
 Status SqliteIndex::release_outbox_leases(const std::string& owner, std::int64_t now_ms) {
-  if (owner.empty()) {
-    return make_error(ErrorCode::kInvalidArgument, "release outbox leases: empty lease owner");
-  }
+  GW_RETURN_IF_ERROR(check_lease_owner(owner, "release outbox leases"));
   std::lock_guard lock(mu_);
   GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
 UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?2, attempts = max(attempts - 1, 0),
@@ -276,14 +256,12 @@ Status SqliteIndex::delete_outbox(std::int64_t id, const AuditEvent* audit) {
 }
 
 core::Error SqliteIndex::outbox_unchanged_locked(std::int64_t id, const std::string& conflict) {
-  const std::string row = "outbox row " + std::to_string(id);
   auto s = statement_locked("SELECT 1 FROM outbox WHERE id = ?");
   if (!s.ok()) return s.error();
   s->bind(1, id);
   auto found = s->step("find outbox row");
   if (!found.ok()) return found.error();
-  if (!*found) return make_error(ErrorCode::kNotFound, row + ": not found");
-  return make_error(ErrorCode::kConflict, row + ": " + conflict);
+  return outbox_unchanged_error(id, *found, conflict);
 }
 
 Result<std::optional<OutboxItem>> SqliteIndex::find_outbox_locked(std::int64_t id) {
@@ -301,9 +279,7 @@ Result<std::optional<OutboxItem>> SqliteIndex::find_outbox(std::int64_t id) {
 }
 
 Result<std::vector<OutboxItem>> SqliteIndex::list_outbox(const OutboxQuery& q) {
-  if (q.limit < 0 || q.offset < 0) {
-    return make_error(ErrorCode::kInvalidArgument, "list outbox: negative limit or offset");
-  }
+  GW_RETURN_IF_ERROR(check_page(q.limit, q.offset, "list outbox"));
   // At most four distinct statements, each cached.
   std::string sql = std::string(kItemSelect) + "WHERE 1 = 1";
   if (!q.destination.empty()) sql += " AND o.destination = ?1";

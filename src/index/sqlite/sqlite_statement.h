@@ -5,9 +5,11 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "index/sqlite/sqlite_index.h"
 
@@ -35,6 +37,15 @@ class SqliteIndex::Statement {
   }
   Statement& bind(int index, std::int64_t value) {
     remember(sqlite3_bind_int64(stmt_, index, value));
+    return *this;
+  }
+  /// A BLOB, or NULL for nullopt.
+  Statement& bind(int index, const std::optional<std::vector<std::uint8_t>>& blob) {
+    if (!blob) {
+      remember(sqlite3_bind_null(stmt_, index));
+    } else {
+      remember(sqlite3_bind_blob64(stmt_, index, blob->data(), blob->size(), SQLITE_TRANSIENT));
+    }
     return *this;
   }
 
@@ -66,6 +77,14 @@ class SqliteIndex::Statement {
   }
   std::int64_t int64(int column) const { return sqlite3_column_int64(stmt_, column); }
   bool is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+  /// A BLOB column; nullopt for NULL.
+  std::optional<std::vector<std::uint8_t>> blob(int column) const {
+    if (is_null(column)) return std::nullopt;
+    const auto* p = static_cast<const std::uint8_t*>(sqlite3_column_blob(stmt_, column));
+    const auto n = static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column));
+    if (p == nullptr) return std::vector<std::uint8_t>();
+    return std::vector<std::uint8_t>(p, p + n);
+  }
 
   core::Error error(int rc, const char* what) const {
     std::string message = std::string(what) + ": " + sqlite3_errmsg(db_);

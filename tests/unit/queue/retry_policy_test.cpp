@@ -137,6 +137,19 @@ TEST(RetryClassify, UnreadableFileIsPermanent) {
 
 // ---- back-off ----------------------------------------------------------------------------------
 
+TEST(RetryClassify, CorruptStoredFileIsPermanentAMissingKeyWaits) {
+  const auto corrupt = unreadable_file(
+      core::make_error(core::ErrorCode::kDataLoss,
+                       "stored file is corrupt or was altered: segment 1 failed authentication"));
+  EXPECT_EQ(corrupt.outcome, Outcome::kPermanent);
+  EXPECT_NE(corrupt.reason.find("corrupt"), std::string::npos);
+  EXPECT_FALSE(corrupt.counts_for_breaker);
+  const auto no_key = unreadable_file(core::make_error(
+      core::ErrorCode::kConfig, "stored file is encrypted with key version 1, but ..."));
+  EXPECT_EQ(no_key.outcome, Outcome::kTransient);
+  EXPECT_FALSE(no_key.counts_for_breaker);
+}
+
 TEST(RetryBackoff, DoublesPerAttemptWithinEqualJitterBounds) {
   const auto r = retry(10, 72h, 5s, 600s);
   // attempts n -> base 5s * 2^(n-1); the wait lies in [base/2, base].

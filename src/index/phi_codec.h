@@ -1,0 +1,107 @@
+#pragma once
+/// How the index keeps patient data (ADR 010): the columns that hold PHI are sealed with the
+/// current master key, each row records the key version that sealed it (0 = plaintext, from
+/// before encryption was turned on), and the searchable ones keep a keyed hash in their clear
+/// column so exact search and uniqueness still work. One codec for both backends; only the
+/// cipher differs (AES-256-GCM on SQLite, OpenPGP messages pgcrypto can read on PostgreSQL).
+///
+/// A PhiCodec is immutable: a keyring reload makes a new one.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/result.h"
+#include "crypto/keyring.h"
+
+namespace gw::index {
+
+using core::Result;
+using Blob = std::vector<std::uint8_t>;
+
+enum class CipherFormat {
+  kAesGcm,   ///< SQLite: nonce ‖ ciphertext ‖ tag, AAD "table.column"
+  kOpenPgp,  ///< PostgreSQL: what pgp_sym_decrypt(col, key) reads
+};
+
+/// One PHI column as stored: the clear column's text (the value itself at key version 0; a
+/// keyed hash "h1:<hex>" for searchable columns, else '' when sealed) and the ciphertext
+/// (nullopt = NULL: plaintext rows and empty values).
+struct StoredField {
+  std::string clear;
+  std::optional<Blob> sealed;
+};
+
+struct PatientPhi {
+  std::string patient_id;
+  std::string patient_name;
+  std::string birth_date;
+  std::string sex;
+  bool operator==(const PatientPhi&) const = default;
+};
+
+struct StoredPatient {
+  std::uint32_t key_version = 0;
+  StoredField patient_id;
+  StoredField patient_name;
+  StoredField birth_date;
+  StoredField sex;
+};
+
+struct StudyPhi {
+  std::string accession_number;
+  std::string referring_physician;
+  bool operator==(const StudyPhi&) const = default;
+};
+
+struct StoredStudy {
+  std::uint32_t key_version = 0;
+  StoredField accession_number;
+  StoredField referring_physician;
+};
+
+/// Non-empty fields of `update` replace those of `base` (the index's coalesce rule).
+PatientPhi merge(PatientPhi base, const PatientPhi& update);
+StudyPhi merge(StudyPhi base, const StudyPhi& update);
+
+class PhiCodec {
+ public:
+  /// `keyring` must have versions assigned (Index::use_keyring); an empty keyring stores
+  /// plaintext, as before encryption existed.
+  PhiCodec(CipherFormat format, std::shared_ptr<const crypto::Keyring> keyring);
+
+  bool encrypting() const { return current_ != nullptr; }
+  /// The version new values are sealed with; 0 when not encrypting.
+  std::uint32_t current_version() const { return current_ ? current_->version : 0; }
+  const crypto::Keyring& keyring() const { return *keyring_; }
+
+  Result<StoredPatient> seal(const PatientPhi& phi) const;
+  Result<PatientPhi> open(const StoredPatient& stored) const;
+  Result<StoredStudy> seal(const StudyPhi& phi) const;
+  Result<StudyPhi> open(const StoredStudy& stored) const;
+
+  /// The (patient_id, patient_name) clear-column pairs under which this patient can be stored
+  /// by a readable key version: current first, then previous, then plaintext.
+  std::vector<std::pair<std::string, std::string>> patient_keys(
+      std::string_view patient_id, std::string_view patient_name) const;
+  /// Clear-column values that an exact search for `value` must match (same order). For a
+  /// searchable column only (patient_id, patient_name, accession_number).
+  std::vector<std::string> match_values(std::string_view value) const;
+
+ private:
+  Result<StoredField> seal_field(std::string_view column, std::string_view value,
+                                 bool searchable) const;
+  Result<std::string> open_field(std::string_view column, std::uint32_t version,
+                                 const StoredField& field) const;
+  std::string blind(const crypto::Key256& key, std::string_view value) const;
+
+  CipherFormat format_;
+  std::shared_ptr<const crypto::Keyring> keyring_;
+  const crypto::MasterKey* current_ = nullptr;
+};
+
+}  // namespace gw::index

@@ -1,0 +1,370 @@
+// PostgreSQL backend: encryption at rest of the PHI columns (ADR 010). The values are OpenPGP
+// messages made by the gateway (the key never reaches the server or its log), so an operator
+// can read them with pgcrypto's pgp_sym_decrypt(col, key) in plain SQL.
+
+#include <mutex>
+
+#include "index/key_registry.h"
+#include "index/postgres/pg_pool.h"
+#include "index/postgres/pg_sql.h"
+#include "index/postgres/postgres_index.h"
+
+namespace gw::index {
+namespace {
+
+using core::ErrorCode;
+using core::make_error;
+using pg::Params;
+using pg::PgConnection;
+using pg::Rows;
+
+/// A write whose rows are not needed: only whether it worked.
+Status done(Result<Rows> result) {
+  if (!result.ok()) return result.error();
+  return core::ok_status();
+}
+
+constexpr const char* kPatientColumns =
+    "id, key_version, patient_id, patient_name, birth_date, sex, patient_id_enc, "
+    "patient_name_enc, birth_date_enc, sex_enc";
+
+StoredPatient read_patient(const Rows& rows, int row, int c) {
+  StoredPatient p;
+  p.key_version = static_cast<std::uint32_t>(rows.int64(row, c));
+  p.patient_id.clear = rows.text(row, c + 1);
+  p.patient_name.clear = rows.text(row, c + 2);
+  p.birth_date.clear = rows.text(row, c + 3);
+  p.sex.clear = rows.text(row, c + 4);
+  p.patient_id.sealed = rows.bytea(row, c + 5);
+  p.patient_name.sealed = rows.bytea(row, c + 6);
+  p.birth_date.sealed = rows.bytea(row, c + 7);
+  p.sex.sealed = rows.bytea(row, c + 8);
+  return p;
+}
+
+StoredStudy read_study(const Rows& rows, int row, int c) {
+  StoredStudy st;
+  st.key_version = static_cast<std::uint32_t>(rows.int64(row, c));
+  st.accession_number.clear = rows.text(row, c + 1);
+  st.referring_physician.clear = rows.text(row, c + 2);
+  st.accession_number.sealed = rows.bytea(row, c + 3);
+  st.referring_physician.sealed = rows.bytea(row, c + 4);
+  return st;
+}
+
+Params& add_patient(Params& params, const StoredPatient& p) {
+  return params.add(static_cast<std::int64_t>(p.key_version))
+      .add(p.patient_id.clear)
+      .add(p.patient_name.clear)
+      .add(p.birth_date.clear)
+      .add(p.sex.clear)
+      .add(p.patient_id.sealed)
+      .add(p.patient_name.sealed)
+      .add(p.birth_date.sealed)
+      .add(p.sex.sealed);
+}
+
+constexpr const char* kUpdatePatient = R"sql(
+UPDATE patients SET key_version = $1, patient_id = $2, patient_name = $3, birth_date = $4,
+  sex = $5, patient_id_enc = $6, patient_name_enc = $7, birth_date_enc = $8, sex_enc = $9,
+  updated_at_ms = greatest(updated_at_ms, $10)
+WHERE id = $11
+)sql";
+
+}  // namespace
+
+std::shared_ptr<const PhiCodec> PostgresIndex::codec() const {
+  std::lock_guard lock(codec_mu_);
+  return codec_;
+}
+
+Status PostgresIndex::add_text_filter(const PhiCodec& codec, const char* column,
+                                      const std::string& value, bool sealed, std::string& where,
+                                      Params& params) {
+  if (value.empty()) return core::ok_status();
+  if (!sealed || !codec.encrypting()) {
+    pg::add_text_filter(column, value, where, params);
+    return core::ok_status();
+  }
+  if (value.back() == '*') {
+    if (value.size() == 1) return core::ok_status();  // "*" matches everything
+    std::string_view name(column);
+    name.remove_prefix(name.find('.') + 1);  // "p.patient_id" -> "patient_id"
+    return make_error(ErrorCode::kInvalidArgument,
+                      std::string(name) +
+                          ": prefix search is not available on an encrypted field; search the "
+                          "exact value");
+  }
+  where.append(" AND ").append(column).append(" IN (");
+  const auto values = codec.match_values(value);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) where.append(", ");
+    where.append(params.placeholder(values[i]));
+  }
+  where.append(")");
+  return core::ok_status();
+}
+
+Result<std::int64_t> PostgresIndex::upsert_sealed_patient(PgConnection& conn, const PhiCodec& codec,
+                                                          const InstanceRecord& r) {
+  PatientPhi phi;
+  phi.patient_id = r.patient_id;
+  phi.patient_name = r.patient_name;
+  phi.birth_date = r.patient_birth_date;
+  phi.sex = r.patient_sex;
+  // Twice at most: a concurrent writer may insert the same patient between our look-up and
+  // our insert; then the second round finds it.
+  for (int round = 0; round < 2; ++round) {
+    for (const auto& [id_key, name_key] : codec.patient_keys(r.patient_id, r.patient_name)) {
+      GW_ASSIGN_OR_RETURN(auto rows, conn.exec(std::string("SELECT ") + kPatientColumns +
+                                                   " FROM patients WHERE patient_id = $1 AND "
+                                                   "patient_name = $2 FOR UPDATE",
+                                               Params().add(id_key).add(name_key)));
+      if (rows.empty()) continue;
+      const std::int64_t id = rows.int64(0, 0);
+      const StoredPatient stored = read_patient(rows, 0, 1);
+      GW_ASSIGN_OR_RETURN(auto existing, codec.open(stored));
+      const PatientPhi merged = merge(existing, phi);
+      if (merged == existing && stored.key_version == codec.current_version()) {
+        GW_RETURN_IF_ERROR(
+            done(conn.exec("UPDATE patients SET updated_at_ms = greatest("
+                           "updated_at_ms, $1) WHERE id = $2",
+                           Params().add(r.received_at_ms).add(id))));
+        return id;
+      }
+      GW_ASSIGN_OR_RETURN(auto sealed, codec.seal(merged));
+      Params params;
+      add_patient(params, sealed).add(r.received_at_ms).add(id);
+      GW_RETURN_IF_ERROR(done(conn.exec(kUpdatePatient, params)));
+      return id;
+    }
+    GW_ASSIGN_OR_RETURN(auto sealed, codec.seal(phi));
+    Params params;
+    add_patient(params, sealed).add(r.received_at_ms);
+    GW_ASSIGN_OR_RETURN(auto rows, conn.exec(R"sql(
+INSERT INTO patients (key_version, patient_id, patient_name, birth_date, sex, patient_id_enc,
+                      patient_name_enc, birth_date_enc, sex_enc, created_at_ms, updated_at_ms)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10)
+ON CONFLICT (patient_id, patient_name) DO NOTHING
+RETURNING id
+)sql",
+                                             params));
+    if (!rows.empty()) return rows.int64(0, 0);
+  }
+  return make_error(ErrorCode::kConflict, "upsert patient: lost a race twice");
+}
+
+Result<std::int64_t> PostgresIndex::upsert_sealed_study(PgConnection& conn, const PhiCodec& codec,
+                                                        const InstanceRecord& r,
+                                                        std::int64_t patient_pk) {
+  StudyPhi phi;
+  phi.accession_number = r.accession_number;
+  phi.referring_physician = r.referring_physician;
+  GW_ASSIGN_OR_RETURN(auto found, conn.exec("SELECT key_version, accession_number, "
+                                            "referring_physician, accession_number_enc, "
+                                            "referring_physician_enc FROM studies WHERE "
+                                            "study_instance_uid = $1 FOR UPDATE",
+                                            Params().add(r.study_instance_uid)));
+  StoredStudy sealed;
+  if (!found.empty()) {
+    StoredStudy stored = read_study(found, 0, 0);
+    GW_ASSIGN_OR_RETURN(auto existing, codec.open(stored));
+    const StudyPhi merged = merge(existing, phi);
+    if (merged == existing && stored.key_version == codec.current_version()) {
+      sealed = std::move(stored);  // unchanged: no new ciphertext
+    } else {
+      GW_ASSIGN_OR_RETURN(sealed, codec.seal(merged));
+    }
+  } else {
+    GW_ASSIGN_OR_RETURN(sealed, codec.seal(phi));
+  }
+  Params params;
+  params.add(r.study_instance_uid)
+      .add(patient_pk)
+      .add(r.study_date)
+      .add(r.study_time)
+      .add(r.study_description)
+      .add(sealed.accession_number.clear)
+      .add(r.study_id)
+      .add(sealed.referring_physician.clear)
+      .add(r.received_at_ms)
+      .add(static_cast<std::int64_t>(sealed.key_version))
+      .add(sealed.accession_number.sealed)
+      .add(sealed.referring_physician.sealed);
+  GW_ASSIGN_OR_RETURN(auto rows, conn.exec(R"sql(
+INSERT INTO studies AS s (study_instance_uid, patient_pk, study_date, study_time,
+                          study_description, accession_number, study_id, referring_physician,
+                          created_at_ms, updated_at_ms, key_version, accession_number_enc,
+                          referring_physician_enc)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12)
+ON CONFLICT (study_instance_uid) DO UPDATE SET
+  patient_pk = excluded.patient_pk,
+  study_date = coalesce(nullif(excluded.study_date, ''), s.study_date),
+  study_time = coalesce(nullif(excluded.study_time, ''), s.study_time),
+  study_description = coalesce(nullif(excluded.study_description, ''), s.study_description),
+  accession_number = excluded.accession_number,
+  study_id = coalesce(nullif(excluded.study_id, ''), s.study_id),
+  referring_physician = excluded.referring_physician,
+  key_version = excluded.key_version,
+  accession_number_enc = excluded.accession_number_enc,
+  referring_physician_enc = excluded.referring_physician_enc,
+  updated_at_ms = greatest(s.updated_at_ms, excluded.updated_at_ms)
+RETURNING id
+)sql",
+                                           params));
+  if (rows.empty()) return make_error(ErrorCode::kDatabase, "upsert study: no id returned");
+  return rows.int64(0, 0);
+}
+
+Result<std::shared_ptr<const crypto::Keyring>> PostgresIndex::use_keyring(crypto::Keyring keyring) {
+  GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
+  // Twice at most: another node may register a key between our read and our insert.
+  for (int round = 0; round < 2; ++round) {
+    std::vector<RegisteredKey> registry;
+    {
+      GW_ASSIGN_OR_RETURN(auto rows, conn->exec("SELECT version, check_value FROM "
+                                                "encryption_keys ORDER BY version"));
+      for (int i = 0; i < rows.size(); ++i) {
+        registry.push_back({static_cast<std::uint32_t>(rows.int64(i, 0)), rows.text(i, 1)});
+      }
+    }
+    std::vector<std::uint32_t> in_use;
+    {
+      GW_ASSIGN_OR_RETURN(auto rows, conn->exec("SELECT DISTINCT key_version FROM patients "
+                                                "UNION SELECT DISTINCT key_version FROM studies"));
+      for (int i = 0; i < rows.size(); ++i) {
+        in_use.push_back(static_cast<std::uint32_t>(rows.int64(i, 0)));
+      }
+    }
+    GW_ASSIGN_OR_RETURN(auto plan, plan_keys(registry, keyring, in_use));
+    if (plan.add) {
+      GW_ASSIGN_OR_RETURN(auto rows,
+                          conn->exec("INSERT INTO encryption_keys (version, "
+                                     "check_value, created_at_ms) VALUES ($1, $2, $3) "
+                                     "ON CONFLICT DO NOTHING RETURNING version",
+                                     Params()
+                                         .add(static_cast<std::int64_t>(plan.add->version))
+                                         .add(plan.add->check_value)
+                                         .add(pg::wall_clock_ms())));
+      if (rows.empty()) continue;  // lost a race: read the registry again
+    }
+    auto ring = std::make_shared<const crypto::Keyring>(std::move(plan.keyring));
+    std::lock_guard lock(codec_mu_);
+    codec_ = std::make_shared<const PhiCodec>(CipherFormat::kOpenPgp, ring);
+    return ring;
+  }
+  return make_error(ErrorCode::kConflict, "encryption keys: the registry kept changing");
+}
+
+Result<EncryptionStatus> PostgresIndex::encryption_status() {
+  EncryptionStatus out;
+  out.current_key_version = codec()->current_version();
+  GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
+  {
+    GW_ASSIGN_OR_RETURN(auto rows,
+                        conn->exec("SELECT version FROM encryption_keys ORDER BY version"));
+    for (int i = 0; i < rows.size(); ++i) {
+      out.registered_versions.push_back(static_cast<std::uint32_t>(rows.int64(i, 0)));
+    }
+  }
+  {
+    GW_ASSIGN_OR_RETURN(auto rows, conn->exec(R"sql(
+SELECT key_version, sum(n) FROM (
+  SELECT key_version, count(*) AS n FROM patients GROUP BY key_version
+  UNION ALL
+  SELECT key_version, count(*) AS n FROM studies GROUP BY key_version) t
+GROUP BY key_version ORDER BY key_version
+)sql"));
+    for (int i = 0; i < rows.size(); ++i) {
+      out.rows_by_version.emplace_back(static_cast<std::uint32_t>(rows.int64(i, 0)),
+                                       rows.int64(i, 1));
+    }
+  }
+  GW_ASSIGN_OR_RETURN(auto ext,
+                      conn->exec("SELECT 1 FROM pg_extension WHERE extname = 'pgcrypto'"));
+  out.pgcrypto = !ext.empty();
+  return out;
+}
+
+Result<std::int64_t> PostgresIndex::reencrypt_batch(std::int64_t max_rows) {
+  if (max_rows <= 0) return make_error(ErrorCode::kInvalidArgument, "reencrypt: batch must be > 0");
+  const auto phi = codec();
+  if (!phi->encrypting()) {
+    return make_error(ErrorCode::kConfig, "reencrypt: no encryption key is configured");
+  }
+  const auto current = static_cast<std::int64_t>(phi->current_version());
+  GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
+  pg::Transaction tx(*conn);
+  GW_RETURN_IF_ERROR(tx.begin());
+  std::int64_t changed = 0;
+  // SKIP LOCKED: rows a serving node is writing now are left for the next batch.
+  GW_ASSIGN_OR_RETURN(auto patients,
+                      conn->exec(std::string("SELECT ") + kPatientColumns +
+                                     " FROM patients WHERE key_version <> $1 ORDER BY id LIMIT "
+                                     "$2 FOR UPDATE SKIP LOCKED",
+                                 Params().add(current).add(max_rows)));
+  for (int i = 0; i < patients.size(); ++i) {
+    const std::int64_t id = patients.int64(i, 0);
+    GW_ASSIGN_OR_RETURN(auto value, phi->open(read_patient(patients, i, 1)));
+    GW_ASSIGN_OR_RETURN(auto sealed, phi->seal(value));
+    // The same patient stored under the current key meanwhile: its studies move there.
+    GW_ASSIGN_OR_RETURN(
+        auto twin,
+        conn->exec("SELECT id FROM patients WHERE patient_id = $1 AND "
+                   "patient_name = $2 AND id <> $3 FOR UPDATE",
+                   Params().add(sealed.patient_id.clear).add(sealed.patient_name.clear).add(id)));
+    if (!twin.empty()) {
+      GW_RETURN_IF_ERROR(done(conn->exec("UPDATE studies SET patient_pk = $1 WHERE patient_pk = $2",
+                                         Params().add(twin.int64(0, 0)).add(id))));
+      GW_RETURN_IF_ERROR(conn->exec("DELETE FROM patients WHERE id = $1", Params().add(id)));
+      ++changed;
+      continue;
+    }
+    Params params;
+    add_patient(params, sealed).add(std::int64_t{0}).add(id);
+    GW_RETURN_IF_ERROR(done(conn->exec(kUpdatePatient, params)));
+    ++changed;
+  }
+  const std::int64_t left = max_rows - patients.size();
+  if (left > 0) {
+    GW_ASSIGN_OR_RETURN(auto studies,
+                        conn->exec("SELECT id, key_version, accession_number, "
+                                   "referring_physician, accession_number_enc, "
+                                   "referring_physician_enc FROM studies WHERE key_version <> $1 "
+                                   "ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+                                   Params().add(current).add(left)));
+    for (int i = 0; i < studies.size(); ++i) {
+      GW_ASSIGN_OR_RETURN(auto value, phi->open(read_study(studies, i, 1)));
+      GW_ASSIGN_OR_RETURN(auto sealed, phi->seal(value));
+      GW_RETURN_IF_ERROR(done(conn->exec(R"sql(
+UPDATE studies SET key_version = $1, accession_number = $2, referring_physician = $3,
+  accession_number_enc = $4, referring_physician_enc = $5
+WHERE id = $6
+)sql",
+                                         Params()
+                                             .add(static_cast<std::int64_t>(sealed.key_version))
+                                             .add(sealed.accession_number.clear)
+                                             .add(sealed.referring_physician.clear)
+                                             .add(sealed.accession_number.sealed)
+                                             .add(sealed.referring_physician.sealed)
+                                             .add(studies.int64(i, 0)))));
+      ++changed;
+    }
+  }
+  GW_RETURN_IF_ERROR(tx.commit());
+  return changed;
+}
+
+Result<std::vector<std::pair<std::int64_t, std::string>>> PostgresIndex::list_stored_files(
+    std::int64_t after_id, std::int64_t limit) {
+  GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
+  GW_ASSIGN_OR_RETURN(auto rows, conn->exec("SELECT id, storage_path FROM instances WHERE id > "
+                                            "$1 ORDER BY id LIMIT $2",
+                                            Params().add(after_id).add(limit)));
+  std::vector<std::pair<std::int64_t, std::string>> out;
+  out.reserve(static_cast<std::size_t>(rows.size()));
+  for (int i = 0; i < rows.size(); ++i) out.emplace_back(rows.int64(i, 0), rows.text(i, 1));
+  return out;
+}
+
+}  // namespace gw::index

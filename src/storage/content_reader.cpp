@@ -1,0 +1,92 @@
+#include "storage/content_reader.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <string>
+
+#include "core/unique_fd.h"
+#include "crypto/keyring.h"
+#include "storage/encrypted_file.h"
+#include "storage/file_ops.h"
+
+namespace gw::storage {
+namespace {
+
+using core::ErrorCode;
+using core::make_error;
+using core::Result;
+
+class PlainFileReader final : public ContentReader {
+ public:
+  PlainFileReader(core::UniqueFd fd, std::filesystem::path path, std::uint64_t size)
+      : fd_(std::move(fd)), path_(std::move(path)), size_(size) {}
+
+  std::uint64_t size() const override { return size_; }
+
+  Result<std::size_t> read(std::uint64_t offset, std::span<std::uint8_t> out) override {
+    if (offset >= size_) return std::size_t{0};
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), size_ - offset));
+    std::size_t done = 0;
+    while (done < want) {
+      const ssize_t n =
+          ::pread(fd_.get(), out.data() + done, want - done, static_cast<off_t>(offset + done));
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        return errno_error(errno, "read", path_);
+      }
+      if (n == 0) break;  // the file shrank since it was opened: report what there is
+      done += static_cast<std::size_t>(n);
+    }
+    return done;
+  }
+
+ private:
+  core::UniqueFd fd_;
+  std::filesystem::path path_;
+  std::uint64_t size_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ContentReader>> plain_content(int fd, const std::filesystem::path& path) {
+  core::UniqueFd owned(fd);
+  struct stat st {};
+  if (::fstat(owned.get(), &st) != 0) return errno_error(errno, "stat", path);
+  return std::unique_ptr<ContentReader>(
+      new PlainFileReader(std::move(owned), path, static_cast<std::uint64_t>(st.st_size)));
+}
+
+Result<std::unique_ptr<ContentReader>> open_content(const std::filesystem::path& path,
+                                                    const crypto::Keyring* keyring) {
+  core::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) {
+    if (errno == ENOENT) {
+      return make_error(ErrorCode::kNotFound, "cannot open " + path.string() + ": no such file");
+    }
+    return errno_error(errno, "open", path);
+  }
+  std::array<std::uint8_t, kEncryptedMagic.size()> head{};
+  ssize_t n = 0;
+  do {
+    n = ::pread(fd.get(), head.data(), head.size(), 0);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) return errno_error(errno, "read", path);
+  // Stored Part 10 files start with the zero preamble the gateway writes, never with the magic.
+  if (!is_encrypted({head.data(), static_cast<std::size_t>(n)})) {
+    return plain_content(fd.release(), path);
+  }
+  if (keyring == nullptr || (!keyring->current && !keyring->previous)) {
+    return make_error(ErrorCode::kConfig,
+                      "stored file is encrypted and no encryption key is configured");
+  }
+  auto reader = EncryptedFileReader::open(std::move(fd), path, *keyring);
+  if (!reader.ok()) return std::move(reader).error();
+  return std::unique_ptr<ContentReader>(std::move(reader).value());
+}
+
+}  // namespace gw::storage
