@@ -61,13 +61,14 @@ class EncryptionTest : public ::testing::Test {
  protected:
   /// A gateway with the API, an admin token, and `count` instances in `count` studies sent by
   /// storescu (one synthetic patient per study: TEST^PATIENT^nnnn / GWTESTnnnn).
-  void start_and_ingest(const std::string& extra_yaml, int count) {
+  void start_and_ingest(const std::string& extra_yaml, int count, bool encrypt_files = false) {
     files_ = generate_dicom(dir_ / "source", {"--count", std::to_string(count), "--studies",
                                               std::to_string(count), "--seed", "606"});
     GatewayOptions o;
     o.http = true;
     o.extra_yaml = extra_yaml;
     o.env = key_env(kKeyA);
+    o.encrypt = encrypt_files;
     gw_ = Gateway::start(o);
     const auto added = gateway_cli(*gw_, {"user", "add", "--name", "admin", "--role", "admin"},
                                    key_env(kKeyA), std::string(kAdminPassword) + "\n");
@@ -159,7 +160,7 @@ class EncryptionTest : public ::testing::Test {
 };
 
 TEST_F(EncryptionTest, SqliteFieldsEncryptedWrongKeyRefusedRotationResumes) {
-  start_and_ingest("", 10);
+  start_and_ingest("", 10, /*encrypt_files=*/true);
   ASSERT_TRUE(
       wait_until([&] { return listed_names() == expected_names(); }, std::chrono::seconds(30)))
       << gw_->log();
@@ -167,7 +168,7 @@ TEST_F(EncryptionTest, SqliteFieldsEncryptedWrongKeyRefusedRotationResumes) {
   ASSERT_TRUE(status.contains("encryption")) << status.dump(1);
   EXPECT_EQ(status["encryption"]["fields"]["enabled"], true);
   EXPECT_EQ(status["encryption"]["fields"]["key_version"], 1);
-  EXPECT_EQ(status["encryption"]["files"]["enabled"], false);
+  EXPECT_EQ(status["encryption"]["files"]["enabled"], true);
   EXPECT_TRUE(status["encryption"]["volume"].contains("dm_crypt"));
   expect_download_equals_sent(0);
 
@@ -192,6 +193,8 @@ TEST_F(EncryptionTest, SqliteFieldsEncryptedWrongKeyRefusedRotationResumes) {
   gw_->restart();
   EXPECT_EQ(listed_names(), expected_names());
   const std::string out = rotate_killed_then_resumed(key_env(kKeyB, kKeyA));
+  // Every stored file's data key is rewrapped by the new key (their contents stay).
+  EXPECT_NE(out.find("of 10 files rewrapped"), std::string::npos) << out;
   EXPECT_NE(out.find("version 2"), std::string::npos) << out;
   EXPECT_EQ(listed_names(), expected_names());
   const auto db_status = gateway_cli(*gw_, {"db", "status"}, key_env(kKeyB));
