@@ -19,12 +19,12 @@ namespace gw::dicom {
 using core::Result;
 
 struct FileMeta {
-  std::string media_storage_sop_class_uid;     ///< (0002,0002)
-  std::string media_storage_sop_instance_uid;  ///< (0002,0003)
-  std::string transfer_syntax_uid;             ///< (0002,0010)
-  std::string implementation_class_uid;        ///< (0002,0012)
-  std::string implementation_version_name;     ///< (0002,0013)
-  std::string source_application_entity_title; ///< (0002,0016), empty = omitted
+  std::string media_storage_sop_class_uid;      ///< (0002,0002)
+  std::string media_storage_sop_instance_uid;   ///< (0002,0003)
+  std::string transfer_syntax_uid;              ///< (0002,0010)
+  std::string implementation_class_uid;         ///< (0002,0012)
+  std::string implementation_version_name;      ///< (0002,0013)
+  std::string source_application_entity_title;  ///< (0002,0016), empty = omitted
 };
 
 /// Preamble + "DICM" + group 0002 with (0002,0000) group length and (0002,0001) version 00\01.

@@ -64,7 +64,7 @@ struct CurlOptions {
   std::string interface_ip;  ///< "127.0.0.2": the client address the gateway sees
   std::string scheme = "http";
   fs::path cacert;
-  std::vector<std::string> form;  ///< multipart/form-data fields for curl -F ("cert_file=@path")
+  std::vector<std::string> form;     ///< multipart/form-data fields for curl -F ("cert_file=@path")
   std::vector<std::string> headers;  ///< extra request headers ("Origin: https://…")
 };
 
@@ -481,13 +481,14 @@ TEST_F(ApiTest, CorsOnlyForConfiguredOrigins) {
   // An allowed origin (configured in mixed case, matched lower-case).
   auto ok = with_origin("GET", "https://admin.example.org", viewer_);
   EXPECT_EQ(ok.status, 200);
-  EXPECT_TRUE(ok.has_header("Access-Control-Allow-Origin: https://admin.example.org")) << ok.headers;
+  EXPECT_TRUE(ok.has_header("Access-Control-Allow-Origin: https://admin.example.org"))
+      << ok.headers;
   EXPECT_TRUE(ok.has_header("Vary: Origin")) << ok.headers;
   EXPECT_EQ(ok.headers.find("Access-Control-Allow-Credentials"), std::string::npos);
   // Its preflight needs no token and names what may follow; the real call still needs one.
-  auto preflight = with_origin("OPTIONS", "http://127.0.0.1:3000", "",
-                               {"Access-Control-Request-Method: DELETE",
-                                "Access-Control-Request-Headers: authorization"});
+  auto preflight = with_origin(
+      "OPTIONS", "http://127.0.0.1:3000", "",
+      {"Access-Control-Request-Method: DELETE", "Access-Control-Request-Headers: authorization"});
   EXPECT_EQ(preflight.status, 204);
   EXPECT_TRUE(preflight.has_header("Access-Control-Allow-Origin: http://127.0.0.1:3000"));
   EXPECT_TRUE(preflight.has_header("Access-Control-Allow-Headers: Authorization, Content-Type"));
