@@ -64,6 +64,11 @@ std::vector<fs::path> gateway_files(const Gateway& gw) {
   return files;
 }
 
+/// Every outbox row delivered: the destination has answered, so its files are complete.
+bool delivered(const Gateway& gw, std::size_t rows) {
+  return gw.count_outbox("delivered") >= static_cast<std::int64_t>(rows);
+}
+
 std::set<std::string> uids_of(const std::vector<fs::path>& files) {
   std::set<std::string> uids;
   for (const auto& f : files) uids.insert(sop_instance_uid_of(f));
@@ -121,7 +126,7 @@ TEST_F(ForwardTest, StorescuThroughGatewayToStorescpArrivesBitExact) {
   ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
   ASSERT_EQ(gw->count_instances(), static_cast<std::int64_t>(files.size())) << gw->log();
 
-  ASSERT_TRUE(wait_until([&]() { return scp.received_files().size() >= files.size(); },
+  ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); },
                          std::chrono::seconds(60)))
       << gw->log();
   EXPECT_EQ(scp.received_files().size(), files.size());
@@ -153,7 +158,7 @@ TEST_F(ForwardTest, RoutesSendEachInstanceWhereItBelongs) {
   ASSERT_TRUE(gw_send(gw->port(), mr, {"--aet", "MR1"}).ok());
   ASSERT_TRUE(wait_until(
       [&]() {
-        return a.received_files().size() >= ct.size() && b.received_files().size() >= mr.size();
+        return delivered(*gw, ct.size() + mr.size());
       },
       std::chrono::seconds(60)))
       << gw->log();
@@ -194,7 +199,7 @@ TEST_F(ForwardTest, DestinationDownQueuesWithBackoffThenEverythingArrives) {
   }
 
   StoreScp scp = start_storescp(port, dir_.subdir("received"));
-  ASSERT_TRUE(wait_until([&]() { return scp.received_files().size() >= files.size(); },
+  ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); },
                          std::chrono::seconds(60)))
       << gw->log();
   EXPECT_EQ(data_sets(scp.received_files()), data_sets(files));  // sent with `send`: unchanged
@@ -226,7 +231,7 @@ TEST_F(ForwardTest, DeadDestinationIsPausedAndProbedThenResumes) {
   EXPECT_EQ(total_attempts(), before) << queue_rows(*gw).dump(1);
 
   StoreScp scp = start_storescp(port, dir_.subdir("received"));
-  ASSERT_TRUE(wait_until([&]() { return scp.received_files().size() >= files.size(); },
+  ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); },
                          std::chrono::seconds(60)))
       << gw->log();
   EXPECT_NE(gw->log().find("event=destination_reachable"), std::string::npos);
@@ -326,7 +331,7 @@ TEST_F(ForwardTlsTest, MutualTlsToStorescpArrivesBitExact) {
   auto gw = Gateway::start(o);
   const auto sent = run_storescu("127.0.0.1", gw->port(), files, {"-aec", "DICOM_GW"});
   ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
-  ASSERT_TRUE(wait_until([&]() { return scp.received_files().size() >= files.size(); },
+  ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); },
                          std::chrono::seconds(60)))
       << gw->log();
   EXPECT_EQ(data_sets(scp.received_files()), data_sets(gateway_files(*gw)));
@@ -369,7 +374,7 @@ TEST_F(ForwardTlsTest, WrongCaWaitsWithTheReasonAndFlowsAfterTheFixAndAReload) {
   std::ofstream(gw->config_path()) << text;
   ASSERT_TRUE(gw->process().signal_group(SIGHUP));
 
-  ASSERT_TRUE(wait_until([&]() { return scp.received_files().size() >= files.size(); },
+  ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); },
                          std::chrono::seconds(60)))
       << gw->log();
   EXPECT_EQ(uids_of(scp.received_files()), uids_of(files));

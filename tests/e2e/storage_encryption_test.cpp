@@ -127,7 +127,7 @@ TEST_F(StorageEncryptionTest, StoredFilesAreCiphertextAndForwardBitExact) {
   EXPECT_TRUE(gw->spool_files().empty());
 
   // (b) What arrives is the data set as sent (`send` does not re-encode).
-  ASSERT_TRUE(wait_until([&]() { return scp.received_files().size() >= files.size(); },
+  ASSERT_TRUE(wait_until([&]() { return gw->count_outbox("delivered") >= std::ssize(files); },
                          std::chrono::seconds(60)))
       << gw->log();
   EXPECT_EQ(data_sets(scp.received_files()), data_sets(files));

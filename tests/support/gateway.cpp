@@ -82,40 +82,58 @@ fs::path Gateway::data_dir() const {
 
 std::unique_ptr<Gateway> Gateway::start(GatewayOptions options) {
   std::unique_ptr<Gateway> gw(new Gateway(std::move(options)));
-  gw->port_ = free_tcp_port();
+  // Ports come from free_tcp_port(), so another process (a test running beside this one) may
+  // take one before the gateway binds it: then the gateway exits with "Address already in use"
+  // and we try again with fresh ports. Bounded: a few attempts, each with its own deadline.
+  constexpr int kAttempts = 4;
+  for (int attempt = 1;; ++attempt) {
+    gw->pick_ports();
+    gw->write_config();
+    if (gw->launch_once() == LaunchResult::kUp) return gw;
+    const std::string err = gw->process_->read_stderr();
+    gw->process_->kill9();
+    if (attempt == kAttempts || err.find("Address already in use") == std::string::npos) {
+      throw std::runtime_error("gateway did not listen on port " + std::to_string(gw->port_) +
+                               ":\n" + err);
+    }
+  }
+}
+
+void Gateway::pick_ports() {
+  port_ = free_tcp_port();
+  tls_port_ = options_.tls_yaml.empty() ? 0 : free_tcp_port();
+  http_port_ = options_.http ? free_tcp_port() : 0;
+}
+
+void Gateway::write_config() const {
   std::string tls_listener;
-  if (!gw->options_.tls_yaml.empty()) {
-    gw->tls_port_ = free_tcp_port();
-    tls_listener = "  - {name: secure, bind: 127.0.0.1, port: " + std::to_string(gw->tls_port_) +
+  if (tls_port_ != 0) {
+    tls_listener = "  - {name: secure, bind: 127.0.0.1, port: " + std::to_string(tls_port_) +
                    ", tls: true}\n";
   }
   std::string http = "http:\n  enabled: false\n";
-  if (gw->options_.http) {
-    gw->http_port_ = free_tcp_port();
-    http = "http:\n  enabled: true\n  bind: 127.0.0.1\n  port: " + std::to_string(gw->http_port_) +
-           "\n" + gw->options_.http_yaml;
+  if (http_port_ != 0) {
+    http = "http:\n  enabled: true\n  bind: 127.0.0.1\n  port: " + std::to_string(http_port_) +
+           "\n" + options_.http_yaml;
   }
-  std::ofstream config(gw->config_path());
-  config << "ae_title: " << gw->options_.ae_title << "\n"
-         << "data_dir: " << gw->data_dir().string() << "\n"
+  std::ofstream config(config_path());
+  config << "ae_title: " << options_.ae_title << "\n"
+         << "data_dir: " << data_dir().string() << "\n"
          << "listeners:\n"
-         << "  - {name: plain, bind: 127.0.0.1, port: " << gw->port_ << ", tls: false}\n"
+         << "  - {name: plain, bind: 127.0.0.1, port: " << port_ << ", tls: false}\n"
          << tls_listener << "storage:\n"
-         << "  fsync: " << (gw->options_.fsync ? "true" : "false") << "\n"
-         << "  encrypt: " << (gw->options_.encrypt ? "true" : "false") << "\n"
-         << "  duplicates: " << gw->options_.duplicates << "\n"
+         << "  fsync: " << (options_.fsync ? "true" : "false") << "\n"
+         << "  encrypt: " << (options_.encrypt ? "true" : "false") << "\n"
+         << "  duplicates: " << options_.duplicates << "\n"
          << "limits:\n"
-         << "  max_associations: " << gw->options_.max_associations << "\n"
-         << "  idle_timeout: " << gw->options_.idle_timeout_s << "\n"
-         << "  artim_timeout: " << gw->options_.artim_timeout_s << "\n"
-         << "  shutdown_grace: " << gw->options_.shutdown_grace_s << "\n"
-         << http << gw->options_.extra_yaml << gw->options_.tls_yaml;
-  config.close();
-  gw->launch();
-  return gw;
+         << "  max_associations: " << options_.max_associations << "\n"
+         << "  idle_timeout: " << options_.idle_timeout_s << "\n"
+         << "  artim_timeout: " << options_.artim_timeout_s << "\n"
+         << "  shutdown_grace: " << options_.shutdown_grace_s << "\n"
+         << http << options_.extra_yaml << options_.tls_yaml;
 }
 
-void Gateway::launch() {
+Gateway::LaunchResult Gateway::launch_once() {
   ++generation_;
   ProcessOptions po;
   po.argv = {gateway_binary().string(), "serve", "--config", config_path().string()};
@@ -124,17 +142,33 @@ void Gateway::launch() {
   po.die_with_parent = false;  // tests may start and stop it from different threads
   po.env = options_.env;
   process_ = std::make_unique<Process>(Process::start(po));
-  // The API listens (its socket is bound at start-up) before the DICOM port accepts. A gateway
-  // that refuses to start exits at once: stop waiting then.
-  const bool dicom_up = wait_until([&] { return port_accepts(port_) || !process_->running(); },
-                                   std::chrono::seconds(15)) &&
-                        port_accepts(port_);
-  if (!dicom_up || (http_port_ != 0 && !wait_for_port(http_port_, std::chrono::seconds(5)))) {
-    const std::string err = process_->read_stderr();
-    process_->kill9();
-    throw std::runtime_error("gateway did not listen on port " + std::to_string(port_) + ":\n" +
-                             err);
+  // Up means the gateway itself said so for each of our ports (another process listening on
+  // one of them would fool a mere connect()), and the port accepts. The API is bound before
+  // the DICOM listeners. A gateway that refuses to start exits at once: stop waiting then.
+  const std::string dicom_line = "event=listening listener=plain port=" + std::to_string(port_);
+  const std::string http_line = "event=http_listening bind=127.0.0.1 port=" +
+                                std::to_string(http_port_) + " ";
+  const bool up = wait_until(
+      [&] {
+        if (!process_->running()) return true;
+        const std::string log = process_->read_stderr();
+        return log.find(dicom_line) != std::string::npos &&
+               (http_port_ == 0 || log.find(http_line) != std::string::npos);
+      },
+      std::chrono::seconds(15));
+  if (!up || !process_->running() || !port_accepts(port_)) return LaunchResult::kFailed;
+  if (http_port_ != 0 && !wait_for_port(http_port_, std::chrono::seconds(5))) {
+    return LaunchResult::kFailed;
   }
+  return LaunchResult::kUp;
+}
+
+void Gateway::launch() {
+  if (launch_once() == LaunchResult::kUp) return;
+  const std::string err = process_->read_stderr();
+  process_->kill9();
+  throw std::runtime_error("gateway did not listen on port " + std::to_string(port_) + ":\n" +
+                           err);
 }
 
 std::string Gateway::log() const { return process_ ? process_->read_stderr() : std::string(); }
@@ -148,6 +182,12 @@ void Gateway::restart() { launch(); }
 std::int64_t Gateway::count_instances() const {
   IndexReader index(data_dir() / "index.db");
   auto rows = index.query("SELECT count(*) FROM instances");
+  return rows.empty() ? 0 : std::stoll(rows[0][0]);
+}
+
+std::int64_t Gateway::count_outbox(const std::string& state) const {
+  IndexReader index(data_dir() / "index.db");
+  auto rows = index.query("SELECT count(*) FROM outbox WHERE state = ?", {state});
   return rows.empty() ? 0 : std::stoll(rows[0][0]);
 }
 

@@ -72,6 +72,11 @@ class Gateway {
   // ---- the index, read-only ----
   std::int64_t count_instances() const;
   std::vector<std::string> sop_instance_uids() const;
+  /// Outbox rows in `state` ("delivered", "pending", ...). A row is delivered only after the
+  /// destination answered its C-STORE, and storescp answers after it has written and closed the
+  /// file: so wait on this, not on the number of files in storescp's directory (a file that is
+  /// still being written is already listed there).
+  std::int64_t count_outbox(const std::string& state) const;
   /// Absolute path of the stored file, if the instance is indexed.
   std::optional<std::filesystem::path> stored_file(const std::string& sop_instance_uid) const;
   /// Files under <data>/storage and <data>/spool.
@@ -80,7 +85,12 @@ class Gateway {
 
  private:
   explicit Gateway(GatewayOptions options);
-  void launch();
+  enum class LaunchResult { kUp, kFailed };
+  void pick_ports();
+  void write_config() const;
+  /// Starts the process and waits until it listens; on kFailed the process may still run.
+  LaunchResult launch_once();
+  void launch();  ///< launch_once(), or throw with the gateway's log
 
   GatewayOptions options_;
   TempDir dir_;
