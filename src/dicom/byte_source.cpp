@@ -9,6 +9,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/file_io.h"
 #include "core/unique_fd.h"
 
 namespace gw::dicom {
@@ -27,18 +28,7 @@ class FileSource final : public ByteSource {
   core::Result<std::size_t> read_at(std::uint64_t offset, std::span<std::uint8_t> out) override {
     if (offset >= size_) return std::size_t{0};
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), size_ - offset));
-    std::size_t done = 0;
-    while (done < want) {
-      const ssize_t n =
-          ::pread(fd_.get(), out.data() + done, want - done, static_cast<off_t>(offset + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return make_error(ErrorCode::kIo, path_.string() + ": " + std::strerror(errno));
-      }
-      if (n == 0) break;
-      done += static_cast<std::size_t>(n);
-    }
-    return done;
+    return core::pread_full(fd_.get(), out.first(want), offset, path_);
   }
 
  private:

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <string>
 
+#include "core/file_io.h"
 #include "core/unique_fd.h"
 #include "crypto/keyring.h"
 #include "storage/encrypted_file.h"
@@ -31,18 +32,7 @@ class PlainFileReader final : public ContentReader {
   Result<std::size_t> read(std::uint64_t offset, std::span<std::uint8_t> out) override {
     if (offset >= size_) return std::size_t{0};
     const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(out.size(), size_ - offset));
-    std::size_t done = 0;
-    while (done < want) {
-      const ssize_t n =
-          ::pread(fd_.get(), out.data() + done, want - done, static_cast<off_t>(offset + done));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        return errno_error(errno, "read", path_);
-      }
-      if (n == 0) break;  // the file shrank since it was opened: report what there is
-      done += static_cast<std::size_t>(n);
-    }
-    return done;
+    return core::pread_full(fd_.get(), out.first(want), offset, path_);
   }
 
  private:
@@ -71,13 +61,9 @@ Result<std::unique_ptr<ContentReader>> open_content(const std::filesystem::path&
     return errno_error(errno, "open", path);
   }
   std::array<std::uint8_t, kEncryptedMagic.size()> head{};
-  ssize_t n = 0;
-  do {
-    n = ::pread(fd.get(), head.data(), head.size(), 0);
-  } while (n < 0 && errno == EINTR);
-  if (n < 0) return errno_error(errno, "read", path);
+  GW_ASSIGN_OR_RETURN(const std::size_t n, core::pread_full(fd.get(), head, 0, path));
   // Stored Part 10 files start with the zero preamble the gateway writes, never with the magic.
-  if (!is_encrypted({head.data(), static_cast<std::size_t>(n)})) {
+  if (!is_encrypted({head.data(), n})) {
     return plain_content(fd.release(), path);
   }
   if (keyring == nullptr || (!keyring->current && !keyring->previous)) {

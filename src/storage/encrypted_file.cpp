@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/file_io.h"
 #include "crypto/keyring.h"
 #include "storage/file_ops.h"
 
@@ -289,23 +290,6 @@ Result<std::unique_ptr<DataKey>> unwrap_data_key(const Header& h, const crypto::
                         : "the configured keys are version " + version_list(have, " and ")));
 }
 
-/// Reads exactly out.size() bytes at `offset`; the count actually read (less only at the end).
-Result<std::size_t> pread_full(int fd, std::span<std::uint8_t> out, std::uint64_t offset,
-                               const std::filesystem::path& path) {
-  std::size_t done = 0;
-  while (done < out.size()) {
-    const ssize_t n =
-        ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno_error(errno, "read", path);
-    }
-    if (n == 0) break;
-    done += static_cast<std::size_t>(n);
-  }
-  return done;
-}
-
 Status write_full(int fd, const std::uint8_t* p, std::size_t len,
                   const std::filesystem::path& path) {
   while (len > 0) {
@@ -323,7 +307,7 @@ Status write_full(int fd, const std::uint8_t* p, std::size_t len,
 
 Result<Header> read_header(int fd, const std::filesystem::path& path) {
   std::array<std::uint8_t, kEncryptedHeaderSize> bytes{};
-  GW_ASSIGN_OR_RETURN(const std::size_t n, pread_full(fd, bytes, 0, path));
+  GW_ASSIGN_OR_RETURN(const std::size_t n, core::pread_full(fd, bytes, 0, path));
   return parse_header({bytes.data(), n});
 }
 
@@ -469,7 +453,7 @@ struct EncryptedFileReader::State {
     const std::uint64_t offset =
         kEncryptedHeaderSize + n * (std::uint64_t{header.segment_size} + kTagSize);
     std::span<std::uint8_t> data(buffer.data(), len + kTagSize);
-    GW_ASSIGN_OR_RETURN(const std::size_t got, pread_full(fd.get(), data, offset, path));
+    GW_ASSIGN_OR_RETURN(const std::size_t got, core::pread_full(fd.get(), data, offset, path));
     if (got != data.size()) return corrupt("segment " + std::to_string(n) + " is truncated");
     const auto segment = static_cast<std::uint32_t>(n);
     const auto nonce = segment_nonce(header.prefix, segment);

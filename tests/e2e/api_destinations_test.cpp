@@ -91,12 +91,6 @@ bool send_as(const Gateway& gw, const std::string& calling_ae, const fs::path& f
   return r.ok();
 }
 
-std::set<std::string> received_uids(const StoreScp& scp) {
-  std::set<std::string> uids;
-  for (const auto& f : scp.received_files()) uids.insert(sop_instance_uid_of(f));
-  return uids;
-}
-
 std::set<std::string> issue_paths(const Answer& a) {
   std::set<std::string> paths;
   for (const auto& d : a.body["details"]) paths.insert(d["path"].get<std::string>());
@@ -161,7 +155,7 @@ TEST(ApiDestinationsTest, CreateRouteByMatchMoveRestartAndDelete) {
   ASSERT_TRUE(send_as(*gw, "MR1", files[1]));
   // Both were committed with their routing before `send` returned: one row for API_PACS only.
   ASSERT_TRUE(wait_until([&] { return delivered(port, admin) == 1; }, std::chrono::seconds(30)));
-  EXPECT_EQ(received_uids(first), std::set<std::string>{sop_instance_uid_of(files[0])});
+  EXPECT_EQ(first.received_uids(), std::set<std::string>{sop_instance_uid_of(files[0])});
   EXPECT_EQ(gw->count_instances(), 2);
   const auto depth = curl(port, "GET", "/api/v1/destinations/API_PACS", admin).body["queue"];
   EXPECT_EQ(depth["pending"].get<int>() + depth["in_flight"].get<int>(), 0) << depth;
@@ -173,7 +167,7 @@ TEST(ApiDestinationsTest, CreateRouteByMatchMoveRestartAndDelete) {
   EXPECT_EQ(moved.body["port"], second->port);
   ASSERT_TRUE(send_as(*gw, "CT1", files[2]));
   ASSERT_TRUE(wait_until([&] { return delivered(port, admin) == 2; }, std::chrono::seconds(30)));
-  EXPECT_EQ(received_uids(*second), std::set<std::string>{sop_instance_uid_of(files[2])});
+  EXPECT_EQ(second->received_uids(), std::set<std::string>{sop_instance_uid_of(files[2])});
   EXPECT_EQ(first.received_files().size(), 1u);
 
   // ---- restart: still there, still used ----

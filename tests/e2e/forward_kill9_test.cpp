@@ -30,14 +30,6 @@ constexpr int kKillAfterReceived = 300;
 constexpr int kMaxAssociations = 2;
 constexpr int kBatch = 8;
 
-std::set<std::string> received_uids(const StoreScp& scp, std::size_t* files = nullptr) {
-  std::set<std::string> uids;
-  const auto received = scp.received_files();
-  for (const auto& f : received) uids.insert(sop_instance_uid_of(f));
-  if (files != nullptr) *files = received.size();
-  return uids;
-}
-
 TEST(ForwardKill9, MidForwardRestartDeliversEverythingWithBoundedDuplicates) {
   TempDir dir("gw-forward-kill9");
   const auto files =
@@ -67,18 +59,18 @@ TEST(ForwardKill9, MidForwardRestartDeliversEverythingWithBoundedDuplicates) {
 
   // +uf: unique file names, so a duplicate delivery is a second file, not an overwrite.
   StoreScp scp = start_storescp(dest_port, dir.subdir("received"), {"+uf"});
-  ASSERT_TRUE(wait_until([&]() { return received_uids(scp).size() >= kKillAfterReceived; },
+  ASSERT_TRUE(wait_until([&]() { return scp.received_uids().size() >= kKillAfterReceived; },
                          std::chrono::seconds(120), std::chrono::milliseconds(5)))
       << gw->log();
   gw->kill9();
   std::size_t files_at_kill = 0;
-  const auto at_kill = received_uids(scp, &files_at_kill);
+  const auto at_kill = scp.received_uids(&files_at_kill);
   std::cout << "received before kill -9: " << at_kill.size() << "/" << kInstances << "\n";
   ASSERT_LT(at_kill.size(), static_cast<std::size_t>(kInstances))
       << "forwarding finished before the kill; nothing was interrupted";
 
   gw->restart();
-  ASSERT_TRUE(wait_until([&]() { return received_uids(scp).size() >= kInstances; },
+  ASSERT_TRUE(wait_until([&]() { return scp.received_uids().size() >= kInstances; },
                          std::chrono::seconds(180)))
       << gw->log();
   // Let any straggling delivery land before counting duplicates.
@@ -93,7 +85,7 @@ TEST(ForwardKill9, MidForwardRestartDeliversEverythingWithBoundedDuplicates) {
       },
       std::chrono::seconds(60)));
   std::size_t total_files = 0;
-  const auto uids = received_uids(scp, &total_files);
+  const auto uids = scp.received_uids(&total_files);
   EXPECT_EQ(uids, source_uids);
   const std::size_t duplicates = total_files - uids.size();
   std::cout << "files at the destination: " << total_files << ", duplicates: " << duplicates

@@ -69,12 +69,6 @@ bool delivered(const Gateway& gw, std::size_t rows) {
   return gw.count_outbox("delivered") >= static_cast<std::int64_t>(rows);
 }
 
-std::set<std::string> uids_of(const std::vector<fs::path>& files) {
-  std::set<std::string> uids;
-  for (const auto& f : files) uids.insert(sop_instance_uid_of(f));
-  return uids;
-}
-
 /// `dicom-gw queue list --json` rows.
 json queue_rows(const Gateway& gw, const std::vector<std::string>& filters = {}) {
   std::vector<std::string> argv{gateway_binary().string(), "queue",   "list",   "--config",
@@ -162,8 +156,8 @@ TEST_F(ForwardTest, RoutesSendEachInstanceWhereItBelongs) {
       },
       std::chrono::seconds(60)))
       << gw->log();
-  EXPECT_EQ(uids_of(a.received_files()), uids_of(ct));
-  EXPECT_EQ(uids_of(b.received_files()), uids_of(mr));
+  EXPECT_EQ(a.received_uids(), sop_instance_uids_of(ct));
+  EXPECT_EQ(b.received_uids(), sop_instance_uids_of(mr));
   EXPECT_EQ(gw->stop(), 0);
 }
 
@@ -235,7 +229,7 @@ TEST_F(ForwardTest, DeadDestinationIsPausedAndProbedThenResumes) {
                          std::chrono::seconds(60)))
       << gw->log();
   EXPECT_NE(gw->log().find("event=destination_reachable"), std::string::npos);
-  EXPECT_EQ(uids_of(scp.received_files()), uids_of(files));
+  EXPECT_EQ(scp.received_uids(), sop_instance_uids_of(files));
   EXPECT_EQ(gw->stop(), 0);
 }
 
@@ -264,7 +258,7 @@ TEST_F(ForwardTest, UnacceptedTransferSyntaxIsDeadWithTheReasonAndTheRestFlows) 
   for (const auto& r : queue_rows(*gw, {"--state", "dead"})) {
     EXPECT_NE(r.value("last_error", "").find("transcod"), std::string::npos) << r.dump();
   }
-  EXPECT_EQ(uids_of(scp.received_files()), uids_of(implicit));
+  EXPECT_EQ(scp.received_uids(), sop_instance_uids_of(implicit));
   EXPECT_EQ(gw->stop(), 0);
 }
 
@@ -377,7 +371,7 @@ TEST_F(ForwardTlsTest, WrongCaWaitsWithTheReasonAndFlowsAfterTheFixAndAReload) {
   ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); },
                          std::chrono::seconds(60)))
       << gw->log();
-  EXPECT_EQ(uids_of(scp.received_files()), uids_of(files));
+  EXPECT_EQ(scp.received_uids(), sop_instance_uids_of(files));
   EXPECT_EQ(gw->stop(), 0);
 }
 

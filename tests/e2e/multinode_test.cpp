@@ -50,14 +50,6 @@ std::vector<std::string> lines(const std::string& text) {
   return out;
 }
 
-std::set<std::string> received_uids(const StoreScp& scp, std::size_t* files = nullptr) {
-  std::set<std::string> uids;
-  const auto received = scp.received_files();
-  for (const auto& f : received) uids.insert(sop_instance_uid_of(f));
-  if (files != nullptr) *files = received.size();
-  return uids;
-}
-
 std::set<fs::path> files_under(const fs::path& dir) {
   std::set<fs::path> out;
   std::error_code ec;
@@ -156,12 +148,12 @@ TEST_F(MultiNodeTest, KillNineOfOneNodeMidForwardTheOtherDeliversEverything) {
 
   // +uf: unique file names, so a duplicate delivery is a second file, not an overwrite.
   StoreScp scp = start_storescp(dest_port, dir_.subdir("received"), {"+uf"});
-  ASSERT_TRUE(wait_until([&]() { return received_uids(scp).size() >= kKillAfterReceived; },
+  ASSERT_TRUE(wait_until([&]() { return scp.received_uids().size() >= kKillAfterReceived; },
                          std::chrono::seconds(60), std::chrono::milliseconds(5)))
       << a->log() << b->log();
   a->kill9();
   const auto killed_at = std::chrono::steady_clock::now();
-  const auto at_kill = received_uids(scp);
+  const auto at_kill = scp.received_uids();
   std::cout << "received before kill -9 of node-a: " << at_kill.size() << "/" << kInstances << "\n";
   ASSERT_LT(at_kill.size(), static_cast<std::size_t>(kInstances))
       << "forwarding finished before the kill; nothing was interrupted";
@@ -175,7 +167,7 @@ TEST_F(MultiNodeTest, KillNineOfOneNodeMidForwardTheOtherDeliversEverything) {
   ASSERT_LE(held_by_a.size(), static_cast<std::size_t>(kMaxAssociations * kBatch));
 
   // Node B alone delivers the rest, A's rows included once their 10 s lease has expired.
-  ASSERT_TRUE(wait_until([&]() { return received_uids(scp).size() >= kInstances; },
+  ASSERT_TRUE(wait_until([&]() { return scp.received_uids().size() >= kInstances; },
                          std::chrono::seconds(60)))
       << b->log();
   std::cout << "all received "
@@ -197,7 +189,7 @@ TEST_F(MultiNodeTest, KillNineOfOneNodeMidForwardTheOtherDeliversEverything) {
             std::to_string(held_by_a.size()))
       << "the rows node-a held were taken over by node-b";
   std::size_t total_files = 0;
-  const auto uids = received_uids(scp, &total_files);
+  const auto uids = scp.received_uids(&total_files);
   EXPECT_EQ(uids, source_uids);
   const std::size_t duplicates = total_files - uids.size();
   std::cout << "files at the destination: " << total_files << ", duplicates: " << duplicates

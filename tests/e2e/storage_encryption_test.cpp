@@ -57,12 +57,6 @@ std::vector<std::vector<std::uint8_t>> data_sets(const std::vector<fs::path>& fi
   return out;
 }
 
-std::set<std::string> uids_of(const std::vector<fs::path>& files) {
-  std::set<std::string> uids;
-  for (const auto& f : files) uids.insert(sop_instance_uid_of(f));
-  return uids;
-}
-
 json queue_rows(const Gateway& gw) {
   const auto r = run_command({gateway_binary().string(), "queue", "list", "--config",
                               gw.config_path().string(), "--limit", "1000", "--json"},
@@ -191,7 +185,7 @@ TEST_F(StorageEncryptionTest, AnAlteredStoredFileIsNeverForwarded) {
   }
   const auto received = scp.received_files();
   EXPECT_EQ(received.size(), others.size());
-  EXPECT_EQ(uids_of(received), uids_of(others));
+  EXPECT_EQ(sop_instance_uids_of(received), sop_instance_uids_of(others));
   EXPECT_EQ(data_sets(received), data_sets(others));
   EXPECT_EQ(gw->stop(), 0);
 }

@@ -91,6 +91,12 @@ std::vector<std::filesystem::path> StoreScp::received_files() const {
   return files;
 }
 
+std::set<std::string> StoreScp::received_uids(std::size_t* files) const {
+  const auto received = received_files();
+  if (files != nullptr) *files = received.size();
+  return sop_instance_uids_of(received);
+}
+
 StoreScp start_storescp(std::uint16_t port, const std::filesystem::path& out_dir,
                         const std::vector<std::string>& extra_args,
                         const StoreScpOptions& options) {
@@ -246,6 +252,12 @@ std::string transfer_syntax_of(const std::filesystem::path& file) {
 
 std::string sop_instance_uid_of(const std::filesystem::path& file) {
   return meta_header_string(file, 0x0003);
+}
+
+std::set<std::string> sop_instance_uids_of(const std::vector<std::filesystem::path>& files) {
+  std::set<std::string> uids;
+  for (const auto& f : files) uids.insert(sop_instance_uid_of(f));
+  return uids;
 }
 
 std::string dcmdump(const std::filesystem::path& file, const std::vector<std::string>& extra_args) {

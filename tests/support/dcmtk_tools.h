@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,9 @@ struct StoreScp {
   /// Regular files in out_dir, sorted. storescp answers a C-STORE only after writing the
   /// file, so once the sender saw success the file is complete.
   std::vector<std::filesystem::path> received_files() const;
+  /// sop_instance_uids_of(received_files()); `files` (if given) gets how many files there were,
+  /// so a caller can count duplicate deliveries (storescp +uf keeps each one as its own file).
+  std::set<std::string> received_uids(std::size_t* files = nullptr) const;
 };
 
 /// Starts `storescp [--fork] -od OUT_DIR +B +xa -dhl -aet AET [extra_args] PORT` and waits
@@ -85,6 +89,10 @@ std::string transfer_syntax_of(const std::filesystem::path& file);
 /// the data set's SOP Instance UID in files written by DCMTK and the gateway); empty if absent.
 /// Cheap: no dcmdump process.
 std::string sop_instance_uid_of(const std::filesystem::path& file);
+
+/// The set of sop_instance_uid_of() of `files` ("" stands for a file without one, e.g. a file
+/// storescp is still writing).
+std::set<std::string> sop_instance_uids_of(const std::vector<std::filesystem::path>& files);
 
 /// `dcmdump [extra] FILE` → stdout. Throws std::runtime_error if dcmdump fails (with stderr).
 std::string dcmdump(const std::filesystem::path& file,
