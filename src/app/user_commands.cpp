@@ -153,6 +153,16 @@ core::Result<std::string> prompt_password(std::istream& in, const std::string& n
   return first;
 }
 
+std::optional<std::string> password_problem(std::string_view password) {
+  if (password.size() < crypto::kMinPasswordBytes) {
+    return fmt::format("the password must have at least {} characters", crypto::kMinPasswordBytes);
+  }
+  if (password.size() > crypto::kMaxPasswordBytes) {
+    return fmt::format("the password must have at most {} bytes", crypto::kMaxPasswordBytes);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 core::Result<std::string> read_password_line(std::istream& in) {
@@ -179,15 +189,7 @@ std::optional<std::int64_t> parse_ttl(std::string_view text) {
 int user_add(index::Index& index, const UserAddArgs& args, std::string_view password,
              std::int64_t now_ms, std::ostream& out, std::ostream& err) {
   if (auto usage = add_usage_error(args)) return usage_error(*usage, err);
-  if (password.size() < crypto::kMinPasswordBytes) {
-    return usage_error(
-        fmt::format("the password must have at least {} characters", crypto::kMinPasswordBytes),
-        err);
-  }
-  if (password.size() > crypto::kMaxPasswordBytes) {
-    return usage_error(
-        fmt::format("the password must have at most {} bytes", crypto::kMaxPasswordBytes), err);
-  }
+  if (auto problem = password_problem(password)) return usage_error(*problem, err);
   auto hash = crypto::hash_password(password);
   if (!hash.ok()) return fail(hash.error(), err);
 
@@ -389,6 +391,34 @@ int user_delete(index::Index& index, const UserDeleteArgs& args, std::int64_t no
   return 0;
 }
 
+int user_passwd(index::Index& index, const UserPasswdArgs& args, std::string_view password,
+                std::int64_t now_ms, std::ostream& out, std::ostream& err) {
+  if (auto usage = name_problem(args.name)) return usage_error(*usage, err);
+  if (auto problem = password_problem(password)) return usage_error(*problem, err);
+  auto found = index.find_user(args.name);
+  if (!found.ok()) return fail(found.error(), err);
+  if (!found->has_value()) {
+    err << "error: no user " << args.name << '\n';
+    return 1;
+  }
+  User u = **found;
+  auto hash = crypto::hash_password(password);
+  if (!hash.ok()) return fail(hash.error(), err);
+  u.password_hash = std::move(hash).value();
+  nlohmann::ordered_json changes = {{"password", "changed"}};
+  const bool enabling = args.enable && u.disabled;
+  if (enabling) {
+    u.disabled = false;
+    changes["disabled"] = false;
+  }
+  u.updated_at_ms = now_ms;
+  const AuditEvent event = cli_event("user.update", "user:" + u.name, changes, now_ms);
+  if (auto st = index.update_user(u, &event); !st.ok()) return fail(st.error(), err);
+  out << "password of " << u.name << " changed" << (enabling ? "; the user is enabled again" : "")
+      << (u.disabled ? "; the user is still disabled (--enable)" : "") << '\n';
+  return 0;
+}
+
 // Usage is checked before the configuration is read: a typo should not be reported as a
 // missing /etc/dicom-gw/config.yaml.
 
@@ -405,6 +435,24 @@ int run_user_add(const UserAddArgs& args, std::istream& in, bool terminal) {
     auto password = terminal ? prompt_password(in, args.name) : read_password_line(in);
     if (!password.ok()) return usage_error(password.error().message, std::cerr);
     const int rc = user_add(index, args, *password, wall_clock_ms(), std::cout, std::cerr);
+    std::fill(password->begin(), password->end(), '\0');
+    return rc;
+  });
+}
+
+int run_user_passwd(const UserPasswdArgs& args, std::istream& in, bool terminal) {
+  if (auto usage = name_problem(args.name)) return usage_error(*usage, std::cerr);
+  return with_configured_index(args.config, "user", [&](index::Index& index) {
+    // Before the password is typed: an unknown name should not cost the operator a prompt.
+    auto existing = index.find_user(args.name);
+    if (!existing.ok()) return fail(existing.error(), std::cerr);
+    if (!existing->has_value()) {
+      std::cerr << "error: no user " << args.name << '\n';
+      return 1;
+    }
+    auto password = terminal ? prompt_password(in, args.name) : read_password_line(in);
+    if (!password.ok()) return usage_error(password.error().message, std::cerr);
+    const int rc = user_passwd(index, args, *password, wall_clock_ms(), std::cout, std::cerr);
     std::fill(password->begin(), password->end(), '\0');
     return rc;
   });
@@ -438,7 +486,8 @@ int run_user_delete(const UserDeleteArgs& args) {
 }
 
 void add_user_commands(CLI::App& app, std::filesystem::path& config_path, UserCommands& c) {
-  auto* user_cmd = app.add_subcommand("user", "API users and tokens: add, token, list, revoke");
+  auto* user_cmd =
+      app.add_subcommand("user", "API users and tokens: add, passwd, token, list, revoke");
   user_cmd->require_subcommand(1);
   auto add_config = [&](CLI::App* cmd) {
     cmd->add_option("--config,-c", config_path, "configuration file")->capture_default_str();
@@ -449,6 +498,14 @@ void add_user_commands(CLI::App& app, std::filesystem::path& config_path, UserCo
   add_config(c.add_cmd);
   c.add_cmd->add_option("--name", c.add.name, "user name (A-Z a-z 0-9 . _ @ -)")->required();
   c.add_cmd->add_option("--role", c.add.role, "admin | operator | viewer")->required();
+
+  c.passwd_cmd = user_cmd->add_subcommand(
+      "passwd",
+      "set a user's new password, read from standard input (prompted on a terminal); the way "
+      "back in when no admin can log in");
+  add_config(c.passwd_cmd);
+  c.passwd_cmd->add_option("--name", c.passwd.name, "user name")->required();
+  c.passwd_cmd->add_flag("--enable", c.passwd.enable, "also enable the user if it was disabled");
 
   c.token_cmd = user_cmd->add_subcommand(
       "token", "print a new API token for a user (only the token, on standard output)");
@@ -477,6 +534,10 @@ std::optional<int> run_user_command(UserCommands& c, const std::filesystem::path
   if (c.add_cmd != nullptr && *c.add_cmd) {
     c.add.config = config_path;
     return run_user_add(c.add, std::cin, ::isatty(STDIN_FILENO) == 1);
+  }
+  if (c.passwd_cmd != nullptr && *c.passwd_cmd) {
+    c.passwd.config = config_path;
+    return run_user_passwd(c.passwd, std::cin, ::isatty(STDIN_FILENO) == 1);
   }
   if (c.token_cmd != nullptr && *c.token_cmd) {
     c.token.config = config_path;

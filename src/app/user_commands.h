@@ -1,6 +1,6 @@
 #pragma once
-/// `dicom-gw user add|token|list|revoke-token|delete`: bootstrap API users and tokens from the
-/// machine itself (there is no default account). Like `queue`, it opens the index alone, never
+/// `dicom-gw user add|passwd|token|list|revoke-token|delete`: bootstrap API users and tokens from
+/// the machine itself (there is no default account). Like `queue`, it opens the index alone, never
 /// the data directory's lock, so it runs next to a live gateway. Every change is audited with
 /// actor "cli" in the same transaction. Passwords come from standard input only (never argv,
 /// which other local users can read in /proc); a new token is printed once and only its hash
@@ -53,6 +53,12 @@ struct UserDeleteArgs {
   std::string name;
 };
 
+struct UserPasswdArgs {
+  std::filesystem::path config;
+  std::string name;
+  bool enable = false;  ///< also clear the user's disabled flag (an admin locked out)
+};
+
 /// Load the configuration, open its index and run the command; output on stdout/stderr.
 /// `user add` reads the password from `in`: with `terminal`, it prompts twice on stderr with
 /// echo off; otherwise it takes the first line.
@@ -61,6 +67,7 @@ int run_user_token(const UserTokenArgs& args);
 int run_user_list(const UserListArgs& args);
 int run_user_revoke_token(const UserRevokeTokenArgs& args);
 int run_user_delete(const UserDeleteArgs& args);
+int run_user_passwd(const UserPasswdArgs& args, std::istream& in, bool terminal);
 
 /// The commands on an open index (what tests call). `now_ms`: Unix epoch milliseconds.
 int user_add(index::Index& index, const UserAddArgs& args, std::string_view password,
@@ -74,6 +81,10 @@ int user_revoke_token(index::Index& index, const UserRevokeTokenArgs& args, std:
                       std::ostream& out, std::ostream& err);
 int user_delete(index::Index& index, const UserDeleteArgs& args, std::int64_t now_ms,
                 std::ostream& out, std::ostream& err);
+/// Sets a new password (the recovery path when no admin can log in). Tokens stay valid: revoke
+/// them with revoke-token if the account was compromised.
+int user_passwd(index::Index& index, const UserPasswdArgs& args, std::string_view password,
+                std::int64_t now_ms, std::ostream& out, std::ostream& err);
 
 /// The first line of `in` without its line ending; kInvalidArgument when there is none.
 core::Result<std::string> read_password_line(std::istream& in);
@@ -89,14 +100,16 @@ struct UserCommands {
   UserListArgs list;
   UserRevokeTokenArgs revoke_token;
   UserDeleteArgs remove;
+  UserPasswdArgs passwd;
   CLI::App* add_cmd = nullptr;
   CLI::App* token_cmd = nullptr;
   CLI::App* list_cmd = nullptr;
   CLI::App* revoke_token_cmd = nullptr;
   CLI::App* delete_cmd = nullptr;
+  CLI::App* passwd_cmd = nullptr;
 };
 
-/// Registers `user add|token|list|revoke-token|delete` on `app`; their --config binds to
+/// Registers `user add|passwd|token|list|revoke-token|delete` on `app`; their --config binds to
 /// `config_path` (shared with the other subcommands). `commands` must outlive parsing.
 void add_user_commands(CLI::App& app, std::filesystem::path& config_path, UserCommands& commands);
 /// After parsing: runs the `user` subcommand that was given with `config_path`, or nullopt.

@@ -1,4 +1,4 @@
-// `dicom-gw user add|token|list|revoke-token|delete` on an in-memory index, and through a
+// `dicom-gw user add|passwd|token|list|revoke-token|delete` on an in-memory index, and through a
 // configuration file the way the binary runs them (including what ends up in the file).
 #include "app/user_commands.h"
 
@@ -123,6 +123,59 @@ TEST_F(UserCommandsTest, AddRefusesATakenNameBadInputAndWeakPasswords) {
       user_add(*index_, args, std::string(crypto::kMaxPasswordBytes + 1, 'x'), kNow, out_, err_),
       2);
   EXPECT_FALSE(index_->find_user("bob")->has_value());
+  EXPECT_TRUE(audit().empty());
+}
+
+TEST_F(UserCommandsTest, PasswdSetsANewHashKeepsTokensAndAuditsWithoutThePassword) {
+  const auto id = quick_user("alice", Role::kAdmin, /*disabled=*/true);
+  const std::string token = token_for("alice");
+  EXPECT_TRUE(token.empty()) << "a disabled user gets no token";
+  UserPasswdArgs args;
+  args.name = "alice";
+  ASSERT_EQ(user_passwd(*index_, args, kPassword, kNow + 5, out_, err_), 0) << err_.str();
+  EXPECT_NE(out_.str().find("still disabled"), std::string::npos) << out_.str();
+  auto user = index_->find_user("alice");
+  ASSERT_TRUE(user.ok() && user->has_value());
+  EXPECT_TRUE(crypto::verify_password(kPassword, (*user)->password_hash));
+  EXPECT_TRUE((*user)->disabled);
+  EXPECT_EQ((*user)->updated_at_ms, kNow + 5);
+
+  clear();
+  args.enable = true;
+  ASSERT_EQ(user_passwd(*index_, args, "another-long-secret", kNow + 9, out_, err_), 0);
+  EXPECT_NE(out_.str().find("enabled again"), std::string::npos) << out_.str();
+  user = index_->find_user("alice");
+  ASSERT_TRUE(user.ok() && user->has_value());
+  EXPECT_FALSE((*user)->disabled);
+  EXPECT_EQ((*user)->id, id);
+  EXPECT_TRUE(crypto::verify_password("another-long-secret", (*user)->password_hash));
+  EXPECT_FALSE(crypto::verify_password(kPassword, (*user)->password_hash));
+
+  auto rows = audit();
+  ASSERT_EQ(rows.size(), 2u);
+  for (const auto& row : rows) {
+    EXPECT_EQ(row.actor, "cli");
+    EXPECT_EQ(row.action, "user.update");
+    EXPECT_EQ(row.target, "user:alice");
+    EXPECT_EQ(row.details.find(kPassword), std::string::npos) << row.details;
+    EXPECT_EQ(row.details.find("another-long-secret"), std::string::npos) << row.details;
+    EXPECT_EQ(nlohmann::json::parse(row.details).value("password", ""), "changed");
+  }
+}
+
+TEST_F(UserCommandsTest, PasswdRefusesUnknownUsersAndWeakPasswords) {
+  quick_user("bob");
+  UserPasswdArgs args;
+  args.name = "nobody";
+  EXPECT_EQ(user_passwd(*index_, args, kPassword, kNow, out_, err_), 1);
+  EXPECT_NE(err_.str().find("no user nobody"), std::string::npos) << err_.str();
+  args.name = "bob smith";
+  EXPECT_EQ(user_passwd(*index_, args, kPassword, kNow, out_, err_), 2);
+  args.name = "bob";
+  EXPECT_EQ(user_passwd(*index_, args, "short", kNow, out_, err_), 2);
+  EXPECT_EQ(
+      user_passwd(*index_, args, std::string(crypto::kMaxPasswordBytes + 1, 'x'), kNow, out_, err_),
+      2);
   EXPECT_TRUE(audit().empty());
 }
 
@@ -432,6 +485,8 @@ TEST(UserCommandsFile, ThroughTheCommandLine) {
                  "forever"}),
             2);
   EXPECT_EQ(run({"dicom-gw", "user", "list", "--config", (dir / "missing.yaml").string()}), 2);
+  EXPECT_EQ(run({"dicom-gw", "user", "passwd", "--config", config.string(), "--name", "nobody"}),
+            1);
   testing::internal::GetCapturedStderr();
 }
 
