@@ -4,6 +4,7 @@
 
 #include "crypto/aead.h"
 #include "crypto/openpgp_sym.h"
+#include "index/index.h"
 
 namespace gw::index {
 namespace {
@@ -21,6 +22,32 @@ std::span<const std::uint8_t> bytes_of(std::string_view text) {
   return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
 }
 
+/// PhiCodec::upsert for patients and studies alike.
+template <typename Stored, typename Phi>
+Result<PhiWrite<Stored>> upsert_row(const PhiCodec& codec, const std::optional<Stored>& stored,
+                                    const Phi& update) {
+  PhiWrite<Stored> out;
+  if (!stored) {
+    GW_ASSIGN_OR_RETURN(out.row, codec.seal(update));
+    return out;
+  }
+  GW_ASSIGN_OR_RETURN(auto existing, codec.open(*stored));
+  const Phi merged = merge(existing, update);
+  if (merged == existing && stored->key_version == codec.current_version()) {
+    out.row = *stored;  // unchanged: no new ciphertext
+    out.changed = false;
+    return out;
+  }
+  GW_ASSIGN_OR_RETURN(out.row, codec.seal(merged));
+  return out;
+}
+
+template <typename Stored>
+Result<Stored> reseal_row(const PhiCodec& codec, const Stored& stored) {
+  GW_ASSIGN_OR_RETURN(auto phi, codec.open(stored));
+  return codec.seal(phi);
+}
+
 }  // namespace
 
 PatientPhi merge(PatientPhi base, const PatientPhi& update) {
@@ -35,6 +62,22 @@ StudyPhi merge(StudyPhi base, const StudyPhi& update) {
   take_non_empty(base.accession_number, update.accession_number);
   take_non_empty(base.referring_physician, update.referring_physician);
   return base;
+}
+
+PatientPhi patient_phi(const InstanceRecord& record) {
+  PatientPhi phi;
+  phi.patient_id = record.patient_id;
+  phi.patient_name = record.patient_name;
+  phi.birth_date = record.patient_birth_date;
+  phi.sex = record.patient_sex;
+  return phi;
+}
+
+StudyPhi study_phi(const InstanceRecord& record) {
+  StudyPhi phi;
+  phi.accession_number = record.accession_number;
+  phi.referring_physician = record.referring_physician;
+  return phi;
 }
 
 PhiCodec::PhiCodec(CipherFormat format, std::shared_ptr<const crypto::Keyring> keyring)
@@ -134,6 +177,24 @@ Result<StudyPhi> PhiCodec::open(const StoredStudy& s) const {
   GW_ASSIGN_OR_RETURN(phi.referring_physician, open_field("studies.referring_physician",
                                                           s.key_version, s.referring_physician));
   return phi;
+}
+
+Result<PhiWrite<StoredPatient>> PhiCodec::upsert(const std::optional<StoredPatient>& stored,
+                                                 const PatientPhi& update) const {
+  return upsert_row(*this, stored, update);
+}
+
+Result<PhiWrite<StoredStudy>> PhiCodec::upsert(const std::optional<StoredStudy>& stored,
+                                               const StudyPhi& update) const {
+  return upsert_row(*this, stored, update);
+}
+
+Result<StoredPatient> PhiCodec::reseal(const StoredPatient& stored) const {
+  return reseal_row(*this, stored);
+}
+
+Result<StoredStudy> PhiCodec::reseal(const StoredStudy& stored) const {
+  return reseal_row(*this, stored);
 }
 
 std::vector<std::string> PhiCodec::match_values(std::string_view value) const {

@@ -20,6 +20,8 @@
 
 namespace gw::index {
 
+struct InstanceRecord;  // index/index.h
+
 using core::Result;
 using Blob = std::vector<std::uint8_t>;
 
@@ -68,6 +70,19 @@ struct StoredStudy {
 PatientPhi merge(PatientPhi base, const PatientPhi& update);
 StudyPhi merge(StudyPhi base, const StudyPhi& update);
 
+/// The patient and study PHI a received instance carries.
+PatientPhi patient_phi(const InstanceRecord& record);
+StudyPhi study_phi(const InstanceRecord& record);
+
+/// What an upsert writes into a patient or study row.
+template <typename Stored>
+struct PhiWrite {
+  Stored row;
+  /// false: `row` is the stored row as it was (same values, current key): no new ciphertext to
+  /// write, only the row's timestamps to touch.
+  bool changed = true;
+};
+
 class PhiCodec {
  public:
   /// `keyring` must have versions assigned (Index::use_keyring); an empty keyring stores
@@ -83,6 +98,18 @@ class PhiCodec {
   Result<PatientPhi> open(const StoredPatient& stored) const;
   Result<StoredStudy> seal(const StudyPhi& phi) const;
   Result<StudyPhi> open(const StoredStudy& stored) const;
+
+  /// The index's upsert rule. A stored row (under any readable key version, or plaintext) is
+  /// opened and merged with `update` (non-empty fields replace); the result is sealed with the
+  /// current key, unless it equals the stored values and the row is already under the current
+  /// key: then the row is kept as it is (`changed` false). No stored row: `update` sealed.
+  Result<PhiWrite<StoredPatient>> upsert(const std::optional<StoredPatient>& stored,
+                                         const PatientPhi& update) const;
+  Result<PhiWrite<StoredStudy>> upsert(const std::optional<StoredStudy>& stored,
+                                       const StudyPhi& update) const;
+  /// `stored` opened and sealed again with the current key (key rotation).
+  Result<StoredPatient> reseal(const StoredPatient& stored) const;
+  Result<StoredStudy> reseal(const StoredStudy& stored) const;
 
   /// The (patient_id, patient_name) clear-column pairs under which this patient can be stored
   /// by a readable key version: current first, then previous, then plaintext.

@@ -107,11 +107,7 @@ Status PostgresIndex::add_text_filter(const PhiCodec& codec, const char* column,
 
 Result<std::int64_t> PostgresIndex::upsert_sealed_patient(PgConnection& conn, const PhiCodec& codec,
                                                           const InstanceRecord& r) {
-  PatientPhi phi;
-  phi.patient_id = r.patient_id;
-  phi.patient_name = r.patient_name;
-  phi.birth_date = r.patient_birth_date;
-  phi.sex = r.patient_sex;
+  const PatientPhi phi = patient_phi(r);
   // Twice at most: a concurrent writer may insert the same patient between our look-up and
   // our insert; then the second round finds it.
   for (int round = 0; round < 2; ++round) {
@@ -122,19 +118,16 @@ Result<std::int64_t> PostgresIndex::upsert_sealed_patient(PgConnection& conn, co
                                                Params().add(id_key).add(name_key)));
       if (rows.empty()) continue;
       const std::int64_t id = rows.int64(0, 0);
-      const StoredPatient stored = read_patient(rows, 0, 1);
-      GW_ASSIGN_OR_RETURN(auto existing, codec.open(stored));
-      const PatientPhi merged = merge(existing, phi);
-      if (merged == existing && stored.key_version == codec.current_version()) {
+      GW_ASSIGN_OR_RETURN(auto write, codec.upsert(read_patient(rows, 0, 1), phi));
+      if (!write.changed) {
         GW_RETURN_IF_ERROR(
             done(conn.exec("UPDATE patients SET updated_at_ms = greatest("
                            "updated_at_ms, $1) WHERE id = $2",
                            Params().add(r.received_at_ms).add(id))));
         return id;
       }
-      GW_ASSIGN_OR_RETURN(auto sealed, codec.seal(merged));
       Params params;
-      add_patient(params, sealed).add(r.received_at_ms).add(id);
+      add_patient(params, write.row).add(r.received_at_ms).add(id);
       GW_RETURN_IF_ERROR(done(conn.exec(kUpdatePatient, params)));
       return id;
     }
@@ -157,27 +150,15 @@ RETURNING id
 Result<std::int64_t> PostgresIndex::upsert_sealed_study(PgConnection& conn, const PhiCodec& codec,
                                                         const InstanceRecord& r,
                                                         std::int64_t patient_pk) {
-  StudyPhi phi;
-  phi.accession_number = r.accession_number;
-  phi.referring_physician = r.referring_physician;
   GW_ASSIGN_OR_RETURN(auto found, conn.exec("SELECT key_version, accession_number, "
                                             "referring_physician, accession_number_enc, "
                                             "referring_physician_enc FROM studies WHERE "
                                             "study_instance_uid = $1 FOR UPDATE",
                                             Params().add(r.study_instance_uid)));
-  StoredStudy sealed;
-  if (!found.empty()) {
-    StoredStudy stored = read_study(found, 0, 0);
-    GW_ASSIGN_OR_RETURN(auto existing, codec.open(stored));
-    const StudyPhi merged = merge(existing, phi);
-    if (merged == existing && stored.key_version == codec.current_version()) {
-      sealed = std::move(stored);  // unchanged: no new ciphertext
-    } else {
-      GW_ASSIGN_OR_RETURN(sealed, codec.seal(merged));
-    }
-  } else {
-    GW_ASSIGN_OR_RETURN(sealed, codec.seal(phi));
-  }
+  std::optional<StoredStudy> stored;
+  if (!found.empty()) stored = read_study(found, 0, 0);
+  GW_ASSIGN_OR_RETURN(auto write, codec.upsert(stored, study_phi(r)));
+  const StoredStudy& sealed = write.row;
   Params params;
   params.add(r.study_instance_uid)
       .add(patient_pk)
@@ -305,8 +286,7 @@ Result<std::int64_t> PostgresIndex::reencrypt_batch(std::int64_t max_rows) {
                                  Params().add(current).add(max_rows)));
   for (int i = 0; i < patients.size(); ++i) {
     const std::int64_t id = patients.int64(i, 0);
-    GW_ASSIGN_OR_RETURN(auto value, phi->open(read_patient(patients, i, 1)));
-    GW_ASSIGN_OR_RETURN(auto sealed, phi->seal(value));
+    GW_ASSIGN_OR_RETURN(auto sealed, phi->reseal(read_patient(patients, i, 1)));
     // The same patient stored under the current key meanwhile: its studies move there.
     GW_ASSIGN_OR_RETURN(
         auto twin,
@@ -334,8 +314,7 @@ Result<std::int64_t> PostgresIndex::reencrypt_batch(std::int64_t max_rows) {
                                    "ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
                                    Params().add(current).add(left)));
     for (int i = 0; i < studies.size(); ++i) {
-      GW_ASSIGN_OR_RETURN(auto value, phi->open(read_study(studies, i, 1)));
-      GW_ASSIGN_OR_RETURN(auto sealed, phi->seal(value));
+      GW_ASSIGN_OR_RETURN(auto sealed, phi->reseal(read_study(studies, i, 1)));
       GW_RETURN_IF_ERROR(done(conn->exec(R"sql(
 UPDATE studies SET key_version = $1, accession_number = $2, referring_physician = $3,
   accession_number_enc = $4, referring_physician_enc = $5

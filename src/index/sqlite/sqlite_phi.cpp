@@ -52,11 +52,7 @@ StoredStudy read_study(const auto& s, int c) {
 }  // namespace
 
 Result<std::int64_t> SqliteIndex::upsert_sealed_patient_locked(const InstanceRecord& r) {
-  PatientPhi phi;
-  phi.patient_id = r.patient_id;
-  phi.patient_name = r.patient_name;
-  phi.birth_date = r.patient_birth_date;
-  phi.sex = r.patient_sex;
+  const PatientPhi phi = patient_phi(r);
   // The same patient may be stored under the current key, the previous one or in plaintext.
   for (const auto& [id_key, name_key] : codec_->patient_keys(r.patient_id, r.patient_name)) {
     GW_ASSIGN_OR_RETURN(auto s, statement_locked(std::string("SELECT ") + kPatientColumns +
@@ -66,10 +62,8 @@ Result<std::int64_t> SqliteIndex::upsert_sealed_patient_locked(const InstanceRec
     GW_ASSIGN_OR_RETURN(bool row, s.step("find patient"));
     if (!row) continue;
     const std::int64_t id = s.int64(0);
-    const StoredPatient stored = read_patient(s, 1);
-    GW_ASSIGN_OR_RETURN(auto existing, codec_->open(stored));
-    const PatientPhi merged = merge(existing, phi);
-    if (merged == existing && stored.key_version == codec_->current_version()) {
+    GW_ASSIGN_OR_RETURN(auto write, codec_->upsert(read_patient(s, 1), phi));
+    if (!write.changed) {
       GW_ASSIGN_OR_RETURN(
           auto u, statement_locked("UPDATE patients SET updated_at_ms = max(updated_at_ms, ?) "
                                    "WHERE id = ?"));
@@ -77,7 +71,7 @@ Result<std::int64_t> SqliteIndex::upsert_sealed_patient_locked(const InstanceRec
       GW_RETURN_IF_ERROR(u.run("update patient"));
       return id;
     }
-    GW_ASSIGN_OR_RETURN(auto sealed, codec_->seal(merged));
+    const StoredPatient& sealed = write.row;
     GW_ASSIGN_OR_RETURN(auto u, statement_locked(R"sql(
 UPDATE patients SET key_version = ?1, patient_id = ?2, patient_name = ?3, birth_date = ?4,
   sex = ?5, patient_id_enc = ?6, patient_name_enc = ?7, birth_date_enc = ?8, sex_enc = ?9,
@@ -111,9 +105,6 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)
 
 Result<std::int64_t> SqliteIndex::upsert_sealed_study_locked(const InstanceRecord& r,
                                                              std::int64_t patient_pk) {
-  StudyPhi phi;
-  phi.accession_number = r.accession_number;
-  phi.referring_physician = r.referring_physician;
   std::optional<StoredStudy> stored;
   {
     GW_ASSIGN_OR_RETURN(
@@ -124,18 +115,8 @@ Result<std::int64_t> SqliteIndex::upsert_sealed_study_locked(const InstanceRecor
     GW_ASSIGN_OR_RETURN(bool row, s.step("find study"));
     if (row) stored = read_study(s, 0);
   }
-  StoredStudy sealed;
-  if (stored) {
-    GW_ASSIGN_OR_RETURN(auto existing, codec_->open(*stored));
-    const StudyPhi merged = merge(existing, phi);
-    if (merged == existing && stored->key_version == codec_->current_version()) {
-      sealed = std::move(*stored);  // unchanged: no new ciphertext
-    } else {
-      GW_ASSIGN_OR_RETURN(sealed, codec_->seal(merged));
-    }
-  } else {
-    GW_ASSIGN_OR_RETURN(sealed, codec_->seal(phi));
-  }
+  GW_ASSIGN_OR_RETURN(auto write, codec_->upsert(stored, study_phi(r)));
+  const StoredStudy& sealed = write.row;
   GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
 INSERT INTO studies (study_instance_uid, patient_pk, study_date, study_time, study_description,
                      accession_number, study_id, referring_physician, created_at_ms,
@@ -269,8 +250,7 @@ Result<std::int64_t> SqliteIndex::reencrypt_batch(std::int64_t max_rows) {
     }
   }
   for (const auto& row : patients) {
-    GW_ASSIGN_OR_RETURN(auto phi, codec_->open(row.stored));
-    GW_ASSIGN_OR_RETURN(auto sealed, codec_->seal(phi));
+    GW_ASSIGN_OR_RETURN(auto sealed, codec_->reseal(row.stored));
     std::optional<std::int64_t> twin;
     {
       GW_ASSIGN_OR_RETURN(auto s,
@@ -325,8 +305,7 @@ WHERE id = ?10
       }
     }
     for (const auto& row : studies) {
-      GW_ASSIGN_OR_RETURN(auto phi, codec_->open(row.stored));
-      GW_ASSIGN_OR_RETURN(auto sealed, codec_->seal(phi));
+      GW_ASSIGN_OR_RETURN(auto sealed, codec_->reseal(row.stored));
       GW_ASSIGN_OR_RETURN(auto u, statement_locked(R"sql(
 UPDATE studies SET key_version = ?1, accession_number = ?2, referring_physician = ?3,
   accession_number_enc = ?4, referring_physician_enc = ?5

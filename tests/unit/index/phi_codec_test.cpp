@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "index/index.h"
+
 namespace gw::index {
 namespace {
 
@@ -99,6 +101,121 @@ TEST_P(PhiCodecFormats, PreviousKeyRowsStillOpenAndMatch) {
   EXPECT_EQ(keys[1].second, old_row->patient_name.clear);
 }
 
+// The upsert rule both backends share: what a new record does to a stored row.
+
+TEST_P(PhiCodecFormats, UpsertWithoutAStoredRowSealsTheUpdate) {
+  PhiCodec codec(GetParam(), ring(kA, 1));
+  auto write = codec.upsert(std::optional<StoredPatient>(), patient());
+  ASSERT_TRUE(write.ok()) << write.error().message;
+  EXPECT_TRUE(write->changed);
+  EXPECT_EQ(write->row.key_version, 1u);
+  EXPECT_EQ(*codec.open(write->row), patient());
+}
+
+TEST_P(PhiCodecFormats, UpsertNewEmptyValuesKeepTheStoredOnes) {
+  PhiCodec codec(GetParam(), ring(kA, 1));
+  auto stored = codec.seal(patient());
+  ASSERT_TRUE(stored.ok());
+  // Nothing new at all, or only what is already stored: the row stays as it is, ciphertext too.
+  for (const PatientPhi& update : {PatientPhi{}, patient()}) {
+    auto write = codec.upsert(*stored, update);
+    ASSERT_TRUE(write.ok()) << write.error().message;
+    EXPECT_FALSE(write->changed);
+    EXPECT_EQ(write->row.key_version, 1u);
+    EXPECT_EQ(write->row.patient_name.sealed, stored->patient_name.sealed);
+    EXPECT_EQ(write->row.birth_date.sealed, stored->birth_date.sealed);
+  }
+}
+
+TEST_P(PhiCodecFormats, UpsertNewValuesReplaceAndAreSealedAnew) {
+  PhiCodec codec(GetParam(), ring(kA, 1));
+  auto stored = codec.seal(patient());
+  ASSERT_TRUE(stored.ok());
+  PatientPhi update;
+  update.patient_name = "Meier^Anna";
+  update.sex = "F";
+  auto write = codec.upsert(*stored, update);
+  ASSERT_TRUE(write.ok()) << write.error().message;
+  EXPECT_TRUE(write->changed);
+  EXPECT_EQ(write->row.key_version, 1u);
+  PatientPhi want = patient();
+  want.patient_name = "Meier^Anna";
+  want.sex = "F";
+  EXPECT_EQ(*codec.open(write->row), want);
+  // The searchable columns carry the keyed hash of the new value, as a fresh seal does.
+  auto fresh = codec.seal(want);
+  EXPECT_EQ(write->row.patient_name.clear, fresh->patient_name.clear);
+  EXPECT_EQ(write->row.patient_id.clear, stored->patient_id.clear);
+  EXPECT_EQ(write->row.birth_date.clear, "");
+}
+
+TEST_P(PhiCodecFormats, UpsertReSealsRowsFromBeforeEncryptionOrAnOlderKey) {
+  PhiCodec plain(GetParam(), nullptr);
+  auto plaintext_row = plain.seal(patient());
+  PhiCodec old_codec(GetParam(), ring(kA, 1));
+  auto old_row = old_codec.seal(patient());
+  ASSERT_TRUE(plaintext_row.ok() && old_row.ok());
+  PhiCodec codec(GetParam(), ring(kB, 2, kA));
+  for (const StoredPatient& stored : {*plaintext_row, *old_row}) {
+    // Same values, but not under the current key: written again, sealed with it.
+    auto write = codec.upsert(stored, PatientPhi{});
+    ASSERT_TRUE(write.ok()) << write.error().message;
+    EXPECT_TRUE(write->changed);
+    EXPECT_EQ(write->row.key_version, 2u);
+    ASSERT_TRUE(write->row.patient_name.sealed);
+    EXPECT_TRUE(write->row.patient_name.clear.starts_with("h1:"));
+    EXPECT_EQ(*codec.open(write->row), patient());
+    // A new value on such a row replaces the stored one; the rest is kept.
+    PatientPhi update;
+    update.sex = "O";
+    auto replaced = codec.upsert(stored, update);
+    ASSERT_TRUE(replaced.ok()) << replaced.error().message;
+    EXPECT_EQ(replaced->row.key_version, 2u);
+    PatientPhi want = patient();
+    want.sex = "O";
+    EXPECT_EQ(*codec.open(replaced->row), want);
+  }
+}
+
+TEST_P(PhiCodecFormats, UpsertStudiesFollowTheSameRule) {
+  PhiCodec codec(GetParam(), ring(kA, 1));
+  StudyPhi study;
+  study.accession_number = "ACC-1";
+  study.referring_physician = "Doe^John";
+  auto stored = codec.seal(study);
+  ASSERT_TRUE(stored.ok());
+  EXPECT_TRUE(stored->accession_number.clear.starts_with("h1:"));
+  EXPECT_EQ(stored->referring_physician.clear, "");  // sealed, not searchable
+  auto same = codec.upsert(*stored, StudyPhi{});
+  ASSERT_TRUE(same.ok());
+  EXPECT_FALSE(same->changed);
+  EXPECT_EQ(same->row.accession_number.sealed, stored->accession_number.sealed);
+  StudyPhi update;
+  update.referring_physician = "Roe^Jane";
+  auto changed = codec.upsert(*stored, update);
+  ASSERT_TRUE(changed.ok());
+  EXPECT_TRUE(changed->changed);
+  StudyPhi want = study;
+  want.referring_physician = "Roe^Jane";
+  EXPECT_EQ(*codec.open(changed->row), want);
+}
+
+TEST_P(PhiCodecFormats, ResealMovesARowToTheCurrentKey) {
+  PhiCodec old_codec(GetParam(), ring(kA, 1));
+  auto old_row = old_codec.seal(patient());
+  ASSERT_TRUE(old_row.ok());
+  PhiCodec codec(GetParam(), ring(kB, 2, kA));
+  auto row = codec.reseal(*old_row);
+  ASSERT_TRUE(row.ok()) << row.error().message;
+  EXPECT_EQ(row->key_version, 2u);
+  EXPECT_EQ(row->patient_id.clear, codec.match_values("PID-1").front());
+  EXPECT_EQ(*codec.open(*row), patient());
+  // Once the previous key is gone, only the re-sealed row still opens.
+  PhiCodec current_only(GetParam(), ring(kB, 2));
+  EXPECT_TRUE(current_only.open(*row).ok());
+  EXPECT_FALSE(current_only.open(*old_row).ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Formats, PhiCodecFormats,
                          ::testing::Values(CipherFormat::kAesGcm, CipherFormat::kOpenPgp),
                          [](const auto& param_info) {
@@ -132,6 +249,39 @@ TEST(PhiCodec, MergeKeepsWhatANewRecordLeavesEmpty) {
   EXPECT_EQ(merged.sex, "O");
   EXPECT_EQ(merged.birth_date, "19700101");
   EXPECT_EQ(merged.patient_name, "Müller^Jürgen");
+}
+
+TEST(PhiCodec, WithoutAKeyUpsertKeepsPlaintextRows) {
+  PhiCodec codec(CipherFormat::kAesGcm, nullptr);
+  auto stored = codec.seal(patient());
+  ASSERT_TRUE(stored.ok());
+  auto same = codec.upsert(*stored, PatientPhi{});
+  ASSERT_TRUE(same.ok());
+  EXPECT_FALSE(same->changed);
+  PatientPhi update;
+  update.birth_date = "19800202";
+  auto changed = codec.upsert(*stored, update);
+  ASSERT_TRUE(changed.ok());
+  EXPECT_TRUE(changed->changed);
+  EXPECT_EQ(changed->row.key_version, 0u);
+  EXPECT_EQ(changed->row.birth_date.clear, "19800202");
+  EXPECT_EQ(changed->row.patient_name.clear, "Müller^Jürgen");
+  EXPECT_FALSE(changed->row.birth_date.sealed);
+}
+
+TEST(PhiCodec, TheRecordFieldsThatArePhi) {
+  InstanceRecord r;
+  r.patient_id = "PID-1";
+  r.patient_name = "Müller^Jürgen";
+  r.patient_birth_date = "19700101";
+  r.patient_sex = "M";
+  r.accession_number = "ACC-1";
+  r.referring_physician = "Doe^John";
+  r.study_description = "not PHI here";
+  EXPECT_EQ(patient_phi(r), patient());
+  const StudyPhi study = study_phi(r);
+  EXPECT_EQ(study.accession_number, "ACC-1");
+  EXPECT_EQ(study.referring_physician, "Doe^John");
 }
 
 }  // namespace
