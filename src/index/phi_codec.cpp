@@ -197,6 +197,20 @@ Result<StoredStudy> PhiCodec::reseal(const StoredStudy& stored) const {
   return reseal_row(*this, stored);
 }
 
+Result<std::optional<std::vector<std::string>>> PhiCodec::sealed_filter_values(
+    std::string_view column, std::string_view value) const {
+  using Values = std::optional<std::vector<std::string>>;
+  if (value.empty() || value == "*") return Values();  // no condition: everything matches
+  if (value.back() == '*') {
+    column.remove_prefix(column.find('.') + 1);  // "p.patient_id" -> "patient_id"
+    return core::make_error(core::ErrorCode::kInvalidArgument,
+                            std::string(column) +
+                                ": prefix search is not available on an encrypted field; search "
+                                "the exact value");
+  }
+  return Values(match_values(value));
+}
+
 std::vector<std::string> PhiCodec::match_values(std::string_view value) const {
   std::vector<std::string> out;
   if (value.empty()) {

@@ -118,6 +118,12 @@ class PhiCodec {
   /// Clear-column values that an exact search for `value` must match (same order). For a
   /// searchable column only (patient_id, patient_name, accession_number).
   std::vector<std::string> match_values(std::string_view value) const;
+  /// A list filter on a sealed, searchable column while encrypting: nullopt for no condition
+  /// ("" or "*"), else the values the column may hold (match_values: an IN list).
+  /// kInvalidArgument for a prefix search ("Doe*"), naming the field (`column` may carry a
+  /// table alias: "p.patient_id" is reported as "patient_id").
+  Result<std::optional<std::vector<std::string>>> sealed_filter_values(
+      std::string_view column, std::string_view value) const;
 
  private:
   Result<StoredField> seal_field(std::string_view column, std::string_view value,

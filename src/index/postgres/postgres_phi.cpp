@@ -86,20 +86,12 @@ Status PostgresIndex::add_text_filter(const PhiCodec& codec, const char* column,
     pg::add_text_filter(column, value, where, params);
     return core::ok_status();
   }
-  if (value.back() == '*') {
-    if (value.size() == 1) return core::ok_status();  // "*" matches everything
-    std::string_view name(column);
-    name.remove_prefix(name.find('.') + 1);  // "p.patient_id" -> "patient_id"
-    return make_error(ErrorCode::kInvalidArgument,
-                      std::string(name) +
-                          ": prefix search is not available on an encrypted field; search the "
-                          "exact value");
-  }
+  GW_ASSIGN_OR_RETURN(const auto values, codec.sealed_filter_values(column, value));
+  if (!values) return core::ok_status();
   where.append(" AND ").append(column).append(" IN (");
-  const auto values = codec.match_values(value);
-  for (std::size_t i = 0; i < values.size(); ++i) {
+  for (std::size_t i = 0; i < values->size(); ++i) {
     if (i > 0) where.append(", ");
-    where.append(params.placeholder(values[i]));
+    where.append(params.placeholder((*values)[i]));
   }
   where.append(")");
   return core::ok_status();

@@ -109,20 +109,12 @@ Status SqliteIndex::add_text_filter_locked(const char* column, const std::string
                                            std::vector<std::string>& args) const {
   if (value.empty()) return core::ok_status();
   if (sealed && codec_->encrypting()) {
-    if (value.back() == '*') {
-      if (value.size() == 1) return core::ok_status();  // "*" matches everything
-      std::string_view name(column);
-      name.remove_prefix(name.find('.') + 1);  // "p.patient_id" -> "patient_id"
-      return make_error(ErrorCode::kInvalidArgument,
-                        std::string(name) +
-                            ": prefix search is not available on an encrypted field; search "
-                            "the exact value");
-    }
-    const auto values = codec_->match_values(value);
+    GW_ASSIGN_OR_RETURN(const auto values, codec_->sealed_filter_values(column, value));
+    if (!values) return core::ok_status();
     where.append(" AND ").append(column).append(" IN (");
-    for (std::size_t i = 0; i < values.size(); ++i) {
+    for (std::size_t i = 0; i < values->size(); ++i) {
       where.append(i == 0 ? "?" : ", ?");
-      args.push_back(values[i]);
+      args.push_back((*values)[i]);
     }
     where.append(")");
     return core::ok_status();

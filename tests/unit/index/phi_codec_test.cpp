@@ -216,6 +216,24 @@ TEST_P(PhiCodecFormats, ResealMovesARowToTheCurrentKey) {
   EXPECT_FALSE(current_only.open(*old_row).ok());
 }
 
+TEST_P(PhiCodecFormats, SealedFiltersMatchExactValuesAndRefusePrefixes) {
+  PhiCodec codec(GetParam(), ring(kB, 2, kA));
+  for (const char* none : {"", "*"}) {
+    auto values = codec.sealed_filter_values("p.patient_id", none);
+    ASSERT_TRUE(values.ok());
+    EXPECT_FALSE(values->has_value()) << "'" << none << "' filters nothing";
+  }
+  auto exact = codec.sealed_filter_values("p.patient_id", "PID-1");
+  ASSERT_TRUE(exact.ok());
+  ASSERT_TRUE(exact->has_value());
+  EXPECT_EQ(**exact, codec.match_values("PID-1"));
+  auto prefix = codec.sealed_filter_values("p.patient_name", "Mül*");
+  ASSERT_FALSE(prefix.ok());
+  EXPECT_EQ(prefix.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(prefix.error().message.starts_with("patient_name: prefix search is not available"))
+      << prefix.error().message;
+}
+
 INSTANTIATE_TEST_SUITE_P(Formats, PhiCodecFormats,
                          ::testing::Values(CipherFormat::kAesGcm, CipherFormat::kOpenPgp),
                          [](const auto& param_info) {
