@@ -43,8 +43,9 @@ struct ScuOptions {
   std::optional<ScuTlsOptions> tls;  ///< set: the association runs over DICOM TLS
 };
 
-/// A file ready to send: where its data set starts and what it is. The file is opened again
-/// when it is sent (a list of items holds no open files).
+/// A file ready to send: where its data set starts and what it is. The file is opened (through
+/// the item's opener) when it is sent; an opener may hand over a reader it kept from reading
+/// the header (the forwarder does so for the first few items of a batch, queue/send_batch.h).
 struct SendItem {
   std::filesystem::path path;
   Part10Header header;

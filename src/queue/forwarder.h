@@ -51,6 +51,8 @@
 
 namespace gw::queue {
 
+class OutboxWriter;
+
 /// What a forwarder takes from the configuration.
 struct ForwarderSettings {
   config::Destination destination;
@@ -120,7 +122,6 @@ class Forwarder {
  private:
   using Pair = std::pair<std::string, std::string>;  ///< (SOP class UID, transfer syntax UID)
   struct Connection;
-  class RowUpdates;
 
   /// Spawns a coroutine on the strand and counts it until it ends (stop() waits for zero).
   void spawn(asio::awaitable<void> task);
@@ -147,10 +148,11 @@ class Forwarder {
   asio::awaitable<core::Status> probe_once();
 
   /// Turns one row's classification into its next state (counted, logged, queued for writing).
-  /// `shared_draw`: the jitter draw of a failure that ends a batch (see process_batch); such
-  /// rows are logged by the caller, once.
-  void finish(RowUpdates& updates, const index::OutboxItem& item, const Classification& c,
-              const Random* shared_draw = nullptr);
+  /// `serial`: the association attempt it was sent on (ForwardObserver). `shared_draw`: the
+  /// jitter draw of a failure that ends a batch (see process_batch); such rows are logged by the
+  /// caller, once.
+  void finish(OutboxWriter& updates, std::uint64_t serial, const index::OutboxItem& item,
+              const Classification& c, const Random* shared_draw = nullptr);
   void note_failure(const Classification& c);
   void note_success();
   void pause(const std::string& reason);

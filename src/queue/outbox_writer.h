@@ -1,0 +1,60 @@
+#pragma once
+/// OutboxWriter: the row updates of one batch (delivered, rescheduled, dead), written on the
+/// worker pool while the next items are being sent: a commit (and its fsync) per row would
+/// otherwise sit between every two C-STOREs.
+
+#include <asio.hpp>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "index/index.h"
+#include "queue/retry_policy.h"
+#include "queue/strand_signal.h"
+
+namespace gw::queue {
+
+/// Strand only (push and flush on `strand`, the writes on `pool`); flush() before destroying.
+/// A row whose lease was lost (kConflict: this node was too slow and another claimed it) keeps
+/// the other node's result; every failed update is logged, none is retried.
+class OutboxWriter {
+ public:
+  /// `owner`: the lease owner of the rows; `destination` names them in the log. `index` must
+  /// outlive the writer.
+  OutboxWriter(index::Index& index, asio::any_io_executor pool, asio::any_io_executor strand,
+               std::string owner, std::string destination)
+      : index_(index),
+        pool_(std::move(pool)),
+        strand_(std::move(strand)),
+        owner_(std::move(owner)),
+        destination_(std::move(destination)) {}
+  OutboxWriter(const OutboxWriter&) = delete;
+  OutboxWriter& operator=(const OutboxWriter&) = delete;
+
+  /// Queues row `id`'s next state; the write starts at once unless one is under way.
+  void push(std::int64_t id, Decision decision);
+  /// Returns once every queued update has been written.
+  asio::awaitable<void> flush();
+
+ private:
+  struct Update {
+    std::int64_t id;
+    Decision decision;
+  };
+
+  void start_write();
+  /// Worker pool: one row's update.
+  void write(const Update& u);
+
+  index::Index& index_;
+  asio::any_io_executor pool_;
+  asio::any_io_executor strand_;
+  const std::string owner_;
+  const std::string destination_;
+  std::vector<Update> pending_;
+  bool writing_ = false;
+  StrandSignal done_;
+};
+
+}  // namespace gw::queue

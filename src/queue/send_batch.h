@@ -1,0 +1,59 @@
+#pragma once
+/// A claimed batch made ready to send: each row's stored file read up to its data set (what
+/// SOP class in what transfer syntax), and the presentation contexts an association for the
+/// batch proposes: one per (SOP class, transfer syntax) pair, with that single transfer syntax,
+/// since the forwarder sends stored bytes unchanged (no transcoding).
+
+#include <cstddef>
+#include <filesystem>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/result.h"
+#include "dicom/scu.h"
+#include "index/outbox.h"
+
+namespace gw::queue {
+
+/// (SOP class UID, transfer syntax UID).
+using ContextPair = std::pair<std::string, std::string>;
+
+/// Presentation context IDs are odd numbers 1..255.
+inline constexpr std::size_t kMaxContexts = 128;
+
+/// The most readers one batch keeps open between reading the headers and sending. Small on
+/// purpose: every forwarder worker (destinations × max_associations) holds up to this many
+/// descriptors, and running out of them would fail deliveries; the rest of a batch is opened
+/// twice (header, then send), which costs little.
+inline constexpr std::size_t kMaxHeldFiles = 8;
+
+/// Reads the Part 10 header of each row's stored file (data_dir / storage_path) through `open`
+/// (empty: plain files). Blocking file I/O: call it on the worker pool. The reader that read the
+/// header of one of the first kMaxHeldFiles items stays open in its SendItem and is the one its
+/// first store() streams from, so each such file is opened once (for an encrypted file, ADR 010,
+/// opening means reading the key slots, unwrapping the data key and authenticating the last
+/// segment); a later open of the item (a resend) opens the file again. The readers of the items
+/// after those are closed at once and their files opened again when sent, which bounds the
+/// file descriptors a batch holds.
+std::vector<core::Result<dicom::SendItem>> prepare_batch(
+    const std::filesystem::path& data_dir, const std::vector<index::OutboxItem>& items,
+    const dicom::SourceOpener& open);
+
+/// The pair a prepared item is sent in.
+ContextPair pair_of(const dicom::SendItem& item);
+
+/// The pairs a new association proposes for prepared[from..]: the pairs those items need, in
+/// order, then `old_pairs` (what the previous association had, so later batches of the same
+/// kind fit too), each once, at most kMaxContexts. Items that failed to prepare need none.
+std::vector<ContextPair> pairs_to_propose(
+    const std::vector<core::Result<dicom::SendItem>>& prepared, std::size_t from,
+    const std::set<ContextPair>& old_pairs);
+
+/// One presentation context per pair, with that single transfer syntax; IDs 1, 3, 5, …
+/// (at most kMaxContexts pairs).
+std::vector<dicom::PresentationContextRq> presentation_contexts(
+    const std::vector<ContextPair>& pairs);
+
+}  // namespace gw::queue
