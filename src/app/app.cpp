@@ -1,5 +1,6 @@
 #include "app/app.h"
 
+#include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -32,6 +33,18 @@ std::string lease_owner_id(const config::Config& config) {
   char name[256] = {};
   if (::gethostname(name, sizeof(name) - 1) != 0 || name[0] == '\0') return "dicom-gw";
   return name;
+}
+
+/// Every association, stored file being written or forwarded, and database connection holds a
+/// descriptor; the soft limit (often 1024) is raised to the hard one, as servers do.
+void raise_open_file_limit() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_NOFILE, &limit) != 0 || limit.rlim_cur >= limit.rlim_max) return;
+  const rlim_t before = limit.rlim_cur;
+  limit.rlim_cur = limit.rlim_max;
+  if (::setrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    log()->info("event=open_file_limit_raised from={} to={}", before, limit.rlim_cur);
+  }
 }
 
 std::size_t worker_threads() {
@@ -78,6 +91,7 @@ core::Result<std::unique_ptr<App>> App::create(config::Config config) {
 }
 
 core::Status App::start() {
+  raise_open_file_limit();
   storage::StoreOptions store_options;
   store_options.data_dir = config_.data_dir;
   store_options.fsync = config_.storage.fsync;

@@ -415,7 +415,9 @@ int user_passwd(index::Index& index, const UserPasswdArgs& args, std::string_vie
   const AuditEvent event = cli_event("user.update", "user:" + u.name, changes, now_ms);
   if (auto st = index.update_user(u, &event); !st.ok()) return fail(st.error(), err);
   out << "password of " << u.name << " changed" << (enabling ? "; the user is enabled again" : "")
-      << (u.disabled ? "; the user is still disabled (--enable)" : "") << '\n';
+      << (u.disabled ? "; the user is still disabled (--enable)" : "") << '\n'
+      << "its API tokens stay valid: if the account was compromised, revoke them (user list "
+         "--tokens, user revoke-token --id N)\n";
   return 0;
 }
 

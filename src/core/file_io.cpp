@@ -15,9 +15,10 @@ Result<std::size_t> pread_full(int fd, std::span<std::uint8_t> out, std::uint64_
     const ssize_t n =
         ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
     if (n < 0) {
-      if (errno == EINTR) continue;
+      const int err = errno;  // before anything else can change it
+      if (err == EINTR) continue;
       return make_error(ErrorCode::kIo,
-                        "read " + path.string() + ": " + std::generic_category().message(errno));
+                        "read " + path.string() + ": " + std::generic_category().message(err));
     }
     if (n == 0) break;  // end of file (or it shrank since it was opened): what there is
     done += static_cast<std::size_t>(n);

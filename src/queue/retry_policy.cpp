@@ -119,7 +119,11 @@ Classification unreadable_file(std::string_view why) {
 
 Classification unreadable_file(const core::Error& error) {
   Classification c = unreadable_file(error.message);
-  if (error.code == core::ErrorCode::kConfig) c.outcome = Outcome::kTransient;
+  // A missing key (fixed by configuration) or no descriptors or memory left (EMFILE) is not
+  // the file's fault: try again later instead of dead-lettering it.
+  if (error.code == core::ErrorCode::kConfig || error.code == core::ErrorCode::kResourceExhausted) {
+    c.outcome = Outcome::kTransient;
+  }
   return c;
 }
 

@@ -12,6 +12,8 @@ namespace gw::storage {
 namespace {
 
 bool is_disk_full(int err) { return err == ENOSPC || err == EDQUOT || err == EFBIG; }
+/// Out of file descriptors or kernel memory: the machine's resources, not the file's fault.
+bool is_out_of_resources(int err) { return err == EMFILE || err == ENFILE || err == ENOMEM; }
 
 }  // namespace
 
@@ -20,6 +22,9 @@ core::Error errno_error(int err, std::string_view what, const std::filesystem::p
       std::string(what) + " " + path.string() + ": " + std::generic_category().message(err);
   if (is_disk_full(err)) {
     return core::make_error(core::ErrorCode::kResourceExhausted, "disk full: " + detail);
+  }
+  if (is_out_of_resources(err)) {
+    return core::make_error(core::ErrorCode::kResourceExhausted, "out of resources: " + detail);
   }
   return core::make_error(core::ErrorCode::kIo, std::move(detail));
 }

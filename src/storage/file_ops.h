@@ -8,8 +8,9 @@
 
 namespace gw::storage {
 
-/// Maps an errno to an Error: a full disk (or quota, or file-size limit) is kResourceExhausted so
-/// the SCP answers 0xA700; everything else is kIo.
+/// Maps an errno to an Error: a full disk (or quota, or file-size limit) and running out of file
+/// descriptors or memory are kResourceExhausted, so the SCP answers 0xA700 and the forwarder
+/// tries again later; everything else is kIo.
 core::Error errno_error(int err, std::string_view what, const std::filesystem::path& path);
 
 /// fsync of a directory, so that entries created or renamed in it survive a crash.

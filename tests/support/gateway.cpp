@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -92,7 +93,10 @@ std::unique_ptr<Gateway> Gateway::start(GatewayOptions options) {
     if (gw->launch_once() == LaunchResult::kUp) return gw;
     const std::string err = gw->process_->read_stderr();
     gw->process_->kill9();
-    if (attempt == kAttempts || err.find("Address already in use") == std::string::npos) {
+    // The DICOM listener reports asio's "Address already in use", the API "cannot listen on".
+    const bool port_taken = err.find("Address already in use") != std::string::npos ||
+                            err.find("cannot listen on") != std::string::npos;
+    if (attempt == kAttempts || !port_taken) {
       throw std::runtime_error("gateway did not listen on port " + std::to_string(gw->port_) +
                                ":\n" + err);
     }
@@ -100,16 +104,27 @@ std::unique_ptr<Gateway> Gateway::start(GatewayOptions options) {
 }
 
 void Gateway::pick_ports() {
-  port_ = free_tcp_port();
-  tls_port_ = options_.tls_yaml.empty() ? 0 : free_tcp_port();
-  http_port_ = options_.http ? free_tcp_port() : 0;
+  // Distinct ports: the kernel may hand out the same free port twice in a row.
+  std::vector<std::uint16_t> taken;
+  auto next = [&taken]() {
+    for (;;) {
+      const std::uint16_t p = free_tcp_port();
+      if (std::find(taken.begin(), taken.end(), p) == taken.end()) {
+        taken.push_back(p);
+        return p;
+      }
+    }
+  };
+  port_ = next();
+  tls_port_ = options_.tls_yaml.empty() ? 0 : next();
+  http_port_ = options_.http ? next() : 0;
 }
 
 void Gateway::write_config() const {
   std::string tls_listener;
   if (tls_port_ != 0) {
-    tls_listener = "  - {name: secure, bind: 127.0.0.1, port: " + std::to_string(tls_port_) +
-                   ", tls: true}\n";
+    tls_listener =
+        "  - {name: secure, bind: 127.0.0.1, port: " + std::to_string(tls_port_) + ", tls: true}\n";
   }
   std::string http = "http:\n  enabled: false\n";
   if (http_port_ != 0) {
@@ -146,8 +161,8 @@ Gateway::LaunchResult Gateway::launch_once() {
   // one of them would fool a mere connect()), and the port accepts. The API is bound before
   // the DICOM listeners. A gateway that refuses to start exits at once: stop waiting then.
   const std::string dicom_line = "event=listening listener=plain port=" + std::to_string(port_);
-  const std::string http_line = "event=http_listening bind=127.0.0.1 port=" +
-                                std::to_string(http_port_) + " ";
+  const std::string http_line =
+      "event=http_listening bind=127.0.0.1 port=" + std::to_string(http_port_) + " ";
   const bool up = wait_until(
       [&] {
         if (!process_->running()) return true;
@@ -167,8 +182,7 @@ void Gateway::launch() {
   if (launch_once() == LaunchResult::kUp) return;
   const std::string err = process_->read_stderr();
   process_->kill9();
-  throw std::runtime_error("gateway did not listen on port " + std::to_string(port_) + ":\n" +
-                           err);
+  throw std::runtime_error("gateway did not listen on port " + std::to_string(port_) + ":\n" + err);
 }
 
 std::string Gateway::log() const { return process_ ? process_->read_stderr() : std::string(); }

@@ -126,7 +126,7 @@ TEST_F(UserCommandsTest, AddRefusesATakenNameBadInputAndWeakPasswords) {
   EXPECT_TRUE(audit().empty());
 }
 
-TEST_F(UserCommandsTest, PasswdSetsANewHashKeepsTokensAndAuditsWithoutThePassword) {
+TEST_F(UserCommandsTest, PasswdSetsANewHashRemindsOfTokensAndAuditsWithoutThePassword) {
   const auto id = quick_user("alice", Role::kAdmin, /*disabled=*/true);
   const std::string token = token_for("alice");
   EXPECT_TRUE(token.empty()) << "a disabled user gets no token";
@@ -134,6 +134,7 @@ TEST_F(UserCommandsTest, PasswdSetsANewHashKeepsTokensAndAuditsWithoutThePasswor
   args.name = "alice";
   ASSERT_EQ(user_passwd(*index_, args, kPassword, kNow + 5, out_, err_), 0) << err_.str();
   EXPECT_NE(out_.str().find("still disabled"), std::string::npos) << out_.str();
+  EXPECT_NE(out_.str().find("revoke-token"), std::string::npos) << out_.str();
   auto user = index_->find_user("alice");
   ASSERT_TRUE(user.ok() && user->has_value());
   EXPECT_TRUE(crypto::verify_password(kPassword, (*user)->password_hash));

@@ -148,6 +148,11 @@ TEST(RetryClassify, CorruptStoredFileIsPermanentAMissingKeyWaits) {
       core::ErrorCode::kConfig, "stored file is encrypted with key version 1, but ..."));
   EXPECT_EQ(no_key.outcome, Outcome::kTransient);
   EXPECT_FALSE(no_key.counts_for_breaker);
+  // Out of file descriptors (EMFILE) is the machine's state, not the file's: it waits.
+  const auto no_fds = unreadable_file(
+      core::make_error(core::ErrorCode::kResourceExhausted,
+                       "out of resources: open storage/ab/cd: Too many open files"));
+  EXPECT_EQ(no_fds.outcome, Outcome::kTransient);
 }
 
 TEST(RetryBackoff, DoublesPerAttemptWithinEqualJitterBounds) {
