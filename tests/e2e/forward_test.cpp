@@ -120,8 +120,7 @@ TEST_F(ForwardTest, StorescuThroughGatewayToStorescpArrivesBitExact) {
   ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
   ASSERT_EQ(gw->count_instances(), static_cast<std::int64_t>(files.size())) << gw->log();
 
-  ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); },
-                         std::chrono::seconds(60)))
+  ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); }, std::chrono::seconds(60)))
       << gw->log();
   EXPECT_EQ(scp.received_files().size(), files.size());
   EXPECT_EQ(data_sets(scp.received_files()), data_sets(gateway_files(*gw)));
@@ -150,11 +149,8 @@ TEST_F(ForwardTest, RoutesSendEachInstanceWhereItBelongs) {
 
   ASSERT_TRUE(gw_send(gw->port(), ct, {"--aet", "CT1"}).ok());
   ASSERT_TRUE(gw_send(gw->port(), mr, {"--aet", "MR1"}).ok());
-  ASSERT_TRUE(wait_until(
-      [&]() {
-        return delivered(*gw, ct.size() + mr.size());
-      },
-      std::chrono::seconds(60)))
+  ASSERT_TRUE(
+      wait_until([&]() { return delivered(*gw, ct.size() + mr.size()); }, std::chrono::seconds(60)))
       << gw->log();
   EXPECT_EQ(a.received_uids(), sop_instance_uids_of(ct));
   EXPECT_EQ(b.received_uids(), sop_instance_uids_of(mr));
@@ -193,8 +189,7 @@ TEST_F(ForwardTest, DestinationDownQueuesWithBackoffThenEverythingArrives) {
   }
 
   StoreScp scp = start_storescp(port, dir_.subdir("received"));
-  ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); },
-                         std::chrono::seconds(60)))
+  ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); }, std::chrono::seconds(60)))
       << gw->log();
   EXPECT_EQ(data_sets(scp.received_files()), data_sets(files));  // sent with `send`: unchanged
   EXPECT_EQ(gw->stop(), 0);
@@ -225,8 +220,7 @@ TEST_F(ForwardTest, DeadDestinationIsPausedAndProbedThenResumes) {
   EXPECT_EQ(total_attempts(), before) << queue_rows(*gw).dump(1);
 
   StoreScp scp = start_storescp(port, dir_.subdir("received"));
-  ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); },
-                         std::chrono::seconds(60)))
+  ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); }, std::chrono::seconds(60)))
       << gw->log();
   EXPECT_NE(gw->log().find("event=destination_reachable"), std::string::npos);
   EXPECT_EQ(scp.received_uids(), sop_instance_uids_of(files));
@@ -325,8 +319,7 @@ TEST_F(ForwardTlsTest, MutualTlsToStorescpArrivesBitExact) {
   auto gw = Gateway::start(o);
   const auto sent = run_storescu("127.0.0.1", gw->port(), files, {"-aec", "DICOM_GW"});
   ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
-  ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); },
-                         std::chrono::seconds(60)))
+  ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); }, std::chrono::seconds(60)))
       << gw->log();
   EXPECT_EQ(data_sets(scp.received_files()), data_sets(gateway_files(*gw)));
   EXPECT_EQ(gw->stop(), 0);
@@ -368,8 +361,7 @@ TEST_F(ForwardTlsTest, WrongCaWaitsWithTheReasonAndFlowsAfterTheFixAndAReload) {
   std::ofstream(gw->config_path()) << text;
   ASSERT_TRUE(gw->process().signal_group(SIGHUP));
 
-  ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); },
-                         std::chrono::seconds(60)))
+  ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); }, std::chrono::seconds(60)))
       << gw->log();
   EXPECT_EQ(scp.received_uids(), sop_instance_uids_of(files));
   EXPECT_EQ(gw->stop(), 0);

@@ -2,6 +2,7 @@
 #include <string_view>
 #include <utility>
 
+#include "index/instance_columns.h"
 #include "index/postgres/pg_connection.h"
 #include "index/postgres/pg_pool.h"
 #include "index/postgres/pg_sql.h"
@@ -17,77 +18,14 @@ using pg::Rows;
 
 namespace {
 
-// Columns of InstanceRecord, in the order read_instance() expects.
-constexpr const char* kInstanceSelect = R"sql(
-SELECT i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax_uid, i.instance_number,
-       i.size_bytes, i.storage_path, i.digest, i.received_at_ms, i.calling_ae, i.called_ae,
-       i.peer_address, i.station_name, i.institution_name,
-       se.series_instance_uid, se.modality, se.series_description, se.series_number,
-       se.body_part_examined,
-       st.study_instance_uid, st.study_date, st.study_time, st.study_description,
-       st.accession_number, st.study_id, st.referring_physician,
-       p.patient_id, p.patient_name, p.birth_date, p.sex,
-       p.key_version, p.patient_id_enc, p.patient_name_enc, p.birth_date_enc, p.sex_enc,
-       st.key_version, st.accession_number_enc, st.referring_physician_enc
-FROM instances i
-JOIN series se ON se.id = i.series_pk
-JOIN studies st ON st.id = se.study_pk
-JOIN patients p ON p.id = st.patient_pk
-)sql";
-
-Result<InstanceRecord> read_instance(const Rows& rows, int row, const PhiCodec& codec) {
-  InstanceRecord r;
-  int c = 0;
-  r.sop_instance_uid = rows.text(row, c++);
-  r.sop_class_uid = rows.text(row, c++);
-  r.transfer_syntax_uid = rows.text(row, c++);
-  r.instance_number = rows.text(row, c++);
-  r.size_bytes = rows.int64(row, c++);
-  r.storage_path = rows.text(row, c++);
-  r.digest = rows.text(row, c++);
-  r.received_at_ms = rows.int64(row, c++);
-  r.calling_ae = rows.text(row, c++);
-  r.called_ae = rows.text(row, c++);
-  r.peer_address = rows.text(row, c++);
-  r.station_name = rows.text(row, c++);
-  r.institution_name = rows.text(row, c++);
-  r.series_instance_uid = rows.text(row, c++);
-  r.modality = rows.text(row, c++);
-  r.series_description = rows.text(row, c++);
-  r.series_number = rows.text(row, c++);
-  r.body_part_examined = rows.text(row, c++);
-  r.study_instance_uid = rows.text(row, c++);
-  r.study_date = rows.text(row, c++);
-  r.study_time = rows.text(row, c++);
-  r.study_description = rows.text(row, c++);
-  r.accession_number = rows.text(row, c++);
-  r.study_id = rows.text(row, c++);
-  r.referring_physician = rows.text(row, c++);
-  r.patient_id = rows.text(row, c++);
-  r.patient_name = rows.text(row, c++);
-  r.patient_birth_date = rows.text(row, c++);
-  r.patient_sex = rows.text(row, c++);
-  // The PHI columns as stored (ADR 010): opened with the codec's keys.
-  StoredPatient patient;
-  patient.key_version = static_cast<std::uint32_t>(rows.int64(row, c++));
-  patient.patient_id = {r.patient_id, rows.bytea(row, c++)};
-  patient.patient_name = {r.patient_name, rows.bytea(row, c++)};
-  patient.birth_date = {r.patient_birth_date, rows.bytea(row, c++)};
-  patient.sex = {r.patient_sex, rows.bytea(row, c++)};
-  StoredStudy study;
-  study.key_version = static_cast<std::uint32_t>(rows.int64(row, c++));
-  study.accession_number = {r.accession_number, rows.bytea(row, c++)};
-  study.referring_physician = {r.referring_physician, rows.bytea(row, c++)};
-  GW_ASSIGN_OR_RETURN(auto p, codec.open(patient));
-  GW_ASSIGN_OR_RETURN(auto st, codec.open(study));
-  r.patient_id = std::move(p.patient_id);
-  r.patient_name = std::move(p.patient_name);
-  r.patient_birth_date = std::move(p.birth_date);
-  r.patient_sex = std::move(p.sex);
-  r.accession_number = std::move(st.accession_number);
-  r.referring_physician = std::move(st.referring_physician);
-  return r;
-}
+/// One row of a result, as read_instance() (index/instance_columns.h) reads it.
+struct RowRef {
+  const Rows& rows;
+  int row;
+  std::string text(int c) const { return rows.text(row, c); }
+  std::int64_t int64(int c) const { return rows.int64(row, c); }
+  std::optional<std::vector<std::uint8_t>> blob(int c) const { return rows.bytea(row, c); }
+};
 
 }  // namespace
 
@@ -97,7 +35,7 @@ Result<std::optional<InstanceRecord>> PostgresIndex::find_instance(const std::st
                       conn->exec(std::string(kInstanceSelect) + "WHERE i.sop_instance_uid = $1",
                                  Params().add(sop_uid)));
   if (rows.empty()) return std::optional<InstanceRecord>();
-  GW_ASSIGN_OR_RETURN(auto record, read_instance(rows, 0, *codec()));
+  GW_ASSIGN_OR_RETURN(auto record, read_instance(RowRef{rows, 0}, *codec()));
   return std::optional<InstanceRecord>(std::move(record));
 }
 
@@ -256,7 +194,7 @@ Result<std::vector<InstanceRecord>> PostgresIndex::list_instances(const std::str
   out.reserve(static_cast<std::size_t>(rows.size()));
   const auto phi = codec();
   for (int row = 0; row < rows.size(); ++row) {
-    GW_ASSIGN_OR_RETURN(auto record, read_instance(rows, row, *phi));
+    GW_ASSIGN_OR_RETURN(auto record, read_instance(RowRef{rows, row}, *phi));
     out.push_back(std::move(record));
   }
   return out;
