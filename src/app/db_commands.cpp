@@ -10,17 +10,12 @@
 #include "app/admin_index.h"
 #include "app/encryption.h"
 #include "config/config.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "index/open.h"
 
 namespace gw::app {
 namespace {
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 /// The configuration and its index with the keys registered; an exit code when it fails.
 struct Opened {
@@ -119,7 +114,7 @@ int run_db_rotate_key(const DbArgs& args) {
               << " left; " << p.files_rewrapped << " of " << p.files_checked << " files rewrapped\n"
               << std::flush;
   };
-  const auto started = now_ms();
+  const auto started = core::wall_clock_ms();
   auto progress = rotate_keys(*db.index, db.config.data_dir, db.keyring, options);
   nlohmann::ordered_json details;
   details["key_version"] = db.keyring->current->version;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "app/content_source.h"
+#include "core/clock.h"
 #include "core/log.h"
 #include "dicom/dimse.h"
 #include "dicom/instance_info.h"
@@ -25,12 +26,6 @@ namespace status = dicom::status;
 namespace {
 
 std::shared_ptr<spdlog::logger> log() { return core::logger("ingest"); }
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 /// "10.1.2.3:4567" -> "10.1.2.3"; "[fe80::1]:4567" -> "fe80::1".
 std::string_view peer_ip(std::string_view address) {
@@ -49,7 +44,7 @@ index::InstanceRecord make_record(const dicom::InstanceInfo& info,
   r.sop_class_uid = info.sop_class_uid;
   r.transfer_syntax_uid = request.transfer_syntax_uid;
   r.instance_number = info.instance_number;
-  r.received_at_ms = now_ms();
+  r.received_at_ms = core::wall_clock_ms();
   r.calling_ae = request.association->calling_ae;
   r.called_ae = request.association->called_ae;
   r.peer_address = request.association->peer_address;

@@ -11,6 +11,7 @@
 
 #include "app/admin_index.h"
 #include "config/config.h"
+#include "core/clock.h"
 #include "core/log.h"
 
 namespace gw::app {
@@ -21,12 +22,6 @@ using index::OutboxItem;
 using index::OutboxState;
 
 constexpr std::int64_t kNoStatus = -1;
-
-std::int64_t wall_clock_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string local_time(std::int64_t epoch_ms) {
   const std::time_t t = static_cast<std::time_t>(epoch_ms / 1000);
@@ -274,7 +269,7 @@ int queue_delete(index::Index& index, const QueueDeleteArgs& args, std::ostream&
   int rc = 0;
   for (auto id : args.ids) {
     const auto event =
-        cli_event("queue.delete", "queue:" + std::to_string(id), {}, wall_clock_ms());
+        cli_event("queue.delete", "queue:" + std::to_string(id), {}, core::wall_clock_ms());
     if (auto st = index.delete_outbox(id, &event); !st.ok()) {
       rc = std::max(rc, report_refused(id, st.error(), "delete", err));
     } else {
@@ -290,14 +285,14 @@ int queue_delete(index::Index& index, const QueueDeleteArgs& args, std::ostream&
 int run_queue_list(const QueueListArgs& args) {
   if (auto usage = list_usage_error(args)) return usage_error(*usage, std::cerr);
   return with_configured_index(args.config, "queue", [&](index::Index& index) {
-    return queue_list(index, args, wall_clock_ms(), std::cout, std::cerr);
+    return queue_list(index, args, core::wall_clock_ms(), std::cout, std::cerr);
   });
 }
 
 int run_queue_retry(const QueueRetryArgs& args) {
   if (auto usage = retry_usage_error(args)) return usage_error(*usage, std::cerr);
   return with_configured_index(args.config, "queue", [&](index::Index& index) {
-    return queue_retry(index, args, wall_clock_ms(), std::cout, std::cerr);
+    return queue_retry(index, args, core::wall_clock_ms(), std::cout, std::cerr);
   });
 }
 

@@ -18,6 +18,7 @@
 
 #include "app/admin_index.h"
 #include "config/config.h"
+#include "core/clock.h"
 #include "core/duration.h"
 #include "core/log.h"
 #include "crypto/password.h"
@@ -33,12 +34,6 @@ using index::User;
 
 constexpr std::int64_t kMaxTtlSeconds = 3650LL * 24 * 3600;
 constexpr std::size_t kMaxDescription = 200;
-
-std::int64_t wall_clock_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string local_time(std::int64_t epoch_ms) {
   const auto t = static_cast<std::time_t>(epoch_ms / 1000);
@@ -436,7 +431,7 @@ int run_user_add(const UserAddArgs& args, std::istream& in, bool terminal) {
     }
     auto password = terminal ? prompt_password(in, args.name) : read_password_line(in);
     if (!password.ok()) return usage_error(password.error().message, std::cerr);
-    const int rc = user_add(index, args, *password, wall_clock_ms(), std::cout, std::cerr);
+    const int rc = user_add(index, args, *password, core::wall_clock_ms(), std::cout, std::cerr);
     std::fill(password->begin(), password->end(), '\0');
     return rc;
   });
@@ -454,7 +449,7 @@ int run_user_passwd(const UserPasswdArgs& args, std::istream& in, bool terminal)
     }
     auto password = terminal ? prompt_password(in, args.name) : read_password_line(in);
     if (!password.ok()) return usage_error(password.error().message, std::cerr);
-    const int rc = user_passwd(index, args, *password, wall_clock_ms(), std::cout, std::cerr);
+    const int rc = user_passwd(index, args, *password, core::wall_clock_ms(), std::cout, std::cerr);
     std::fill(password->begin(), password->end(), '\0');
     return rc;
   });
@@ -463,27 +458,27 @@ int run_user_passwd(const UserPasswdArgs& args, std::istream& in, bool terminal)
 int run_user_token(const UserTokenArgs& args) {
   if (auto usage = token_usage_error(args)) return usage_error(*usage, std::cerr);
   return with_configured_index(args.config, "user", [&](index::Index& index) {
-    return user_token(index, args, wall_clock_ms(), std::cout, std::cerr);
+    return user_token(index, args, core::wall_clock_ms(), std::cout, std::cerr);
   });
 }
 
 int run_user_list(const UserListArgs& args) {
   return with_configured_index(args.config, "user", [&](index::Index& index) {
-    return user_list(index, args, wall_clock_ms(), std::cout, std::cerr);
+    return user_list(index, args, core::wall_clock_ms(), std::cout, std::cerr);
   });
 }
 
 int run_user_revoke_token(const UserRevokeTokenArgs& args) {
   if (auto usage = revoke_usage_error(args)) return usage_error(*usage, std::cerr);
   return with_configured_index(args.config, "user", [&](index::Index& index) {
-    return user_revoke_token(index, args, wall_clock_ms(), std::cout, std::cerr);
+    return user_revoke_token(index, args, core::wall_clock_ms(), std::cout, std::cerr);
   });
 }
 
 int run_user_delete(const UserDeleteArgs& args) {
   if (auto usage = delete_usage_error(args)) return usage_error(*usage, std::cerr);
   return with_configured_index(args.config, "user", [&](index::Index& index) {
-    return user_delete(index, args, wall_clock_ms(), std::cout, std::cerr);
+    return user_delete(index, args, core::wall_clock_ms(), std::cout, std::cerr);
   });
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <random>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "queue/forwarder_internal.h"
 
@@ -123,7 +124,7 @@ asio::awaitable<void> Forwarder::stop_on_strand() {
   if (started_ && !released_) {
     released_ = true;
     // Rows claimed but not sent: due again now, their attempt not counted.
-    auto release = [this]() { return index_.release_outbox_leases(owner_, now_ms()); };
+    auto release = [this]() { return index_.release_outbox_leases(owner_, core::wall_clock_ms()); };
     auto st = co_await on_pool(release);
     if (!st.ok()) {
       log()->warn("event=lease_release_failed destination={} reason=\"{}\"", name_,
@@ -159,7 +160,7 @@ DestinationStatus Forwarder::status() const {
 asio::awaitable<void> Forwarder::run() {
   // Rows this owner still holds were claimed by a previous run of this node that did not stop
   // cleanly: nobody is sending them, so they need not wait for their lease to expire.
-  auto release = [this]() { return index_.release_outbox_leases(owner_, now_ms()); };
+  auto release = [this]() { return index_.release_outbox_leases(owner_, core::wall_clock_ms()); };
   auto st = co_await on_pool(release);
   if (!st.ok()) {
     log()->warn("event=lease_release_failed destination={} reason=\"{}\"", name_,
@@ -209,7 +210,9 @@ asio::awaitable<void> Forwarder::work(Connection& conn, std::size_t index) {
     const auto settings = settings_;
     const std::size_t batch = std::max<std::uint32_t>(1, settings->forwarding.batch);
     const std::int64_t lease = to_ms(settings->forwarding.lease);
-    auto claim = [&]() { return index_.claim_outbox(name_, batch, owner_, now_ms(), lease); };
+    auto claim = [&]() {
+      return index_.claim_outbox(name_, batch, owner_, core::wall_clock_ms(), lease);
+    };
     auto claimed = co_await on_pool(claim);
     if (!claimed.ok()) {
       if (!index_error_logged_) {
@@ -238,7 +241,7 @@ asio::awaitable<void> Forwarder::idle(Connection& conn, std::uint64_t seen_gener
   const auto now = SteadyClock::now();
   auto deadline = now + kMaxIdleSleep;
   if (due.ok() && due->has_value()) {
-    const auto wait = milliseconds(std::max<std::int64_t>(0, **due - now_ms()));
+    const auto wait = milliseconds(std::max<std::int64_t>(0, **due - core::wall_clock_ms()));
     deadline = std::min(deadline, now + std::max<SteadyClock::duration>(wait, kMinIdleSleep));
   }
   if (conn.assoc) deadline = std::min(deadline, conn.idle_deadline);
@@ -257,7 +260,7 @@ asio::awaitable<void> Forwarder::renew_leases() {
     if (stopping_ || inflight_rows_ == 0) continue;
     const std::int64_t lease_ms = to_ms(settings_->forwarding.lease);
     auto renew = [this, lease_ms]() {
-      return index_.renew_outbox_leases(owner_, now_ms(), lease_ms);
+      return index_.renew_outbox_leases(owner_, core::wall_clock_ms(), lease_ms);
     };
     auto st = co_await on_pool(renew);
     if (!st.ok()) {

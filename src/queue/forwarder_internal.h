@@ -39,11 +39,4 @@ asio::awaitable<std::invoke_result_t<F&>> Forwarder::on_pool(F& work) {
   co_return std::move(*out);
 }
 
-/// Wall-clock time as the index stores it.
-inline std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 }  // namespace gw::queue

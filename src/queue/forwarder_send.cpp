@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "queue/forwarder.h"
 #include "queue/forwarder_internal.h"
@@ -149,7 +150,7 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
 void Forwarder::finish(OutboxWriter& updates, std::uint64_t serial, const index::OutboxItem& item,
                        const Classification& c, const Random* shared_draw) {
   const bool log_failure = shared_draw == nullptr;
-  auto d = decide(c, item, settings_->destination.retry, now_ms(),
+  auto d = decide(c, item, settings_->destination.retry, core::wall_clock_ms(),
                   shared_draw != nullptr ? *shared_draw : random_);
   switch (d.action) {
     case Decision::Action::kComplete:
@@ -172,7 +173,8 @@ void Forwarder::finish(OutboxWriter& updates, std::uint64_t serial, const index:
             "event=forward_failed destination={} outbox_id={} attempts={} retry_in={} "
             "reason=\"{}\"",
             name_, item.id, item.attempts,
-            format_duration(milliseconds(d.next_attempt_at_ms - now_ms())), d.result.comment);
+            format_duration(milliseconds(d.next_attempt_at_ms - core::wall_clock_ms())),
+            d.result.comment);
       }
       log()->debug("event=rescheduled destination={} sop_instance_uid={}", name_,
                    item.sop_instance_uid);

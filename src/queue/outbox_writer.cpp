@@ -4,6 +4,7 @@
 #include <memory>
 #include <utility>
 
+#include "core/clock.h"
 #include "core/log.h"
 
 namespace gw::queue {
@@ -11,12 +12,6 @@ namespace gw::queue {
 namespace {
 
 std::shared_ptr<spdlog::logger> log() { return core::logger("queue"); }
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 }  // namespace
 
@@ -51,7 +46,7 @@ void OutboxWriter::start_write() {
 }
 
 void OutboxWriter::write(const Update& u) {
-  const auto now = now_ms();
+  const auto now = core::wall_clock_ms();
   core::Status st;
   switch (u.decision.action) {
     case Decision::Action::kComplete:

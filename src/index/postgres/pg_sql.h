@@ -14,12 +14,6 @@
 
 namespace gw::index::pg {
 
-inline std::int64_t wall_clock_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 /// a + b without signed overflow (a lease of "forever" must not wrap into the past).
 inline std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
   if (b > 0 && a > std::numeric_limits<std::int64_t>::max() - b) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "index/postgres/pg_connection.h"
 #include "index/postgres/pg_pool.h"
 #include "index/postgres/pg_sql.h"
@@ -83,7 +84,7 @@ WHERE gw_is_json_object($7::text)
 RETURNING id
 )sql",
                                 Params()
-                                    .add(e.at_ms != 0 ? e.at_ms : pg::wall_clock_ms())
+                                    .add(e.at_ms != 0 ? e.at_ms : core::wall_clock_ms())
                                     .add(e.actor)
                                     .add(e.action)
                                     .add(e.target)
@@ -154,7 +155,7 @@ Status PostgresIndex::delete_user(std::int64_t user_id, const AuditEvent* audit)
   // The interface has no clock argument here: the revocation time is the audited moment when
   // there is one, else now.
   const std::int64_t now_ms =
-      audit != nullptr && audit->at_ms != 0 ? audit->at_ms : pg::wall_clock_ms();
+      audit != nullptr && audit->at_ms != 0 ? audit->at_ms : core::wall_clock_ms();
   GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
   pg::Transaction tx(*conn);
   GW_RETURN_IF_ERROR(tx.begin());

@@ -4,6 +4,7 @@
 
 #include <mutex>
 
+#include "core/clock.h"
 #include "index/key_registry.h"
 #include "index/postgres/pg_pool.h"
 #include "index/postgres/pg_sql.h"
@@ -218,7 +219,7 @@ Result<std::shared_ptr<const crypto::Keyring>> PostgresIndex::use_keyring(crypto
                                      Params()
                                          .add(static_cast<std::int64_t>(plan.add->version))
                                          .add(plan.add->check_value)
-                                         .add(pg::wall_clock_ms())));
+                                         .add(core::wall_clock_ms())));
       if (rows.empty()) continue;  // lost a race: read the registry again
     }
     auto ring = std::make_shared<const crypto::Keyring>(std::move(plan.keyring));

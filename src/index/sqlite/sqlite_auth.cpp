@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/clock.h"
 #include "index/sqlite/sqlite_index.h"
 #include "index/sqlite/sqlite_statement.h"
 #include "index/validation.h"
@@ -25,12 +26,6 @@ constexpr const char* kTokenColumns =
     "t.id, t.user_id, t.token_hash, t.description, t.created_at_ms, t.expires_at_ms, "
     "t.revoked_at_ms, t.last_used_at_ms";
 constexpr int kTokenColumnCount = 8;
-
-std::int64_t wall_clock_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 Result<User> read_user(const auto& s, int c) {
   User u;
@@ -71,7 +66,7 @@ INSERT INTO audit (at_ms, actor, action, target, outcome, peer_address, details)
 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7
 WHERE CASE WHEN json_valid(?7) THEN json_type(?7) = 'object' ELSE 0 END
 )sql"));
-  s.bind(1, e.at_ms != 0 ? e.at_ms : wall_clock_ms());
+  s.bind(1, e.at_ms != 0 ? e.at_ms : core::wall_clock_ms());
   s.bind(2, e.actor).bind(3, e.action).bind(4, e.target).bind(5, e.outcome);
   s.bind(6, e.peer_address).bind(7, e.details.empty() ? std::string("{}") : e.details);
   GW_RETURN_IF_ERROR(s.run("append audit row"));
@@ -140,7 +135,7 @@ Status SqliteIndex::delete_user(std::int64_t user_id, const AuditEvent* audit) {
   // The interface has no clock argument here: the revocation time is the audited moment when
   // there is one, else now.
   const std::int64_t now_ms =
-      audit != nullptr && audit->at_ms != 0 ? audit->at_ms : wall_clock_ms();
+      audit != nullptr && audit->at_ms != 0 ? audit->at_ms : core::wall_clock_ms();
   std::lock_guard lock(mu_);
   Transaction tx(*this);
   GW_RETURN_IF_ERROR(tx.begin());

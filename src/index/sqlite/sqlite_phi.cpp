@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "core/clock.h"
 #include "index/key_registry.h"
 #include "index/sqlite/sqlite_index.h"
 #include "index/sqlite/sqlite_statement.h"
@@ -14,12 +15,6 @@ namespace {
 
 using core::ErrorCode;
 using core::make_error;
-
-std::int64_t now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 constexpr const char* kPatientColumns =
     "id, key_version, patient_id, patient_name, birth_date, sex, patient_id_enc, "
@@ -183,7 +178,7 @@ Result<std::shared_ptr<const crypto::Keyring>> SqliteIndex::use_keyring(crypto::
                         statement_locked("INSERT INTO encryption_keys (version, check_value, "
                                          "created_at_ms) VALUES (?, ?, ?)"));
     s.bind(1, static_cast<std::int64_t>(plan.add->version)).bind(2, plan.add->check_value);
-    s.bind(3, now_ms());
+    s.bind(3, core::wall_clock_ms());
     GW_RETURN_IF_ERROR(s.run("register encryption key"));
   }
   GW_RETURN_IF_ERROR(tx.commit());
