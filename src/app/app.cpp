@@ -114,8 +114,7 @@ core::Status App::start() {
   GW_RETURN_IF_ERROR(recover_after_crash());
   audit_writer_ = std::make_unique<audit::AuditWriter>(*index_);
   activity_audit_ = std::make_unique<ActivityAudit>(*audit_writer_);
-  ingest_ = std::make_unique<IngestService>(*store_, *index_, config_.storage.duplicates,
-                                            workers_.get_executor());
+  ingest_ = std::make_unique<IngestService>(*store_, *index_, config_.storage.duplicates);
   // The API's destinations run with the file's (ADR 005); a name in both, or one that no
   // longer checks against the file, stops the start like a bad config file.
   GW_ASSIGN_OR_RETURN(auto api, index_->list_destinations());
@@ -132,6 +131,7 @@ core::Status App::start() {
   scp_ = std::make_unique<dicom::ScpContext>(scp_policy_from(config_), *ingest_,
                                              workers_.get_executor());
   scp_->set_observer(activity_audit_.get());
+  association_threads_ = std::make_unique<dicom::IoPool>(io_threads());
   for (const auto& l : config_.listeners) {
     if (l.tls && !tls_) {
       GW_ASSIGN_OR_RETURN(tls_, tls::TlsContextHolder::create(config_.tls));
@@ -144,6 +144,7 @@ core::Status App::start() {
     }
     GW_ASSIGN_OR_RETURN(auto listener, dicom::Listener::create(io_, l.name, l.bind, l.port, *scp_,
                                                                l.tls ? tls_ : nullptr));
+    listener->set_io_pool(association_threads_.get());
     listeners_.push_back(std::move(listener));
   }
   if (config_.http.enabled) {
@@ -303,11 +304,13 @@ int App::run() {
     log()->info("event=listening listener={} port={} ae_title={}", l->name(), l->port(),
                 config_.ae_title);
   }
+  association_threads_->start();
   std::vector<std::jthread> threads;
   const auto n = io_threads();
   for (std::size_t i = 1; i < n; ++i) threads.emplace_back([this]() { io_.run(); });
   io_.run();
   threads.clear();  // joins
+  association_threads_->stop();
   // After the drain, so /status and /queue answered during it; before the workers, whose
   // index calls it shares.
   if (http_) http_->stop();

@@ -102,6 +102,9 @@ class App final : public http::GatewayControl {
   std::int64_t started_at_ms_ = 0;
   asio::thread_pool workers_;
   asio::io_context io_;
+  /// The threads that run DICOM associations (after io_ in this list: destroyed first, while
+  /// everything their coroutine frames refer to still exists).
+  std::unique_ptr<dicom::IoPool> association_threads_;
   std::vector<std::unique_ptr<dicom::Listener>> listeners_;
   asio::signal_set signals_;
   std::atomic<bool> stopping_{false};

@@ -195,12 +195,8 @@ class IngestSession final : public dicom::StoreSession {
 }  // namespace
 
 IngestService::IngestService(storage::Store& store, index::Index& index,
-                             config::DuplicatePolicy duplicates, asio::any_io_executor worker_pool)
-    : worker_pool_(std::move(worker_pool)),
-      store_(store),
-      index_(index),
-      duplicates_(duplicates),
-      committer_([this](const auto& batch) {
+                             config::DuplicatePolicy duplicates)
+    : store_(store), index_(index), duplicates_(duplicates), committer_([this](const auto& batch) {
         counters_.commit_groups++;
         std::vector<index::InstanceRecord> records;
         records.reserve(batch.size());

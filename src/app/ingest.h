@@ -35,9 +35,7 @@ using EnqueuedCallback = std::function<void(const std::vector<std::string>& dest
 
 class IngestService final : public dicom::StoreService {
  public:
-  /// `worker_pool`: where the SHA-256 of each received file is computed, behind the writer.
-  IngestService(storage::Store& store, index::Index& index, config::DuplicatePolicy duplicates,
-                asio::any_io_executor worker_pool);
+  IngestService(storage::Store& store, index::Index& index, config::DuplicatePolicy duplicates);
 
   /// The routing rules every instance is matched against from now on (config reload swaps
   /// them); null = nothing is forwarded. Thread-safe.
@@ -51,10 +49,12 @@ class IngestService final : public dicom::StoreService {
 
   core::Result<std::unique_ptr<dicom::StoreSession>> begin(
       const dicom::StoreRequest& request) override;
+  /// With storage.fsync off nothing in finish() waits for the disk: it runs on the
+  /// association's thread (parse, rename, one SQLite commit without a WAL fsync).
+  bool finish_is_quick() const override { return !store_.options().fsync; }
 
   IngestCounters& counters() { return counters_; }
   storage::Store& store() { return store_; }
-  asio::any_io_executor worker_pool() { return worker_pool_; }
   index::Index& index() { return index_; }
   index::DuplicatePolicy duplicate_policy() const;
   /// Makes a published file's directory entry durable and commits its index row, grouped with
@@ -63,7 +63,6 @@ class IngestService final : public dicom::StoreService {
   core::Result<index::InsertResult> commit(const index::InstanceRecord& record);
 
  private:
-  asio::any_io_executor worker_pool_;
   storage::Store& store_;
   index::Index& index_;
   config::DuplicatePolicy duplicates_;

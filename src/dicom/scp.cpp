@@ -109,7 +109,12 @@ asio::awaitable<bool> handle_store(Association& assoc, const Command& rq, std::u
   }
   if (session) {
     auto finish = [&session]() { return session->finish(); };
-    outcome = co_await run_blocking(ctx.worker_pool(), finish);
+    // (An if, not ?: — GCC 12 miscompiles co_await inside a conditional expression.)
+    if (ctx.store().finish_is_quick()) {
+      outcome = finish();
+    } else {
+      outcome = co_await run_blocking(ctx.worker_pool(), finish);
+    }
     session.reset();
   }
   const bool stored =
@@ -502,8 +507,9 @@ void Listener::stop() {
 asio::awaitable<void> Listener::accept_loop() {
   asio::steady_timer backoff(acceptor_.get_executor());
   while (acceptor_.is_open()) {
-    asio::any_io_executor strand = asio::make_strand(io_);
-    auto [ec, socket] = co_await acceptor_.async_accept(strand, use_nothrow);
+    // Each connection's executor: one pool thread for its whole life, or a strand.
+    asio::any_io_executor home = pool_ ? pool_->next() : asio::make_strand(io_);
+    auto [ec, socket] = co_await acceptor_.async_accept(home, use_nothrow);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor_.is_open()) break;
       log()->warn("listener={} event=accept_failed reason=\"{}\"", name_, ec.message());

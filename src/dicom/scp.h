@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "dicom/association.h"
+#include "dicom/io_pool.h"
 #include "dicom/negotiation.h"
 #include "tls/context.h"
 #include "tls/handshake_reason.h"
@@ -75,6 +76,10 @@ class StoreService {
   /// Called when a C-STORE-RQ arrives. An error is answered with its DIMSE status (the data set
   /// is still read and discarded to keep the association in step).
   virtual Result<std::unique_ptr<StoreSession>> begin(const StoreRequest& request) = 0;
+  /// True when StoreSession::finish() never waits for the disk (no fdatasync/fsync): it then
+  /// runs on the association's own I/O thread instead of hopping to the worker pool and back,
+  /// which costs more than the work itself. False (the default): finish() runs on the workers.
+  virtual bool finish_is_quick() const { return false; }
 };
 
 struct ScpPolicy {
@@ -211,6 +216,9 @@ class Listener {
   static Result<std::unique_ptr<Listener>> create(
       asio::io_context& io, std::string name, const std::string& bind, std::uint16_t port,
       ScpContext& context, std::shared_ptr<tls::TlsContextHolder> tls = nullptr);
+  /// Accepted connections run on `pool` (not owned; set before start()). Without one they run
+  /// on strands of the listener's io_context.
+  void set_io_pool(IoPool* pool) { pool_ = pool; }
   void start();
   void stop();
   std::uint16_t port() const { return port_; }
@@ -226,6 +234,7 @@ class Listener {
   asio::ip::tcp::acceptor acceptor_;
   ScpContext& context_;
   std::shared_ptr<tls::TlsContextHolder> tls_;  ///< null: plain DICOM
+  IoPool* pool_ = nullptr;
   std::uint16_t port_ = 0;
 };
 

@@ -211,6 +211,42 @@ TEST(Concurrency, OneSenderEightAssociations) {
   EXPECT_TRUE(gw->spool_files().empty());
 }
 
+/// storage.fsync: false finishes each C-STORE on the association's own I/O thread (no hop to
+/// the worker pool): several associations at once must still all be indexed, and another
+/// client's C-ECHO still answered meanwhile.
+TEST(Concurrency, WithoutFsyncFourAssociationsAllIndexedAndEchoAnswered) {
+  TempDir dir("gw-conc");
+  const auto files =
+      generate_dicom(dir / "source", {"--count", "200", "--seed", "33", "--size-kib", "64"});
+  ASSERT_EQ(files.size(), 200u);
+  GatewayOptions options;
+  options.fsync = false;
+  auto gw = Gateway::start(options);
+  ProcessOptions po;
+  po.argv = {gateway_binary().string(),
+             "send",
+             "--no-progress",
+             "-j",
+             "4",
+             "--aec",
+             "DICOM_GW",
+             "127.0.0.1",
+             std::to_string(gw->port()),
+             (dir / "source").string()};
+  po.log_dir = dir / "logs";
+  po.log_name = "sender";
+  auto sender = Process::start(std::move(po));
+  const CommandResult echo = gw_echo(gw->port(), 20s);
+  EXPECT_TRUE(echo.ok()) << both(echo);
+  const auto code = sender.wait_for_exit(120s);
+  ASSERT_TRUE(code.has_value()) << sender.describe() << " did not finish";
+  EXPECT_EQ(*code, 0) << sender.read_stdout() << sender.read_stderr();
+  EXPECT_EQ(gw->count_instances(), 200);
+  EXPECT_EQ(gw->storage_files().size(), files.size());
+  EXPECT_TRUE(gw->spool_files().empty());
+  EXPECT_EQ(gw->stop(), 0) << gw->log();
+}
+
 // ---- connections that do not associate ---------------------------------------------------------
 
 /// Half an A-ASSOCIATE-RQ: the header announces the whole body, only half of it follows.
