@@ -91,7 +91,10 @@ class SpoolFile {
   std::unique_ptr<EncryptedFileWriter> encrypted_;  ///< set: storage.encrypt
   std::shared_ptr<const crypto::Keyring> keyring_;  ///< what the file was encrypted with
   bool finished_ = false;                           ///< content() was called
-  static constexpr std::uint64_t kWritebackChunk = 8u << 20;
+  /// Every 256 KiB (one PDU at our default max PDU length) the disk starts on what arrived, so
+  /// the fdatasync at the end waits for the tail only. Measured against 8 MiB (session 6, fsync
+  /// on): +12 % instances/s for 512 KiB files on 1 association, +8 % on 4, +10 % for 50 MiB.
+  static constexpr std::uint64_t kWritebackChunk = 256u << 10;
   bool failed_ = false;  ///< a write failed: the content is incomplete and must not be committed
 };
 
