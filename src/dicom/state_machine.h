@@ -49,12 +49,15 @@ enum class Event : std::uint8_t {
 };
 
 /// The actions of PS3.8 section 9.2.2 (AE-n, DT-n, AR-n, AA-n).
+// One row per group of actions, as PS3.8 lists them.
+// clang-format off
 enum class Action : std::uint8_t {
   kAe1, kAe2, kAe3, kAe4, kAe5, kAe6, kAe7, kAe8,
   kDt1, kDt2,
   kAr1, kAr2, kAr3, kAr4, kAr5, kAr6, kAr7, kAr8, kAr9, kAr10,
   kAa1, kAa2, kAa3, kAa4, kAa5, kAa6, kAa7, kAa8,
 };
+// clang-format on
 
 struct Transition {
   Action action;
@@ -77,9 +80,9 @@ Transition next(State state, Event event, Role role);
 /// The state after AE-6 when the local policy rejects the A-ASSOCIATE-RQ (RJ sent, ARTIM on).
 inline constexpr State after_ae6_reject() { return State::kSta13; }
 
-std::string_view name(State state);   ///< "Sta6"
-std::string_view name(Event event);   ///< "Evt10"
-std::string_view name(Action action); ///< "AA-1"
+std::string_view name(State state);    ///< "Sta6"
+std::string_view name(Event event);    ///< "Evt10"
+std::string_view name(Action action);  ///< "AA-1"
 
 /// A tracker for one association: holds the state and applies events. Not thread-safe (one
 /// association is driven by one coroutine).

@@ -15,7 +15,8 @@ inline constexpr std::string_view kDeflatedExplicitVrLittleEndian = "1.2.840.100
 inline constexpr std::string_view kExplicitVrBigEndian = "1.2.840.10008.1.2.2";
 
 /// The gateway's implementation class UID (under the DCMTK-free "2.25" UUID arc) and version.
-inline constexpr std::string_view kImplementationClassUid = "2.25.186474613262730913742310585532931736821";
+inline constexpr std::string_view kImplementationClassUid =
+    "2.25.186474613262730913742310585532931736821";
 inline constexpr std::string_view kImplementationVersionName = "DICOMGW_010";
 
 struct TransferSyntaxInfo {

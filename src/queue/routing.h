@@ -75,8 +75,8 @@ class RoutingTable {
                       const config::IpAddress* peer);
   void add_destinations(const CompiledRoute& route, std::vector<std::string>& out) const;
 
-  std::vector<CompiledRoute> routes_;     ///< in config order, the default route excluded
-  std::optional<CompiledRoute> default_;  ///< at most one
+  std::vector<CompiledRoute> routes_;       ///< in config order, the default route excluded
+  std::optional<CompiledRoute> default_;    ///< at most one
   std::vector<CompiledRoute> independent_;  ///< API destinations' matches, in order
   std::vector<std::string> destination_names_;
   std::vector<std::uint32_t> required_tags_;
