@@ -165,6 +165,43 @@ TEST_P(IndexInstances, DuplicateOverwrite) {
   EXPECT_EQ((*study)->last_received_at_ms, 2000);
 }
 
+/// Later instances of a known study: a changed value is taken at once; the study's
+/// last_received_at may lag by under a second (SQLite skips rewriting an unchanged row within a
+/// second of its last update) but never goes backwards, and a second later it is exact.
+TEST_P(IndexInstances, LaterInstancesUpdateTheStudyAndSeries) {
+  insert(make_record("1.2.3.1", "1.2.3.100", "1.2.3.1000", 1000));
+  insert(make_record("1.2.3.2", "1.2.3.100", "1.2.3.1000", 1500));
+  auto study = index_->find_study("1.2.3.1000");
+  ASSERT_TRUE(study.ok() && study->has_value());
+  EXPECT_GE((*study)->last_received_at_ms, 1000);
+  EXPECT_LE((*study)->last_received_at_ms, 1500);
+  EXPECT_EQ((*study)->instance_count, 2);
+
+  auto changed = make_record("1.2.3.3", "1.2.3.100", "1.2.3.1000", 1600);
+  changed.study_description = "CT Chest with contrast";
+  changed.series_description = "Axial 1mm";
+  insert(changed);
+  study = index_->find_study("1.2.3.1000");
+  ASSERT_TRUE(study.ok() && study->has_value());
+  EXPECT_EQ((*study)->study_description, "CT Chest with contrast");
+  EXPECT_EQ((*study)->series_count, 1);
+  EXPECT_GE((*study)->last_received_at_ms, 1000);
+  EXPECT_LE((*study)->last_received_at_ms, 1600);
+
+  insert(make_record("1.2.3.4", "1.2.3.100", "1.2.3.1000", 2700));
+  study = index_->find_study("1.2.3.1000");
+  ASSERT_TRUE(study.ok() && study->has_value());
+  EXPECT_EQ((*study)->last_received_at_ms, 2700);
+  EXPECT_EQ((*study)->instance_count, 4);
+  // Every instance hangs off the same series row, which holds the latest non-empty values.
+  for (const char* sop : {"1.2.3.1", "1.2.3.2", "1.2.3.3", "1.2.3.4"}) {
+    auto found = index_->find_instance(sop);
+    ASSERT_TRUE(found.ok() && found->has_value()) << sop;
+    EXPECT_EQ((*found)->series_instance_uid, "1.2.3.100");
+    EXPECT_EQ((*found)->series_description, "Axial 5mm") << sop;
+  }
+}
+
 TEST_P(IndexInstances, DuplicateRejectWritesNothing) {
   auto first = make_record("1.2.3.1", "1.2.3.100", "1.2.3.1000");
   insert(first);
