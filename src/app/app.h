@@ -15,6 +15,7 @@
 #include "audit/writer.h"
 #include "config/config.h"
 #include "crypto/keyring.h"
+#include "dicom/io_pool.h"
 #include "dicom/scp.h"
 #include "http/control.h"
 #include "http/service.h"

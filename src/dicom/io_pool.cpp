@@ -10,7 +10,7 @@ IoPool::IoPool(std::size_t threads) {
     // Concurrency hint 1: only this pool's thread runs the context (other threads still post to
     // it, e.g. the worker pool resuming an association, so it keeps its locks).
     contexts_.push_back(std::make_unique<asio::io_context>(1));
-    guards_.emplace_back(asio::make_work_guard(*contexts_.back()));
+    guards_.push_back(asio::make_work_guard(*contexts_.back()));
   }
 }
 
@@ -24,7 +24,7 @@ void IoPool::start() {
 }
 
 void IoPool::stop() {
-  for (auto& guard : guards_) guard.reset();
+  guards_.clear();
   for (auto& context : contexts_) context->stop();
   for (auto& thread : threads_) {
     if (thread.joinable()) thread.join();

@@ -9,7 +9,6 @@
 #include <atomic>
 #include <cstddef>
 #include <memory>
-#include <optional>
 #include <thread>
 #include <vector>
 
@@ -37,7 +36,7 @@ class IoPool {
  private:
   using Guard = asio::executor_work_guard<asio::io_context::executor_type>;
   std::vector<std::unique_ptr<asio::io_context>> contexts_;
-  std::vector<std::optional<Guard>> guards_;
+  std::vector<Guard> guards_;  ///< emptied by stop()
   std::vector<std::thread> threads_;
   std::atomic<std::size_t> next_{0};
 };

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/log.h"
+#include "dicom/io_pool.h"
 #include "dicom/tls_channel.h"
 #include "dicom/uids.h"
 

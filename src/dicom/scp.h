@@ -19,13 +19,14 @@
 #include <vector>
 
 #include "dicom/association.h"
-#include "dicom/io_pool.h"
 #include "dicom/negotiation.h"
 #include "tls/context.h"
 #include "tls/handshake_reason.h"
 #include "tls/peer_identity.h"
 
 namespace gw::dicom {
+
+class IoPool;
 
 /// Who is on the other end of an association (for policy, audit and the index).
 struct AssociationInfo {

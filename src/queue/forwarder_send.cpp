@@ -45,6 +45,14 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
     }
     i = items.size();
   };
+  // The connection failed: the rest of the batch shares its reason, in one log line.
+  auto abandon_batch = [&](std::string_view event, const Classification& c) {
+    log()->warn("event={} destination={} rows={} reason=\"{}\"", event, name_, items.size() - i,
+                c.reason);
+    finish_rest(c);
+    end_attempt(conn, c.reason);
+    note_failure(c);
+  };
   // An association kept open between batches may have been closed by the peer meanwhile (its
   // own idle timeout); the first failure on it earns one fresh association, not a retry.
   bool may_be_stale = conn.assoc && conn.used;
@@ -63,12 +71,8 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
       auto opened =
           co_await open_connection(conn, pairs_to_propose(prepared, i, old_pairs), rejection);
       if (!opened.ok()) {
-        const auto c = classify_association_failure(opened.error(), rejection);
-        log()->warn("event=association_failed destination={} rows={} reason=\"{}\"", name_,
-                    items.size() - i, c.reason);
-        finish_rest(c);
-        end_attempt(conn, c.reason);
-        note_failure(c);
+        abandon_batch("association_failed",
+                      classify_association_failure(opened.error(), rejection));
         break;
       }
       may_be_stale = false;
@@ -112,12 +116,7 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
         end_attempt(conn, rsp.error().message);
         continue;  // the same item, on a new association
       }
-      const auto c = classify_association_failure(rsp.error());
-      log()->warn("event=transfer_failed destination={} rows={} reason=\"{}\"", name_,
-                  items.size() - i, c.reason);
-      finish_rest(c);
-      end_attempt(conn, c.reason);
-      note_failure(c);
+      abandon_batch("transfer_failed", classify_association_failure(rsp.error()));
       break;
     }
     may_be_stale = false;

@@ -18,6 +18,25 @@ using core::make_error;
 
 constexpr int kBusyTimeoutMs = 5000;
 
+/// The id from the RETURNING row of an upsert whose DO UPDATE has a WHERE; when the WHERE left
+/// an unchanged row alone there is no such row, and `find()` (a statement bound to the same
+/// key, prepared only then) reads the id.
+template <class Stmt, class Find>
+Result<std::int64_t> upserted_id(Stmt& upsert, const char* what, Find find) {
+  GW_ASSIGN_OR_RETURN(bool row, upsert.step(what));
+  if (row) {
+    const std::int64_t id = upsert.int64(0);
+    GW_RETURN_IF_ERROR(upsert.run(what));
+    return id;
+  }
+  GW_ASSIGN_OR_RETURN(auto lookup, find());
+  GW_ASSIGN_OR_RETURN(bool found, lookup.step(what));
+  if (!found) return make_error(ErrorCode::kDatabase, std::string(what) + ": no id returned");
+  const std::int64_t id = lookup.int64(0);
+  GW_RETURN_IF_ERROR(lookup.run(what));
+  return id;
+}
+
 }  // namespace
 
 void SqliteIndex::DbDeleter::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
@@ -242,20 +261,14 @@ RETURNING id
 )sql"));
     s.bind(1, r.patient_id).bind(2, r.patient_name).bind(3, r.patient_birth_date);
     s.bind(4, r.patient_sex).bind(5, r.received_at_ms);
-    GW_ASSIGN_OR_RETURN(bool row, s.step("upsert patient"));
-    if (row) {
-      patient_pk = s.int64(0);
-      GW_RETURN_IF_ERROR(s.run("upsert patient"));
-    } else {
-      GW_ASSIGN_OR_RETURN(
-          auto q,
-          statement_locked("SELECT id FROM patients WHERE patient_id = ?1 AND patient_name = ?2"));
-      q.bind(1, r.patient_id).bind(2, r.patient_name);
-      GW_ASSIGN_OR_RETURN(bool found, q.step("find patient"));
-      if (!found) return make_error(ErrorCode::kDatabase, "upsert patient: no id returned");
-      patient_pk = q.int64(0);
-      GW_RETURN_IF_ERROR(q.run("find patient"));
-    }
+    GW_ASSIGN_OR_RETURN(
+        patient_pk, upserted_id(s, "upsert patient", [&]() -> Result<Statement> {
+          GW_ASSIGN_OR_RETURN(
+              auto q, statement_locked(
+                          "SELECT id FROM patients WHERE patient_id = ?1 AND patient_name = ?2"));
+          q.bind(1, r.patient_id).bind(2, r.patient_name);
+          return q;
+        }));
   }
 
   std::int64_t study_pk = 0;
@@ -289,19 +302,13 @@ RETURNING id
     s.bind(1, r.study_instance_uid).bind(2, patient_pk).bind(3, r.study_date);
     s.bind(4, r.study_time).bind(5, r.study_description).bind(6, r.accession_number);
     s.bind(7, r.study_id).bind(8, r.referring_physician).bind(9, r.received_at_ms);
-    GW_ASSIGN_OR_RETURN(bool row, s.step("upsert study"));
-    if (row) {
-      study_pk = s.int64(0);
-      GW_RETURN_IF_ERROR(s.run("upsert study"));
-    } else {
-      GW_ASSIGN_OR_RETURN(auto q,
-                          statement_locked("SELECT id FROM studies WHERE study_instance_uid = ?1"));
-      q.bind(1, r.study_instance_uid);
-      GW_ASSIGN_OR_RETURN(bool found, q.step("find study"));
-      if (!found) return make_error(ErrorCode::kDatabase, "upsert study: no id returned");
-      study_pk = q.int64(0);
-      GW_RETURN_IF_ERROR(q.run("find study"));
-    }
+    GW_ASSIGN_OR_RETURN(
+        study_pk, upserted_id(s, "upsert study", [&]() -> Result<Statement> {
+          GW_ASSIGN_OR_RETURN(
+              auto q, statement_locked("SELECT id FROM studies WHERE study_instance_uid = ?1"));
+          q.bind(1, r.study_instance_uid);
+          return q;
+        }));
   }
 
   std::int64_t series_pk = 0;
@@ -328,19 +335,13 @@ RETURNING id
     s.bind(1, r.series_instance_uid).bind(2, study_pk).bind(3, r.modality);
     s.bind(4, r.series_description).bind(5, r.series_number).bind(6, r.body_part_examined);
     s.bind(7, r.received_at_ms);
-    GW_ASSIGN_OR_RETURN(bool row, s.step("upsert series"));
-    if (row) {
-      series_pk = s.int64(0);
-      GW_RETURN_IF_ERROR(s.run("upsert series"));
-    } else {
-      GW_ASSIGN_OR_RETURN(auto q,
-                          statement_locked("SELECT id FROM series WHERE series_instance_uid = ?1"));
-      q.bind(1, r.series_instance_uid);
-      GW_ASSIGN_OR_RETURN(bool found, q.step("find series"));
-      if (!found) return make_error(ErrorCode::kDatabase, "upsert series: no id returned");
-      series_pk = q.int64(0);
-      GW_RETURN_IF_ERROR(q.run("find series"));
-    }
+    GW_ASSIGN_OR_RETURN(
+        series_pk, upserted_id(s, "upsert series", [&]() -> Result<Statement> {
+          GW_ASSIGN_OR_RETURN(
+              auto q, statement_locked("SELECT id FROM series WHERE series_instance_uid = ?1"));
+          q.bind(1, r.series_instance_uid);
+          return q;
+        }));
   }
 
   {
