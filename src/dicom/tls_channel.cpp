@@ -4,21 +4,30 @@
 #include <openssl/x509v3.h>
 
 #include <algorithm>
+#include <asio/ssl/error.hpp>
 
 namespace gw::dicom {
 
 using core::ErrorCode;
 using core::make_error;
 
+namespace {
+
+constexpr std::size_t kRecord = 16 * 1024;    // TLS's largest record (plaintext)
+constexpr std::size_t kFlushAt = 256 * 1024;  // ciphertext written per socket write, at most
+
+}  // namespace
+
 TlsChannel::TlsChannel(asio::ip::tcp::socket socket, std::shared_ptr<const tls::TlsContext> context)
     : Channel(socket.get_executor()),
       context_(std::move(context)),
-      stream_(std::move(socket), context_->asio_context()),
-      peer_(remote_endpoint_string(stream_.next_layer())),
-      shutdown_timer_(stream_.get_executor()) {
+      socket_(std::move(socket)),
+      engine_(context_->asio_context().native_handle()),
+      peer_(remote_endpoint_string(socket_)),
+      shutdown_timer_(socket_.get_executor()) {
   std::error_code ec;
-  stream_.next_layer().set_option(asio::ip::tcp::no_delay(true), ec);
-  tls::attach_verify_record(stream_.native_handle(), &verify_);
+  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+  tls::attach_verify_record(engine_.ssl(), &verify_);
 }
 
 Result<std::shared_ptr<TlsChannel>> TlsChannel::create(
@@ -51,8 +60,8 @@ Status TlsChannel::handshake_error(const std::error_code& ec,
 asio::awaitable<Status> TlsChannel::handshake_server(Clock::duration timeout) {
   expires_after(timeout);
   std::uint8_t first = 0;
-  auto [pec, n] = co_await stream_.next_layer().async_receive(
-      asio::buffer(&first, 1), asio::socket_base::message_peek, use_nothrow);
+  auto [pec, n] = co_await socket_.async_receive(asio::buffer(&first, 1),
+                                                 asio::socket_base::message_peek, use_nothrow);
   if (pec || n == 0) {
     if (timed_out_) {
       co_return make_error(ErrorCode::kTimeout, "handshake timed out (the peer sent nothing)");
@@ -61,8 +70,8 @@ asio::awaitable<Status> TlsChannel::handshake_server(Clock::duration timeout) {
     co_return make_error(ErrorCode::kIo, "the peer closed the connection before a TLS hello");
   }
   if (auto why = tls::describe_first_byte(first)) co_return make_error(ErrorCode::kTls, *why);
-  auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::server, use_nothrow);
-  if (ec) co_return handshake_error(ec, first, "");
+  engine_.set_server();
+  if (auto ec = co_await drive(&TlsEngine::handshake)) co_return handshake_error(ec, first, "");
   handshake_done_ = true;
   expires_never();
   co_return Status{};
@@ -70,7 +79,7 @@ asio::awaitable<Status> TlsChannel::handshake_server(Clock::duration timeout) {
 
 asio::awaitable<Status> TlsChannel::handshake_client(const std::string& host, bool verify_hostname,
                                                      Clock::duration timeout) {
-  SSL* ssl = stream_.native_handle();
+  SSL* ssl = engine_.ssl();
   std::error_code aec;
   (void)asio::ip::make_address(host, aec);
   const bool is_ip = !aec;
@@ -89,8 +98,10 @@ asio::awaitable<Status> TlsChannel::handshake_client(const std::string& host, bo
     }
   }
   expires_after(timeout);
-  auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::client, use_nothrow);
-  if (ec) co_return handshake_error(ec, std::nullopt, host);
+  engine_.set_client();
+  if (auto ec = co_await drive(&TlsEngine::handshake)) {
+    co_return handshake_error(ec, std::nullopt, host);
+  }
   handshake_done_ = true;
   expires_never();
   co_return Status{};
@@ -112,18 +123,120 @@ Status TlsChannel::io_error(const std::error_code& ec, const char* what) const {
   return error_status(ec, what);
 }
 
+asio::awaitable<std::error_code> TlsChannel::flush() {
+  if (flushing_) co_return std::error_code{};  // the flush in progress takes this output too
+  flushing_ = true;
+  std::error_code ec;
+  while (engine_.has_output()) {
+    const auto out = engine_.begin_flush();
+    auto [wec, n] =
+        co_await asio::async_write(socket_, asio::buffer(out.data(), out.size()), use_nothrow);
+    engine_.end_flush();
+    if (wec) {
+      ec = wec;
+      break;
+    }
+  }
+  flushing_ = false;
+  co_return ec;
+}
+
+asio::awaitable<std::error_code> TlsChannel::fill() {
+  const auto space = engine_.rx_space();
+  auto [ec, n] =
+      co_await socket_.async_read_some(asio::buffer(space.data(), space.size()), use_nothrow);
+  if (n > 0) engine_.rx_commit(n);
+  if (ec == asio::error::eof) co_return engine_.eof_error();
+  co_return ec;
+}
+
+asio::awaitable<std::error_code> TlsChannel::drive(TlsEngine::Step (TlsEngine::*step)()) {
+  for (;;) {  // each round either finishes or waits for the peer (under the deadline)
+    const auto s = (engine_.*step)();
+    if (engine_.has_output()) {
+      // On an error this sends the alert that tells the peer why, as far as it gets.
+      auto ec = co_await flush();
+      if (ec && s.want != TlsEngine::Want::kError) co_return ec;
+    }
+    switch (s.want) {
+      case TlsEngine::Want::kDone:
+        co_return std::error_code{};
+      case TlsEngine::Want::kInput:
+        if (auto ec = co_await fill()) co_return ec;
+        break;
+      case TlsEngine::Want::kClosed:
+      case TlsEngine::Want::kError:
+        co_return s.error;
+    }
+  }
+}
+
 asio::awaitable<Status> TlsChannel::read_exact(std::span<std::uint8_t> buf) {
   ++pending_;
-  auto [ec, n] =
-      co_await asio::async_read(stream_, asio::buffer(buf.data(), buf.size()), use_nothrow);
+  std::size_t got = 0;
+  std::error_code ec;
+  while (got < buf.size()) {
+    const auto s = engine_.read(buf.subspan(got));
+    // A read can produce output of its own (the answer to a KeyUpdate).
+    if (engine_.has_output()) ec = co_await flush();
+    if (ec) break;
+    if (s.want == TlsEngine::Want::kDone) {
+      got += s.bytes;
+    } else if (s.want == TlsEngine::Want::kInput) {
+      ec = co_await fill();
+      if (ec) break;
+    } else {
+      ec = s.error;
+      break;
+    }
+  }
   --pending_;
   if (ec) co_return io_error(ec, "read");
   co_return Status{};
 }
 
+std::error_code TlsChannel::encrypt_stage() {
+  if (stage_.empty()) return {};
+  const auto s = engine_.write(stage_);
+  stage_.clear();
+  return s.want == TlsEngine::Want::kDone ? std::error_code{} : s.error;
+}
+
+std::error_code TlsChannel::encrypt(std::span<const std::uint8_t> data) {
+  while (!data.empty()) {
+    std::size_t n = 0;
+    if (stage_.empty() && data.size() >= kRecord) {
+      n = data.size() - data.size() % kRecord;  // whole records straight from the caller
+      const auto s = engine_.write(data.first(n));
+      if (s.want != TlsEngine::Want::kDone) return s.error;
+    } else {
+      n = std::min(kRecord - stage_.size(), data.size());
+      stage_.insert(stage_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(n));
+      if (stage_.size() == kRecord) {
+        if (auto ec = encrypt_stage()) return ec;
+      }
+    }
+    data = data.subspan(n);
+  }
+  return {};
+}
+
 asio::awaitable<Status> TlsChannel::write_all(std::span<const asio::const_buffer> buffers) {
   ++pending_;
-  auto [ec, n] = co_await asio::async_write(stream_, buffers, use_nothrow);
+  std::error_code ec;
+  for (const auto& b : buffers) {
+    std::span<const std::uint8_t> data(static_cast<const std::uint8_t*>(b.data()), b.size());
+    while (!ec && !data.empty()) {
+      const auto piece = data.first(std::min(data.size(), kFlushAt));
+      data = data.subspan(piece.size());
+      ec = encrypt(piece);
+      if (!ec && engine_.output_size() >= kFlushAt) ec = co_await flush();
+    }
+    if (ec) break;
+  }
+  if (!ec) ec = encrypt_stage();
+  if (!ec) ec = co_await flush();
+  stage_.clear();
   --pending_;
   if (ec) co_return io_error(ec, "write");
   co_return Status{};
@@ -131,9 +244,8 @@ asio::awaitable<Status> TlsChannel::write_all(std::span<const asio::const_buffer
 
 void TlsChannel::close_socket() noexcept {
   std::error_code ec;
-  auto& socket = stream_.lowest_layer();
-  socket.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  socket.close(ec);
+  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket_.close(ec);
   shutdown_timer_.cancel();
 }
 
@@ -144,7 +256,7 @@ void TlsChannel::close() noexcept {
   if (handshake_done_ && pending_ == 0 && !timed_out_ && !cancelled_) {
     try {
       asio::co_spawn(
-          stream_.get_executor(),
+          socket_.get_executor(),
           [self = std::static_pointer_cast<TlsChannel>(shared_from_this())]() {
             return self->graceful_close();
           },
@@ -166,14 +278,14 @@ asio::awaitable<void> TlsChannel::graceful_close() {
       [self = std::static_pointer_cast<TlsChannel>(shared_from_this())](std::error_code ec) {
         if (!ec) self->close_socket();  // the peer did not answer close_notify in time
       });
-  auto [ec] = co_await stream_.async_shutdown(use_nothrow);
+  auto ec = co_await drive(&TlsEngine::shutdown);
   (void)ec;  // the peer closing without its own close_notify is normal for DICOM peers
   close_socket();
 }
 
 void TlsChannel::cancel() noexcept {
   std::error_code ec;
-  stream_.lowest_layer().cancel(ec);
+  socket_.cancel(ec);
 }
 
 std::string TlsChannel::peer_certificate_subject() const {

@@ -1,5 +1,11 @@
 #pragma once
-/// DICOM over TLS (PS3.15 B.9-B.11): the Channel interface over an Asio SSL stream.
+/// DICOM over TLS (PS3.15 B.9-B.11): the Channel interface over a TCP socket and a TlsEngine.
+///
+/// The engine encrypts and decrypts in memory; this class does the socket I/O: ciphertext is
+/// read in chunks of up to TlsEngine::kReceiveBuffer, and each write_all() leaves in as few
+/// socket writes as its size allows (records are cut at 16 KiB of plaintext, small pieces such
+/// as PDU headers are merged with the data after them instead of becoming records of their
+/// own).
 ///
 /// A TlsChannel keeps the TLS context snapshot it was created with for its whole life, so a
 /// reload (TlsContextHolder) never changes a running association. The handshake runs under the
@@ -12,11 +18,11 @@
 /// literals) and checks the server's host name or IP address against its subjectAltName.
 /// Failures are reported in plain words (tls/diagnose.h).
 
-#include <asio/ssl.hpp>
 #include <memory>
 #include <string>
 
 #include "dicom/channel.h"
+#include "dicom/tls_engine.h"
 #include "tls/context.h"
 #include "tls/peer_identity.h"
 
@@ -24,8 +30,6 @@ namespace gw::dicom {
 
 class TlsChannel final : public Channel {
  public:
-  using Stream = asio::ssl::stream<asio::ip::tcp::socket>;
-
   /// Takes a connected socket; sets TCP_NODELAY; starts the watchdog. kTls if OpenSSL cannot
   /// create the connection object.
   static Result<std::shared_ptr<TlsChannel>> create(asio::ip::tcp::socket socket,
@@ -49,7 +53,7 @@ class TlsChannel final : public Channel {
   void cancel() noexcept override;
   std::string peer_address() const override { return peer_; }
   bool is_tls() const override { return true; }
-  asio::any_io_executor executor() override { return stream_.get_executor(); }
+  asio::any_io_executor executor() override { return socket_.get_executor(); }
 
   /// The peer's certificate (empty when it sent none): RFC 2253 subject, SHA-256 fingerprint.
   std::string peer_certificate_subject() const;
@@ -73,11 +77,23 @@ class TlsChannel final : public Channel {
   Status io_error(const std::error_code& ec, const char* what) const;
   void close_socket() noexcept;
   asio::awaitable<void> graceful_close();
-  /// Asio's native_handle() is not const; reading the SSL object's state does not change it.
-  SSL* ssl() const { return const_cast<Stream&>(stream_).native_handle(); }
+  SSL* ssl() const { return engine_.ssl(); }
+  /// Drives a handshake or shutdown step function until it is done: flushes its output, feeds
+  /// it socket input.
+  asio::awaitable<std::error_code> drive(TlsEngine::Step (TlsEngine::*step)());
+  /// Writes the engine's pending output; another flush in progress takes it along instead.
+  asio::awaitable<std::error_code> flush();
+  /// One socket read into the engine; EOF becomes the engine's eof_error().
+  asio::awaitable<std::error_code> fill();
+  /// Encrypts `data` into the engine, merging pieces under a record into `stage_`.
+  std::error_code encrypt(std::span<const std::uint8_t> data);
+  std::error_code encrypt_stage();
 
-  std::shared_ptr<const tls::TlsContext> context_;  // before stream_: the stream uses it
-  Stream stream_;
+  std::shared_ptr<const tls::TlsContext> context_;  // before engine_: its SSL_CTX
+  asio::ip::tcp::socket socket_;
+  TlsEngine engine_;
+  std::vector<std::uint8_t> stage_;  // plaintext waiting to fill a record
+  bool flushing_ = false;
   std::string peer_;
   tls::VerifyFailure verify_;  // filled by the context's verify callback
   asio::steady_timer shutdown_timer_;

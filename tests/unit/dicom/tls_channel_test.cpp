@@ -7,6 +7,8 @@
 
 #include <array>
 #include <optional>
+#include <random>
+#include <vector>
 
 #include "unit/tls/tls_test_pki.h"
 
@@ -232,6 +234,73 @@ TEST_F(TlsChannelTest, CancelWakesAnIdleReaderAndTheChannelStillWrites) {
   ASSERT_TRUE(server_write.has_value());
   EXPECT_TRUE(server_write->ok()) << server_write->error().message;
   EXPECT_EQ(client_got, "bye!");
+}
+
+TEST_F(TlsChannelTest, GatheredWritesOfEverySizeArriveIntactInOddReads) {
+  // PDU-like writes: 12-byte headers between bodies of every size around the 16 KiB record and
+  // the 256 KiB flush points, several in one gathered write, read back in uneven pieces.
+  auto sctx = server_ctx(server_config());
+  auto cctx = client_ctx(client_options());
+  std::mt19937 rng(11);
+  std::vector<std::vector<std::uint8_t>> pieces;
+  for (std::size_t body :
+       {1ul, 12ul, 16372ul, 16384ul, 16385ul, 40000ul, 262144ul, 262157ul, 700001ul, 3ul}) {
+    pieces.emplace_back(12);
+    pieces.emplace_back(body);
+  }
+  std::vector<std::uint8_t> all;
+  for (auto& p : pieces) {
+    for (auto& b : p) b = static_cast<std::uint8_t>(rng());
+    all.insert(all.end(), p.begin(), p.end());
+  }
+  asio::io_context io;
+  asio::ip::tcp::acceptor acceptor(io, {asio::ip::make_address("127.0.0.1"), 0});
+  const auto port = acceptor.local_endpoint().port();
+  std::vector<std::uint8_t> got;
+  std::optional<Status> read_status;
+  std::optional<Status> write_status;
+  auto server = [&]() -> asio::awaitable<void> {
+    auto [ec, socket] = co_await acceptor.async_accept(use_nothrow);
+    auto channel = *TlsChannel::create(std::move(socket), sctx);
+    if (!(co_await channel->handshake_server(5s)).ok()) co_return;
+    channel->expires_after(20s);
+    std::vector<std::uint8_t> buf(all.size());
+    std::size_t have = 0;
+    for (std::size_t step = 1; have < buf.size(); step = step * 7 % 100003 + 1) {
+      const auto n = std::min(step, buf.size() - have);
+      read_status = co_await channel->read_exact(std::span(buf).subspan(have, n));
+      if (!read_status->ok()) break;
+      have += n;
+    }
+    got.assign(buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(have));
+    channel->close();
+  };
+  auto client = [&]() -> asio::awaitable<void> {
+    auto socket = co_await connect_tcp(io.get_executor(), "127.0.0.1", port, 5s);
+    auto channel = *TlsChannel::create(std::move(socket).value(), cctx);
+    if (!(co_await channel->handshake_client("127.0.0.1", true, 5s)).ok()) co_return;
+    // Two gathered writes: the first six pieces, then the rest.
+    std::vector<asio::const_buffer> first;
+    std::vector<asio::const_buffer> second;
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+      (i < 6 ? first : second).push_back(asio::buffer(pieces[i]));
+    }
+    write_status = co_await channel->write_all(first);
+    if (write_status->ok()) write_status = co_await channel->write_all(second);
+    channel->expires_after(10s);
+    std::array<std::uint8_t, 1> buf{};
+    (void)co_await channel->read_exact(buf);  // until the server closes
+    channel->close();
+  };
+  asio::co_spawn(io, server(), asio::detached);
+  asio::co_spawn(io, client(), asio::detached);
+  io.run_for(30s);
+  ASSERT_TRUE(write_status.has_value());
+  EXPECT_TRUE(write_status->ok()) << write_status->error().message;
+  ASSERT_TRUE(read_status.has_value());
+  EXPECT_TRUE(read_status->ok()) << read_status->error().message;
+  EXPECT_EQ(got.size(), all.size());
+  EXPECT_TRUE(got == all);
 }
 
 }  // namespace
