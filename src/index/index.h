@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -178,6 +179,11 @@ class Index {
   /// kInFlight -> kDead, with the reason. kConflict as above.
   virtual Status fail_outbox(std::int64_t id, const std::string& owner, const OutboxResult& result,
                              std::int64_t now_ms) = 0;
+  /// complete/reschedule/fail for several rows `owner` holds, in one transaction (one flush).
+  /// One Status per row, in order: kConflict for a row whose lease was lost (the others still
+  /// change); a database failure fails every row (nothing changed).
+  virtual std::vector<Status> finish_outbox_rows(std::span<const OutboxFinish> rows,
+                                                 const std::string& owner, std::int64_t now_ms) = 0;
   /// Graceful stop: every row `owner` holds goes back to kPending, due now, attempts count
   /// restored (the attempt never happened).
   virtual Status release_outbox_leases(const std::string& owner, std::int64_t now_ms) = 0;

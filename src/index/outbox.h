@@ -77,4 +77,12 @@ struct OutboxResult {
   std::string comment;   ///< destination's error comment or our reason
 };
 
+/// One claimed row's end, for Index::finish_outbox_rows.
+struct OutboxFinish {
+  std::int64_t id = 0;
+  OutboxState to = OutboxState::kDelivered;        ///< kDelivered, kPending (rescheduled) or kDead
+  std::optional<std::int64_t> next_attempt_at_ms;  ///< kPending only
+  OutboxResult result;
+};
+
 }  // namespace gw::index

@@ -33,7 +33,7 @@ void OutboxWriter::start_write() {
   auto batch = std::make_shared<std::vector<Update>>(std::move(pending_));
   pending_.clear();
   asio::post(pool_, [this, batch]() {
-    for (const auto& u : *batch) write(u);
+    write(*batch);
     asio::post(strand_, [this]() {
       writing_ = false;
       if (!pending_.empty()) {
@@ -45,24 +45,33 @@ void OutboxWriter::start_write() {
   });
 }
 
-void OutboxWriter::write(const Update& u) {
-  const auto now = core::wall_clock_ms();
-  core::Status st;
-  switch (u.decision.action) {
-    case Decision::Action::kComplete:
-      st = index_.complete_outbox(u.id, owner_, u.decision.result, now);
-      break;
-    case Decision::Action::kReschedule:
-      st = index_.reschedule_outbox(u.id, owner_, u.decision.next_attempt_at_ms, u.decision.result,
-                                    now);
-      break;
-    case Decision::Action::kFail:
-      st = index_.fail_outbox(u.id, owner_, u.decision.result, now);
-      break;
+void OutboxWriter::write(const std::vector<Update>& batch) {
+  std::vector<index::OutboxFinish> rows;
+  rows.reserve(batch.size());
+  for (const auto& u : batch) {
+    index::OutboxFinish f;
+    f.id = u.id;
+    f.result = u.decision.result;
+    switch (u.decision.action) {
+      case Decision::Action::kComplete:
+        f.to = index::OutboxState::kDelivered;
+        break;
+      case Decision::Action::kReschedule:
+        f.to = index::OutboxState::kPending;
+        f.next_attempt_at_ms = u.decision.next_attempt_at_ms;
+        break;
+      case Decision::Action::kFail:
+        f.to = index::OutboxState::kDead;
+        break;
+    }
+    rows.push_back(std::move(f));
   }
-  if (!st.ok()) {
+  // One transaction for the batch: one flush, however many rows finished meanwhile.
+  const auto results = index_.finish_outbox_rows(rows, owner_, core::wall_clock_ms());
+  for (std::size_t i = 0; i < results.size() && i < batch.size(); ++i) {
+    if (results[i].ok()) continue;
     log()->warn("event=outbox_update_failed destination={} outbox_id={} reason=\"{}\"",
-                destination_, u.id, st.error().message);
+                destination_, batch[i].id, results[i].error().message);
   }
 }
 

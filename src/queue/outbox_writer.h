@@ -1,7 +1,8 @@
 #pragma once
 /// OutboxWriter: the row updates of one batch (delivered, rescheduled, dead), written on the
 /// worker pool while the next items are being sent: a commit (and its fsync) per row would
-/// otherwise sit between every two C-STOREs.
+/// otherwise sit between every two C-STOREs. The updates that pile up while one write is under
+/// way go together in the next, as one transaction (group commit: one flush for all of them).
 
 #include <asio.hpp>
 #include <cstdint>
@@ -44,8 +45,8 @@ class OutboxWriter {
   };
 
   void start_write();
-  /// Worker pool: one row's update.
-  void write(const Update& u);
+  /// Worker pool: the batch's updates, in one transaction.
+  void write(const std::vector<Update>& batch);
 
   index::Index& index_;
   asio::any_io_executor pool_;

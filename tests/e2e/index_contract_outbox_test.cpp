@@ -195,6 +195,46 @@ TEST_P(IndexOutbox, AClaimedRowIsClaimableAgainOnlyWhenItsLeaseExpires) {
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
 }
 
+TEST_P(IndexOutbox, FinishRowsWritesABatchAndReportsEachRow) {
+  for (const auto* sop : {"6.1", "6.2", "6.3", "6.4"}) insert(make_record(sop, {"PACS"}));
+  const auto items = claim("PACS", 3, "node-a", 2000);
+  ASSERT_EQ(items.size(), 3u);
+  const auto other = claim("PACS", 1, "node-b", 2000);  // 6.4: not node-a's
+  ASSERT_EQ(other.size(), 1u);
+
+  std::vector<OutboxFinish> rows(5);
+  rows[0] = {items[0].id, OutboxState::kDelivered, std::nullopt, result(0xB000, "coerced", true)};
+  rows[1] = {items[1].id, OutboxState::kPending, 7000, result(-1, "connection refused")};
+  rows[2] = {other[0].id, OutboxState::kDelivered, std::nullopt, result(0)};  // lease is node-b's
+  rows[3] = {98765, OutboxState::kDelivered, std::nullopt, result(0)};        // no such row
+  rows[4] = {items[2].id, OutboxState::kDead, std::nullopt, result(0x0122, "not supported")};
+  const auto before_other = find(other[0].id);
+  const auto st = index_->finish_outbox_rows(rows, "node-a", 2500);
+  ASSERT_EQ(st.size(), rows.size());
+  EXPECT_TRUE(st[0].ok());
+  EXPECT_TRUE(st[1].ok());
+  ASSERT_FALSE(st[2].ok());
+  EXPECT_EQ(st[2].error().code, ErrorCode::kConflict);
+  ASSERT_FALSE(st[3].ok());
+  EXPECT_EQ(st[3].error().code, ErrorCode::kNotFound);
+  EXPECT_TRUE(st[4].ok()) << "a refused row does not stop the ones after it";
+
+  const auto delivered = find(items[0].id);
+  EXPECT_EQ(delivered.state, OutboxState::kDelivered);
+  EXPECT_EQ(delivered.last_status, 0xB000);
+  EXPECT_TRUE(delivered.warning);
+  EXPECT_EQ(delivered.updated_at_ms, 2500);
+  EXPECT_EQ(delivered.lease_owner, "");
+  const auto retry = find(items[1].id);
+  EXPECT_EQ(retry.state, OutboxState::kPending);
+  EXPECT_EQ(retry.next_attempt_at_ms, 7000);
+  EXPECT_EQ(retry.last_error, "connection refused");
+  EXPECT_EQ(find(items[2].id).state, OutboxState::kDead);
+  EXPECT_EQ(find(other[0].id), before_other);
+
+  EXPECT_TRUE(index_->finish_outbox_rows({}, "node-a", 2600).empty());
+}
+
 TEST_P(IndexOutbox, RenewExtendsTheOwnersLeasesOnly) {
   insert(make_record("4.1", {"PACS"}));
   insert(make_record("4.2", {"PACS"}));

@@ -67,6 +67,8 @@ class PostgresIndex : public Index {
                            std::int64_t now_ms) override;
   Status fail_outbox(std::int64_t id, const std::string& owner, const OutboxResult& result,
                      std::int64_t now_ms) override;
+  std::vector<Status> finish_outbox_rows(std::span<const OutboxFinish> rows,
+                                         const std::string& owner, std::int64_t now_ms) override;
   Status release_outbox_leases(const std::string& owner, std::int64_t now_ms) override;
   Status retry_outbox(std::int64_t id, std::int64_t now_ms, const AuditEvent* audit) override;
   Result<std::int64_t> retry_dead_outbox(const std::string& destination, std::int64_t now_ms,
@@ -141,6 +143,9 @@ class PostgresIndex : public Index {
   Status finish_outbox(std::int64_t id, const std::string& owner, OutboxState to,
                        std::optional<std::int64_t> next_attempt_at_ms, const OutboxResult& result,
                        std::int64_t now_ms);
+  Status finish_outbox_on(pg::PgConnection& conn, std::int64_t id, const std::string& owner,
+                          OutboxState to, std::optional<std::int64_t> next_attempt_at_ms,
+                          const OutboxResult& result, std::int64_t now_ms);
   core::Error outbox_unchanged(pg::PgConnection& conn, std::int64_t id,
                                const std::string& conflict);
   // Audit helpers (postgres_auth.cpp).

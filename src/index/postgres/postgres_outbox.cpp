@@ -158,24 +158,55 @@ Status PostgresIndex::finish_outbox(std::int64_t id, const std::string& owner, O
                                     std::optional<std::int64_t> next_attempt_at_ms,
                                     const OutboxResult& result, std::int64_t now_ms) {
   GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
+  return finish_outbox_on(*conn, id, owner, to, next_attempt_at_ms, result, now_ms);
+}
+
+Status PostgresIndex::finish_outbox_on(PgConnection& conn, std::int64_t id,
+                                       const std::string& owner, OutboxState to,
+                                       std::optional<std::int64_t> next_attempt_at_ms,
+                                       const OutboxResult& result, std::int64_t now_ms) {
   // $4 NULL: the row keeps its next_attempt_at_ms.
-  GW_ASSIGN_OR_RETURN(auto rows, conn->exec(R"sql(
+  GW_ASSIGN_OR_RETURN(auto rows, conn.exec(R"sql(
 UPDATE outbox SET state = $3, next_attempt_at_ms = coalesce($4::bigint, next_attempt_at_ms),
                   last_status = $5, last_error = $6, warning = $7, updated_at_ms = $8,
                   lease_owner = '', lease_expires_at_ms = 0
 WHERE id = $1 AND state = 'in_flight' AND lease_owner = $2
 )sql",
-                                            Params()
-                                                .add(id)
-                                                .add(owner)
-                                                .add(to_string(to))
-                                                .add(next_attempt_at_ms)
-                                                .add(result.status)
-                                                .add(result.comment)
-                                                .add(result.warning)
-                                                .add(now_ms)));
+                                           Params()
+                                               .add(id)
+                                               .add(owner)
+                                               .add(to_string(to))
+                                               .add(next_attempt_at_ms)
+                                               .add(result.status)
+                                               .add(result.comment)
+                                               .add(result.warning)
+                                               .add(now_ms)));
   if (rows.affected() == 1) return core::ok_status();
-  return outbox_unchanged(*conn, id, "lease lost: no longer held by " + owner);
+  return outbox_unchanged(conn, id, "lease lost: no longer held by " + owner);
+}
+
+std::vector<Status> PostgresIndex::finish_outbox_rows(std::span<const OutboxFinish> rows,
+                                                      const std::string& owner,
+                                                      std::int64_t now_ms) {
+  auto conn = pool_->acquire();
+  if (!conn.ok()) return std::vector<Status>(rows.size(), Status(conn.error()));
+  std::vector<Status> out;
+  out.reserve(rows.size());
+  pg::Transaction tx(**conn);
+  Status failed = tx.begin();
+  for (std::size_t i = 0; failed.ok() && i < rows.size(); ++i) {
+    const auto& r = rows[i];
+    auto st = finish_outbox_on(**conn, r.id, owner, r.to, r.next_attempt_at_ms, r.result, now_ms);
+    const bool row_level = st.ok() || st.error().code == ErrorCode::kConflict ||
+                           st.error().code == ErrorCode::kNotFound;
+    if (!row_level)
+      failed = std::move(st);
+    else
+      out.push_back(std::move(st));
+  }
+  if (failed.ok()) failed = tx.commit();
+  if (!failed.ok()) return std::vector<Status>(rows.size(), failed);  // rolled back: none changed
+  return out;
 }
 
 Status PostgresIndex::complete_outbox(std::int64_t id, const std::string& owner,
