@@ -14,7 +14,8 @@ using core::make_error;
 namespace {
 
 constexpr std::size_t kRecord = 16 * 1024;    // TLS's largest record (plaintext)
-constexpr std::size_t kFlushAt = 256 * 1024;  // ciphertext written per socket write, at most
+constexpr std::size_t kFlushAt = 256 * 1024;  // ciphertext written per socket write (about)
+constexpr std::size_t kPiece = 128 * 1024;    // plaintext encrypted between two checks
 
 }  // namespace
 
@@ -177,8 +178,12 @@ asio::awaitable<Status> TlsChannel::read_exact(std::span<std::uint8_t> buf) {
   std::error_code ec;
   while (got < buf.size()) {
     const auto s = engine_.read(buf.subspan(got));
-    // A read can produce output of its own (the answer to a KeyUpdate).
+    // A read can produce output of its own (the answer to a KeyUpdate, an alert).
     if (engine_.has_output()) ec = co_await flush();
+    if (s.want == TlsEngine::Want::kError || s.want == TlsEngine::Want::kClosed) {
+      ec = s.error;  // what went wrong in TLS, even if sending the alert failed too
+      break;
+    }
     if (ec) break;
     if (s.want == TlsEngine::Want::kDone) {
       got += s.bytes;
@@ -227,7 +232,7 @@ asio::awaitable<Status> TlsChannel::write_all(std::span<const asio::const_buffer
   for (const auto& b : buffers) {
     std::span<const std::uint8_t> data(static_cast<const std::uint8_t*>(b.data()), b.size());
     while (!ec && !data.empty()) {
-      const auto piece = data.first(std::min(data.size(), kFlushAt));
+      const auto piece = data.first(std::min(data.size(), kPiece));
       data = data.subspan(piece.size());
       ec = encrypt(piece);
       if (!ec && engine_.output_size() >= kFlushAt) ec = co_await flush();

@@ -7,6 +7,7 @@
 #include <asio/ssl/error.hpp>
 #include <climits>
 #include <cstring>
+#include <new>
 
 namespace gw::dicom {
 
@@ -39,6 +40,7 @@ BIO_METHOD* TlsEngine::bio_method() {
 TlsEngine::TlsEngine(SSL_CTX* context) : ssl_(SSL_new(context)) {
   if (ssl_ == nullptr) throw std::system_error(ssl_error_code(ERR_get_error()), "SSL_new");
   SSL_set_mode(ssl_, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_set_mode(ssl_, SSL_MODE_RELEASE_BUFFERS);  // an idle connection keeps no record buffers
   BIO_METHOD* method = bio_method();
   BIO* bio = method != nullptr ? BIO_new(method) : nullptr;
   if (bio == nullptr) {
@@ -57,7 +59,11 @@ int TlsEngine::bio_write(BIO* bio, const char* data, int len) {
   BIO_clear_retry_flags(bio);
   if (len <= 0) return 0;
   const auto* p = reinterpret_cast<const std::uint8_t*>(data);
-  self->tx_pending_.insert(self->tx_pending_.end(), p, p + len);
+  try {
+    self->tx_pending_.insert(self->tx_pending_.end(), p, p + len);
+  } catch (const std::bad_alloc&) {
+    return -1;  // no retry flag: OpenSSL reports an error (no exception through C frames)
+  }
   return len;
 }
 
@@ -126,7 +132,11 @@ TlsEngine::Step TlsEngine::write(std::span<const std::uint8_t> in) {
     ERR_clear_error();
     const int want = static_cast<int>(std::min<std::size_t>(in.size() - done, INT_MAX / 2));
     auto step = finish(SSL_write(ssl_, in.data() + done, want));
-    if (step.want != Want::kDone) return step;
+    if (step.want != Want::kDone) {
+      step.want = Want::kError;
+      if (!step.error) step.error = asio::ssl::error::unexpected_result;
+      return step;
+    }
     done += step.bytes;
   }
   return {Want::kDone, done, {}};
@@ -151,9 +161,10 @@ TlsEngine::Step TlsEngine::shutdown() {
 }
 
 std::span<std::uint8_t> TlsEngine::rx_space() {
-  if (rx_.empty()) rx_.resize(kReceiveBuffer);
   if (rx_begin_ == rx_end_) {
     rx_begin_ = rx_end_ = 0;
+    const std::size_t size = SSL_is_init_finished(ssl_) ? kReceiveBuffer : kHandshakeBuffer;
+    if (rx_.size() < size) rx_.resize(size);
   } else if (rx_end_ == rx_.size() && rx_begin_ > 0) {
     std::memmove(rx_.data(), rx_.data() + rx_begin_, rx_end_ - rx_begin_);
     rx_end_ -= rx_begin_;
@@ -165,6 +176,11 @@ std::span<std::uint8_t> TlsEngine::rx_space() {
 std::span<const std::uint8_t> TlsEngine::begin_flush() {
   tx_inflight_.swap(tx_pending_);  // both were allocated before: no copy, capacity is kept
   return tx_inflight_;
+}
+
+void TlsEngine::end_flush() {
+  tx_inflight_.clear();
+  if (tx_inflight_.capacity() > kKeptOutput) std::vector<std::uint8_t>().swap(tx_inflight_);
 }
 
 std::error_code TlsEngine::eof_error() const {

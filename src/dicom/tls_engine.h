@@ -54,7 +54,8 @@ class TlsEngine {
   Step handshake();
   /// Decrypts up to out.size() bytes (whatever the buffered records hold).
   Step read(std::span<std::uint8_t> out);
-  /// Encrypts all of `in` into the pending output (never asks for input).
+  /// Encrypts all of `in` into the pending output. Anything but kDone is an error (with the
+  /// renegotiation the profiles forbid, OpenSSL could ask for input here: reported, not lost).
   Step write(std::span<const std::uint8_t> in);
   /// Queues close_notify; kDone once the peer's close_notify was read too, kInput until then.
   Step shutdown();
@@ -69,13 +70,19 @@ class TlsEngine {
   std::size_t output_size() const { return tx_pending_.size(); }
   /// The output to write now; valid until end_flush(). One flush at a time.
   std::span<const std::uint8_t> begin_flush();
-  void end_flush() { tx_inflight_.clear(); }
+  /// Done with the output begin_flush() gave; a buffer grown past kKeptOutput is released.
+  void end_flush();
 
   /// Asio's mapping of a transport EOF: a clean end after the peer's close_notify, otherwise
   /// asio::ssl::error::stream_truncated.
   std::error_code eof_error() const;
 
+  /// The receive buffer: small until the handshake is done (an unauthenticated peer holds
+  /// little), then large enough that one socket read carries several records.
+  static constexpr std::size_t kHandshakeBuffer = 17 * 1024;
   static constexpr std::size_t kReceiveBuffer = 128 * 1024;
+  /// Output buffer capacity kept between writes.
+  static constexpr std::size_t kKeptOutput = 512 * 1024;
 
  private:
   Step finish(int result);

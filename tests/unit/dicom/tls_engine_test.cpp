@@ -206,6 +206,29 @@ TEST_F(TlsEngineTest, GarbageInsteadOfARecordIsAnSslErrorWithAnAlertToSend) {
   EXPECT_TRUE(server_->has_output());  // bad_record_mac alert for the peer
 }
 
+TEST_F(TlsEngineTest, AWriteThatWouldNeedInputIsAnErrorNotADrop) {
+  // The profiles forbid renegotiation; allowed here on purpose (TLS 1.2), a renegotiation in
+  // progress makes SSL_write want input. That must be an error, never "done" with bytes lost.
+  for (auto* e : {server_.get(), client_.get()}) {
+    SSL_clear_options(e->ssl(), SSL_OP_NO_RENEGOTIATION);
+    SSL_set_max_proto_version(e->ssl(), TLS1_2_VERSION);
+    SSL_set_min_proto_version(e->ssl(), TLS1_2_VERSION);
+  }
+  handshake();
+  ASSERT_STREQ(SSL_get_version(client_->ssl()), "TLSv1.2");
+  ASSERT_EQ(SSL_renegotiate(server_->ssl()), 1);
+  (void)server_->handshake();  // HelloRequest
+  const std::vector<std::uint8_t> data(100, 0x5A);
+  ASSERT_EQ(server_->write(data).want, Want::kDone);
+  pump(*server_, *client_);
+  std::uint8_t buf[100];
+  (void)client_->read(buf);  // takes the HelloRequest (and the data), starts renegotiating
+  const std::vector<std::uint8_t> reply(50, 0x33);
+  const auto w = client_->write(reply);
+  EXPECT_EQ(w.want, Want::kError);
+  EXPECT_TRUE(w.error) << "an error code, so the channel cannot take it for success";
+}
+
 TEST_F(TlsEngineTest, ClientWithoutCertificateIsRefusedAndTheAlertReachesIt) {
   auto c = tls::make_client_context(client_options(""));  // no certificate
   ASSERT_TRUE(c.ok()) << c.error().message;
