@@ -1,10 +1,13 @@
 #include "support/postgres.h"
 
+#include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -103,16 +106,38 @@ bool PostgresServer::try_start() {
   const fs::path dir = dir_.path();
   port_ = free_tcp_port();
   ProcessOptions o;
+  // A shell starts the server and waits for it; a second shell reads the lifeline pipe, whose
+  // only write end this process holds (close-on-exec), and stops the server (SIGINT: fast
+  // shutdown) at end of file. A test binary that is killed (ctest's timeout) thus leaves no
+  // server behind; PR_SET_PDEATHSIG cannot do that here (it follows the starting thread, and
+  // runuser drops it).
+  constexpr const char* kWrapper =
+      "exec 3<&0 0</dev/null; \"$@\" 3<&- & pid=$!; "
+      "(read -r line <&3; kill -INT \"$pid\" 2>/dev/null) & exec 3<&-; wait \"$pid\"";
+  int pipe_fds[2] = {-1, -1};
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    throw std::runtime_error(std::string("pipe2: ") + std::strerror(errno));
+  }
   // fsync off: a test database need not survive a power cut, and it saves the shared disk.
-  o.argv = as_postgres({bin_dir_ + "/postgres", "-D", (dir / "data").string(), "-p",
-                        std::to_string(port_), "-k", (dir / "socket").string(), "-c",
-                        "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c",
-                        "full_page_writes=off", "-c", "synchronous_commit=off"});
+  o.argv = as_postgres({"/bin/sh", "-c", kWrapper, "postgres-lifeline", bin_dir_ + "/postgres",
+                        "-D", (dir / "data").string(), "-p", std::to_string(port_), "-k",
+                        (dir / "socket").string(), "-c", "listen_addresses=127.0.0.1", "-c",
+                        "fsync=off", "-c", "full_page_writes=off", "-c", "synchronous_commit=off"});
   o.log_dir = dir / "logs";
   o.log_name = "postgres";
+  o.stdin_fd = pipe_fds[0];
   // A shared server outlives the test that started it (the static in shared()).
   o.die_with_parent = false;
-  process_ = std::make_unique<Process>(Process::start(o));
+  try {
+    process_ = std::make_unique<Process>(Process::start(o));
+  } catch (...) {
+    ::close(pipe_fds[0]);
+    ::close(pipe_fds[1]);
+    throw;
+  }
+  ::close(pipe_fds[0]);
+  if (lifeline_ >= 0) ::close(lifeline_);
+  lifeline_ = pipe_fds[1];
   const bool ready = wait_until(
       [&] {
         if (!process_->running()) return true;
@@ -148,6 +173,10 @@ void PostgresServer::stop() noexcept {
   if (postmaster > 0) ::kill(postmaster, SIGINT);
   if (!process_->wait_for_exit(15s)) process_->kill9();
   if (postmaster > 0 && ::kill(postmaster, 0) == 0) ::kill(postmaster, SIGKILL);
+  if (lifeline_ >= 0) {  // lets the watching shell go
+    ::close(lifeline_);
+    lifeline_ = -1;
+  }
   process_.reset();
 }
 

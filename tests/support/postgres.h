@@ -63,6 +63,9 @@ class PostgresServer {
   std::uint16_t port_ = 0;
   int databases_ = 0;
   std::unique_ptr<Process> process_;
+  /// Write end of the server's lifeline pipe: when this process ends, however it ends, the
+  /// pipe closes and the wrapper shell stops the server (see try_start). -1 when none.
+  int lifeline_ = -1;
 };
 
 }  // namespace gw::test

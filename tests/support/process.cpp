@@ -208,7 +208,7 @@ Process Process::start(ProcessOptions options) {
     if (err_fd.get() < 0) throw_errno(errno, "open " + err_path.string());
   }
   Process p = spawn(options.argv, options.env, options.working_dir, out_fd.get(), err_fd.get(),
-                    options.die_with_parent);
+                    options.die_with_parent, options.stdin_fd);
   p.stdout_path_ = std::move(out_path);
   p.stderr_path_ = std::move(err_path);
   return p;

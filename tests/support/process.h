@@ -30,7 +30,7 @@ struct ProcessOptions {
   /// Working directory of the child; empty: inherit.
   std::filesystem::path working_dir;
   /// stdout and stderr go to `<log_dir>/<log_name>.stdout|.stderr` (log_dir is created);
-  /// empty log_dir: both go to /dev/null. stdin is always /dev/null.
+  /// empty log_dir: both go to /dev/null.
   std::filesystem::path log_dir;
   /// Default: the file name of argv[0].
   std::string log_name;
@@ -38,6 +38,9 @@ struct ProcessOptions {
   /// hung test. Linux ties this to the starting *thread*: turn it off when starting a
   /// long-lived child from a thread that ends before the child should.
   bool die_with_parent = true;
+  /// The child's stdin when >= 0 (the caller keeps and closes its own descriptor); otherwise
+  /// /dev/null.
+  int stdin_fd = -1;
 };
 
 /// What a finished command printed and how it ended.
