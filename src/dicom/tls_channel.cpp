@@ -185,14 +185,11 @@ asio::awaitable<Status> TlsChannel::read_exact(std::span<std::uint8_t> buf) {
       break;
     }
     if (ec) break;
-    if (s.want == TlsEngine::Want::kDone) {
-      got += s.bytes;
-    } else if (s.want == TlsEngine::Want::kInput) {
+    if (s.want == TlsEngine::Want::kInput) {
       ec = co_await fill();
       if (ec) break;
     } else {
-      ec = s.error;
-      break;
+      got += s.bytes;  // kDone
     }
   }
   --pending_;
@@ -202,9 +199,9 @@ asio::awaitable<Status> TlsChannel::read_exact(std::span<std::uint8_t> buf) {
 
 std::error_code TlsChannel::encrypt_stage() {
   if (stage_.empty()) return {};
-  const auto s = engine_.write(stage_);
+  const auto ec = engine_.write(stage_).error;  // write() is kDone or an error
   stage_.clear();
-  return s.want == TlsEngine::Want::kDone ? std::error_code{} : s.error;
+  return ec;
 }
 
 std::error_code TlsChannel::encrypt(std::span<const std::uint8_t> data) {
@@ -212,8 +209,7 @@ std::error_code TlsChannel::encrypt(std::span<const std::uint8_t> data) {
     std::size_t n = 0;
     if (stage_.empty() && data.size() >= kRecord) {
       n = data.size() - data.size() % kRecord;  // whole records straight from the caller
-      const auto s = engine_.write(data.first(n));
-      if (s.want != TlsEngine::Want::kDone) return s.error;
+      if (auto ec = engine_.write(data.first(n)).error) return ec;
     } else {
       n = std::min(kRecord - stage_.size(), data.size());
       stage_.insert(stage_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(n));

@@ -106,10 +106,7 @@ TlsEngine::Step TlsEngine::finish(int result) {
       return {Want::kInput, 0, {}};
     case SSL_ERROR_ZERO_RETURN:
       return {Want::kClosed, 0, asio::error::eof};
-    case SSL_ERROR_SYSCALL:
-      if (code == 0) return {Want::kError, 0, asio::ssl::error::unspecified_system_error};
-      return {Want::kError, 0, ssl_error_code(code)};
-    default:  // SSL_ERROR_SSL, and the write/connect retries our BIO never asks for
+    default:  // SSL_ERROR_SSL, SSL_ERROR_SYSCALL, and the retries our BIO never asks for
       if (code == 0) return {Want::kError, 0, asio::ssl::error::unspecified_system_error};
       return {Want::kError, 0, ssl_error_code(code)};
   }

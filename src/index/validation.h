@@ -9,7 +9,10 @@
 /// backends return for it is shared here.
 
 #include <cstdint>
+#include <span>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "core/result.h"
 #include "index/auth.h"
@@ -53,6 +56,32 @@ core::Status check_outbox_destination(const std::string& destination);
 /// Why an update that names an outbox row changed nothing: kNotFound when the row is gone
 /// (`exists` false), else kConflict "outbox row <id>: <conflict>".
 core::Error outbox_unchanged_error(std::int64_t id, bool exists, const std::string& conflict);
+
+/// finish_outbox_rows on either backend: `finish(row)` for each row inside a transaction that
+/// `begun` reports opened and `commit()` closes. kConflict and kNotFound (outbox_unchanged_error)
+/// are that row's answer; any other failure ends the batch and becomes every row's answer (the
+/// caller's transaction rolls back, nothing changed).
+template <class Finish, class Commit>
+std::vector<core::Status> finish_each_in_transaction(std::span<const OutboxFinish> rows,
+                                                     core::Status begun, Finish finish,
+                                                     Commit commit) {
+  std::vector<core::Status> out;
+  out.reserve(rows.size());
+  core::Status failed = std::move(begun);
+  for (std::size_t i = 0; failed.ok() && i < rows.size(); ++i) {
+    auto st = finish(rows[i]);
+    const bool row_level = st.ok() || st.error().code == core::ErrorCode::kConflict ||
+                           st.error().code == core::ErrorCode::kNotFound;
+    if (row_level) {
+      out.push_back(std::move(st));
+    } else {
+      failed = std::move(st);
+    }
+  }
+  if (failed.ok()) failed = commit();
+  if (!failed.ok()) return std::vector<core::Status>(rows.size(), failed);
+  return out;
+}
 
 // ---- API destinations ----
 

@@ -190,23 +190,14 @@ std::vector<Status> PostgresIndex::finish_outbox_rows(std::span<const OutboxFini
                                                       std::int64_t now_ms) {
   auto conn = pool_->acquire();
   if (!conn.ok()) return std::vector<Status>(rows.size(), Status(conn.error()));
-  std::vector<Status> out;
-  out.reserve(rows.size());
   pg::Transaction tx(**conn);
-  Status failed = tx.begin();
-  for (std::size_t i = 0; failed.ok() && i < rows.size(); ++i) {
-    const auto& r = rows[i];
-    auto st = finish_outbox_on(**conn, r.id, owner, r.to, r.next_attempt_at_ms, r.result, now_ms);
-    const bool row_level = st.ok() || st.error().code == ErrorCode::kConflict ||
-                           st.error().code == ErrorCode::kNotFound;
-    if (!row_level)
-      failed = std::move(st);
-    else
-      out.push_back(std::move(st));
-  }
-  if (failed.ok()) failed = tx.commit();
-  if (!failed.ok()) return std::vector<Status>(rows.size(), failed);  // rolled back: none changed
-  return out;
+  auto begun = tx.begin();
+  return finish_each_in_transaction(
+      rows, std::move(begun),
+      [&](const OutboxFinish& r) {
+        return finish_outbox_on(**conn, r.id, owner, r.to, r.next_attempt_at_ms, r.result, now_ms);
+      },
+      [&] { return tx.commit(); });
 }
 
 Status PostgresIndex::complete_outbox(std::int64_t id, const std::string& owner,

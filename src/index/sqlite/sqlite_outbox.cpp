@@ -187,24 +187,15 @@ Status SqliteIndex::fail_outbox(std::int64_t id, const std::string& owner,
 
 std::vector<Status> SqliteIndex::finish_outbox_rows(std::span<const OutboxFinish> rows,
                                                     const std::string& owner, std::int64_t now_ms) {
-  std::vector<Status> out;
-  out.reserve(rows.size());
   std::lock_guard lock(mu_);
   Transaction tx(*this);
-  Status failed = tx.begin();
-  for (std::size_t i = 0; failed.ok() && i < rows.size(); ++i) {
-    const auto& r = rows[i];
-    auto st = finish_outbox_locked(r.id, owner, r.to, r.next_attempt_at_ms, r.result, now_ms);
-    const bool row_level = st.ok() || st.error().code == ErrorCode::kConflict ||
-                           st.error().code == ErrorCode::kNotFound;
-    if (!row_level)
-      failed = std::move(st);
-    else
-      out.push_back(std::move(st));
-  }
-  if (failed.ok()) failed = tx.commit();
-  if (!failed.ok()) return std::vector<Status>(rows.size(), failed);  // rolled back: none changed
-  return out;
+  auto begun = tx.begin();
+  return finish_each_in_transaction(
+      rows, std::move(begun),
+      [&](const OutboxFinish& r) {
+        return finish_outbox_locked(r.id, owner, r.to, r.next_attempt_at_ms, r.result, now_ms);
+      },
+      [&] { return tx.commit(); });
 }
 
 Status SqliteIndex::release_outbox_leases(const std::string& owner, std::int64_t now_ms) {
