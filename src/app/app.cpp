@@ -11,6 +11,7 @@
 #include "app/api_destinations.h"
 #include "app/content_source.h"
 #include "app/encryption.h"
+#include "app/ingest_recovery.h"
 #include "certs/x509_info.h"
 #include "core/log.h"
 #include "dicom/dimse.h"
@@ -236,20 +237,8 @@ core::Result<std::unique_ptr<storage::ContentReader>> App::open_stored_file(
 
 core::Status App::recover_after_crash() {
   // Runs before any listener opens: nothing else writes to storage/ now.
-  GW_ASSIGN_OR_RETURN(auto candidates, store_->recovery_candidates());
-  std::size_t removed = 0;
-  for (const auto& path : candidates) {
-    GW_ASSIGN_OR_RETURN(bool referenced, index_->references_file(path));
-    if (referenced) continue;
-    // Renamed into storage/ but never committed: its sender never heard "success".
-    GW_RETURN_IF_ERROR(store_->remove(path));
-    ++removed;
-  }
-  if (!candidates.empty()) {
-    log()->info("event=crash_recovery files_checked={} unreferenced_removed={}", candidates.size(),
-                removed);
-  }
-  return {};
+  GW_RETURN_IF_ERROR(recover_unconfirmed(*store_, *index_));
+  return remove_unreferenced_files(*store_, *index_);
 }
 
 void App::stop() {

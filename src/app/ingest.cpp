@@ -135,18 +135,21 @@ class IngestSession final : public dicom::StoreSession {
     if (!published.ok()) {
       return fail(core::dimse_status(published.error().code), published.error().message);
     }
-    // The file's content and its new directory entry are flushed at the same time (this thread
-    // and the directory syncer's); both are durable before the row that names the file commits.
-    const auto dir_synced =
-        store.directory_syncer().request(store.absolute(published->path).parent_path());
-    auto synced = store.sync_data(*published);
-    auto dir_status = store.directory_syncer().wait(dir_synced);
-    if (synced.ok()) synced = std::move(dir_status);
-    published->fd.reset();
-    if (!synced.ok()) {
-      (void)store.remove(published->path);
-      return fail(core::dimse_status(synced.error().code), synced.error().message);
+    if (!service_.shared_flush()) {
+      // The file's content and its new directory entry are flushed at the same time (this
+      // thread and the directory syncer's); both are durable before the row naming it commits.
+      const auto dir_synced =
+          store.directory_syncer().request(store.absolute(published->path).parent_path());
+      auto synced = store.sync_data(*published);
+      auto dir_status = store.directory_syncer().wait(dir_synced);
+      if (synced.ok()) synced = std::move(dir_status);
+      if (!synced.ok()) {
+        published->fd.reset();
+        (void)store.remove(published->path);
+        return fail(core::dimse_status(synced.error().code), synced.error().message);
+      }
     }
+    published->fd.reset();
     const std::string path = published->path;
     record.storage_path = path;
 
@@ -192,18 +195,66 @@ class IngestSession final : public dicom::StoreSession {
   std::optional<core::Error> error_;
 };
 
+bool can_share_flush(const storage::Store& store, const index::Index& index,
+                     config::DuplicatePolicy duplicates) {
+  const auto file = index.local_file();
+  if (!store.options().fsync || !file || duplicates == config::DuplicatePolicy::kOverwrite) {
+    return false;
+  }
+  auto same = store.on_storage_filesystem(*file);
+  if (!same.ok()) {
+    log()->warn("event=flush_mode_check_failed error={}", same.error().message);
+    return false;
+  }
+  return *same;
+}
+
 }  // namespace
 
 IngestService::IngestService(storage::Store& store, index::Index& index,
                              config::DuplicatePolicy duplicates)
-    : store_(store), index_(index), duplicates_(duplicates), committer_([this](const auto& batch) {
+    : store_(store),
+      index_(index),
+      duplicates_(duplicates),
+      shared_flush_(can_share_flush(store, index, duplicates)),
+      committer_([this](const auto& batch) {
         counters_.commit_groups++;
         std::vector<index::InstanceRecord> records;
         records.reserve(batch.size());
         for (const auto* slot : batch) records.push_back(*slot->request);
-        auto results = index_.insert_instances(records, duplicate_policy());
+        auto results = shared_flush_
+                           ? index_.insert_instances_unflushed(records, duplicate_policy())
+                           : index_.insert_instances(records, duplicate_policy());
         for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->response = std::move(results[i]);
-      }) {}
+      }) {
+  log()->info("event=ingest_durability fsync={} flush={}", store.options().fsync,
+              shared_flush_ ? "shared" : "per_file");
+}
+
+core::Result<index::InsertResult> IngestService::flush_shared(index::InsertResult inserted) {
+  // Everything published and committed so far is covered, this row and its file included (and,
+  // for a kept duplicate, the row it was kept for, which may be committed unflushed too).
+  const std::int64_t watermark = index_.unflushed_watermark();
+  auto flushed = store_.sync_filesystem();
+  if (flushed.ok()) {
+    index_.confirm_unflushed(watermark);
+    return inserted;
+  }
+  // No success for this instance, and no row left: a resend would find the row and be kept as
+  // a duplicate while the file may never have reached the disk.
+  log()->error("event=storage_flush_failed error={}", flushed.error().message);
+  if (inserted.unflushed_instance_id != 0) {
+    const std::int64_t ids[] = {inserted.unflushed_instance_id};
+    if (auto undone = index_.settle_unconfirmed(ids, 0); !undone.ok()) {
+      flush_failed_ = true;
+      log()->error(
+          "event=ingest_stopped reason=\"an unflushed row could not be deleted; restart the "
+          "gateway after checking the disk (the start-up check removes such rows)\" error={}",
+          undone.error().message);
+    }
+  }
+  return flushed.error();
+}
 
 void IngestService::set_routing(std::shared_ptr<const queue::RoutingTable> routing) {
   std::lock_guard lock(routing_mu_);
@@ -216,7 +267,11 @@ std::shared_ptr<const queue::RoutingTable> IngestService::routing() const {
 }
 
 core::Result<index::InsertResult> IngestService::commit(const index::InstanceRecord& record) {
-  return committer_.run(&record);
+  auto inserted = committer_.run(&record);
+  if (!shared_flush_ || !inserted.ok()) return inserted;
+  // Outside the group commit: the next group's transaction runs while this flush does, and
+  // concurrent flushes share the device's queue as concurrent fdatasyncs would.
+  return flush_shared(std::move(inserted).value());
 }
 
 index::DuplicatePolicy IngestService::duplicate_policy() const {
@@ -233,6 +288,10 @@ index::DuplicatePolicy IngestService::duplicate_policy() const {
 
 core::Result<std::unique_ptr<dicom::StoreSession>> IngestService::begin(
     const dicom::StoreRequest& request) {
+  if (flush_failed_) {
+    return core::make_error(ErrorCode::kIo,
+                            "storage flush failed earlier: the gateway needs a restart");
+  }
   if (!dicom::is_storage_sop_class(request.sop_class_uid)) {
     return core::make_error(ErrorCode::kUnsupported, "not a storage SOP class");
   }

@@ -1,8 +1,9 @@
 #pragma once
 /// Ingest: the life of an instance (docs/ARCHITECTURE.md). A C-STORE data set is streamed to a
 /// spool file behind a generated File Meta group; on the last fragment the worker pool parses
-/// the tags the index needs, checks them against the command, makes the file durable, renames
-/// it into storage/ and commits the index row. Only then is success answered.
+/// the tags the index needs, checks them against the command, renames it into storage/, and
+/// makes it and its index row durable: the file flushed before the row commits, or (ADR 012)
+/// the row committed unflushed and one syncfs for both. Only then is success answered.
 
 #include <asio.hpp>
 #include <atomic>
@@ -57,10 +58,14 @@ class IngestService final : public dicom::StoreService {
   storage::Store& store() { return store_; }
   index::Index& index() { return index_; }
   index::DuplicatePolicy duplicate_policy() const;
-  /// Makes a published file's directory entry durable and commits its index row, grouped with
-  /// every other instance that is ready at the same time (one round of directory fsyncs, one
-  /// transaction, one WAL fsync for the whole group).
+  /// Commits the index row of a published file, grouped with every other instance that is
+  /// ready at the same time (one transaction for the group). With shared_flush() the row and
+  /// its file are then made durable by one syncfs; otherwise the caller has flushed the file
+  /// first and the commit fsyncs the WAL.
   core::Result<index::InsertResult> commit(const index::InstanceRecord& record);
+  /// One syncfs makes a group's files and index rows durable (ADR 012): storage.fsync is on,
+  /// the index is a local file on the storage file system, duplicates are not overwritten.
+  bool shared_flush() const { return shared_flush_; }
 
  private:
   storage::Store& store_;
@@ -70,7 +75,14 @@ class IngestService final : public dicom::StoreService {
   EnqueuedCallback on_enqueued_;
   mutable std::mutex routing_mu_;  // guards routing_ (copied out, never used under the lock)
   std::shared_ptr<const queue::RoutingTable> routing_;
+  const bool shared_flush_;
+  /// A syncfs failed and its rows could not be deleted: every later instance is refused until
+  /// a restart checks them (app/ingest_recovery.h).
+  std::atomic<bool> flush_failed_{false};
   core::Batcher<const index::InstanceRecord*, core::Result<index::InsertResult>> committer_;
+
+  /// After an unflushed commit: syncfs, then the row is confirmed; on failure it is deleted.
+  core::Result<index::InsertResult> flush_shared(index::InsertResult inserted);
 };
 
 }  // namespace gw::app

@@ -1,7 +1,8 @@
 #pragma once
 /// The index: what the gateway has stored, searchable by the fields an operator uses. One
 /// interface, two backends: SQLite (embedded default) and PostgreSQL (later). Every write is one
-/// transaction; the instance row is committed only after its file is durable (see storage/).
+/// transaction; the instance row is durable no later than its file: committed after the file's
+/// flush, or committed unflushed and flushed with it by one syncfs (ADR 012).
 
 #include <cstdint>
 #include <filesystem>
@@ -78,6 +79,19 @@ struct InsertResult {
   /// The file the caller should remove: kReplaced: the old storage_path; kDuplicateKept: the new
   /// one. Empty when that would be the file the row points to (same storage_path re-inserted).
   std::string replaced_path;
+  /// insert_instances_unflushed: the new instance row, which carries an unconfirmed marker
+  /// (ADR 012); 0 when the insert made none (a kept duplicate).
+  std::int64_t unflushed_instance_id = 0;
+};
+
+/// An instance row committed unflushed whose flush was never confirmed (ADR 012): after a power
+/// loss its row may be on disk while its file is not. Checked at start-up.
+struct UnconfirmedInstance {
+  std::int64_t marker_id = 0;    ///< settle_unconfirmed() clears markers up to the largest
+  std::int64_t instance_id = 0;  ///< the instance row (0: it no longer exists)
+  std::string storage_path;
+  std::int64_t size_bytes = 0;
+  std::string digest;
 };
 
 struct StudySummary {
@@ -142,6 +156,41 @@ class Index {
   virtual std::vector<Result<InsertResult>> insert_instances(
       const std::vector<InstanceRecord>& records, DuplicatePolicy policy) = 0;
   virtual Result<std::optional<InstanceRecord>> find_instance(const std::string& sop_uid) = 0;
+
+  // ---- One flush for the file and its row (ADR 012) ----
+  /// The file that holds the index when a flush of its file system (syncfs) makes a commit
+  /// durable: SQLite's database file. nullopt: PostgreSQL, an in-memory database.
+  virtual std::optional<std::filesystem::path> local_file() const { return std::nullopt; }
+  /// insert_instances whose transaction is committed without being flushed. The caller reads
+  /// unflushed_watermark(), flushes the file system holding local_file() and the records' files
+  /// (syncfs), then calls confirm_unflushed() with it. Until then every new instance row carries
+  /// an unconfirmed marker, written in the same transaction. kOverwrite is refused
+  /// (kInvalidArgument): a replaced row could not be restored if its new file were lost. Backends
+  /// without local_file(): kUnsupported.
+  virtual std::vector<Result<InsertResult>> insert_instances_unflushed(
+      const std::vector<InstanceRecord>& records, DuplicatePolicy /*policy*/) {
+    return std::vector<Result<InsertResult>>(
+        records.size(), core::make_error(core::ErrorCode::kUnsupported, "unflushed insert"));
+  }
+  /// The last marker committed so far: a flush that starts now covers the rows up to it.
+  virtual std::int64_t unflushed_watermark() { return 0; }
+  /// A flush that started after unflushed_watermark() returned `through` succeeded: the rows
+  /// and files up to it are durable, and their markers are cleared in the next write transaction.
+  virtual void confirm_unflushed(std::int64_t /*through*/) {}
+  /// The markers not confirmed by this process: at start-up, every marker left (a crash or a
+  /// power loss before the flush, or a run that ended before its markers were cleared).
+  virtual Result<std::vector<UnconfirmedInstance>> list_unconfirmed() {
+    return std::vector<UnconfirmedInstance>();
+  }
+  /// Deletes the `broken` instance rows (their markers and outbox rows with them, and the series,
+  /// study and patient rows that no longer have an instance) and clears every marker up to
+  /// `through_marker_id` (0: none but theirs), in one durable transaction.
+  virtual Status settle_unconfirmed(std::span<const std::int64_t> broken,
+                                    std::int64_t /*through_marker_id*/) {
+    if (broken.empty()) return core::ok_status();
+    return core::make_error(core::ErrorCode::kUnsupported, "unconfirmed instances");
+  }
+
   virtual Result<std::vector<StudySummary>> list_studies(const StudyQuery& query) = 0;
   virtual Result<std::optional<StudySummary>> find_study(const std::string& study_uid) = 0;
   virtual Result<std::vector<SeriesSummary>> list_series(const std::string& study_uid) = 0;

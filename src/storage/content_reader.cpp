@@ -8,10 +8,12 @@
 #include <array>
 #include <cerrno>
 #include <string>
+#include <vector>
 
 #include "core/file_io.h"
 #include "core/unique_fd.h"
 #include "crypto/keyring.h"
+#include "storage/content_digest.h"
 #include "storage/encrypted_file.h"
 #include "storage/file_ops.h"
 
@@ -73,6 +75,18 @@ Result<std::unique_ptr<ContentReader>> open_content(const std::filesystem::path&
   auto reader = EncryptedFileReader::open(std::move(fd), path, *keyring);
   if (!reader.ok()) return std::move(reader).error();
   return std::unique_ptr<ContentReader>(std::move(reader).value());
+}
+
+Result<std::string> digest_content(ContentReader& reader) {
+  ContentDigest digest;
+  std::vector<std::uint8_t> buffer(1u << 20);
+  for (std::uint64_t offset = 0;;) {
+    GW_ASSIGN_OR_RETURN(std::size_t n, reader.read(offset, buffer));
+    if (n == 0) break;
+    digest.update(std::span<const std::uint8_t>(buffer.data(), n));
+    offset += n;
+  }
+  return digest.text();
 }
 
 }  // namespace gw::storage

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <memory>
 #include <span>
+#include <string>
 
 #include "core/result.h"
 
@@ -35,6 +36,10 @@ class ContentReader {
 /// kNotFound when the file does not exist; the errors of EncryptedFileReader::open otherwise.
 core::Result<std::unique_ptr<ContentReader>> open_content(const std::filesystem::path& path,
                                                           const crypto::Keyring* keyring);
+
+/// The content digest (storage/content_digest.h) of everything `reader` holds, read from the
+/// start; the errors of ContentReader::read.
+core::Result<std::string> digest_content(ContentReader& reader);
 
 /// A plain file, read with pread on `fd` (owned).
 core::Result<std::unique_ptr<ContentReader>> plain_content(int fd,

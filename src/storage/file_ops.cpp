@@ -1,6 +1,7 @@
 #include "storage/file_ops.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -37,6 +38,24 @@ core::Status fsync_dir(const std::filesystem::path& dir) {
   ::close(fd);
   if (rc != 0) return errno_error(err, "fsync directory", dir);
   return core::ok_status();
+}
+
+core::Status sync_filesystem(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_error(errno, "open", path);
+  const int rc = ::syncfs(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) return errno_error(err, "syncfs", path);
+  return core::ok_status();
+}
+
+core::Result<bool> same_filesystem(const std::filesystem::path& a, const std::filesystem::path& b) {
+  struct stat sa {};
+  struct stat sb {};
+  if (::stat(a.c_str(), &sa) != 0) return errno_error(errno, "stat", a);
+  if (::stat(b.c_str(), &sb) != 0) return errno_error(errno, "stat", b);
+  return sa.st_dev == sb.st_dev;
 }
 
 }  // namespace gw::storage

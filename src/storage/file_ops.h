@@ -16,4 +16,12 @@ core::Error errno_error(int err, std::string_view what, const std::filesystem::p
 /// fsync of a directory, so that entries created or renamed in it survive a crash.
 core::Status fsync_dir(const std::filesystem::path& dir);
 
+/// syncfs(2) of the file system holding `path`: every file written on it (data, metadata,
+/// directory entries) reaches stable storage, with one device cache flush. Linux reports
+/// write-back errors of any file on it since 5.8.
+core::Status sync_filesystem(const std::filesystem::path& path);
+
+/// Whether `a` and `b` (existing paths) are on the same mounted file system (st_dev).
+core::Result<bool> same_filesystem(const std::filesystem::path& a, const std::filesystem::path& b);
+
 }  // namespace gw::storage

@@ -474,6 +474,15 @@ Result<PublishedFile> Store::publish(SpoolFile&& file) {
   return make_error(ErrorCode::kInternal, "could not pick a unique storage file name");
 }
 
+Status Store::sync_filesystem() const {
+  if (!options_.fsync) return core::ok_status();
+  return storage::sync_filesystem(options_.data_dir / own_dir(options_, "storage"));
+}
+
+Result<bool> Store::on_storage_filesystem(const std::filesystem::path& path) const {
+  return same_filesystem(path, options_.data_dir / own_dir(options_, "storage"));
+}
+
 Status Store::remove(const std::string& relative_path) {
   if (!is_storage_relative(relative_path)) {
     return make_error(ErrorCode::kInvalidArgument, "not a storage path: " + relative_path);

@@ -131,6 +131,12 @@ class Store {
   Status sync_data(const PublishedFile& file);
   /// Syncs the directories of published files (if fsync), in batches, on its own thread.
   DirectorySyncer& directory_syncer() { return *directory_syncer_; }
+  /// The other way to make published files durable (ADR 012): one syncfs of the storage file
+  /// system covers every file published before it, content and directory entry (if fsync).
+  Status sync_filesystem() const;
+  /// Whether `path` (an existing file) is on the storage file system, so that
+  /// sync_filesystem() makes its writes durable too.
+  Result<bool> on_storage_filesystem(const std::filesystem::path& path) const;
 
   /// Removes a committed file (relative path as returned by commit). Missing file is not an error.
   Status remove(const std::string& relative_path);

@@ -65,6 +65,9 @@ TEST(Kill9, MidIngestLosesNothingAcknowledgedAndRecovers) {
   ASSERT_EQ(source_by_uid.size(), files.size()) << "SOP Instance UIDs must be unique";
 
   auto gw = Gateway::start();
+  // The default durability path (ADR 012): one syncfs for each file and its index row.
+  ASSERT_NE(gw->log().find("event=ingest_durability fsync=true flush=shared"), std::string::npos)
+      << gw->log();
   const fs::path report = dir / "report-1.txt";
   Process sender = Process::start(send_argv(gw->port(), report, dir / "source"), {}, dir / "logs");
 
@@ -105,6 +108,10 @@ TEST(Kill9, MidIngestLosesNothingAcknowledgedAndRecovers) {
 
   gw->restart();
   ASSERT_TRUE(gw->process().running()) << gw->log();
+  // The rows of the instances in flight at the kill were still unconfirmed: their files were
+  // read back and (a kill -9 keeps the page cache) found intact.
+  EXPECT_NE(gw->log().find("event=unconfirmed_check"), std::string::npos) << gw->log();
+  EXPECT_EQ(gw->log().find("event=unflushed_instance_removed"), std::string::npos) << gw->log();
 
   // Every acknowledged instance is indexed, and its stored data set is byte-identical.
   const auto indexed = gw->sop_instance_uids();

@@ -223,6 +223,15 @@ ALTER TABLE studies ADD COLUMN accession_number_enc BLOB;
 ALTER TABLE studies ADD COLUMN referring_physician_enc BLOB;
 CREATE INDEX studies_key_version ON studies (key_version);
 )sql"},
+      // One flush for a file and its row (ADR 012): a new instance committed before the syncfs
+      // that makes it and its file durable has a marker here until that flush is confirmed.
+      // AUTOINCREMENT: marker ids never go back, so "cleared through id N" stays true.
+      {8, R"sql(
+CREATE TABLE ingest_unconfirmed (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  instance_pk INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE
+);
+)sql"},
   };
   return kMigrations;
 }

@@ -2,6 +2,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -42,8 +43,9 @@ Result<std::int64_t> upserted_id(Stmt& upsert, const char* what, Find find) {
 void SqliteIndex::DbDeleter::operator()(sqlite3* db) const { sqlite3_close_v2(db); }
 void SqliteIndex::StmtDeleter::operator()(sqlite3_stmt* stmt) const { sqlite3_finalize(stmt); }
 
-SqliteIndex::SqliteIndex(DbPtr db, bool synchronous)
-    : synchronous_(synchronous),
+SqliteIndex::SqliteIndex(DbPtr db, std::filesystem::path path, bool synchronous)
+    : path_(std::move(path)),
+      synchronous_(synchronous),
       batcher_([this](const std::vector<Batcher::Slot*>& batch) {
         std::vector<PendingInsert> items;
         items.reserve(batch.size());
@@ -74,7 +76,8 @@ Result<std::unique_ptr<SqliteIndex>> SqliteIndex::open(const std::filesystem::pa
   }
   sqlite3_extended_result_codes(db.get(), 1);
 
-  std::unique_ptr<SqliteIndex> index(new SqliteIndex(std::move(db), synchronous));
+  std::unique_ptr<SqliteIndex> index(
+      new SqliteIndex(std::move(db), in_memory ? std::filesystem::path() : path, synchronous));
   std::lock_guard lock(index->mu_);
   GW_RETURN_IF_ERROR(index->configure_locked(in_memory));
   GW_RETURN_IF_ERROR(index->migrate_locked());
@@ -173,16 +176,21 @@ std::vector<Result<InsertResult>> SqliteIndex::insert_instances(
   return write_batch(items);
 }
 
-std::vector<Result<InsertResult>> SqliteIndex::write_batch(
-    const std::vector<PendingInsert>& items) {
+std::vector<Result<InsertResult>> SqliteIndex::write_batch(const std::vector<PendingInsert>& items,
+                                                           bool flushed) {
   std::vector<Result<InsertResult>> results;
   results.reserve(items.size());
   std::lock_guard lock(mu_);
-  Transaction tx(*this);
-  if (auto st = tx.begin(); !st.ok()) {
-    for (std::size_t i = 0; i < items.size(); ++i) results.emplace_back(st.error());
+  Transaction tx(*this, flushed);
+  auto cleared_through = [&]() -> Result<std::int64_t> {
+    GW_RETURN_IF_ERROR(tx.begin());
+    return clear_confirmed_locked();
+  }();
+  if (!cleared_through.ok()) {
+    for (std::size_t i = 0; i < items.size(); ++i) results.emplace_back(cleared_through.error());
     return results;
   }
+  std::int64_t marker = 0;
   for (const auto& item : items) {
     const InstanceRecord& r = *item.record;
     if (r.sop_instance_uid.empty() || r.series_instance_uid.empty() ||
@@ -192,24 +200,37 @@ std::vector<Result<InsertResult>> SqliteIndex::write_batch(
                      "insert instance: SOP/series/study UID and storage path are required"));
       continue;
     }
+    if (!flushed && item.policy == DuplicatePolicy::kOverwrite) {
+      results.emplace_back(make_error(ErrorCode::kInvalidArgument,
+                                      "an unflushed insert cannot overwrite (ADR 012)"));
+      continue;
+    }
     // A savepoint per record: one record's failure (a rejected duplicate, a constraint) leaves
     // the others of the batch intact.
     if (auto st = exec_locked("SAVEPOINT one"); !st.ok()) {
       results.emplace_back(st.error());
       continue;
     }
-    results.push_back(insert_one_locked(r, item.policy));
-    if (!results.back().ok()) (void)exec_locked("ROLLBACK TO one");
+    std::int64_t record_marker = 0;
+    results.push_back(insert_one_locked(r, item.policy, flushed ? nullptr : &record_marker));
+    if (!results.back().ok()) {
+      (void)exec_locked("ROLLBACK TO one");
+    } else {
+      marker = std::max(marker, record_marker);
+    }
     (void)exec_locked("RELEASE one");
   }
   if (auto st = tx.commit(); !st.ok()) {
     for (auto& r : results) r = st.error();
+    return results;
   }
+  cleared_through_ = *cleared_through;
+  unflushed_through_ = std::max(unflushed_through_, marker);
   return results;
 }
 
-Result<InsertResult> SqliteIndex::insert_one_locked(const InstanceRecord& r,
-                                                    DuplicatePolicy policy) {
+Result<InsertResult> SqliteIndex::insert_one_locked(const InstanceRecord& r, DuplicatePolicy policy,
+                                                    std::int64_t* marker) {
   std::optional<std::int64_t> existing_id;
   std::string existing_path;
   {
@@ -371,12 +392,19 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
     instance_pk = replacing ? *existing_id : s.last_insert_rowid();
   }
   GW_RETURN_IF_ERROR(enqueue_outbox_locked(instance_pk, r));
+  if (marker != nullptr) {
+    GW_ASSIGN_OR_RETURN(
+        auto s, statement_locked("INSERT INTO ingest_unconfirmed (instance_pk) VALUES (?)"));
+    s.bind(1, instance_pk);
+    GW_RETURN_IF_ERROR(s.run("mark instance unconfirmed"));
+    *marker = s.last_insert_rowid();
+  }
 
   if (replacing) {
     return InsertResult{InsertOutcome::kReplaced,
                         existing_path == r.storage_path ? "" : existing_path};
   }
-  return InsertResult{InsertOutcome::kInserted, ""};
+  return InsertResult{InsertOutcome::kInserted, "", marker != nullptr ? instance_pk : 0};
 }
 
 Result<bool> SqliteIndex::references_file(const std::string& storage_path) {

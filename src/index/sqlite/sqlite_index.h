@@ -38,6 +38,14 @@ class SqliteIndex : public Index {
   std::vector<Result<InsertResult>> insert_instances(const std::vector<InstanceRecord>& records,
                                                      DuplicatePolicy policy) override;
   Result<std::optional<InstanceRecord>> find_instance(const std::string& sop_uid) override;
+  std::optional<std::filesystem::path> local_file() const override;
+  std::vector<Result<InsertResult>> insert_instances_unflushed(
+      const std::vector<InstanceRecord>& records, DuplicatePolicy policy) override;
+  std::int64_t unflushed_watermark() override;
+  void confirm_unflushed(std::int64_t through) override;
+  Result<std::vector<UnconfirmedInstance>> list_unconfirmed() override;
+  Status settle_unconfirmed(std::span<const std::int64_t> broken,
+                            std::int64_t through_marker_id) override;
   Result<std::vector<StudySummary>> list_studies(const StudyQuery& query) override;
   Result<std::optional<StudySummary>> find_study(const std::string& study_uid) override;
   Result<std::vector<SeriesSummary>> list_series(const std::string& study_uid) override;
@@ -120,10 +128,18 @@ class SqliteIndex : public Index {
   };
   using Batcher = core::Batcher<PendingInsert, Result<InsertResult>>;
 
-  SqliteIndex(DbPtr db, bool synchronous);
+  SqliteIndex(DbPtr db, std::filesystem::path path, bool synchronous);
   /// Writes the records in one transaction (takes mu_), a savepoint each; one result per record.
-  std::vector<Result<InsertResult>> write_batch(const std::vector<PendingInsert>& items);
-  Result<InsertResult> insert_one_locked(const InstanceRecord& record, DuplicatePolicy policy);
+  /// `flushed` false: insert_instances_unflushed.
+  std::vector<Result<InsertResult>> write_batch(const std::vector<PendingInsert>& items,
+                                                bool flushed = true);
+  /// `marker`: a new instance row gets an unconfirmed marker (ADR 012), whose id goes to
+  /// `*marker`, and the result names the row (unflushed_instance_id).
+  Result<InsertResult> insert_one_locked(const InstanceRecord& record, DuplicatePolicy policy,
+                                         std::int64_t* marker = nullptr);
+  /// In a write transaction: clears the markers confirm_unflushed() confirmed since the last
+  /// call (sqlite_unconfirmed.cpp). Returns the id cleared through, for after the commit.
+  Result<std::int64_t> clear_confirmed_locked();
 
   // The *_locked helpers expect mu_ to be held by the caller.
   Status configure_locked(bool in_memory);
@@ -171,7 +187,16 @@ class SqliteIndex : public Index {
   /// duration, so one connection serves all threads and a transaction is never interleaved
   /// with another thread's statements. Nothing called with mu_ held calls back into this class.
   std::mutex mu_;
+  const std::filesystem::path path_;  ///< empty for an in-memory database
   bool synchronous_ = true;
+  /// A Transaction could not set synchronous back to FULL after an unflushed commit: the next
+  /// flushed one sets it first.
+  bool synchronous_restore_failed_ = false;
+  // Unconfirmed markers (ADR 012), by marker id: written up to unflushed_through_, confirmed
+  // durable up to confirmed_through_, deleted up to cleared_through_.
+  std::int64_t unflushed_through_ = 0;
+  std::int64_t confirmed_through_ = 0;
+  std::int64_t cleared_through_ = 0;
   /// Group commit of concurrent insert_instance calls (its mutex is never held with mu_).
   Batcher batcher_;
   DbPtr db_;  // declared before statements_: statements are finalized before the close

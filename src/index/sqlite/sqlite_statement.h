@@ -109,16 +109,32 @@ class SqliteIndex::Statement {
 /// makes us wait busy_timeout instead of failing half-way through.
 class SqliteIndex::Transaction {
  public:
-  explicit Transaction(SqliteIndex& index) : index_(index) {}
+  /// `flushed` false: the commit does not fsync the WAL (synchronous=NORMAL for this one
+  /// transaction, FULL again afterwards); the caller makes it durable (ADR 012).
+  explicit Transaction(SqliteIndex& index, bool flushed = true)
+      : index_(index), relax_(!flushed && index.synchronous_) {}
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
   ~Transaction() {
     if (active_ && sqlite3_get_autocommit(index_.db_.get()) == 0) {
       sqlite3_exec(index_.db_.get(), "ROLLBACK", nullptr, nullptr, nullptr);
     }
+    if (relaxed_ && sqlite3_exec(index_.db_.get(), "PRAGMA synchronous = FULL", nullptr, nullptr,
+                                 nullptr) != SQLITE_OK) {
+      // Never leave the connection unflushed for the writes that follow.
+      index_.synchronous_restore_failed_ = true;
+    }
   }
 
   Status begin() {
+    if (index_.synchronous_restore_failed_ && !relax_) {
+      GW_RETURN_IF_ERROR(index_.exec_locked("PRAGMA synchronous = FULL"));
+      index_.synchronous_restore_failed_ = false;
+    }
+    if (relax_) {
+      GW_RETURN_IF_ERROR(index_.exec_locked("PRAGMA synchronous = NORMAL"));
+      relaxed_ = true;
+    }
     GW_RETURN_IF_ERROR(index_.exec_locked("BEGIN IMMEDIATE"));
     active_ = true;
     return core::ok_status();
@@ -131,6 +147,8 @@ class SqliteIndex::Transaction {
 
  private:
   SqliteIndex& index_;
+  const bool relax_;
+  bool relaxed_ = false;
   bool active_ = false;
 };
 

@@ -1,0 +1,112 @@
+// One flush for a stored file and its index row (ADR 012): unflushed inserts and the markers
+// that let a start after a power loss check the instances whose flush was never confirmed.
+
+#include <algorithm>
+#include <set>
+
+#include "index/sqlite/sqlite_index.h"
+#include "index/sqlite/sqlite_statement.h"
+
+namespace gw::index {
+
+std::optional<std::filesystem::path> SqliteIndex::local_file() const {
+  if (path_.empty()) return std::nullopt;
+  return path_;
+}
+
+std::vector<Result<InsertResult>> SqliteIndex::insert_instances_unflushed(
+    const std::vector<InstanceRecord>& records, DuplicatePolicy policy) {
+  if (path_.empty()) return Index::insert_instances_unflushed(records, policy);
+  std::vector<PendingInsert> items;
+  items.reserve(records.size());
+  for (const auto& r : records) items.push_back({&r, policy});
+  return write_batch(items, /*flushed=*/false);
+}
+
+std::int64_t SqliteIndex::unflushed_watermark() {
+  std::lock_guard lock(mu_);
+  return unflushed_through_;
+}
+
+void SqliteIndex::confirm_unflushed(std::int64_t through) {
+  std::lock_guard lock(mu_);
+  confirmed_through_ = std::max(confirmed_through_, std::min(through, unflushed_through_));
+}
+
+Result<std::int64_t> SqliteIndex::clear_confirmed_locked() {
+  if (confirmed_through_ <= cleared_through_) return cleared_through_;
+  GW_ASSIGN_OR_RETURN(auto s, statement_locked("DELETE FROM ingest_unconfirmed WHERE id <= ?"));
+  s.bind(1, confirmed_through_);
+  GW_RETURN_IF_ERROR(s.run("clear confirmed markers"));
+  return confirmed_through_;
+}
+
+Result<std::vector<UnconfirmedInstance>> SqliteIndex::list_unconfirmed() {
+  std::lock_guard lock(mu_);
+  GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
+SELECT u.id, u.instance_pk, i.storage_path, i.size_bytes, i.digest
+FROM ingest_unconfirmed u JOIN instances i ON i.id = u.instance_pk
+WHERE u.id > ? ORDER BY u.id
+)sql"));
+  s.bind(1, confirmed_through_);
+  std::vector<UnconfirmedInstance> out;
+  for (;;) {
+    GW_ASSIGN_OR_RETURN(bool row, s.step("list unconfirmed instances"));
+    if (!row) break;
+    out.push_back({.marker_id = s.int64(0),
+                   .instance_id = s.int64(1),
+                   .storage_path = s.text(2),
+                   .size_bytes = s.int64(3),
+                   .digest = s.text(4)});
+  }
+  return out;
+}
+
+Status SqliteIndex::settle_unconfirmed(std::span<const std::int64_t> broken,
+                                       std::int64_t through_marker_id) {
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  GW_RETURN_IF_ERROR(tx.begin());
+  std::set<std::int64_t> series;
+  for (const std::int64_t id : broken) {
+    GW_ASSIGN_OR_RETURN(auto s,
+                        statement_locked("DELETE FROM instances WHERE id = ? RETURNING series_pk"));
+    s.bind(1, id);
+    GW_ASSIGN_OR_RETURN(bool row, s.step("delete unconfirmed instance"));
+    if (row) series.insert(s.int64(0));
+  }
+  // The series, study and patient rows an instance of `broken` created, now empty.
+  for (const std::int64_t series_pk : series) {
+    GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
+DELETE FROM series WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM instances WHERE series_pk = ?1)
+RETURNING study_pk
+)sql"));
+    s.bind(1, series_pk);
+    GW_ASSIGN_OR_RETURN(bool row, s.step("delete empty series"));
+    if (!row) continue;
+    const std::int64_t study_pk = s.int64(0);
+    GW_ASSIGN_OR_RETURN(auto st, statement_locked(R"sql(
+DELETE FROM studies WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM series WHERE study_pk = ?1)
+RETURNING patient_pk
+)sql"));
+    st.bind(1, study_pk);
+    GW_ASSIGN_OR_RETURN(bool study_row, st.step("delete empty study"));
+    if (!study_row) continue;
+    const std::int64_t patient_pk = st.int64(0);
+    GW_ASSIGN_OR_RETURN(auto p, statement_locked(R"sql(
+DELETE FROM patients WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM studies WHERE patient_pk = ?1)
+)sql"));
+    p.bind(1, patient_pk);
+    GW_RETURN_IF_ERROR(p.run("delete empty patient"));
+  }
+  GW_ASSIGN_OR_RETURN(auto clear, statement_locked("DELETE FROM ingest_unconfirmed WHERE id <= ?"));
+  clear.bind(1, through_marker_id);
+  GW_RETURN_IF_ERROR(clear.run("clear unconfirmed markers"));
+  GW_RETURN_IF_ERROR(tx.commit());
+  confirmed_through_ = std::max(confirmed_through_, through_marker_id);
+  cleared_through_ = std::max(cleared_through_, through_marker_id);
+  unflushed_through_ = std::max(unflushed_through_, through_marker_id);
+  return core::ok_status();
+}
+
+}  // namespace gw::index

@@ -1,0 +1,204 @@
+// Unflushed inserts and their unconfirmed markers (ADR 012) on the SQLite backend.
+
+#include <gtest/gtest.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "index/index.h"
+#include "index/sqlite/sqlite_index.h"
+#include "support/temp_dir.h"
+
+namespace gw::index {
+namespace {
+
+namespace fs = std::filesystem;
+using core::ErrorCode;
+using test::TempDir;
+
+InstanceRecord record(const std::string& sop, const std::string& series, const std::string& study,
+                      const std::string& patient = "PID-1") {
+  InstanceRecord r;
+  r.sop_instance_uid = sop;
+  r.series_instance_uid = series;
+  r.study_instance_uid = study;
+  r.patient_id = patient;
+  r.patient_name = "TEST^" + patient;
+  r.sop_class_uid = "1.2.840.10008.5.1.4.1.1.2";
+  r.storage_path = "storage/ab/" + sop + ".dcm";
+  r.size_bytes = static_cast<std::int64_t>(100 + sop.size());
+  r.digest = "xxh128:" + std::string(32, 'a');
+  r.received_at_ms = 1000;
+  return r;
+}
+
+class UnflushedTest : public ::testing::Test {
+ protected:
+  void SetUp() override { index_ = open(); }
+
+  std::size_t queued(const std::string& destination) {
+    OutboxQuery query;
+    query.destination = destination;
+    auto rows = index_->list_outbox(query);
+    EXPECT_TRUE(rows.ok());
+    return rows.ok() ? rows->size() : 0;
+  }
+
+  std::unique_ptr<SqliteIndex> open() {
+    auto index = SqliteIndex::open(dir_.path() / "index.db");
+    EXPECT_TRUE(index.ok()) << (index.ok() ? "" : index.error().message);
+    return index.ok() ? std::move(index).value() : nullptr;
+  }
+
+  /// Inserts unflushed; every record must be inserted or kept.
+  std::vector<InsertResult> insert(const std::vector<InstanceRecord>& records,
+                                   DuplicatePolicy policy = DuplicatePolicy::kKeepFirst) {
+    std::vector<InsertResult> out;
+    for (auto& r : index_->insert_instances_unflushed(records, policy)) {
+      EXPECT_TRUE(r.ok()) << r.error().message;
+      if (r.ok()) out.push_back(*r);
+    }
+    return out;
+  }
+
+  std::vector<std::string> unconfirmed_paths(Index& index) {
+    auto listed = index.list_unconfirmed();
+    EXPECT_TRUE(listed.ok()) << listed.error().message;
+    std::vector<std::string> out;
+    if (listed.ok()) {
+      for (const auto& u : *listed) out.push_back(u.storage_path);
+    }
+    return out;
+  }
+
+  TempDir dir_{"gw-unflushed-test"};
+  std::unique_ptr<SqliteIndex> index_;
+};
+
+TEST_F(UnflushedTest, TheIndexNamesItsFile) {
+  ASSERT_TRUE(index_->local_file().has_value());
+  EXPECT_EQ(*index_->local_file(), dir_.path() / "index.db");
+}
+
+TEST_F(UnflushedTest, NewRowsAreUnconfirmedWithWhatTheirCheckNeeds) {
+  const auto a = record("1.1", "2.1", "3.1");
+  const auto b = record("1.2", "2.1", "3.1");
+  auto results = insert({a, b});
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].outcome, InsertOutcome::kInserted);
+  EXPECT_NE(results[0].unflushed_instance_id, 0);
+  EXPECT_NE(results[1].unflushed_instance_id, results[0].unflushed_instance_id);
+
+  auto listed = index_->list_unconfirmed();
+  ASSERT_TRUE(listed.ok()) << listed.error().message;
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].instance_id, results[0].unflushed_instance_id);
+  EXPECT_EQ((*listed)[0].storage_path, a.storage_path);
+  EXPECT_EQ((*listed)[0].size_bytes, a.size_bytes);
+  EXPECT_EQ((*listed)[0].digest, a.digest);
+  EXPECT_LT((*listed)[0].marker_id, (*listed)[1].marker_id);
+  EXPECT_EQ(index_->unflushed_watermark(), (*listed)[1].marker_id);
+  // The rows are ordinary rows meanwhile.
+  auto found = index_->find_instance("1.2");
+  ASSERT_TRUE(found.ok() && found->has_value());
+}
+
+TEST_F(UnflushedTest, AConfirmedFlushCoversTheRowsCommittedBeforeIt) {
+  insert({record("1.1", "2.1", "3.1")});
+  const auto watermark = index_->unflushed_watermark();
+  insert({record("1.2", "2.1", "3.1")});  // committed while the flush ran: not covered
+  index_->confirm_unflushed(watermark);
+  EXPECT_EQ(unconfirmed_paths(*index_), std::vector<std::string>{"storage/ab/1.2.dcm"});
+
+  // Confirmed markers go with the next write transaction; before it, a new process (which knows
+  // of no confirmation) would check them all.
+  EXPECT_EQ(unconfirmed_paths(*open()).size(), 2u);
+  index_->confirm_unflushed(index_->unflushed_watermark());
+  insert({record("1.3", "2.1", "3.1")});
+  auto restarted = open();
+  EXPECT_EQ(unconfirmed_paths(*restarted), std::vector<std::string>{"storage/ab/1.3.dcm"});
+  // An ordinary (flushed) write clears confirmed markers too.
+  index_->confirm_unflushed(index_->unflushed_watermark());
+  ASSERT_TRUE(
+      index_->insert_instance(record("1.4", "2.1", "3.1"), DuplicatePolicy::kKeepFirst).ok());
+  EXPECT_TRUE(unconfirmed_paths(*open()).empty());
+}
+
+TEST_F(UnflushedTest, AKeptDuplicateMakesNoMarkerAndOverwriteIsRefused) {
+  insert({record("1.1", "2.1", "3.1")});
+  index_->confirm_unflushed(index_->unflushed_watermark());
+  auto again = record("1.1", "2.1", "3.1");
+  again.storage_path = "storage/cd/other.dcm";
+  auto kept = insert({again});
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].outcome, InsertOutcome::kDuplicateKept);
+  EXPECT_EQ(kept[0].unflushed_instance_id, 0);
+  EXPECT_TRUE(unconfirmed_paths(*index_).empty());
+
+  auto refused = index_->insert_instances_unflushed({again}, DuplicatePolicy::kOverwrite);
+  ASSERT_EQ(refused.size(), 1u);
+  ASSERT_FALSE(refused[0].ok());
+  EXPECT_EQ(refused[0].error().code, ErrorCode::kInvalidArgument);
+  auto found = index_->find_instance("1.1");
+  ASSERT_TRUE(found.ok() && found->has_value());
+  EXPECT_EQ((*found)->storage_path, "storage/ab/1.1.dcm");
+}
+
+TEST_F(UnflushedTest, SettleDeletesBrokenRowsTheirQueueAndWhatIsLeftEmpty) {
+  auto kept = record("1.1", "2.1", "3.1");
+  auto sibling = record("1.2", "2.1", "3.1");         // same series: the series stays
+  auto alone = record("1.3", "2.2", "3.2", "PID-2");  // its own study and patient: all go
+  alone.destinations = {"PACS"};
+  auto results = insert({kept, sibling, alone});
+  ASSERT_EQ(results.size(), 3u);
+  ASSERT_EQ(queued("PACS"), 1u);
+
+  auto listed = index_->list_unconfirmed();
+  ASSERT_TRUE(listed.ok());
+  const std::int64_t broken[] = {results[1].unflushed_instance_id,
+                                 results[2].unflushed_instance_id};
+  ASSERT_TRUE(index_->settle_unconfirmed(broken, listed->back().marker_id).ok());
+
+  EXPECT_TRUE(unconfirmed_paths(*index_).empty());
+  EXPECT_TRUE(unconfirmed_paths(*open()).empty());
+  EXPECT_EQ(*index_->count_instances(), 1);
+  EXPECT_TRUE(index_->find_instance("1.1")->has_value());
+  EXPECT_FALSE(index_->find_instance("1.2")->has_value());
+  auto series = index_->list_series("3.1");
+  ASSERT_TRUE(series.ok());
+  ASSERT_EQ(series->size(), 1u);
+  EXPECT_EQ((*series)[0].instance_count, 1);
+  EXPECT_FALSE(index_->find_study("3.2")->has_value());
+  StudyQuery by_patient;
+  by_patient.patient_id = "PID-2";
+  auto studies = index_->list_studies(by_patient);
+  ASSERT_TRUE(studies.ok());
+  EXPECT_TRUE(studies->empty());
+  EXPECT_EQ(queued("PACS"), 0u);
+  // The resend of a removed instance is a new instance again.
+  auto resent = insert({record("1.3", "2.2", "3.2", "PID-2")});
+  ASSERT_EQ(resent.size(), 1u);
+  EXPECT_EQ(resent[0].outcome, InsertOutcome::kInserted);
+}
+
+TEST_F(UnflushedTest, SettleWithoutAThroughIdKeepsTheOtherMarkers) {
+  auto results = insert({record("1.1", "2.1", "3.1"), record("1.2", "2.1", "3.1")});
+  const std::int64_t broken[] = {results[0].unflushed_instance_id};
+  ASSERT_TRUE(index_->settle_unconfirmed(broken, 0).ok());
+  EXPECT_EQ(unconfirmed_paths(*index_), std::vector<std::string>{"storage/ab/1.2.dcm"});
+}
+
+TEST(UnflushedInMemoryTest, AnInMemoryIndexCannotDeferItsFlush) {
+  auto index = SqliteIndex::open(":memory:");
+  ASSERT_TRUE(index.ok());
+  EXPECT_FALSE((*index)->local_file().has_value());
+  auto results = (*index)->insert_instances_unflushed({record("1.1", "2.1", "3.1")},
+                                                      DuplicatePolicy::kKeepFirst);
+  ASSERT_EQ(results.size(), 1u);
+  ASSERT_FALSE(results[0].ok());
+  EXPECT_EQ(results[0].error().code, ErrorCode::kUnsupported);
+}
+
+}  // namespace
+}  // namespace gw::index
