@@ -149,13 +149,14 @@ class IngestSession final : public dicom::StoreSession {
         return fail(core::dimse_status(synced.error().code), synced.error().message);
       }
     }
-    published->fd.reset();
     const std::string path = published->path;
     record.storage_path = path;
 
-    auto inserted = service_.commit(record);
+    auto inserted = service_.commit(record, *published);
+    published->fd.reset();
     if (!inserted.ok()) {
-      (void)service_.store().remove(path);
+      // After a failed flush the row may name this file: the next start checks both.
+      if (!service_.flush_failed()) (void)service_.store().remove(path);
       if (inserted.error().code == ErrorCode::kAlreadyExists) {
         service_.counters().duplicates++;
         return fail(status::kDuplicateSopInstance,
@@ -231,29 +232,30 @@ IngestService::IngestService(storage::Store& store, index::Index& index,
               shared_flush_ ? "shared" : "per_file");
 }
 
-core::Result<index::InsertResult> IngestService::flush_shared(index::InsertResult inserted) {
-  // Everything published and committed so far is covered, this row and its file included (and,
-  // for a kept duplicate, the row it was kept for, which may be committed unflushed too).
+core::Result<index::InsertResult> IngestService::flush_shared(index::InsertResult inserted,
+                                                              const storage::PublishedFile& file) {
+  // Covers everything committed so far: this row, its file, and for a kept duplicate the row it
+  // was kept for, which may itself be unflushed still.
   const std::int64_t watermark = index_.unflushed_watermark();
-  auto flushed = store_.sync_filesystem();
-  if (flushed.ok()) {
-    index_.confirm_unflushed(watermark);
-    return inserted;
-  }
-  // No success for this instance, and no row left: a resend would find the row and be kept as
-  // a duplicate while the file may never have reached the disk.
-  log()->error("event=storage_flush_failed error={}", flushed.error().message);
-  if (inserted.unflushed_instance_id != 0) {
-    const std::int64_t ids[] = {inserted.unflushed_instance_id};
-    if (auto undone = index_.settle_unconfirmed(ids, 0); !undone.ok()) {
-      flush_failed_ = true;
+  auto flushed = store_.sync_filesystem(file);
+  if (!flushed.ok()) {
+    // A write-back error anywhere on the file system may be this file's or a row's, and Linux
+    // reports it once per descriptor: no flush is trusted after it. Nothing is deleted now; the
+    // rows stay unconfirmed and the next start reads their files back from the disk.
+    if (!flush_failed_.exchange(true)) {
+      store_.mark_unclean();
       log()->error(
-          "event=ingest_stopped reason=\"an unflushed row could not be deleted; restart the "
-          "gateway after checking the disk (the start-up check removes such rows)\" error={}",
-          undone.error().message);
+          "event=ingest_stopped reason=\"storage flush failed; check the disk, then restart the "
+          "gateway: its start-up check removes what did not reach the disk\" error={}",
+          flushed.error().message);
     }
+    return flushed.error();
   }
-  return flushed.error();
+  if (flush_failed_) {
+    return core::make_error(ErrorCode::kIo, "a storage flush failed: the gateway needs a restart");
+  }
+  index_.confirm_unflushed(watermark);
+  return inserted;
 }
 
 void IngestService::set_routing(std::shared_ptr<const queue::RoutingTable> routing) {
@@ -266,12 +268,12 @@ std::shared_ptr<const queue::RoutingTable> IngestService::routing() const {
   return routing_;
 }
 
-core::Result<index::InsertResult> IngestService::commit(const index::InstanceRecord& record) {
+core::Result<index::InsertResult> IngestService::commit(const index::InstanceRecord& record,
+                                                        const storage::PublishedFile& file) {
   auto inserted = committer_.run(&record);
   if (!shared_flush_ || !inserted.ok()) return inserted;
-  // Outside the group commit: the next group's transaction runs while this flush does, and
-  // concurrent flushes share the device's queue as concurrent fdatasyncs would.
-  return flush_shared(std::move(inserted).value());
+  // Outside the group commit: the next group's transaction runs while this flush does.
+  return flush_shared(std::move(inserted).value(), file);
 }
 
 index::DuplicatePolicy IngestService::duplicate_policy() const {
@@ -289,8 +291,7 @@ index::DuplicatePolicy IngestService::duplicate_policy() const {
 core::Result<std::unique_ptr<dicom::StoreSession>> IngestService::begin(
     const dicom::StoreRequest& request) {
   if (flush_failed_) {
-    return core::make_error(ErrorCode::kIo,
-                            "storage flush failed earlier: the gateway needs a restart");
+    return core::make_error(ErrorCode::kIo, "a storage flush failed: the gateway needs a restart");
   }
   if (!dicom::is_storage_sop_class(request.sop_class_uid)) {
     return core::make_error(ErrorCode::kUnsupported, "not a storage SOP class");

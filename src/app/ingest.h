@@ -58,14 +58,18 @@ class IngestService final : public dicom::StoreService {
   storage::Store& store() { return store_; }
   index::Index& index() { return index_; }
   index::DuplicatePolicy duplicate_policy() const;
-  /// Commits the index row of a published file, grouped with every other instance that is
-  /// ready at the same time (one transaction for the group). With shared_flush() the row and
-  /// its file are then made durable by one syncfs; otherwise the caller has flushed the file
-  /// first and the commit fsyncs the WAL.
-  core::Result<index::InsertResult> commit(const index::InstanceRecord& record);
+  /// Commits the index row of a published file (still open), grouped with every other instance
+  /// that is ready at the same time (one transaction for the group). With shared_flush() the
+  /// row and its file are then made durable by one syncfs; otherwise the caller has flushed the
+  /// file first and the commit fsyncs the WAL.
+  core::Result<index::InsertResult> commit(const index::InstanceRecord& record,
+                                           const storage::PublishedFile& file);
   /// One syncfs makes a group's files and index rows durable (ADR 012): storage.fsync is on,
   /// the index is a local file on the storage file system, duplicates are not overwritten.
   bool shared_flush() const { return shared_flush_; }
+  /// A shared flush failed: every instance is refused until a restart, and files are left for
+  /// the start-up checks (a row may name them).
+  bool flush_failed() const { return flush_failed_; }
 
  private:
   storage::Store& store_;
@@ -76,13 +80,13 @@ class IngestService final : public dicom::StoreService {
   mutable std::mutex routing_mu_;  // guards routing_ (copied out, never used under the lock)
   std::shared_ptr<const queue::RoutingTable> routing_;
   const bool shared_flush_;
-  /// A syncfs failed and its rows could not be deleted: every later instance is refused until
-  /// a restart checks them (app/ingest_recovery.h).
   std::atomic<bool> flush_failed_{false};
   core::Batcher<const index::InstanceRecord*, core::Result<index::InsertResult>> committer_;
 
-  /// After an unflushed commit: syncfs, then the row is confirmed; on failure it is deleted.
-  core::Result<index::InsertResult> flush_shared(index::InsertResult inserted);
+  /// After an unflushed commit: syncfs through the file's descriptor, then the rows committed
+  /// before it are confirmed.
+  core::Result<index::InsertResult> flush_shared(index::InsertResult inserted,
+                                                 const storage::PublishedFile& file);
 };
 
 }  // namespace gw::app

@@ -79,16 +79,13 @@ struct InsertResult {
   /// The file the caller should remove: kReplaced: the old storage_path; kDuplicateKept: the new
   /// one. Empty when that would be the file the row points to (same storage_path re-inserted).
   std::string replaced_path;
-  /// insert_instances_unflushed: the new instance row, which carries an unconfirmed marker
-  /// (ADR 012); 0 when the insert made none (a kept duplicate).
-  std::int64_t unflushed_instance_id = 0;
 };
 
 /// An instance row committed unflushed whose flush was never confirmed (ADR 012): after a power
 /// loss its row may be on disk while its file is not. Checked at start-up.
 struct UnconfirmedInstance {
   std::int64_t marker_id = 0;    ///< settle_unconfirmed() clears markers up to the largest
-  std::int64_t instance_id = 0;  ///< the instance row (0: it no longer exists)
+  std::int64_t instance_id = 0;  ///< the instance row
   std::string storage_path;
   std::int64_t size_bytes = 0;
   std::string digest;

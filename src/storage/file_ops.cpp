@@ -43,11 +43,21 @@ core::Status fsync_dir(const std::filesystem::path& dir) {
 core::Status sync_filesystem(const std::filesystem::path& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return errno_error(errno, "open", path);
-  const int rc = ::syncfs(fd);
-  const int err = errno;
+  auto synced = sync_filesystem(fd, path);
   ::close(fd);
-  if (rc != 0) return errno_error(err, "syncfs", path);
+  return synced;
+}
+
+core::Status sync_filesystem(int fd, const std::filesystem::path& path) {
+  if (::syncfs(fd) != 0) return errno_error(errno, "syncfs", path);
   return core::ok_status();
+}
+
+void drop_cached(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  (void)::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
 }
 
 core::Result<bool> same_filesystem(const std::filesystem::path& a, const std::filesystem::path& b) {

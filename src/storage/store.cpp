@@ -363,7 +363,7 @@ Result<std::unique_ptr<Store>> Store::create(const StoreOptions& options) {
 }
 
 Store::~Store() {
-  if (lock_.valid() && ::ftruncate(lock_.get(), 0) == 0) {
+  if (lock_.valid() && !unclean_ && ::ftruncate(lock_.get(), 0) == 0) {
     (void)::pwrite(lock_.get(), "clean\n", 6, 0);
   }
 }
@@ -472,6 +472,11 @@ Result<PublishedFile> Store::publish(SpoolFile&& file) {
                          core::UniqueFd(std::exchange(f.fd_, -1))};
   }
   return make_error(ErrorCode::kInternal, "could not pick a unique storage file name");
+}
+
+Status Store::sync_filesystem(const PublishedFile& file) const {
+  if (!options_.fsync) return core::ok_status();
+  return storage::sync_filesystem(file.fd.get(), absolute(file.path));
 }
 
 Status Store::sync_filesystem() const {

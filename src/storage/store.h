@@ -14,6 +14,7 @@
 /// (storage/encrypted_file.h, ADR 010); sizes and digests still describe the plaintext Part 10
 /// bytes. Read stored files with open_content() only: it reads plain and encrypted files alike.
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -133,7 +134,14 @@ class Store {
   DirectorySyncer& directory_syncer() { return *directory_syncer_; }
   /// The other way to make published files durable (ADR 012): one syncfs of the storage file
   /// system covers every file published before it, content and directory entry (if fsync).
+  /// Through the published file's own descriptor, opened when its spool file was created: any
+  /// write-back error since then fails it, whoever else was told of it first.
+  Status sync_filesystem(const PublishedFile& file) const;
+  /// The same through a descriptor opened now (start-up checks).
   Status sync_filesystem() const;
+  /// The next start treats this run as unclean (recovery_candidates() then lists its files),
+  /// even if it stops cleanly: files may be left that no row names. Thread-safe.
+  void mark_unclean() { unclean_ = true; }
   /// Whether `path` (an existing file) is on the storage file system, so that
   /// sync_filesystem() makes its writes durable too.
   Result<bool> on_storage_filesystem(const std::filesystem::path& path) const;
@@ -177,6 +185,7 @@ class Store {
   StoreOptions options_;
   mutable std::mutex keyring_mu_;  // guards keyring_ only
   std::shared_ptr<const crypto::Keyring> keyring_;
+  std::atomic<bool> unclean_{false};  ///< mark_unclean(): the destructor leaves "running"
   core::UniqueFd lock_;  ///< data_dir/.lock (.lock-<node_id>), held (flock) for the Store's
                          ///< lifetime; its content says "running" while open and "clean" after
                          ///< a clean close

@@ -231,6 +231,7 @@ CREATE TABLE ingest_unconfirmed (
   id          INTEGER PRIMARY KEY AUTOINCREMENT,
   instance_pk INTEGER NOT NULL REFERENCES instances (id) ON DELETE CASCADE
 );
+CREATE INDEX ingest_unconfirmed_instance ON ingest_unconfirmed (instance_pk);
 )sql"},
   };
   return kMigrations;

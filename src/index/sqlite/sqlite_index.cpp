@@ -225,7 +225,7 @@ std::vector<Result<InsertResult>> SqliteIndex::write_batch(const std::vector<Pen
     return results;
   }
   cleared_through_ = *cleared_through;
-  unflushed_through_ = std::max(unflushed_through_, marker);
+  if (marker > unflushed_through_.load()) unflushed_through_ = marker;  // only writer: mu_ held
   return results;
 }
 
@@ -404,7 +404,7 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
     return InsertResult{InsertOutcome::kReplaced,
                         existing_path == r.storage_path ? "" : existing_path};
   }
-  return InsertResult{InsertOutcome::kInserted, "", marker != nullptr ? instance_pk : 0};
+  return InsertResult{InsertOutcome::kInserted, ""};
 }
 
 Result<bool> SqliteIndex::references_file(const std::string& storage_path) {

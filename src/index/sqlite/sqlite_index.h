@@ -2,6 +2,7 @@
 /// The embedded index backend: one SQLite database (WAL, synchronous=FULL, foreign keys on).
 /// SQL lives in this folder only; callers see the backend-neutral Index interface.
 
+#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <memory>
@@ -134,7 +135,7 @@ class SqliteIndex : public Index {
   std::vector<Result<InsertResult>> write_batch(const std::vector<PendingInsert>& items,
                                                 bool flushed = true);
   /// `marker`: a new instance row gets an unconfirmed marker (ADR 012), whose id goes to
-  /// `*marker`, and the result names the row (unflushed_instance_id).
+  /// `*marker`.
   Result<InsertResult> insert_one_locked(const InstanceRecord& record, DuplicatePolicy policy,
                                          std::int64_t* marker = nullptr);
   /// In a write transaction: clears the markers confirm_unflushed() confirmed since the last
@@ -192,10 +193,12 @@ class SqliteIndex : public Index {
   /// A Transaction could not set synchronous back to FULL after an unflushed commit: the next
   /// flushed one sets it first.
   bool synchronous_restore_failed_ = false;
-  // Unconfirmed markers (ADR 012), by marker id: written up to unflushed_through_, confirmed
-  // durable up to confirmed_through_, deleted up to cleared_through_.
-  std::int64_t unflushed_through_ = 0;
-  std::int64_t confirmed_through_ = 0;
+  // Unconfirmed markers (ADR 012), by marker id: committed up to unflushed_through_, confirmed
+  // durable up to confirmed_through_, deleted up to cleared_through_ (mu_). The first two are
+  // atomics, written with mu_ held or by a max: a flush never waits for a transaction to read
+  // or confirm them.
+  std::atomic<std::int64_t> unflushed_through_{0};
+  std::atomic<std::int64_t> confirmed_through_{0};
   std::int64_t cleared_through_ = 0;
   /// Group commit of concurrent insert_instance calls (its mutex is never held with mu_).
   Batcher batcher_;

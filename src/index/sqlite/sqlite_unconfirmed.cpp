@@ -23,22 +23,29 @@ std::vector<Result<InsertResult>> SqliteIndex::insert_instances_unflushed(
   return write_batch(items, /*flushed=*/false);
 }
 
-std::int64_t SqliteIndex::unflushed_watermark() {
-  std::lock_guard lock(mu_);
-  return unflushed_through_;
+namespace {
+
+void raise_to(std::atomic<std::int64_t>& value, std::int64_t to) {
+  std::int64_t seen = value.load();
+  while (seen < to && !value.compare_exchange_weak(seen, to)) {
+  }
 }
 
+}  // namespace
+
+std::int64_t SqliteIndex::unflushed_watermark() { return unflushed_through_.load(); }
+
 void SqliteIndex::confirm_unflushed(std::int64_t through) {
-  std::lock_guard lock(mu_);
-  confirmed_through_ = std::max(confirmed_through_, std::min(through, unflushed_through_));
+  raise_to(confirmed_through_, std::min(through, unflushed_through_.load()));
 }
 
 Result<std::int64_t> SqliteIndex::clear_confirmed_locked() {
-  if (confirmed_through_ <= cleared_through_) return cleared_through_;
+  const std::int64_t confirmed = confirmed_through_.load();
+  if (confirmed <= cleared_through_) return cleared_through_;
   GW_ASSIGN_OR_RETURN(auto s, statement_locked("DELETE FROM ingest_unconfirmed WHERE id <= ?"));
-  s.bind(1, confirmed_through_);
+  s.bind(1, confirmed);
   GW_RETURN_IF_ERROR(s.run("clear confirmed markers"));
-  return confirmed_through_;
+  return confirmed;
 }
 
 Result<std::vector<UnconfirmedInstance>> SqliteIndex::list_unconfirmed() {
@@ -48,7 +55,7 @@ SELECT u.id, u.instance_pk, i.storage_path, i.size_bytes, i.digest
 FROM ingest_unconfirmed u JOIN instances i ON i.id = u.instance_pk
 WHERE u.id > ? ORDER BY u.id
 )sql"));
-  s.bind(1, confirmed_through_);
+  s.bind(1, confirmed_through_.load());
   std::vector<UnconfirmedInstance> out;
   for (;;) {
     GW_ASSIGN_OR_RETURN(bool row, s.step("list unconfirmed instances"));
@@ -103,9 +110,9 @@ DELETE FROM patients WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM studies WHERE p
   clear.bind(1, through_marker_id);
   GW_RETURN_IF_ERROR(clear.run("clear unconfirmed markers"));
   GW_RETURN_IF_ERROR(tx.commit());
-  confirmed_through_ = std::max(confirmed_through_, through_marker_id);
+  raise_to(unflushed_through_, through_marker_id);
+  raise_to(confirmed_through_, through_marker_id);
   cleared_through_ = std::max(cleared_through_, through_marker_id);
-  unflushed_through_ = std::max(unflushed_through_, through_marker_id);
   return core::ok_status();
 }
 

@@ -109,6 +109,21 @@ TEST_F(IngestRecoveryTest, ConfirmedRowsAreNotChecked) {
   EXPECT_TRUE(indexed("1.1"));
 }
 
+TEST_F(IngestRecoveryTest, AFileThatCannotBeReadStopsTheStartAndKeepsItsRow) {
+  const auto unreadable = store_instance("1.1", 1000);
+  const auto path = store_->absolute(unreadable.storage_path);
+  ASSERT_EQ(::unlink(path.c_str()), 0);
+  fs::create_directory(path);  // reads fail with EISDIR: not evidence of a lost file
+  auto recovered = recover_unconfirmed(*store_, *index_);
+  ASSERT_FALSE(recovered.ok());
+  EXPECT_NE(recovered.error().message.find("unconfirmed instance"), std::string::npos)
+      << recovered.error().message;
+  EXPECT_TRUE(indexed("1.1"));
+  auto left = index_->list_unconfirmed();
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(left->size(), 1u);
+}
+
 TEST_F(IngestRecoveryTest, TheIndexFileIsOnTheStorageFileSystem) {
   auto same = store_->on_storage_filesystem(dir_.path() / "data" / "index.db");
   ASSERT_TRUE(same.ok()) << same.error().message;

@@ -87,13 +87,12 @@ TEST_F(UnflushedTest, NewRowsAreUnconfirmedWithWhatTheirCheckNeeds) {
   auto results = insert({a, b});
   ASSERT_EQ(results.size(), 2u);
   EXPECT_EQ(results[0].outcome, InsertOutcome::kInserted);
-  EXPECT_NE(results[0].unflushed_instance_id, 0);
-  EXPECT_NE(results[1].unflushed_instance_id, results[0].unflushed_instance_id);
 
   auto listed = index_->list_unconfirmed();
   ASSERT_TRUE(listed.ok()) << listed.error().message;
   ASSERT_EQ(listed->size(), 2u);
-  EXPECT_EQ((*listed)[0].instance_id, results[0].unflushed_instance_id);
+  EXPECT_NE((*listed)[0].instance_id, 0);
+  EXPECT_NE((*listed)[0].instance_id, (*listed)[1].instance_id);
   EXPECT_EQ((*listed)[0].storage_path, a.storage_path);
   EXPECT_EQ((*listed)[0].size_bytes, a.size_bytes);
   EXPECT_EQ((*listed)[0].digest, a.digest);
@@ -133,7 +132,6 @@ TEST_F(UnflushedTest, AKeptDuplicateMakesNoMarkerAndOverwriteIsRefused) {
   auto kept = insert({again});
   ASSERT_EQ(kept.size(), 1u);
   EXPECT_EQ(kept[0].outcome, InsertOutcome::kDuplicateKept);
-  EXPECT_EQ(kept[0].unflushed_instance_id, 0);
   EXPECT_TRUE(unconfirmed_paths(*index_).empty());
 
   auto refused = index_->insert_instances_unflushed({again}, DuplicatePolicy::kOverwrite);
@@ -156,8 +154,8 @@ TEST_F(UnflushedTest, SettleDeletesBrokenRowsTheirQueueAndWhatIsLeftEmpty) {
 
   auto listed = index_->list_unconfirmed();
   ASSERT_TRUE(listed.ok());
-  const std::int64_t broken[] = {results[1].unflushed_instance_id,
-                                 results[2].unflushed_instance_id};
+  ASSERT_EQ(listed->size(), 3u);
+  const std::int64_t broken[] = {(*listed)[1].instance_id, (*listed)[2].instance_id};
   ASSERT_TRUE(index_->settle_unconfirmed(broken, listed->back().marker_id).ok());
 
   EXPECT_TRUE(unconfirmed_paths(*index_).empty());
@@ -183,8 +181,11 @@ TEST_F(UnflushedTest, SettleDeletesBrokenRowsTheirQueueAndWhatIsLeftEmpty) {
 }
 
 TEST_F(UnflushedTest, SettleWithoutAThroughIdKeepsTheOtherMarkers) {
-  auto results = insert({record("1.1", "2.1", "3.1"), record("1.2", "2.1", "3.1")});
-  const std::int64_t broken[] = {results[0].unflushed_instance_id};
+  insert({record("1.1", "2.1", "3.1"), record("1.2", "2.1", "3.1")});
+  auto listed = index_->list_unconfirmed();
+  ASSERT_TRUE(listed.ok());
+  ASSERT_EQ(listed->size(), 2u);
+  const std::int64_t broken[] = {(*listed)[0].instance_id};
   ASSERT_TRUE(index_->settle_unconfirmed(broken, 0).ok());
   EXPECT_EQ(unconfirmed_paths(*index_), std::vector<std::string>{"storage/ab/1.2.dcm"});
 }
