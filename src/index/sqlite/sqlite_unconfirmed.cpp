@@ -74,37 +74,39 @@ Status SqliteIndex::settle_unconfirmed(std::span<const std::int64_t> broken,
   std::lock_guard lock(mu_);
   Transaction tx(*this);
   GW_RETURN_IF_ERROR(tx.begin());
-  std::set<std::int64_t> series;
-  for (const std::int64_t id : broken) {
-    GW_ASSIGN_OR_RETURN(auto s,
-                        statement_locked("DELETE FROM instances WHERE id = ? RETURNING series_pk"));
-    s.bind(1, id);
-    GW_ASSIGN_OR_RETURN(bool row, s.step("delete unconfirmed instance"));
-    if (row) series.insert(s.int64(0));
-  }
-  // The series, study and patient rows an instance of `broken` created, now empty.
-  for (const std::int64_t series_pk : series) {
-    GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
+  // Each deletion returns the id of the row above it (instance -> series -> study -> patient),
+  // which goes too if nothing else refers to it now.
+  static constexpr struct {
+    const char* sql;
+    const char* what;
+  } kChain[] = {
+      {"DELETE FROM instances WHERE id = ?1 RETURNING series_pk", "delete unconfirmed instance"},
+      {R"sql(
 DELETE FROM series WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM instances WHERE series_pk = ?1)
 RETURNING study_pk
-)sql"));
-    s.bind(1, series_pk);
-    GW_ASSIGN_OR_RETURN(bool row, s.step("delete empty series"));
-    if (!row) continue;
-    const std::int64_t study_pk = s.int64(0);
-    GW_ASSIGN_OR_RETURN(auto st, statement_locked(R"sql(
+)sql",
+       "delete empty series"},
+      {R"sql(
 DELETE FROM studies WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM series WHERE study_pk = ?1)
 RETURNING patient_pk
-)sql"));
-    st.bind(1, study_pk);
-    GW_ASSIGN_OR_RETURN(bool study_row, st.step("delete empty study"));
-    if (!study_row) continue;
-    const std::int64_t patient_pk = st.int64(0);
-    GW_ASSIGN_OR_RETURN(auto p, statement_locked(R"sql(
+)sql",
+       "delete empty study"},
+      {R"sql(
 DELETE FROM patients WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM studies WHERE patient_pk = ?1)
-)sql"));
-    p.bind(1, patient_pk);
-    GW_RETURN_IF_ERROR(p.run("delete empty patient"));
+RETURNING id
+)sql",
+       "delete empty patient"},
+  };
+  std::set<std::int64_t> ids(broken.begin(), broken.end());
+  for (const auto& level : kChain) {
+    std::set<std::int64_t> parents;
+    for (const std::int64_t id : ids) {
+      GW_ASSIGN_OR_RETURN(auto s, statement_locked(level.sql));
+      s.bind(1, id);
+      GW_ASSIGN_OR_RETURN(bool row, s.step(level.what));
+      if (row) parents.insert(s.int64(0));
+    }
+    ids = std::move(parents);
   }
   GW_ASSIGN_OR_RETURN(auto clear, statement_locked("DELETE FROM ingest_unconfirmed WHERE id <= ?"));
   clear.bind(1, through_marker_id);
