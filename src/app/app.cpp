@@ -112,7 +112,7 @@ core::Status App::start() {
               keyring_->empty() ? "off" : "on", keyring_->current ? keyring_->current->version : 0,
               keyring_->previous ? keyring_->previous->version : 0,
               config_.storage.encrypt ? "on" : "off");
-  GW_RETURN_IF_ERROR(recover_after_crash());
+  GW_RETURN_IF_ERROR(startup_checks());
   audit_writer_ = std::make_unique<audit::AuditWriter>(*index_);
   activity_audit_ = std::make_unique<ActivityAudit>(*audit_writer_);
   ingest_ = std::make_unique<IngestService>(*store_, *index_, config_.storage.duplicates);
@@ -235,7 +235,7 @@ core::Result<std::unique_ptr<storage::ContentReader>> App::open_stored_file(
   return storage::open_content(store_->absolute(relative_path), keys.get());
 }
 
-core::Status App::recover_after_crash() {
+core::Status App::startup_checks() {
   // Runs before any listener opens: nothing else writes to storage/ now.
   GW_RETURN_IF_ERROR(recover_unconfirmed(*store_, *index_));
   return remove_unreferenced_files(*store_, *index_);

@@ -52,8 +52,10 @@ class App final : public http::GatewayControl {
  private:
   explicit App(config::Config config);
   core::Status start();
-  /// After an unclean previous run: removes stored files that no index row references.
-  core::Status recover_after_crash();
+  /// Before the listeners open: checks the instances whose flush was never confirmed and, after
+  /// an unclean previous run, removes stored files that no index row references
+  /// (app/ingest_recovery.h).
+  core::Status startup_checks();
   asio::awaitable<void> shutdown_sequence();
   /// SIGHUP: reads the config file again and applies it atomically or not at all (TLS
   /// context, routes, destinations); keys that need a restart (listeners, data_dir, database,

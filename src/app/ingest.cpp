@@ -196,6 +196,10 @@ class IngestSession final : public dicom::StoreSession {
   std::optional<core::Error> error_;
 };
 
+core::Error flush_failed_error() {
+  return core::make_error(ErrorCode::kIo, "a storage flush failed: the gateway needs a restart");
+}
+
 bool can_share_flush(const storage::Store& store, const index::Index& index,
                      config::DuplicatePolicy duplicates) {
   const auto file = index.local_file();
@@ -234,9 +238,8 @@ IngestService::IngestService(storage::Store& store, index::Index& index,
 
 core::Result<index::InsertResult> IngestService::flush_shared(index::InsertResult inserted,
                                                               const storage::PublishedFile& file) {
-  // Covers everything committed so far: this row, its file, and for a kept duplicate the row it
-  // was kept for, which may itself be unflushed still.
-  const std::int64_t watermark = index_.unflushed_watermark();
+  // Through this file's own descriptor, so the flush vouches for this instance only: its row
+  // and its file (a kept duplicate's row was confirmed by its own flush, or is refused).
   auto flushed = store_.sync_filesystem(file);
   if (!flushed.ok()) {
     // A write-back error anywhere on the file system may be this file's or a row's, and Linux
@@ -251,10 +254,8 @@ core::Result<index::InsertResult> IngestService::flush_shared(index::InsertResul
     }
     return flushed.error();
   }
-  if (flush_failed_) {
-    return core::make_error(ErrorCode::kIo, "a storage flush failed: the gateway needs a restart");
-  }
-  index_.confirm_unflushed(watermark);
+  if (flush_failed_) return flush_failed_error();
+  if (inserted.marker != 0) index_.confirm_unflushed(inserted.marker);
   return inserted;
 }
 
@@ -290,9 +291,7 @@ index::DuplicatePolicy IngestService::duplicate_policy() const {
 
 core::Result<std::unique_ptr<dicom::StoreSession>> IngestService::begin(
     const dicom::StoreRequest& request) {
-  if (flush_failed_) {
-    return core::make_error(ErrorCode::kIo, "a storage flush failed: the gateway needs a restart");
-  }
+  if (flush_failed_) return flush_failed_error();
   if (!dicom::is_storage_sop_class(request.sop_class_uid)) {
     return core::make_error(ErrorCode::kUnsupported, "not a storage SOP class");
   }

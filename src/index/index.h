@@ -1,8 +1,9 @@
 #pragma once
 /// The index: what the gateway has stored, searchable by the fields an operator uses. One
 /// interface, two backends: SQLite (embedded default) and PostgreSQL (later). Every write is one
-/// transaction; the instance row is durable no later than its file: committed after the file's
-/// flush, or committed unflushed and flushed with it by one syncfs (ADR 012).
+/// transaction. An instance row is committed after its file's flush, or (ADR 012) committed
+/// unflushed with a marker and made durable with its file by one syncfs; a row whose flush was
+/// never confirmed is checked against its file at start-up.
 
 #include <cstdint>
 #include <filesystem>
@@ -79,6 +80,9 @@ struct InsertResult {
   /// The file the caller should remove: kReplaced: the old storage_path; kDuplicateKept: the new
   /// one. Empty when that would be the file the row points to (same storage_path re-inserted).
   std::string replaced_path;
+  /// insert_instances_unflushed: the new row's unconfirmed marker, for confirm_unflushed(); 0
+  /// when the insert made none (a kept duplicate).
+  std::int64_t marker = 0;
 };
 
 /// An instance row committed unflushed whose flush was never confirmed (ADR 012): after a power
@@ -158,24 +162,26 @@ class Index {
   /// The file that holds the index when a flush of its file system (syncfs) makes a commit
   /// durable: SQLite's database file. nullopt: PostgreSQL, an in-memory database.
   virtual std::optional<std::filesystem::path> local_file() const { return std::nullopt; }
-  /// insert_instances whose transaction is committed without being flushed. The caller reads
-  /// unflushed_watermark(), flushes the file system holding local_file() and the records' files
-  /// (syncfs), then calls confirm_unflushed() with it. Until then every new instance row carries
-  /// an unconfirmed marker, written in the same transaction. kOverwrite is refused
-  /// (kInvalidArgument): a replaced row could not be restored if its new file were lost. Backends
-  /// without local_file(): kUnsupported.
+  /// insert_instances whose transaction is committed without being flushed: each new instance
+  /// row gets a marker (InsertResult::marker) in the same transaction. The caller flushes the
+  /// file system holding local_file() and the record's file (syncfs) and then confirms the
+  /// marker. kOverwrite is refused (kInvalidArgument): a replaced row could not be restored if
+  /// its new file were lost. A kept duplicate of a row whose marker is not confirmed yet is
+  /// refused (kConflict): its success would rest on another instance's flush. Backends without
+  /// local_file(): kUnsupported.
   virtual std::vector<Result<InsertResult>> insert_instances_unflushed(
       const std::vector<InstanceRecord>& records, DuplicatePolicy /*policy*/) {
     return std::vector<Result<InsertResult>>(
         records.size(), core::make_error(core::ErrorCode::kUnsupported, "unflushed insert"));
   }
-  /// The last marker committed so far: a flush that starts now covers the rows up to it.
-  virtual std::int64_t unflushed_watermark() { return 0; }
-  /// A flush that started after unflushed_watermark() returned `through` succeeded: the rows
-  /// and files up to it are durable, and their markers are cleared in the next write transaction.
-  virtual void confirm_unflushed(std::int64_t /*through*/) {}
-  /// The markers not confirmed by this process: at start-up, every marker left (a crash or a
-  /// power loss before the flush, or a run that ended before its markers were cleared).
+  /// The flush of the row that carries `marker` succeeded, through that instance's own file
+  /// descriptor. Markers confirmed with every older one are deleted in the next write
+  /// transaction; one never confirmed (its flush failed) keeps itself and every later marker
+  /// for the start-up check.
+  virtual void confirm_unflushed(std::int64_t /*marker*/) {}
+  /// The markers above those confirmed together with every older one: at start-up, every
+  /// marker left (a crash or a power loss before the flush, or a run that ended before its
+  /// markers were cleared).
   virtual Result<std::vector<UnconfirmedInstance>> list_unconfirmed() {
     return std::vector<UnconfirmedInstance>();
   }

@@ -480,8 +480,31 @@ Status Store::sync_filesystem(const PublishedFile& file) const {
 }
 
 Status Store::sync_filesystem() const {
-  if (!options_.fsync) return core::ok_status();
   return storage::sync_filesystem(options_.data_dir / own_dir(options_, "storage"));
+}
+
+Result<bool> Store::check_stored(const std::string& relative_path, std::int64_t size_bytes,
+                                 const std::string& digest) const {
+  const auto keys = keyring();
+  const auto shows_broken = [&keys](const core::Error& error) {
+    if (error.code == ErrorCode::kNotFound || error.code == ErrorCode::kDataLoss) return true;
+    return error.code == ErrorCode::kConfig && keys && keys->current;
+  };
+  const auto path = absolute(relative_path);
+  drop_cached(path);
+  auto reader = storage::open_content(path, keys.get());
+  if (!reader.ok()) {
+    if (shows_broken(reader.error())) return false;
+    return reader.error();
+  }
+  if ((*reader)->size() != static_cast<std::uint64_t>(size_bytes)) return false;
+  if (digest.empty()) return true;
+  auto actual = digest_content(**reader);
+  if (!actual.ok()) {
+    if (shows_broken(actual.error())) return false;
+    return actual.error();
+  }
+  return *actual == digest;
 }
 
 Result<bool> Store::on_storage_filesystem(const std::filesystem::path& path) const {

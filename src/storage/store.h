@@ -1,8 +1,9 @@
 #pragma once
-/// The durable instance store: data arrives in a spool file, is flushed to stable storage, then
-/// renamed into storage/ under a random name (never derived from peer-supplied strings), and the
-/// directory entry is flushed too. Only after that may the index row be committed and the sender
-/// told "success".
+/// The durable instance store: data arrives in a spool file, is renamed into storage/ under a
+/// random name (never derived from peer-supplied strings), and is made durable, content and
+/// directory entry, before the sender is told "success": either flushed before its index row
+/// commits (sync_data + directory_syncer, ADR 009), or with the row by one syncfs after an
+/// unflushed commit (sync_filesystem, ADR 012).
 ///
 /// Layout under data_dir:  spool/  (in-progress files, removed at start-up)
 ///                         storage/<2 hex>/<32 hex>.dcm  (committed files)
@@ -42,7 +43,7 @@ using core::Status;
 
 struct StoreOptions {
   std::filesystem::path data_dir;
-  bool fsync = true;     ///< storage.fsync: fdatasync files and fsync directories
+  bool fsync = true;     ///< storage.fsync: flush files and directories (fdatasync/fsync or syncfs)
   bool encrypt = false;  ///< storage.encrypt: new files are encrypted (needs a key in keyring)
   /// Keys for encrypting new files (current) and reading encrypted ones (current, previous).
   /// May be null at creation (the keys' versions come from the index, opened later): set it
@@ -102,7 +103,7 @@ class SpoolFile {
 /// A file renamed into storage/ (see Store::publish).
 struct PublishedFile {
   std::string path;   ///< relative: "storage/[<node_id>/]<2 hex>/<32 hex>.dcm"
-  core::UniqueFd fd;  ///< still open, for sync_data()
+  core::UniqueFd fd;  ///< still open, for sync_data() or sync_filesystem()
 };
 
 class Store {
@@ -126,7 +127,8 @@ class Store {
   /// The first step of commit(), for callers that overlap the flushes: renames the file into
   /// storage/ and keeps it open. Neither its content nor its directory entry is durable yet:
   /// call sync_data() and have directory_syncer() sync its directory before an index row may
-  /// name it. (A crash before then leaves a file without a row: recovery_candidates().)
+  /// name it, or commit the row unflushed and then sync_filesystem(file) (ADR 012). (A crash
+  /// before the commit leaves a file without a row: recovery_candidates().)
   Result<PublishedFile> publish(SpoolFile&& file);
   /// fdatasync of a published file's content (if fsync).
   Status sync_data(const PublishedFile& file);
@@ -137,8 +139,15 @@ class Store {
   /// Through the published file's own descriptor, opened when its spool file was created: any
   /// write-back error since then fails it, whoever else was told of it first.
   Status sync_filesystem(const PublishedFile& file) const;
-  /// The same through a descriptor opened now (start-up checks).
+  /// The same through a descriptor opened now, whatever storage.fsync says (start-up checks).
   Status sync_filesystem() const;
+  /// Whether a stored file (relative path), read from the disk rather than the page cache, has
+  /// this plaintext size and digest (empty digest: size only). false for a missing, cut short,
+  /// altered or unauthenticated file, or an encrypted one whose key version no configured key
+  /// has while a current key is loaded (a garbled header); an error when the file cannot be
+  /// read for another reason (permissions, I/O, no key at all), which proves nothing about it.
+  Result<bool> check_stored(const std::string& relative_path, std::int64_t size_bytes,
+                            const std::string& digest) const;
   /// The next start treats this run as unclean (recovery_candidates() then lists its files),
   /// even if it stops cleanly: files may be left that no row names. Thread-safe.
   void mark_unclean() { unclean_ = true; }

@@ -99,8 +99,9 @@ Status SqliteIndex::configure_locked(bool in_memory) {
   if (!in_memory && mode != "wal") {
     core::logger("index")->warn("index journal_mode={} wanted=wal", mode);
   }
-  // After journal_mode: synchronous=FULL fsyncs the WAL on every commit. NORMAL (storage.fsync:
-  // false) keeps the database consistent but may lose the last commits on power loss.
+  // After journal_mode: synchronous=FULL fsyncs the WAL on every commit (but an unflushed one's,
+  // see Transaction). NORMAL (storage.fsync: false) keeps the database consistent but may lose
+  // the last commits on power loss.
   GW_RETURN_IF_ERROR(
       exec_locked(synchronous_ ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL"));
   return core::ok_status();
@@ -190,7 +191,7 @@ std::vector<Result<InsertResult>> SqliteIndex::write_batch(const std::vector<Pen
     for (std::size_t i = 0; i < items.size(); ++i) results.emplace_back(cleared_through.error());
     return results;
   }
-  std::int64_t marker = 0;
+  std::vector<std::int64_t> markers;
   for (const auto& item : items) {
     const InstanceRecord& r = *item.record;
     if (r.sop_instance_uid.empty() || r.series_instance_uid.empty() ||
@@ -215,8 +216,8 @@ std::vector<Result<InsertResult>> SqliteIndex::write_batch(const std::vector<Pen
     results.push_back(insert_one_locked(r, item.policy, flushed ? nullptr : &record_marker));
     if (!results.back().ok()) {
       (void)exec_locked("ROLLBACK TO one");
-    } else {
-      marker = std::max(marker, record_marker);
+    } else if (record_marker != 0) {
+      markers.push_back(record_marker);
     }
     (void)exec_locked("RELEASE one");
   }
@@ -225,7 +226,7 @@ std::vector<Result<InsertResult>> SqliteIndex::write_batch(const std::vector<Pen
     return results;
   }
   cleared_through_ = *cleared_through;
-  if (marker > unflushed_through_.load()) unflushed_through_ = marker;  // only writer: mu_ held
+  add_unconfirmed(markers);
   return results;
 }
 
@@ -248,6 +249,14 @@ Result<InsertResult> SqliteIndex::insert_one_locked(const InstanceRecord& r, Dup
     // An empty path tells the caller there is no file to remove (it would be the row's own).
     const bool same_file = existing_path == r.storage_path;
     if (policy == DuplicatePolicy::kKeepFirst) {
+      if (marker != nullptr) {
+        GW_ASSIGN_OR_RETURN(bool unconfirmed, has_unconfirmed_marker_locked(*existing_id));
+        if (unconfirmed) {
+          return make_error(ErrorCode::kConflict,
+                            "the same SOP instance is being stored on another association: "
+                            "send it again");
+        }
+      }
       // A resend forwards again: the kept row's file goes to this record's destinations.
       GW_RETURN_IF_ERROR(enqueue_outbox_locked(*existing_id, r));
       return InsertResult{InsertOutcome::kDuplicateKept, same_file ? "" : r.storage_path};
@@ -392,19 +401,20 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
     instance_pk = replacing ? *existing_id : s.last_insert_rowid();
   }
   GW_RETURN_IF_ERROR(enqueue_outbox_locked(instance_pk, r));
+  if (replacing) {
+    return InsertResult{InsertOutcome::kReplaced,
+                        existing_path == r.storage_path ? "" : existing_path};
+  }
+  InsertResult inserted{InsertOutcome::kInserted, ""};
   if (marker != nullptr) {
     GW_ASSIGN_OR_RETURN(
         auto s, statement_locked("INSERT INTO ingest_unconfirmed (instance_pk) VALUES (?)"));
     s.bind(1, instance_pk);
     GW_RETURN_IF_ERROR(s.run("mark instance unconfirmed"));
     *marker = s.last_insert_rowid();
+    inserted.marker = *marker;
   }
-
-  if (replacing) {
-    return InsertResult{InsertOutcome::kReplaced,
-                        existing_path == r.storage_path ? "" : existing_path};
-  }
-  return InsertResult{InsertOutcome::kInserted, ""};
+  return inserted;
 }
 
 Result<bool> SqliteIndex::references_file(const std::string& storage_path) {

@@ -1,13 +1,14 @@
 #pragma once
-/// The embedded index backend: one SQLite database (WAL, synchronous=FULL, foreign keys on).
+/// The embedded index backend: one SQLite database (WAL, synchronous=FULL, foreign keys on;
+/// NORMAL for unflushed ingest transactions, ADR 012, and with storage.fsync off).
 /// SQL lives in this folder only; callers see the backend-neutral Index interface.
 
-#include <atomic>
 #include <condition_variable>
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -25,8 +26,8 @@ class SqliteIndex : public Index {
  public:
   /// Opens (creating if needed) the database file, or an in-memory database for ":memory:", sets
   /// the connection pragmas and applies pending migrations. The parent directory must exist.
-  /// `synchronous`: fsync the WAL on every commit (FULL); false gives NORMAL (storage.fsync:
-  /// false).
+  /// `synchronous`: fsync the WAL on every commit (FULL) but insert_instances_unflushed's;
+  /// false gives NORMAL (storage.fsync: false).
   static Result<std::unique_ptr<SqliteIndex>> open(const std::filesystem::path& db_path_or_memory,
                                                    bool synchronous = true);
 
@@ -42,8 +43,7 @@ class SqliteIndex : public Index {
   std::optional<std::filesystem::path> local_file() const override;
   std::vector<Result<InsertResult>> insert_instances_unflushed(
       const std::vector<InstanceRecord>& records, DuplicatePolicy policy) override;
-  std::int64_t unflushed_watermark() override;
-  void confirm_unflushed(std::int64_t through) override;
+  void confirm_unflushed(std::int64_t marker) override;
   Result<std::vector<UnconfirmedInstance>> list_unconfirmed() override;
   Status settle_unconfirmed(std::span<const std::int64_t> broken,
                             std::int64_t through_marker_id) override;
@@ -135,12 +135,20 @@ class SqliteIndex : public Index {
   std::vector<Result<InsertResult>> write_batch(const std::vector<PendingInsert>& items,
                                                 bool flushed = true);
   /// `marker`: a new instance row gets an unconfirmed marker (ADR 012), whose id goes to
-  /// `*marker`.
+  /// `*marker`, and a kept duplicate of a row with an unconfirmed marker is refused.
   Result<InsertResult> insert_one_locked(const InstanceRecord& record, DuplicatePolicy policy,
                                          std::int64_t* marker = nullptr);
   /// In a write transaction: clears the markers confirm_unflushed() confirmed since the last
   /// call (sqlite_unconfirmed.cpp). Returns the id cleared through, for after the commit.
   Result<std::int64_t> clear_confirmed_locked();
+  /// Deletes the markers up to `through` (in the caller's transaction).
+  Status delete_markers_locked(std::int64_t through);
+  /// The markers up to which all are confirmed.
+  std::int64_t confirmed_through();
+  /// After a commit: its markers are now unconfirmed ones of this process.
+  void add_unconfirmed(const std::vector<std::int64_t>& markers);
+  /// Whether instance `instance_pk` has a marker not confirmed yet (kept duplicates).
+  Result<bool> has_unconfirmed_marker_locked(std::int64_t instance_pk);
 
   // The *_locked helpers expect mu_ to be held by the caller.
   Status configure_locked(bool in_memory);
@@ -193,12 +201,14 @@ class SqliteIndex : public Index {
   /// A Transaction could not set synchronous back to FULL after an unflushed commit: the next
   /// flushed one sets it first.
   bool synchronous_restore_failed_ = false;
-  // Unconfirmed markers (ADR 012), by marker id: committed up to unflushed_through_, confirmed
-  // durable up to confirmed_through_, deleted up to cleared_through_ (mu_). The first two are
-  // atomics, written with mu_ held or by a max: a flush never waits for a transaction to read
-  // or confirm them.
-  std::atomic<std::int64_t> unflushed_through_{0};
-  std::atomic<std::int64_t> confirmed_through_{0};
+  // Unconfirmed markers (ADR 012), by marker id. marks_mu_ guards unconfirmed_ (committed in
+  // this process, not confirmed yet) and confirmed_through_ (every marker up to it confirmed or
+  // from before this process); it is never held while waiting for mu_ or the disk.
+  std::mutex marks_mu_;
+  std::set<std::int64_t> unconfirmed_;
+  std::int64_t confirmed_through_ = 0;
+  std::int64_t last_marker_ = 0;  ///< the newest committed (marks_mu_)
+  /// Deleted from ingest_unconfirmed up to here (mu_).
   std::int64_t cleared_through_ = 0;
   /// Group commit of concurrent insert_instance calls (its mutex is never held with mu_).
   Batcher batcher_;

@@ -23,28 +23,46 @@ std::vector<Result<InsertResult>> SqliteIndex::insert_instances_unflushed(
   return write_batch(items, /*flushed=*/false);
 }
 
-namespace {
-
-void raise_to(std::atomic<std::int64_t>& value, std::int64_t to) {
-  std::int64_t seen = value.load();
-  while (seen < to && !value.compare_exchange_weak(seen, to)) {
+void SqliteIndex::add_unconfirmed(const std::vector<std::int64_t>& markers) {
+  std::lock_guard lock(marks_mu_);
+  for (const std::int64_t m : markers) {
+    unconfirmed_.insert(m);
+    last_marker_ = std::max(last_marker_, m);
   }
 }
 
-}  // namespace
+void SqliteIndex::confirm_unflushed(std::int64_t marker) {
+  std::lock_guard lock(marks_mu_);
+  unconfirmed_.erase(marker);
+}
 
-std::int64_t SqliteIndex::unflushed_watermark() { return unflushed_through_.load(); }
+std::int64_t SqliteIndex::confirmed_through() {
+  std::lock_guard lock(marks_mu_);
+  return unconfirmed_.empty() ? last_marker_ : *unconfirmed_.begin() - 1;
+}
 
-void SqliteIndex::confirm_unflushed(std::int64_t through) {
-  raise_to(confirmed_through_, std::min(through, unflushed_through_.load()));
+Result<bool> SqliteIndex::has_unconfirmed_marker_locked(std::int64_t instance_pk) {
+  GW_ASSIGN_OR_RETURN(auto s,
+                      statement_locked("SELECT id FROM ingest_unconfirmed WHERE instance_pk = ?"));
+  s.bind(1, instance_pk);
+  for (;;) {
+    GW_ASSIGN_OR_RETURN(bool row, s.step("find markers of an instance"));
+    if (!row) return false;
+    std::lock_guard lock(marks_mu_);
+    if (unconfirmed_.contains(s.int64(0))) return true;
+  }
+}
+
+Status SqliteIndex::delete_markers_locked(std::int64_t through) {
+  GW_ASSIGN_OR_RETURN(auto s, statement_locked("DELETE FROM ingest_unconfirmed WHERE id <= ?"));
+  s.bind(1, through);
+  return s.run("delete confirmed markers");
 }
 
 Result<std::int64_t> SqliteIndex::clear_confirmed_locked() {
-  const std::int64_t confirmed = confirmed_through_.load();
+  const std::int64_t confirmed = confirmed_through();
   if (confirmed <= cleared_through_) return cleared_through_;
-  GW_ASSIGN_OR_RETURN(auto s, statement_locked("DELETE FROM ingest_unconfirmed WHERE id <= ?"));
-  s.bind(1, confirmed);
-  GW_RETURN_IF_ERROR(s.run("clear confirmed markers"));
+  GW_RETURN_IF_ERROR(delete_markers_locked(confirmed));
   return confirmed;
 }
 
@@ -55,7 +73,7 @@ SELECT u.id, u.instance_pk, i.storage_path, i.size_bytes, i.digest
 FROM ingest_unconfirmed u JOIN instances i ON i.id = u.instance_pk
 WHERE u.id > ? ORDER BY u.id
 )sql"));
-  s.bind(1, confirmed_through_.load());
+  s.bind(1, confirmed_through());
   std::vector<UnconfirmedInstance> out;
   for (;;) {
     GW_ASSIGN_OR_RETURN(bool row, s.step("list unconfirmed instances"));
@@ -108,12 +126,13 @@ RETURNING id
     }
     ids = std::move(parents);
   }
-  GW_ASSIGN_OR_RETURN(auto clear, statement_locked("DELETE FROM ingest_unconfirmed WHERE id <= ?"));
-  clear.bind(1, through_marker_id);
-  GW_RETURN_IF_ERROR(clear.run("clear unconfirmed markers"));
+  GW_RETURN_IF_ERROR(delete_markers_locked(through_marker_id));
   GW_RETURN_IF_ERROR(tx.commit());
-  raise_to(unflushed_through_, through_marker_id);
-  raise_to(confirmed_through_, through_marker_id);
+  {
+    std::lock_guard marks(marks_mu_);
+    unconfirmed_.erase(unconfirmed_.begin(), unconfirmed_.upper_bound(through_marker_id));
+    last_marker_ = std::max(last_marker_, through_marker_id);
+  }
   cleared_through_ = std::max(cleared_through_, through_marker_id);
   return core::ok_status();
 }

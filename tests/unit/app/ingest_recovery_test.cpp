@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -33,8 +34,9 @@ class IngestRecoveryTest : public ::testing::Test {
     index_ = std::move(index).value();
   }
 
-  /// A stored file of `n` bytes and its unflushed row.
-  InstanceRecord store_instance(const std::string& sop, std::size_t n) {
+  /// A stored file of `n` bytes and its unflushed row (whose marker goes to `*marker`).
+  InstanceRecord store_instance(const std::string& sop, std::size_t n,
+                                std::int64_t* marker = nullptr) {
     auto spool = store_->begin();
     EXPECT_TRUE(spool.ok());
     std::vector<std::uint8_t> bytes(n);
@@ -51,6 +53,7 @@ class IngestRecoveryTest : public ::testing::Test {
     r.storage_path = published->path;
     auto results = index_->insert_instances_unflushed({r}, DuplicatePolicy::kKeepFirst);
     EXPECT_TRUE(results.at(0).ok());
+    if (marker != nullptr && results.at(0).ok()) *marker = results[0]->marker;
     return r;
   }
 
@@ -95,9 +98,10 @@ TEST_F(IngestRecoveryTest, RowsWhoseFileIsLostOrDifferentGoAndTheOthersStay) {
 }
 
 TEST_F(IngestRecoveryTest, ConfirmedRowsAreNotChecked) {
-  const auto flushed = store_instance("1.1", 1000);
+  std::int64_t marker = 0;
+  const auto flushed = store_instance("1.1", 1000, &marker);
   ASSERT_TRUE(store_->sync_filesystem().ok());
-  index_->confirm_unflushed(index_->unflushed_watermark());
+  index_->confirm_unflushed(marker);
   InstanceRecord other = flushed;
   other.sop_instance_uid = "1.9";
   other.storage_path = "storage/00/other.dcm";
@@ -122,6 +126,28 @@ TEST_F(IngestRecoveryTest, AFileThatCannotBeReadStopsTheStartAndKeepsItsRow) {
   auto left = index_->list_unconfirmed();
   ASSERT_TRUE(left.ok());
   EXPECT_EQ(left->size(), 1u);
+}
+
+TEST_F(IngestRecoveryTest, WithoutADigestTheSizeDecides) {
+  auto right = store_instance("1.1", 1000);
+  auto wrong = store_instance("1.22", 1000);  // other bytes, so another digest
+  EXPECT_EQ(*store_->check_stored(right.storage_path, right.size_bytes, ""), true);
+  EXPECT_EQ(*store_->check_stored(wrong.storage_path, wrong.size_bytes + 1, ""), false);
+  EXPECT_EQ(*store_->check_stored(right.storage_path, right.size_bytes, right.digest), true);
+  EXPECT_EQ(*store_->check_stored(right.storage_path, right.size_bytes, wrong.digest), false);
+  EXPECT_EQ(*store_->check_stored("storage/00/missing.dcm", 1, ""), false);
+}
+
+TEST_F(IngestRecoveryTest, AStoreMarkedUncleanLetsTheNextStartLookForOrphans) {
+  auto orphan = store_instance("1.1", 1000);
+  store_->mark_unclean();
+  store_.reset();
+  auto reopened = storage::Store::create({.data_dir = dir_.path() / "data", .fsync = true});
+  ASSERT_TRUE(reopened.ok()) << reopened.error().message;
+  auto candidates = (*reopened)->recovery_candidates();
+  ASSERT_TRUE(candidates.ok());
+  EXPECT_NE(std::find(candidates->begin(), candidates->end(), orphan.storage_path),
+            candidates->end());
 }
 
 TEST_F(IngestRecoveryTest, TheIndexFileIsOnTheStorageFileSystem) {

@@ -97,41 +97,74 @@ TEST_F(UnflushedTest, NewRowsAreUnconfirmedWithWhatTheirCheckNeeds) {
   EXPECT_EQ((*listed)[0].size_bytes, a.size_bytes);
   EXPECT_EQ((*listed)[0].digest, a.digest);
   EXPECT_LT((*listed)[0].marker_id, (*listed)[1].marker_id);
-  EXPECT_EQ(index_->unflushed_watermark(), (*listed)[1].marker_id);
+  EXPECT_EQ(results[0].marker, (*listed)[0].marker_id);
+  EXPECT_EQ(results[1].marker, (*listed)[1].marker_id);
   // The rows are ordinary rows meanwhile.
   auto found = index_->find_instance("1.2");
   ASSERT_TRUE(found.ok() && found->has_value());
 }
 
-TEST_F(UnflushedTest, AConfirmedFlushCoversTheRowsCommittedBeforeIt) {
-  insert({record("1.1", "2.1", "3.1")});
-  const auto watermark = index_->unflushed_watermark();
-  insert({record("1.2", "2.1", "3.1")});  // committed while the flush ran: not covered
-  index_->confirm_unflushed(watermark);
-  EXPECT_EQ(unconfirmed_paths(*index_), std::vector<std::string>{"storage/ab/1.2.dcm"});
+TEST_F(UnflushedTest, MarkersGoOnceTheyAndEveryOlderOneAreConfirmed) {
+  const auto first = insert({record("1.1", "2.1", "3.1")}).at(0).marker;
+  const auto second = insert({record("1.2", "2.1", "3.1")}).at(0).marker;
+  ASSERT_LT(first, second);
+  // The second flush returned first: the first row's flush is still out, so both stay listed.
+  index_->confirm_unflushed(second);
+  EXPECT_EQ(unconfirmed_paths(*index_).size(), 2u);
+  insert({record("1.3", "2.1", "3.1")});  // a write: nothing is cleared past an open marker
+  EXPECT_EQ(unconfirmed_paths(*open()).size(), 3u);
 
+  index_->confirm_unflushed(first);
   // Confirmed markers go with the next write transaction; before it, a new process (which knows
   // of no confirmation) would check them all.
-  EXPECT_EQ(unconfirmed_paths(*open()).size(), 2u);
-  index_->confirm_unflushed(index_->unflushed_watermark());
-  insert({record("1.3", "2.1", "3.1")});
-  auto restarted = open();
-  EXPECT_EQ(unconfirmed_paths(*restarted), std::vector<std::string>{"storage/ab/1.3.dcm"});
+  EXPECT_EQ(unconfirmed_paths(*open()).size(), 3u);
+  const auto fourth = insert({record("1.4", "2.1", "3.1")}).at(0).marker;
+  EXPECT_EQ(unconfirmed_paths(*open()),
+            (std::vector<std::string>{"storage/ab/1.3.dcm", "storage/ab/1.4.dcm"}));
   // An ordinary (flushed) write clears confirmed markers too.
-  index_->confirm_unflushed(index_->unflushed_watermark());
+  index_->confirm_unflushed(fourth);
+  index_->confirm_unflushed(fourth - 1);
   ASSERT_TRUE(
-      index_->insert_instance(record("1.4", "2.1", "3.1"), DuplicatePolicy::kKeepFirst).ok());
+      index_->insert_instance(record("1.5", "2.1", "3.1"), DuplicatePolicy::kKeepFirst).ok());
   EXPECT_TRUE(unconfirmed_paths(*open()).empty());
+  // Marker ids never go back, even once the table was emptied (AUTOINCREMENT).
+  EXPECT_GT(insert({record("1.6", "2.1", "3.1")}).at(0).marker, fourth);
+}
+
+TEST_F(UnflushedTest, ARecordThatFailsLeavesNoMarker) {
+  auto invalid = record("1.2", "2.1", "3.1");
+  invalid.storage_path.clear();
+  auto results = index_->insert_instances_unflushed({record("1.1", "2.1", "3.1"), invalid},
+                                                    DuplicatePolicy::kKeepFirst);
+  ASSERT_EQ(results.size(), 2u);
+  ASSERT_TRUE(results[0].ok());
+  ASSERT_FALSE(results[1].ok());
+  EXPECT_EQ(unconfirmed_paths(*open()), std::vector<std::string>{"storage/ab/1.1.dcm"});
+}
+
+TEST_F(UnflushedTest, AKeptDuplicateWaitsForTheRowItIsKeptFor) {
+  const auto marker = insert({record("1.1", "2.1", "3.1")}).at(0).marker;
+  auto again = record("1.1", "2.1", "3.1");
+  again.storage_path = "storage/cd/other.dcm";
+  // While the first copy's flush is out, "kept" would rest on a flush nobody has confirmed.
+  auto refused = index_->insert_instances_unflushed({again}, DuplicatePolicy::kKeepFirst);
+  ASSERT_EQ(refused.size(), 1u);
+  ASSERT_FALSE(refused[0].ok());
+  EXPECT_EQ(refused[0].error().code, ErrorCode::kConflict);
+  index_->confirm_unflushed(marker);
+  auto kept = insert({again});
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].outcome, InsertOutcome::kDuplicateKept);
 }
 
 TEST_F(UnflushedTest, AKeptDuplicateMakesNoMarkerAndOverwriteIsRefused) {
-  insert({record("1.1", "2.1", "3.1")});
-  index_->confirm_unflushed(index_->unflushed_watermark());
+  index_->confirm_unflushed(insert({record("1.1", "2.1", "3.1")}).at(0).marker);
   auto again = record("1.1", "2.1", "3.1");
   again.storage_path = "storage/cd/other.dcm";
   auto kept = insert({again});
   ASSERT_EQ(kept.size(), 1u);
   EXPECT_EQ(kept[0].outcome, InsertOutcome::kDuplicateKept);
+  EXPECT_EQ(kept[0].marker, 0);
   EXPECT_TRUE(unconfirmed_paths(*index_).empty());
 
   auto refused = index_->insert_instances_unflushed({again}, DuplicatePolicy::kOverwrite);
