@@ -1,6 +1,7 @@
 // Unflushed inserts and their unconfirmed markers (ADR 012) on the SQLite backend.
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 #include <string>
 #include <utility>
@@ -36,6 +37,22 @@ InstanceRecord record(const std::string& sop, const std::string& series, const s
 class UnflushedTest : public ::testing::Test {
  protected:
   void SetUp() override { index_ = open(); }
+
+  std::int64_t count_rows(const char* sql) {
+    sqlite3* db = nullptr;
+    EXPECT_EQ(
+        sqlite3_open_v2((dir_.path() / "index.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr),
+        SQLITE_OK);
+    sqlite3_stmt* stmt = nullptr;
+    std::int64_t n = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW) {
+      n = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return n;
+  }
 
   std::size_t queued(const std::string& destination) {
     OutboxQuery query;
@@ -179,36 +196,46 @@ TEST_F(UnflushedTest, AKeptDuplicateMakesNoMarkerAndOverwriteIsRefused) {
 TEST_F(UnflushedTest, SettleDeletesBrokenRowsTheirQueueAndWhatIsLeftEmpty) {
   auto kept = record("1.1", "2.1", "3.1");
   auto sibling = record("1.2", "2.1", "3.1");         // same series: the series stays
-  auto alone = record("1.3", "2.2", "3.2", "PID-2");  // its own study and patient: all go
+  auto own_series = record("1.3", "2.3", "3.1");      // its series goes, the study stays
+  auto alone = record("1.4", "2.4", "3.4", "PID-2");  // its own study goes, not the patient
+  auto patients_other = record("1.5", "2.5", "3.5", "PID-2");  // kept: PID-2 stays
+  auto lone = record("1.6", "2.6", "3.6", "PID-3");            // series, study and patient all go
   alone.destinations = {"PACS"};
-  auto results = insert({kept, sibling, alone});
-  ASSERT_EQ(results.size(), 3u);
+  auto results = insert({kept, sibling, own_series, alone, patients_other, lone});
+  ASSERT_EQ(results.size(), 6u);
   ASSERT_EQ(queued("PACS"), 1u);
 
   auto listed = index_->list_unconfirmed();
   ASSERT_TRUE(listed.ok());
-  ASSERT_EQ(listed->size(), 3u);
-  const std::int64_t broken[] = {(*listed)[1].instance_id, (*listed)[2].instance_id};
+  ASSERT_EQ(listed->size(), 6u);
+  const std::int64_t broken[] = {(*listed)[1].instance_id, (*listed)[2].instance_id,
+                                 (*listed)[3].instance_id, (*listed)[5].instance_id};
   ASSERT_TRUE(index_->settle_unconfirmed(broken, listed->back().marker_id).ok());
 
   EXPECT_TRUE(unconfirmed_paths(*index_).empty());
   EXPECT_TRUE(unconfirmed_paths(*open()).empty());
-  EXPECT_EQ(*index_->count_instances(), 1);
+  EXPECT_EQ(*index_->count_instances(), 2);
   EXPECT_TRUE(index_->find_instance("1.1")->has_value());
   EXPECT_FALSE(index_->find_instance("1.2")->has_value());
   auto series = index_->list_series("3.1");
   ASSERT_TRUE(series.ok());
-  ASSERT_EQ(series->size(), 1u);
+  ASSERT_EQ(series->size(), 1u);  // 2.3 went with its only instance
+  EXPECT_EQ((*series)[0].series_instance_uid, "2.1");
   EXPECT_EQ((*series)[0].instance_count, 1);
-  EXPECT_FALSE(index_->find_study("3.2")->has_value());
+  EXPECT_FALSE(index_->find_study("3.4")->has_value());
+  EXPECT_FALSE(index_->find_study("3.6")->has_value());
   StudyQuery by_patient;
   by_patient.patient_id = "PID-2";
   auto studies = index_->list_studies(by_patient);
   ASSERT_TRUE(studies.ok());
-  EXPECT_TRUE(studies->empty());
+  ASSERT_EQ(studies->size(), 1u);
+  EXPECT_EQ((*studies)[0].study_instance_uid, "3.5");
   EXPECT_EQ(queued("PACS"), 0u);
+  // The lone patient's row went too (read with a connection of our own).
+  EXPECT_EQ(count_rows("SELECT count(*) FROM patients"), 2);
+  EXPECT_EQ(count_rows("SELECT count(*) FROM patients WHERE patient_id = 'PID-3'"), 0);
   // The resend of a removed instance is a new instance again.
-  auto resent = insert({record("1.3", "2.2", "3.2", "PID-2")});
+  auto resent = insert({record("1.4", "2.4", "3.4", "PID-2")});
   ASSERT_EQ(resent.size(), 1u);
   EXPECT_EQ(resent[0].outcome, InsertOutcome::kInserted);
 }
