@@ -1,7 +1,8 @@
 // kill -9 in the middle of a 1000-instance ingest: everything the sender heard "success" for
 // survives with its data set bytes unchanged, spool leftovers are cleaned at restart, at most
 // the in-flight instances leave an unindexed file in storage/, and resending everything
-// (keep-first) completes the set.
+// (keep-first) completes the set. And a row whose file did not survive (what a power loss
+// before the flush can leave, ADR 012) is removed at start, so its resend is stored again.
 
 #include <gtest/gtest.h>
 
@@ -32,7 +33,7 @@ constexpr int kKillAfterOk = 300;
 constexpr int kParallel = 2;
 
 std::vector<std::string> send_argv(std::uint16_t port, const fs::path& report,
-                                   const fs::path& source) {
+                                   const fs::path& source, int parallel = kParallel) {
   return {gateway_binary().string(),
           "send",
           "--aec",
@@ -41,7 +42,7 @@ std::vector<std::string> send_argv(std::uint16_t port, const fs::path& report,
           report.string(),
           "--no-progress",
           "-j",
-          std::to_string(kParallel),
+          std::to_string(parallel),
           "127.0.0.1",
           std::to_string(port),
           source.string()};
@@ -168,6 +169,48 @@ TEST(Kill9, MidIngestLosesNothingAcknowledgedAndRecovers) {
     EXPECT_EQ(data_set_bytes(*stored), data_set_bytes(source)) << source;
   }
   EXPECT_TRUE(gw->spool_files().empty());
+  EXPECT_EQ(gw->stop(), 0) << gw->log();
+}
+
+TEST(Kill9, ARowWhoseFileDidNotSurviveIsRemovedAtStartAndItsResendStored) {
+  // What a power loss before an instance's flush can leave (ADR 012): its row on disk, marked
+  // unconfirmed, and its file cut short. Made here by hand: the last of three instances keeps
+  // its marker after a clean stop (markers go with the next write), and its file is truncated.
+  TempDir dir("gw-unflushed");
+  const auto files = generate_dicom(dir / "source", {"--count", "3", "--size-kib", "64",
+                                                     "--transfer-syntax", "ele", "--seed", "77"});
+  ASSERT_EQ(files.size(), 3u);
+  auto gw = Gateway::start();
+  // One association: the instances commit one after the other, so the newest file is the last
+  // commit, whose marker no later write has cleared.
+  const auto first = run_command(send_argv(gw->port(), dir / "r1.txt", dir / "source", 1), {},
+                                 std::chrono::seconds(60));
+  ASSERT_TRUE(first.ok()) << first.out << first.err;
+  ASSERT_EQ(gw->stop(), 0) << gw->log();
+
+  const auto stored = gw->storage_files();
+  ASSERT_EQ(stored.size(), 3u);
+  const auto last = *std::max_element(
+      stored.begin(), stored.end(),
+      [](const auto& a, const auto& b) { return fs::last_write_time(a) < fs::last_write_time(b); });
+  fs::resize_file(last, fs::file_size(last) / 2);
+
+  gw->restart();
+  ASSERT_TRUE(gw->process().running()) << gw->log();
+  EXPECT_NE(gw->log().find("event=unflushed_instance_removed"), std::string::npos) << gw->log();
+  EXPECT_EQ(gw->count_instances(), 2);
+  EXPECT_FALSE(fs::exists(last));
+
+  // The sender's resend stores it again: nothing is "kept" as a duplicate of the broken file.
+  const auto again = run_command(send_argv(gw->port(), dir / "r2.txt", dir / "source"), {},
+                                 std::chrono::seconds(60));
+  EXPECT_TRUE(again.ok()) << again.out << again.err;
+  EXPECT_EQ(gw->count_instances(), 3);
+  for (const auto& f : files) {
+    const auto copy = gw->stored_file(sop_instance_uid_of(f));
+    ASSERT_TRUE(copy.has_value()) << f;
+    EXPECT_EQ(data_set_bytes(*copy), data_set_bytes(f)) << f;
+  }
   EXPECT_EQ(gw->stop(), 0) << gw->log();
 }
 
