@@ -203,6 +203,8 @@ http::GatewaySnapshot App::snapshot() const {
   s.audit.failed = audit.failed;
   s.audit.queued = audit.queued;
   const auto& i = ingest_->counters();
+  s.ingest.shared_flush = ingest_->shared_flush();
+  s.ingest.stopped = ingest_->flush_failed();
   s.ingest.stored = i.stored.load();
   s.ingest.duplicates = i.duplicates.load();
   s.ingest.failed = i.failed.load();

@@ -40,6 +40,7 @@ class App final : public http::GatewayControl {
 
   // http::GatewayControl
   http::GatewaySnapshot snapshot() const override;
+  bool ingest_stopped() const override { return ingest_ && ingest_->flush_failed(); }
   void queue_changed(const std::string& destination) override;
   std::vector<http::DestinationConfigSnapshot> destinations() const override;
   http::ReloadOutcome reload_config_file() override;

@@ -60,6 +60,8 @@ struct AuditSnapshot {
 };
 
 struct IngestSnapshot {
+  bool shared_flush = false;  ///< one syncfs per file and row (ADR 012), else per-file flushes
+  bool stopped = false;       ///< a storage flush failed: instances are refused until a restart
   std::uint64_t stored = 0;
   std::uint64_t duplicates = 0;
   std::uint64_t failed = 0;
@@ -192,6 +194,9 @@ class GatewayControl {
   virtual ~GatewayControl() = default;
   /// Thread-safe; cheap (atomics and a few small copies).
   virtual GatewaySnapshot snapshot() const = 0;
+  /// A storage flush failed and ingest refuses every instance until a restart (ADR 012): what
+  /// /health reports. Thread-safe; one atomic load.
+  virtual bool ingest_stopped() const { return false; }
   /// Rows of `destination` were made due now (queue retry): wake its forwarder instead of
   /// letting it sleep until its next timer. Thread-safe.
   virtual void queue_changed(const std::string& destination) = 0;

@@ -11,7 +11,7 @@ namespace gw::http {
 
 std::vector<Route> api_routes(ApiContext& ctx) {
   std::vector<Route> all;
-  for (auto part : {health_routes(), auth_routes(ctx), user_routes(ctx), token_routes(ctx),
+  for (auto part : {health_routes(ctx), auth_routes(ctx), user_routes(ctx), token_routes(ctx),
                     study_routes(ctx), queue_routes(ctx), audit_routes(ctx), status_routes(ctx)}) {
     for (auto& r : part) all.push_back(std::move(r));
   }

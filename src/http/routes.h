@@ -23,8 +23,9 @@ struct ApiContext {
   NowFn now_ms = system_now_ms;
 };
 
-/// GET /health (and /api/v1/health): no authentication, no index access.
-std::vector<Route> health_routes();
+/// GET /health (and /api/v1/health): no authentication, no index access; 503 while ingest is
+/// stopped (GatewayControl::ingest_stopped).
+std::vector<Route> health_routes(ApiContext& ctx);
 /// POST /api/v1/auth/token: user name + password -> a new token (rate-limited).
 std::vector<Route> auth_routes(ApiContext& ctx);
 /// /api/v1/users (admin).

@@ -87,33 +87,35 @@ core::Result<Response> get_status(const ApiContext& ctx, const Request& request)
                            {{"device", s.encryption.volume_device},
                             {"dm_crypt", s.encryption.volume_dm_crypt},
                             {"crypt_type", s.encryption.volume_crypt_type}}}};
-  return json_response(
-      200,
-      {{"status", "ok"},
-       {"version", s.version},
-       {"ae_title", s.ae_title},
-       {"started_at", time_or_null(s.started_at_ms)},
-       {"uptime_s", s.started_at_ms == 0 ? 0 : (now - s.started_at_ms) / 1000},
-       {"listeners", listeners},
-       {"tls_certificate", tls},
-       {"associations",
-        {{"active", s.scp.active_associations},
-         {"accepted", s.scp.associations_accepted},
-         {"rejected", s.scp.associations_rejected},
-         {"rejected_identity", s.scp.associations_rejected_identity},
-         {"aborted", s.scp.associations_aborted},
-         {"tls_handshake_failures", s.scp.tls_handshake_failures}}},
-       {"instances",
-        {{"indexed", *instances},
-         {"stored", s.ingest.stored},
-         {"duplicates", s.ingest.duplicates},
-         {"failed", s.ingest.failed},
-         {"bytes_stored", s.ingest.bytes_stored},
-         {"routed", s.ingest.routed}}},
-       {"queue", queue_rows},
-       {"storage",
-        {{"total_bytes", s.storage_total_bytes}, {"available_bytes", s.storage_available_bytes}}},
-       {"encryption", encryption_json}});
+  return json_response(200,
+                       {{"status", s.ingest.stopped ? "failing" : "ok"},
+                        {"version", s.version},
+                        {"ae_title", s.ae_title},
+                        {"started_at", time_or_null(s.started_at_ms)},
+                        {"uptime_s", s.started_at_ms == 0 ? 0 : (now - s.started_at_ms) / 1000},
+                        {"listeners", listeners},
+                        {"tls_certificate", tls},
+                        {"associations",
+                         {{"active", s.scp.active_associations},
+                          {"accepted", s.scp.associations_accepted},
+                          {"rejected", s.scp.associations_rejected},
+                          {"rejected_identity", s.scp.associations_rejected_identity},
+                          {"aborted", s.scp.associations_aborted},
+                          {"tls_handshake_failures", s.scp.tls_handshake_failures}}},
+                        {"instances",
+                         {{"indexed", *instances},
+                          {"stored", s.ingest.stored},
+                          {"duplicates", s.ingest.duplicates},
+                          {"failed", s.ingest.failed},
+                          {"bytes_stored", s.ingest.bytes_stored},
+                          {"routed", s.ingest.routed}}},
+                        {"queue", queue_rows},
+                        {"storage",
+                         {{"total_bytes", s.storage_total_bytes},
+                          {"available_bytes", s.storage_available_bytes},
+                          {"flush", s.ingest.shared_flush ? "shared" : "per_file"},
+                          {"ingest_stopped", s.ingest.stopped}}},
+                        {"encryption", encryption_json}});
 }
 
 /// Prometheus text exposition format 0.0.4.
@@ -241,6 +243,9 @@ core::Result<Response> get_metrics(const ApiContext& ctx, const Request& request
         s.audit.failed);
   m.one("audit_queue_depth", "gauge", "Audit rows waiting for the background writer.",
         s.audit.queued);
+  m.one("ingest_stopped", "gauge",
+        "1 while a failed storage flush makes the gateway refuse every instance (restart it).",
+        s.ingest.stopped ? 1 : 0);
   if (s.storage_total_bytes > 0) {
     m.one("storage_available_bytes", "gauge", "Free space for the data directory.",
           s.storage_available_bytes);

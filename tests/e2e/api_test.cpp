@@ -533,6 +533,9 @@ TEST_F(ApiTest, LimitsHeadersAndErrorsOverHttp) {
   auto status = api("GET", "/api/v1/status", {viewer_}).body_json();
   EXPECT_EQ(status["listeners"][0]["port"], gw_->port());
   EXPECT_EQ(status["queue"][0]["destination"], "PACS");
+  EXPECT_EQ(status["status"], "ok");
+  EXPECT_EQ(status["storage"]["flush"], "shared");  // SQLite in data_dir, fsync on: ADR 012
+  EXPECT_EQ(status["storage"]["ingest_stopped"], false);
   auto metrics = api("GET", "/api/v1/metrics", {viewer_});
   EXPECT_EQ(metrics.status, 200);
   EXPECT_NE(metrics.body.find("dicom_gw_associations_total{outcome=\"accepted\"}"),

@@ -269,6 +269,7 @@ TEST_F(RoutesTest, StudiesSeriesAndInstances) {
 class FakeControl : public GatewayControl {
  public:
   GatewaySnapshot snapshot() const override { return snapshot_; }
+  bool ingest_stopped() const override { return snapshot_.ingest.stopped; }
   void queue_changed(const std::string& destination) override { changed.push_back(destination); }
   GatewaySnapshot snapshot_;
   std::vector<std::string> changed;
@@ -379,14 +380,36 @@ TEST_F(RoutesTest, StatusAndMetricsFromTheSnapshot) {
   auto metrics = get("/api/v1/metrics", viewer);
   ASSERT_EQ(metrics.status, 200);
   EXPECT_EQ(metrics.content_type, "text/plain; version=0.0.4; charset=utf-8");
-  for (const char* line : {"# TYPE dicom_gw_associations_total counter\n",
-                           "dicom_gw_associations_total{outcome=\"accepted\"} 3\n",
-                           "dicom_gw_instances_forwarded_total{destination=\"PACS\"} 7\n",
-                           "dicom_gw_destination_paused{destination=\"PACS\"} 1\n",
-                           "dicom_gw_queue_depth{destination=\"PACS\",state=\"pending\"} 1\n",
-                           "dicom_gw_tls_certificate_days_until_expiry 42\n"}) {
+  for (const char* line :
+       {"# TYPE dicom_gw_associations_total counter\n",
+        "dicom_gw_associations_total{outcome=\"accepted\"} 3\n",
+        "dicom_gw_instances_forwarded_total{destination=\"PACS\"} 7\n",
+        "dicom_gw_destination_paused{destination=\"PACS\"} 1\n",
+        "dicom_gw_queue_depth{destination=\"PACS\",state=\"pending\"} 1\n",
+        "dicom_gw_tls_certificate_days_until_expiry 42\n", "dicom_gw_ingest_stopped 0\n"}) {
     EXPECT_NE(metrics.body.find(line), std::string::npos) << line << metrics.body;
   }
+  EXPECT_EQ(status["status"], "ok");
+  EXPECT_EQ(status["storage"]["ingest_stopped"], false);
+}
+
+TEST_F(RoutesTest, AStoppedIngestTurnsHealthAndStatusRed) {
+  FakeControl control;
+  control.snapshot_.ingest.shared_flush = true;
+  ctx_->control = &control;
+  const auto viewer = add_token(add_user("vic", Role::kViewer));
+  EXPECT_EQ(get("/health", "").status, 200);
+  EXPECT_EQ(json_of(get("/api/v1/status", viewer))["storage"]["flush"], "shared");
+
+  control.snapshot_.ingest.stopped = true;
+  auto health = get("/health", "");
+  EXPECT_EQ(health.status, 503);
+  EXPECT_EQ(json_of(health)["status"], "failing");
+  auto status = json_of(get("/api/v1/status", viewer));
+  EXPECT_EQ(status["status"], "failing");
+  EXPECT_EQ(status["storage"]["ingest_stopped"], true);
+  EXPECT_NE(get("/api/v1/metrics", viewer).body.find("dicom_gw_ingest_stopped 1\n"),
+            std::string::npos);
 }
 
 }  // namespace
