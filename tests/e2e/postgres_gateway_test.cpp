@@ -71,6 +71,9 @@ TEST_F(PostgresGatewayTest, StorescuToGatewayOnPostgresListedAndForwarded) {
                  "}\nroutes:\n  - {name: all, destinations: [PACS]}\n"
                  "retry:\n  initial_backoff: 1s\n  max_backoff: 2s\n";
   auto gw = Gateway::start(o);
+  // PostgreSQL commits are flushed by the server: the file is flushed first (ADR 009, not 012).
+  EXPECT_NE(gw->log().find("event=ingest_durability fsync=true flush=per_file"), std::string::npos)
+      << gw->log();
 
   // The admin commands open the same PostgreSQL index.
   const auto added = gateway_cli(*gw, {"user", "add", "--name", "admin", "--role", "admin"},
