@@ -148,6 +148,10 @@ Status SqliteIndex::exec_locked(const char* sql) {
 }
 
 Result<SqliteIndex::Statement> SqliteIndex::statement_locked(const std::string& sql) {
+  if (synchronous_restore_failed_ && sqlite3_get_autocommit(db_.get()) != 0) {
+    GW_RETURN_IF_ERROR(exec_locked("PRAGMA synchronous = FULL"));
+    synchronous_restore_failed_ = false;
+  }
   auto it = statements_.find(sql);
   if (it == statements_.end()) {
     sqlite3_stmt* raw = nullptr;

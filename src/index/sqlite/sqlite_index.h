@@ -199,14 +199,14 @@ class SqliteIndex : public Index {
   const std::filesystem::path path_;  ///< empty for an in-memory database
   bool synchronous_ = true;
   /// A Transaction could not set synchronous back to FULL after an unflushed commit: the next
-  /// flushed one sets it first.
+  /// flushed transaction, and any statement outside one (statement_locked), sets it first, or
+  /// fails rather than write unflushed.
   bool synchronous_restore_failed_ = false;
   // Unconfirmed markers (ADR 012), by marker id. marks_mu_ guards unconfirmed_ (committed in
-  // this process, not confirmed yet) and confirmed_through_ (every marker up to it confirmed or
-  // from before this process); it is never held while waiting for mu_ or the disk.
+  // this process, not confirmed yet) and last_marker_; it is taken with mu_ held or alone, never
+  // the other way round, and never while waiting for the disk.
   std::mutex marks_mu_;
   std::set<std::int64_t> unconfirmed_;
-  std::int64_t confirmed_through_ = 0;
   std::int64_t last_marker_ = 0;  ///< the newest committed (marks_mu_)
   /// Deleted from ingest_unconfirmed up to here (mu_).
   std::int64_t cleared_through_ = 0;
