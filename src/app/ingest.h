@@ -64,8 +64,8 @@ class IngestService final : public dicom::StoreService {
   /// file first and the commit fsyncs the WAL.
   core::Result<index::InsertResult> commit(const index::InstanceRecord& record,
                                            const storage::PublishedFile& file);
-  /// One syncfs makes a group's files and index rows durable (ADR 012): storage.fsync is on,
-  /// the index is a local file on the storage file system, duplicates are not overwritten.
+  /// One syncfs per instance makes its file and index row durable (ADR 012): storage.fsync is
+  /// on, the index is a local file on the storage file system, duplicates are not overwritten.
   bool shared_flush() const { return shared_flush_; }
   /// A shared flush failed: every instance is refused until a restart, and files are left for
   /// the start-up checks (a row may name them).
@@ -83,8 +83,8 @@ class IngestService final : public dicom::StoreService {
   std::atomic<bool> flush_failed_{false};
   core::Batcher<const index::InstanceRecord*, core::Result<index::InsertResult>> committer_;
 
-  /// After an unflushed commit: syncfs through the file's descriptor, then the rows committed
-  /// before it are confirmed.
+  /// After an unflushed commit: syncfs through the file's descriptor, then the instance's own
+  /// marker is confirmed.
   core::Result<index::InsertResult> flush_shared(index::InsertResult inserted,
                                                  const storage::PublishedFile& file);
 };

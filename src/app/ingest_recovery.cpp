@@ -1,6 +1,5 @@
 #include "app/ingest_recovery.h"
 
-#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -23,9 +22,7 @@ core::Status recover_unconfirmed(storage::Store& store, index::Index& index) {
   GW_RETURN_IF_ERROR(store.sync_filesystem());
   std::vector<std::int64_t> broken;
   std::vector<std::string> broken_files;
-  std::int64_t through = 0;
   for (const auto& u : unconfirmed) {
-    through = std::max(through, u.marker_id);
     auto intact = store.check_stored(u.storage_path, u.size_bytes, u.digest);
     if (!intact.ok()) {
       return core::make_error(intact.error().code, "start-up check of an unconfirmed instance: " +
@@ -39,7 +36,8 @@ core::Status recover_unconfirmed(storage::Store& store, index::Index& index) {
         "reason=file_missing_or_different",
         u.instance_id, u.storage_path);
   }
-  GW_RETURN_IF_ERROR(index.settle_unconfirmed(broken, through));
+  // Listed oldest first: the last marker covers them all.
+  GW_RETURN_IF_ERROR(index.settle_unconfirmed(broken, unconfirmed.back().marker_id));
   for (const auto& path : broken_files) (void)store.remove(path);
   log()->info("event=unconfirmed_check instances_checked={} removed={}", unconfirmed.size(),
               broken.size());

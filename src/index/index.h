@@ -181,7 +181,7 @@ class Index {
   virtual void confirm_unflushed(std::int64_t /*marker*/) {}
   /// The markers above those confirmed together with every older one: at start-up, every
   /// marker left (a crash or a power loss before the flush, or a run that ended before its
-  /// markers were cleared).
+  /// markers were cleared). Oldest marker first.
   virtual Result<std::vector<UnconfirmedInstance>> list_unconfirmed() {
     return std::vector<UnconfirmedInstance>();
   }

@@ -216,12 +216,11 @@ std::vector<Result<InsertResult>> SqliteIndex::write_batch(const std::vector<Pen
       results.emplace_back(st.error());
       continue;
     }
-    std::int64_t record_marker = 0;
-    results.push_back(insert_one_locked(r, item.policy, flushed ? nullptr : &record_marker));
+    results.push_back(insert_one_locked(r, item.policy, /*mark=*/!flushed));
     if (!results.back().ok()) {
       (void)exec_locked("ROLLBACK TO one");
-    } else if (record_marker != 0) {
-      markers.push_back(record_marker);
+    } else if (results.back()->marker != 0) {
+      markers.push_back(results.back()->marker);
     }
     (void)exec_locked("RELEASE one");
   }
@@ -235,7 +234,7 @@ std::vector<Result<InsertResult>> SqliteIndex::write_batch(const std::vector<Pen
 }
 
 Result<InsertResult> SqliteIndex::insert_one_locked(const InstanceRecord& r, DuplicatePolicy policy,
-                                                    std::int64_t* marker) {
+                                                    bool mark) {
   std::optional<std::int64_t> existing_id;
   std::string existing_path;
   {
@@ -253,7 +252,7 @@ Result<InsertResult> SqliteIndex::insert_one_locked(const InstanceRecord& r, Dup
     // An empty path tells the caller there is no file to remove (it would be the row's own).
     const bool same_file = existing_path == r.storage_path;
     if (policy == DuplicatePolicy::kKeepFirst) {
-      if (marker != nullptr) {
+      if (mark) {
         GW_ASSIGN_OR_RETURN(bool unconfirmed, has_unconfirmed_marker_locked(*existing_id));
         if (unconfirmed) {
           return make_error(ErrorCode::kConflict,
@@ -410,13 +409,12 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
                         existing_path == r.storage_path ? "" : existing_path};
   }
   InsertResult inserted{InsertOutcome::kInserted, ""};
-  if (marker != nullptr) {
+  if (mark) {
     GW_ASSIGN_OR_RETURN(
         auto s, statement_locked("INSERT INTO ingest_unconfirmed (instance_pk) VALUES (?)"));
     s.bind(1, instance_pk);
     GW_RETURN_IF_ERROR(s.run("mark instance unconfirmed"));
-    *marker = s.last_insert_rowid();
-    inserted.marker = *marker;
+    inserted.marker = s.last_insert_rowid();
   }
   return inserted;
 }

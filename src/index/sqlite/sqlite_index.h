@@ -134,10 +134,10 @@ class SqliteIndex : public Index {
   /// `flushed` false: insert_instances_unflushed.
   std::vector<Result<InsertResult>> write_batch(const std::vector<PendingInsert>& items,
                                                 bool flushed = true);
-  /// `marker`: a new instance row gets an unconfirmed marker (ADR 012), whose id goes to
-  /// `*marker`, and a kept duplicate of a row with an unconfirmed marker is refused.
+  /// `mark`: a new instance row gets an unconfirmed marker (ADR 012, InsertResult::marker),
+  /// and a kept duplicate of a row with an unconfirmed marker is refused.
   Result<InsertResult> insert_one_locked(const InstanceRecord& record, DuplicatePolicy policy,
-                                         std::int64_t* marker = nullptr);
+                                         bool mark = false);
   /// In a write transaction: clears the markers confirm_unflushed() confirmed since the last
   /// call (sqlite_unconfirmed.cpp). Returns the id cleared through, for after the commit.
   Result<std::int64_t> clear_confirmed_locked();
