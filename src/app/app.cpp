@@ -62,6 +62,7 @@ dicom::ScpPolicy scp_policy_from(const config::Config& config) {
   p.require_tls_for = config.accept.require_tls_for;
   p.peers = config.peers;
   p.max_associations = config.limits.max_associations;
+  p.max_async_operations = config.limits.max_async_operations;
   p.limits.max_pdu_length = config.limits.max_pdu_length;
   p.limits.max_associate_rq_length = config.limits.max_associate_rq_length;
   p.limits.artim = config.limits.artim_timeout;

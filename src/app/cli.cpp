@@ -194,6 +194,12 @@ int run_cli(int argc, char** argv) {
   send_cmd->add_flag("!--no-progress", send.progress, "no progress bar");
   send_cmd->add_option("--parallel,-j", send.parallel, "associations in parallel")
       ->capture_default_str();
+  send_cmd
+      ->add_option("--async", send.scu.async_operations,
+                   "C-STOREs outstanding at once per association: proposes an asynchronous "
+                   "operations window (the peer may grant fewer; 1 = synchronous)")
+      ->check(CLI::Range(1, 65535))
+      ->capture_default_str();
 
   auto* pki_cmd =
       app.add_subcommand("pki", "a small site PKI: CA, server/client certificates, PKCS#12");

@@ -135,7 +135,8 @@ class IngestSession final : public dicom::StoreSession {
     if (!published.ok()) {
       return fail(core::dimse_status(published.error().code), published.error().message);
     }
-    if (!service_.shared_flush()) {
+    const bool shared = service_.shares_flush(*request_.association);
+    if (!shared) {
       // The file's content and its new directory entry are flushed at the same time (this
       // thread and the directory syncer's); both are durable before the row naming it commits.
       const auto dir_synced =
@@ -152,7 +153,7 @@ class IngestSession final : public dicom::StoreSession {
     const std::string path = published->path;
     record.storage_path = path;
 
-    auto inserted = service_.commit(record, *published);
+    auto inserted = service_.commit(record, *published, shared);
     published->fd.reset();
     if (!inserted.ok()) {
       // After a failed flush the row may name this file: the next start checks both.
@@ -222,18 +223,20 @@ IngestService::IngestService(storage::Store& store, index::Index& index,
       index_(index),
       duplicates_(duplicates),
       shared_flush_(can_share_flush(store, index, duplicates)),
-      committer_([this](const auto& batch) {
-        counters_.commit_groups++;
-        std::vector<index::InstanceRecord> records;
-        records.reserve(batch.size());
-        for (const auto* slot : batch) records.push_back(*slot->request);
-        auto results = shared_flush_
-                           ? index_.insert_instances_unflushed(records, duplicate_policy())
-                           : index_.insert_instances(records, duplicate_policy());
-        for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->response = std::move(results[i]);
-      }) {
+      committer_([this](const auto& batch) { commit_group(batch, /*flushed=*/true); }),
+      unflushed_committer_([this](const auto& batch) { commit_group(batch, /*flushed=*/false); }) {
   log()->info("event=ingest_durability fsync={} flush={}", store.options().fsync,
               shared_flush_ ? "shared" : "per_file");
+}
+
+void IngestService::commit_group(const std::vector<Committer::Slot*>& batch, bool flushed) {
+  counters_.commit_groups++;
+  std::vector<index::InstanceRecord> records;
+  records.reserve(batch.size());
+  for (const auto* slot : batch) records.push_back(*slot->request);
+  auto results = flushed ? index_.insert_instances(records, duplicate_policy())
+                         : index_.insert_instances_unflushed(records, duplicate_policy());
+  for (std::size_t i = 0; i < batch.size(); ++i) batch[i]->response = std::move(results[i]);
 }
 
 core::Result<index::InsertResult> IngestService::flush_shared(index::InsertResult inserted,
@@ -270,9 +273,11 @@ std::shared_ptr<const queue::RoutingTable> IngestService::routing() const {
 }
 
 core::Result<index::InsertResult> IngestService::commit(const index::InstanceRecord& record,
-                                                        const storage::PublishedFile& file) {
-  auto inserted = committer_.run(&record);
-  if (!shared_flush_ || !inserted.ok()) return inserted;
+                                                        const storage::PublishedFile& file,
+                                                        bool shared) {
+  if (!shared) return committer_.run(&record);
+  auto inserted = unflushed_committer_.run(&record);
+  if (!inserted.ok()) return inserted;
   // Outside the group commit: the next group's transaction runs while this flush does.
   return flush_shared(std::move(inserted).value(), file);
 }

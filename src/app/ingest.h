@@ -3,7 +3,9 @@
 /// spool file behind a generated File Meta group; on the last fragment the worker pool parses
 /// the tags the index needs, checks them against the command, renames it into storage/, and
 /// makes it and its index row durable: the file flushed before the row commits, or (ADR 012)
-/// the row committed unflushed and one syncfs for both. Only then is success answered.
+/// the row committed unflushed and one syncfs for both (an association that sends
+/// asynchronously keeps the first way: its concurrent flushes share device flushes, while
+/// concurrent syncfs calls queue behind one another, ADR 013). Only then is success answered.
 
 #include <asio.hpp>
 #include <atomic>
@@ -59,14 +61,20 @@ class IngestService final : public dicom::StoreService {
   index::Index& index() { return index_; }
   index::DuplicatePolicy duplicate_policy() const;
   /// Commits the index row of a published file (still open), grouped with every other instance
-  /// that is ready at the same time (one transaction for the group). With shared_flush() the
-  /// row and its file are then made durable by one syncfs; otherwise the caller has flushed the
-  /// file first and the commit fsyncs the WAL.
+  /// that is ready at the same time (one transaction for the group). With `shared` the row and
+  /// its file are then made durable by one syncfs; otherwise the caller has flushed the file
+  /// first and the commit fsyncs the WAL.
   core::Result<index::InsertResult> commit(const index::InstanceRecord& record,
-                                           const storage::PublishedFile& file);
-  /// One syncfs per instance makes its file and index row durable (ADR 012): storage.fsync is
-  /// on, the index is a local file on the storage file system, duplicates are not overwritten.
+                                           const storage::PublishedFile& file, bool shared);
+  /// One syncfs per instance can make its file and index row durable (ADR 012): storage.fsync
+  /// is on, the index is a local file on the storage file system, duplicates are not
+  /// overwritten.
   bool shared_flush() const { return shared_flush_; }
+  /// Whether an instance from this association takes the shared flush: shared_flush() and a
+  /// synchronous association (ADR 013).
+  bool shares_flush(const dicom::AssociationInfo& association) const {
+    return shared_flush_ && association.async_window <= 1;
+  }
   /// A shared flush failed: every instance is refused until a restart, and files are left for
   /// the start-up checks (a row may name them).
   bool flush_failed() const { return flush_failed_; }
@@ -81,8 +89,12 @@ class IngestService final : public dicom::StoreService {
   std::shared_ptr<const queue::RoutingTable> routing_;
   const bool shared_flush_;
   std::atomic<bool> flush_failed_{false};
-  core::Batcher<const index::InstanceRecord*, core::Result<index::InsertResult>> committer_;
+  using Committer = core::Batcher<const index::InstanceRecord*, core::Result<index::InsertResult>>;
+  Committer committer_;            ///< flushed commits (after the file's own flush)
+  Committer unflushed_committer_;  ///< shared flush: committed unflushed, then one syncfs
 
+  /// One group's transaction: flushed (synchronous=FULL) or unflushed with markers (ADR 012).
+  void commit_group(const std::vector<Committer::Slot*>& batch, bool flushed);
   /// After an unflushed commit: syncfs through the file's descriptor, then the instance's own
   /// marker is confirmed.
   core::Result<index::InsertResult> flush_shared(index::InsertResult inserted,

@@ -173,32 +173,57 @@ core::Status send_batch(const dicom::ScuOptions& scu,
       for (const auto* item : batch) progress.done(*item, false, assoc.error().message);
       co_return assoc.error();
     }
-    std::size_t i = 0;
+    // Up to window() requests outstanding; responses may come back in any order.
+    std::map<std::uint16_t, const dicom::SendItem*> outstanding;
+    auto report = [&](const dicom::Command& rsp) {
+      const auto it = outstanding.find(rsp.message_id_responded_to.value_or(0));
+      if (it == outstanding.end()) return;  // next_response() accepts outstanding ids only
+      const auto status = rsp.status.value_or(0xFFFF);
+      const auto category = dicom::categorize(status);
+      std::string text = fmt::format("0x{:04X}", status);
+      if (!rsp.error_comment.empty()) text += " " + rsp.error_comment;
+      progress.done(*it->second,
+                    category == dicom::StatusCategory::kSuccess ||
+                        category == dicom::StatusCategory::kWarning,
+                    text);
+      outstanding.erase(it);
+    };
     bool lost = false;
-    for (; i < batch.size(); ++i) {
+    std::string why_lost = "association lost";
+    // Reads and reports one response; on failure the association is gone.
+    auto collect_one = [&]() -> asio::awaitable<void> {
+      auto rsp = co_await (*assoc)->next_response();
+      if (rsp.ok()) {
+        report(*rsp);
+      } else {
+        lost = true;
+        why_lost = rsp.error().message;
+      }
+    };
+    std::size_t i = 0;
+    for (; i < batch.size() && !lost; ++i) {
+      while (!lost && outstanding.size() >= (*assoc)->window()) co_await collect_one();
+      if (lost) break;
       const auto* item = batch[i];
-      auto rsp = co_await (*assoc)->store(*item);
-      if (!rsp.ok()) {
-        progress.done(*item, false, rsp.error().message);
-        const auto code = rsp.error().code;
+      auto id = co_await (*assoc)->send_store(*item);
+      if (!id.ok()) {
+        progress.done(*item, false, id.error().message);
+        const auto code = id.error().code;
         // These fail before anything is sent: the association is still usable.
         if (code == core::ErrorCode::kUnsupported || code == core::ErrorCode::kInvalidArgument) {
           continue;
         }
-        ++i;
         lost = true;  // the association is gone
+        why_lost = id.error().message;
+        ++i;
         break;
       }
-      const auto status = rsp->status.value_or(0xFFFF);
-      const auto category = dicom::categorize(status);
-      std::string text = fmt::format("0x{:04X}", status);
-      if (!rsp->error_comment.empty()) text += " " + rsp->error_comment;
-      progress.done(*item,
-                    category == dicom::StatusCategory::kSuccess ||
-                        category == dicom::StatusCategory::kWarning,
-                    text);
+      outstanding.emplace(*id, item);
     }
+    while (!lost && !outstanding.empty()) co_await collect_one();
     if (lost) {
+      // Sent and never answered: the peer may or may not have stored them.
+      for (const auto& [id, item] : outstanding) progress.done(*item, false, why_lost);
       for (; i < batch.size(); ++i) progress.done(*batch[i], false, "association lost");
       co_return core::make_error(core::ErrorCode::kIo, "association lost");
     }

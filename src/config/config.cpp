@@ -40,8 +40,8 @@ constexpr std::array<std::string_view, 3> kCertificateMatchKeys = {"subject_cn",
 constexpr std::array<std::string_view, 10> kTlsKeys = {
     "enabled",   "cert_file",        "key_file", "ca_file",     "crl_file",
     "no_verify", "peer_certificate", "profile",  "min_version", "ciphers"};
-constexpr std::array<std::string_view, 6> kLimitsKeys = {
-    "max_associations", "max_pdu_length", "max_associate_rq_length",
+constexpr std::array<std::string_view, 7> kLimitsKeys = {
+    "max_associations", "max_pdu_length", "max_associate_rq_length", "max_async_operations",
     "artim_timeout",    "idle_timeout",   "shutdown_grace"};
 constexpr std::array<std::string_view, 3> kStorageKeys = {"fsync", "encrypt", "duplicates"};
 constexpr std::array<std::string_view, 6> kDatabaseKeys = {
@@ -85,6 +85,7 @@ std::string_view enum_name(EnumTable<E> table, E value) {
 
 constexpr std::uint64_t kMaxPdu = 16 * 1024 * 1024;  // PS3.8 allows 2^32-1; we cap
 constexpr std::uint64_t kMinPdu = 4096;
+constexpr std::uint64_t kMaxAsyncOperations = 256;  // per association; each holds a spool file
 
 bool valid_env_name(std::string_view name) {
   if (name.empty() || (name.front() >= '0' && name.front() <= '9')) return false;
@@ -273,6 +274,7 @@ Limits Reader::read_limits(const Section& root) {
   read_uint(s, "max_associations", 1, kU32Max, limits.max_associations);
   read_uint(s, "max_pdu_length", kMinPdu, kMaxPdu, limits.max_pdu_length);
   read_uint(s, "max_associate_rq_length", 1, kU32Max, limits.max_associate_rq_length);
+  read_uint(s, "max_async_operations", 1, kMaxAsyncOperations, limits.max_async_operations);
   read_duration(s, "artim_timeout", 1, limits.artim_timeout);
   read_duration(s, "idle_timeout", 1, limits.idle_timeout);
   read_duration(s, "shutdown_grace", 0, limits.shutdown_grace);

@@ -69,6 +69,9 @@ struct Limits {
   std::uint32_t max_associations = 64;    ///< over it: A-ASSOCIATE-RJ local limit exceeded
   std::uint32_t max_pdu_length = 262144;  ///< our receive limit, advertised in A-ASSOCIATE-AC
   std::uint32_t max_associate_rq_length = 65536;  ///< largest A-ASSOCIATE-RQ PDU accepted
+  /// Stores one association may have in progress when its peer proposes an asynchronous
+  /// operations window (PS3.7 D.3.3.3). 1: answer every request before reading the next.
+  std::uint32_t max_async_operations = 16;
   Seconds artim_timeout{30};   ///< for the A-ASSOCIATE-RQ and for the close after release/abort
   Seconds idle_timeout{300};   ///< no PDU from the peer for this long -> A-ABORT
   Seconds shutdown_grace{30};  ///< SIGTERM: time to finish in-flight instances

@@ -48,7 +48,21 @@ std::uint32_t Association::fragment_limit() const {
   return std::max<std::uint32_t>(peer_max_pdu_ - static_cast<std::uint32_t>(kPdvHeaderSize), 1);
 }
 
+asio::awaitable<void> Association::begin_send_turn() {
+  // Bounded in time: a send in progress ends when its write completes or the channel's
+  // watchdog closes the transport.
+  while (sending_) co_await send_done_.wait(send_done_.generation());
+  sending_ = true;
+}
+
+void Association::end_send_turn() {
+  sending_ = false;
+  send_done_.notify_all();
+}
+
 asio::awaitable<Status> Association::write(std::span<const std::uint8_t> pdu) {
+  co_await begin_send_turn();
+  SendTurn turn(this);
   std::array<asio::const_buffer, 1> bufs{asio::buffer(pdu.data(), pdu.size())};
   co_return co_await channel_->write_all(bufs);
 }
@@ -225,6 +239,7 @@ asio::awaitable<Status> Association::request(const AssociateRq& rq, Clock::durat
     }
   }
   peer_max_pdu_ = ac->user_info.max_pdu_length;
+  accepted_window_ = ac->user_info.async_ops_window;
   co_return Status{};
 }
 
@@ -362,17 +377,21 @@ asio::awaitable<Status> Association::send_command(std::uint8_t context_id, const
   fsm_.on(Event::kEvt9);
   const auto bytes = encode_command(command);
   const std::uint32_t frag = fragment_limit();
+  std::vector<std::array<std::uint8_t, kPduHeaderSize + kPdvHeaderSize>> headers;
+  std::vector<asio::const_buffer> bufs;
+  headers.reserve(bytes.size() / frag + 1);
   std::size_t pos = 0;
-  do {
+  do {  // every fragment in one gathered write
     const std::size_t n = std::min<std::size_t>(frag, bytes.size() - pos);
     const bool last = pos + n == bytes.size();
-    auto header = encode_p_data_header(context_id, true, last, static_cast<std::uint32_t>(n));
-    std::array<asio::const_buffer, 2> bufs{asio::buffer(header),
-                                           asio::buffer(bytes.data() + pos, n)};
-    GW_CO_RETURN_IF_ERROR(co_await channel_->write_all(bufs));
+    headers.push_back(encode_p_data_header(context_id, true, last, static_cast<std::uint32_t>(n)));
+    bufs.push_back(asio::buffer(headers.back()));
+    bufs.push_back(asio::buffer(bytes.data() + pos, n));
     pos += n;
   } while (pos < bytes.size());
-  co_return Status{};
+  co_await begin_send_turn();
+  SendTurn turn(this);
+  co_return co_await channel_->write_all(bufs);
 }
 
 asio::awaitable<Status> Association::send_data_set(std::uint8_t context_id,
@@ -385,6 +404,8 @@ asio::awaitable<Status> Association::send_data_set(std::uint8_t context_id,
   std::vector<std::array<std::uint8_t, kPduHeaderSize + kPdvHeaderSize>> headers;
   std::vector<asio::const_buffer> bufs;
   std::uint64_t sent = 0;
+  co_await begin_send_turn();
+  SendTurn turn(this);  // the whole data set, so that no other message cuts into it
   if (total_size == 0) {
     auto header = encode_p_data_header(context_id, false, true, 0);
     std::array<asio::const_buffer, 1> one{asio::buffer(header)};

@@ -3,7 +3,9 @@
 /// driving the PS3.8 state machine, streaming PDVs, and sending DIMSE messages fragmented to
 /// the peer's maximum PDU length with one gathered write per batch of PDUs.
 ///
-/// Not thread-safe: an association is driven by one coroutine on one strand.
+/// Not thread-safe: an association is driven from one strand. Within it, one coroutine reads
+/// while others may send (an acceptor with an asynchronous operations window answers earlier
+/// requests while it reads the next one): sends take turns, each message leaves whole.
 
 #include <cstdint>
 #include <functional>
@@ -17,6 +19,7 @@
 #include "dicom/dimse.h"
 #include "dicom/pdu.h"
 #include "dicom/state_machine.h"
+#include "dicom/strand_signal.h"
 
 namespace gw::dicom {
 
@@ -61,6 +64,9 @@ class Association {
   /// After request() failed: the peer's A-ASSOCIATE-RJ, when that was the reason (the result
   /// decides whether trying again later can help).
   const std::optional<AssociateRj>& rejection() const { return rejection_; }
+  /// After request() succeeded: the asynchronous operations window the acceptor answered with
+  /// (nullopt: it sent none, so operations are synchronous).
+  const std::optional<AsyncOpsWindow>& accepted_async_window() const { return accepted_window_; }
   /// Orderly release (handles a release collision). Closes the channel.
   asio::awaitable<Status> release();
 
@@ -72,6 +78,8 @@ class Association {
   /// the whole data set). Returns the number of bytes received.
   asio::awaitable<Result<std::uint64_t>> receive_data_set(std::uint8_t context_id,
                                                           const DataSink& sink);
+  /// Sends may be called from several coroutines on the association's strand: they take turns,
+  /// and each command or data set leaves whole (never interleaved with another message).
   asio::awaitable<Status> send_command(std::uint8_t context_id, const Command& command);
   asio::awaitable<Status> send_data_set(std::uint8_t context_id, std::uint64_t total_size,
                                         const DataSource& source);
@@ -104,6 +112,17 @@ class Association {
   asio::awaitable<bool> apply(Event event);
   asio::awaitable<void> close_after_peer();
   asio::awaitable<Status> write(std::span<const std::uint8_t> pdu);
+  /// Waits for the turn to send (another coroutine's message may be on its way); the returned
+  /// guard ends the turn.
+  struct SendTurn {
+    explicit SendTurn(Association* a) : owner(a) {}
+    Association* owner;
+    SendTurn(const SendTurn&) = delete;
+    SendTurn& operator=(const SendTurn&) = delete;
+    ~SendTurn() { owner->end_send_turn(); }
+  };
+  asio::awaitable<void> begin_send_turn();
+  void end_send_turn();
   std::uint32_t fragment_limit() const;
 
   std::shared_ptr<Channel> channel_;
@@ -117,6 +136,9 @@ class Association {
   std::size_t next_pdv_ = 0;
   std::vector<PresentationContext> contexts_;
   std::optional<AssociateRj> rejection_;
+  std::optional<AsyncOpsWindow> accepted_window_;
+  bool sending_ = false;    ///< a message is being written
+  StrandSignal send_done_;  ///< wakes coroutines waiting for their turn to send
   std::uint32_t peer_max_pdu_ = 0;
   std::uint16_t message_id_ = 0;
   std::uint64_t bytes_received_ = 0;

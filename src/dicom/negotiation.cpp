@@ -1,5 +1,6 @@
 #include "dicom/negotiation.h"
 
+#include <algorithm>
 #include <array>
 #include <string_view>
 #include <utility>
@@ -50,6 +51,15 @@ std::vector<PresentationContextAc> negotiate(const std::vector<PresentationConte
     results.push_back(std::move(ac));
   }
   return results;
+}
+
+std::optional<AsyncOpsWindow> answer_async_window(const std::optional<AsyncOpsWindow>& proposed,
+                                                  std::uint32_t ours) {
+  if (!proposed || ours <= 1) return std::nullopt;
+  const std::uint32_t limit = std::min<std::uint32_t>(ours, 0xFFFF);
+  const std::uint32_t invoked =
+      proposed->max_invoked == 0 ? limit : std::min<std::uint32_t>(proposed->max_invoked, limit);
+  return AsyncOpsWindow{static_cast<std::uint16_t>(invoked), 1};
 }
 
 }  // namespace gw::dicom

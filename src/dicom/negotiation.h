@@ -1,7 +1,9 @@
 #pragma once
-/// Presentation context negotiation for the acceptor: which abstract syntaxes we serve and which
-/// transfer syntax we pick for each proposed context.
+/// Negotiation for the acceptor: which abstract syntaxes we serve, which transfer syntax we pick
+/// for each proposed context, and the asynchronous operations window we grant.
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,5 +24,12 @@ struct NegotiationPolicy {
 ///  - a context with an even or duplicate id is answered kNoReason (provider rejection).
 std::vector<PresentationContextAc> negotiate(const std::vector<PresentationContextRq>& proposed,
                                              const NegotiationPolicy& policy);
+
+/// Our answer to a proposed asynchronous operations window (PS3.7 D.3.3.3), as the acceptor
+/// that performs up to `ours` operations at once: the requestor may invoke min(its proposal,
+/// ours) (a proposal of 0 means no limit); we invoke none on it, so it performs 1. nullopt (no
+/// item in the A-ASSOCIATE-AC, i.e. synchronous): the peer proposed no window, or `ours` <= 1.
+std::optional<AsyncOpsWindow> answer_async_window(const std::optional<AsyncOpsWindow>& proposed,
+                                                  std::uint32_t ours);
 
 }  // namespace gw::dicom

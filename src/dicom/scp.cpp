@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "dicom/io_pool.h"
+#include "dicom/scp_requests.h"
 #include "dicom/tls_channel.h"
 #include "dicom/uids.h"
 
@@ -18,14 +19,6 @@ std::shared_ptr<spdlog::logger> log() { return core::logger("dicom"); }
 
 bool listed(const std::vector<std::string>& list, const std::string& value) {
   return std::find(list.begin(), list.end(), value) != list.end();
-}
-
-/// Runs blocking work on the worker pool and resumes the caller on its own executor.
-template <class F>
-asio::awaitable<std::invoke_result_t<F&>> run_blocking(asio::any_io_executor pool, F& work) {
-  using R = std::invoke_result_t<F&>;
-  co_return co_await asio::co_spawn(
-      pool, [&work]() -> asio::awaitable<R> { co_return work(); }, asio::use_awaitable);
 }
 
 /// A refusal: what the peer is told, the label it is counted under, and plain words.
@@ -68,78 +61,6 @@ std::optional<Rejection> check_policy(const AssociateRq& rq, const AssociationIn
                   "calling AE title must use TLS (accept.require_tls_for)");
   }
   return std::nullopt;
-}
-
-/// Handles one C-STORE-RQ whose command has been read. Returns false when the association ended.
-asio::awaitable<bool> handle_store(Association& assoc, const Command& rq, std::uint8_t pcid,
-                                   const AssociationInfo& info, ScpContext& ctx) {
-  const PresentationContext* pc = assoc.context(pcid);
-  StoreOutcome outcome;
-  std::unique_ptr<StoreSession> session;
-  std::uint64_t data_set_bytes = 0;
-  if (!rq.has_data_set()) {
-    outcome = {status::kCannotUnderstand, "C-STORE-RQ without a data set"};
-  } else if (pc == nullptr || pc->abstract_syntax != rq.affected_sop_class_uid) {
-    outcome = {status::kSopClassNotSupported,
-               "affected SOP class differs from the presentation context's abstract syntax"};
-  } else if (!is_valid_uid(rq.affected_sop_instance_uid)) {
-    outcome = {status::kCannotUnderstand, "invalid Affected SOP Instance UID"};
-  } else {
-    StoreRequest request{&info, rq.affected_sop_class_uid, rq.affected_sop_instance_uid,
-                         pc->transfer_syntax};
-    auto begun = ctx.store().begin(request);
-    if (begun.ok()) {
-      session = std::move(begun).value();
-    } else {
-      outcome = {core::dimse_status(begun.error().code), begun.error().message};
-    }
-  }
-  if (rq.has_data_set()) {
-    auto received =
-        co_await assoc.receive_data_set(pcid, [&session](std::span<const std::uint8_t> fragment) {
-          if (session) session->write(fragment);
-        });
-    if (!received.ok()) {
-      ctx.counters().stores_failed++;
-      log()->warn("assoc={} event=store_interrupted sop_instance_uid={} reason=\"{}\"", info.id,
-                  rq.affected_sop_instance_uid, received.error().message);
-      co_return false;  // the session's destructor removes the partial spool file
-    }
-    ctx.counters().bytes_received += *received;
-    data_set_bytes = *received;
-  }
-  if (session) {
-    auto finish = [&session]() { return session->finish(); };
-    // (An if, not ?: — GCC 12 miscompiles co_await inside a conditional expression.)
-    if (ctx.store().finish_is_quick()) {
-      outcome = finish();
-    } else {
-      outcome = co_await run_blocking(ctx.worker_pool(), finish);
-    }
-    session.reset();
-  }
-  const bool stored =
-      outcome.status == status::kSuccess || categorize(outcome.status) == StatusCategory::kWarning;
-  if (stored) {
-    ctx.counters().stores_ok++;
-  } else {
-    ctx.counters().stores_failed++;
-    log()->warn("assoc={} event=store_failed sop_instance_uid={} status=0x{:04X} reason=\"{}\"",
-                info.id, rq.affected_sop_instance_uid, outcome.status, outcome.error_comment);
-  }
-  if (auto* observer = ctx.observer()) {
-    InstanceOutcome seen;
-    seen.sop_class_uid = rq.affected_sop_class_uid;
-    seen.sop_instance_uid = rq.affected_sop_instance_uid;
-    seen.study_instance_uid = std::move(outcome.study_instance_uid);
-    seen.bytes = data_set_bytes;
-    seen.status = outcome.status;
-    seen.stored = stored;
-    observer->instance_received(info, seen);
-  }
-  auto sent = co_await assoc.send_command(
-      pcid, make_c_store_rsp(rq, outcome.status, outcome.error_comment));
-  co_return sent.ok();
 }
 
 /// Counts a refusal, logs it and tells the observer.
@@ -253,9 +174,10 @@ void ScpContext::begin_shutdown() {
 
 asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::string listener,
                                        ScpContext& ctx) {
-  std::atomic<bool> idle{true};
-  AssociationInfo info;
-  info.id = ctx.register_connection(channel, &idle);
+  auto run = std::make_shared<AssociationRun>(channel, ctx.policy().limits);
+  AssociationInfo& info = run->info;
+  Association& assoc = run->assoc;
+  info.id = ctx.register_connection(channel, &run->idle);
   info.listener = std::move(listener);
   info.peer_address = channel->peer_address();
   info.tls = channel->is_tls();
@@ -271,7 +193,6 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
     ~Unregister() { ctx.unregister_connection(id); }
   } unregister{ctx, info.id};
 
-  Association assoc(channel, Role::kAcceptor, ctx.policy().limits);
   auto rq = co_await assoc.receive_associate_rq();
   if (!rq.ok()) {
     ctx.counters().associations_aborted++;
@@ -322,6 +243,10 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
   ac.user_info.max_pdu_length = ctx.policy().limits.max_pdu_length;
   ac.user_info.implementation_class_uid = std::string(kImplementationClassUid);
   ac.user_info.implementation_version_name = std::string(kImplementationVersionName);
+  ac.user_info.async_ops_window =
+      answer_async_window(rq->user_info.async_ops_window, ctx.policy().max_async_operations);
+  info.async_window =
+      ac.user_info.async_ops_window ? ac.user_info.async_ops_window->max_invoked : 1;
   if (auto st = co_await assoc.send_associate_ac(*rq, ac); !st.ok()) {
     ctx.counters().associations_aborted++;
     channel->close();
@@ -330,10 +255,10 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
   ctx.counters().associations_accepted++;
   log()->info(
       "assoc={} listener={} peer={} calling_ae={} called_ae={} tls={} tls_subject=\"{}\" "
-      "contexts={}/{} event=association_accepted",
+      "contexts={}/{} async_window={} event=association_accepted",
       info.id, info.listener, info.peer_address, info.calling_ae, info.called_ae, info.tls,
-      info.tls_subject, assoc.contexts().size(), rq->contexts.size());
-  // However the loop below ends (even when the coroutine is destroyed at shutdown), the
+      info.tls_subject, assoc.contexts().size(), rq->contexts.size(), info.async_window);
+  // However the association ends (even when the coroutine is destroyed at shutdown), the
   // observer hears of it once, so the association's summary is written.
   struct EndNotice {
     AssociationObserver* observer;
@@ -344,83 +269,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
     }
   } end_notice{ctx.observer(), info};
   if (auto* observer = ctx.observer()) observer->association_accepted(info);
-
-  std::uint64_t messages = 0;
-  while (true) {
-    idle = true;
-    if (ctx.stopping()) {
-      log()->info("assoc={} event=association_aborted reason=\"shutting down\"", info.id);
-      end_notice.end = AssociationEnd::kAborted;
-      co_await assoc.abort(AbortSource::kServiceUser, abort_reason::kNotSpecified);
-      break;
-    }
-    Command command;
-    std::uint8_t pcid = 0;
-    auto incoming = co_await assoc.receive_command(command, pcid);
-    idle = false;
-    if (!incoming.ok()) {
-      if (channel->cancelled() && ctx.stopping()) continue;  // loop top aborts politely
-      ctx.counters().associations_aborted++;
-      if (incoming.error().code == core::ErrorCode::kTimeout && channel->timed_out()) {
-        log()->info("assoc={} event=association_aborted reason=\"idle timeout\" messages={}",
-                    info.id, messages);
-        end_notice.end = AssociationEnd::kAborted;
-        co_await assoc.abort(AbortSource::kServiceProvider, abort_reason::kNotSpecified);
-        break;
-      }
-      log()->info("assoc={} event=association_ended reason=\"{}\" messages={}", info.id,
-                  incoming.error().message, messages);
-      channel->close();
-      break;
-    }
-    if (*incoming == Incoming::kReleaseRq) {
-      co_await assoc.send_release_rp();
-      end_notice.end = AssociationEnd::kReleased;
-      log()->info("assoc={} event=association_released messages={}", info.id, messages);
-      break;
-    }
-    if (*incoming == Incoming::kAbort) {
-      ctx.counters().associations_aborted++;
-      log()->info("assoc={} event=association_aborted_by_peer messages={}", info.id, messages);
-      end_notice.end = AssociationEnd::kAborted;
-      break;
-    }
-    ++messages;
-    bool alive = true;
-    switch (command.command_field) {
-      case CommandField::kCEchoRq: {
-        ctx.counters().echoes++;
-        alive =
-            (co_await assoc.send_command(pcid, make_c_echo_rsp(command, status::kSuccess))).ok();
-        break;
-      }
-      case CommandField::kCStoreRq:
-        alive = co_await handle_store(assoc, command, pcid, info, ctx);
-        break;
-      case CommandField::kCCancelRq:
-        break;  // nothing in progress to cancel: C-STORE is handled synchronously
-      default: {
-        if (command.has_data_set()) {
-          auto drained = co_await assoc.receive_data_set(pcid, [](auto) {});
-          if (!drained.ok()) {
-            alive = false;
-            break;
-          }
-        }
-        Command rsp;
-        rsp.command_field =
-            static_cast<CommandField>(static_cast<std::uint16_t>(command.command_field) | 0x8000);
-        rsp.message_id_responded_to = command.message_id;
-        rsp.affected_sop_class_uid = command.affected_sop_class_uid;
-        rsp.status = 0x0211;  // unrecognized operation
-        alive = (co_await assoc.send_command(pcid, rsp)).ok();
-      }
-    }
-    if (!alive) {
-      channel->close();
-      break;
-    }
-  }
+  end_notice.end = co_await serve_requests(run, ctx);
 }
 
 asio::awaitable<void> serve_tls_connection(asio::ip::tcp::socket socket,

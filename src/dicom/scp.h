@@ -36,6 +36,9 @@ struct AssociationInfo {
   std::string called_ae;
   std::string peer_address;
   bool tls = false;
+  /// Stores it may have in progress at once: the asynchronous operations window we granted
+  /// (1: synchronous, each request answered before the next is read).
+  std::uint32_t async_window = 1;
   std::string tls_subject;            ///< the peer certificate's RFC 2253 subject ("" without one)
   std::string tls_protocol;           ///< "TLSv1.3"
   std::string tls_cipher;             ///< "TLS_AES_256_GCM_SHA384"
@@ -90,6 +93,9 @@ struct ScpPolicy {
   std::vector<std::string> require_tls_for;
   std::vector<config::Peer> peers;  ///< AE title <-> certificate bindings (tls/peer_identity.h)
   std::uint32_t max_associations = 64;
+  /// Stores one association may have in progress when its peer proposes an asynchronous
+  /// operations window (1: always synchronous).
+  std::uint32_t max_async_operations = 16;
   AssociationLimits limits;
   NegotiationPolicy negotiation;
 };

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <optional>
@@ -74,6 +75,17 @@ asio::awaitable<Result<std::shared_ptr<Channel>>> open_tls(asio::ip::tcp::socket
 
 }  // namespace
 
+ScuAssociation::ScuAssociation(std::unique_ptr<Association> assoc, ScuOptions options)
+    : assoc_(std::move(assoc)), options_(std::move(options)) {
+  // The acceptor grants at most what we proposed; 0 would mean "no limit".
+  if (const auto& granted = assoc_->accepted_async_window();
+      granted && options_.async_operations > 1) {
+    window_ = granted->max_invoked == 0
+                  ? options_.async_operations
+                  : std::min<std::uint32_t>(granted->max_invoked, options_.async_operations);
+  }
+}
+
 ScuAssociation::~ScuAssociation() {
   if (assoc_) assoc_->close();
 }
@@ -103,6 +115,10 @@ asio::awaitable<Result<std::unique_ptr<ScuAssociation>>> ScuAssociation::open(
   rq.user_info.max_pdu_length = options.max_pdu_length;
   rq.user_info.implementation_class_uid = std::string(kImplementationClassUid);
   rq.user_info.implementation_version_name = std::string(kImplementationVersionName);
+  if (options.async_operations > 1) {
+    rq.user_info.async_ops_window = AsyncOpsWindow{
+        static_cast<std::uint16_t>(std::min<std::uint32_t>(options.async_operations, 0xFFFF)), 1};
+  }
   if (auto st = co_await assoc->request(rq, options.association_timeout); !st.ok()) {
     if (rejection != nullptr) *rejection = assoc->rejection();
     channel->close();  // else the channel's watchdog keeps the executor busy until its deadline
@@ -111,7 +127,7 @@ asio::awaitable<Result<std::unique_ptr<ScuAssociation>>> ScuAssociation::open(
   co_return std::unique_ptr<ScuAssociation>(new ScuAssociation(std::move(assoc), options));
 }
 
-asio::awaitable<Result<Command>> ScuAssociation::await_response(std::uint16_t message_id) {
+asio::awaitable<Result<Command>> ScuAssociation::next_response() {
   Command rsp;
   std::uint8_t pcid = 0;
   auto incoming = co_await assoc_->receive_command(rsp, pcid);
@@ -121,13 +137,21 @@ asio::awaitable<Result<Command>> ScuAssociation::await_response(std::uint16_t me
                                                    ? "peer aborted the association"
                                                    : "peer asked to release mid-operation");
   }
-  if (rsp.message_id_responded_to != message_id) {
+  if (!rsp.message_id_responded_to || outstanding_.erase(*rsp.message_id_responded_to) == 0) {
     co_await assoc_->abort(AbortSource::kServiceUser, abort_reason::kNotSpecified);
     co_return make_error(ErrorCode::kProtocol, "response to an unknown message id");
   }
   if (rsp.has_data_set()) {
     auto drained = co_await assoc_->receive_data_set(pcid, [](auto) {});
     if (!drained.ok()) co_return drained.error();
+  }
+  co_return rsp;
+}
+
+asio::awaitable<Result<Command>> ScuAssociation::await_response(std::uint16_t message_id) {
+  auto rsp = co_await next_response();
+  if (rsp.ok() && rsp->message_id_responded_to != message_id) {
+    co_return make_error(ErrorCode::kProtocol, "response to another request than the one sent");
   }
   co_return rsp;
 }
@@ -141,12 +165,19 @@ asio::awaitable<Result<std::uint16_t>> ScuAssociation::echo() {
     co_return make_error(ErrorCode::kUnsupported, "peer did not accept Verification");
   const auto id = assoc_->next_message_id();
   GW_CO_RETURN_IF_ERROR(co_await assoc_->send_command(pc->id, make_c_echo_rq(id)));
+  outstanding_.insert(id);
   auto rsp = co_await await_response(id);
   if (!rsp.ok()) co_return rsp.error();
   co_return rsp->status.value_or(0xFFFF);
 }
 
 asio::awaitable<Result<Command>> ScuAssociation::store(const SendItem& item) {
+  auto id = co_await send_store(item);
+  if (!id.ok()) co_return id.error();
+  co_return co_await await_response(*id);
+}
+
+asio::awaitable<Result<std::uint16_t>> ScuAssociation::send_store(const SendItem& item) {
   const auto& meta = item.header.meta;
   const PresentationContext* pc =
       assoc_->find_context(meta.media_storage_sop_class_uid, meta.transfer_syntax_uid);
@@ -203,7 +234,8 @@ asio::awaitable<Result<Command>> ScuAssociation::store(const SendItem& item) {
     co_return std::move(*read_error);
   }
   GW_CO_RETURN_IF_ERROR(std::move(sent));
-  co_return co_await await_response(id);
+  outstanding_.insert(id);
+  co_return id;
 }
 
 asio::awaitable<Status> ScuAssociation::release() { co_return co_await assoc_->release(); }

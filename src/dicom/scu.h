@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,10 @@ struct ScuOptions {
   Clock::duration connect_timeout = std::chrono::seconds(10);
   Clock::duration association_timeout = std::chrono::seconds(30);  ///< waiting for AC/RJ
   Clock::duration response_timeout = std::chrono::seconds(120);    ///< waiting for a DIMSE response
+  /// Requests we would have outstanding at once: > 1 proposes an asynchronous operations window
+  /// (PS3.7 D.3.3.3) of this size; the acceptor may grant fewer, or none (then 1). 1 proposes
+  /// nothing: some devices mishandle the item.
+  std::uint32_t async_operations = 1;
   std::optional<ScuTlsOptions> tls;  ///< set: the association runs over DICOM TLS
 };
 
@@ -77,18 +82,31 @@ class ScuAssociation {
   /// completes a partial instance, and that error is returned: the association is then
   /// unusable. Errors before anything was sent leave it established.
   asio::awaitable<Result<Command>> store(const SendItem& item);
+
+  /// Requests that may be outstanding at once: the window the acceptor granted (1 without one).
+  std::uint32_t window() const { return window_; }
+  std::size_t outstanding() const { return outstanding_.size(); }
+  /// Like store(), but returns the request's Message ID once the data set is sent, without
+  /// waiting for the response (collect it with next_response()). The caller keeps at most
+  /// window() requests outstanding. Errors as store()'s.
+  asio::awaitable<Result<std::uint16_t>> send_store(const SendItem& item);
+  /// The next response to an outstanding request, in whatever order the peer answers (its
+  /// message_id_responded_to names the request). A response to no outstanding request aborts.
+  asio::awaitable<Result<Command>> next_response();
   asio::awaitable<Status> release();
   asio::awaitable<void> abort();
 
   Association& association() { return *assoc_; }
 
  private:
-  ScuAssociation(std::unique_ptr<Association> assoc, ScuOptions options)
-      : assoc_(std::move(assoc)), options_(std::move(options)) {}
+  ScuAssociation(std::unique_ptr<Association> assoc, ScuOptions options);
+  /// The response to the one request outstanding, `message_id`.
   asio::awaitable<Result<Command>> await_response(std::uint16_t message_id);
 
   std::unique_ptr<Association> assoc_;
   ScuOptions options_;
+  std::uint32_t window_ = 1;
+  std::set<std::uint16_t> outstanding_;  ///< Message IDs sent and not yet answered
 };
 
 }  // namespace gw::dicom

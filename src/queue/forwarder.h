@@ -44,10 +44,10 @@
 
 #include "config/config.h"
 #include "dicom/scu.h"
+#include "dicom/strand_signal.h"
 #include "index/index.h"
 #include "queue/forward_observer.h"
 #include "queue/retry_policy.h"
-#include "queue/strand_signal.h"
 
 namespace gw::queue {
 
@@ -180,9 +180,9 @@ class Forwarder {
   std::uint64_t settings_generation_ = 1;
   std::shared_ptr<const tls::TlsContext> tls_context_;
   std::uint64_t tls_generation_ = 0;  ///< settings generation tls_context_ was built for
-  StrandSignal wake_;                 ///< workers: new work, pause/resume, settings, stop
-  StrandSignal control_;              ///< probe loop and lease renewal: settings, stop
-  StrandSignal tasks_done_;
+  dicom::StrandSignal wake_;          ///< workers: new work, pause/resume, settings, stop
+  dicom::StrandSignal control_;       ///< probe loop and lease renewal: settings, stop
+  dicom::StrandSignal tasks_done_;
   std::size_t tasks_ = 0;
   std::vector<bool> worker_alive_;
   bool stopping_ = false;

@@ -10,9 +10,9 @@
 #include <utility>
 #include <vector>
 
+#include "dicom/strand_signal.h"
 #include "index/index.h"
 #include "queue/retry_policy.h"
-#include "queue/strand_signal.h"
 
 namespace gw::queue {
 
@@ -55,7 +55,7 @@ class OutboxWriter {
   const std::string destination_;
   std::vector<Update> pending_;
   bool writing_ = false;
-  StrandSignal done_;
+  dicom::StrandSignal done_;
 };
 
 }  // namespace gw::queue

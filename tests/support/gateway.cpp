@@ -142,6 +142,7 @@ void Gateway::write_config() const {
          << "  duplicates: " << options_.duplicates << "\n"
          << "limits:\n"
          << "  max_associations: " << options_.max_associations << "\n"
+         << "  max_async_operations: " << options_.max_async_operations << "\n"
          << "  idle_timeout: " << options_.idle_timeout_s << "\n"
          << "  artim_timeout: " << options_.artim_timeout_s << "\n"
          << "  shutdown_grace: " << options_.shutdown_grace_s << "\n"

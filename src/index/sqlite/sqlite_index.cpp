@@ -252,13 +252,12 @@ Result<InsertResult> SqliteIndex::insert_one_locked(const InstanceRecord& r, Dup
     // An empty path tells the caller there is no file to remove (it would be the row's own).
     const bool same_file = existing_path == r.storage_path;
     if (policy == DuplicatePolicy::kKeepFirst) {
-      if (mark) {
-        GW_ASSIGN_OR_RETURN(bool unconfirmed, has_unconfirmed_marker_locked(*existing_id));
-        if (unconfirmed) {
-          return make_error(ErrorCode::kConflict,
-                            "the same SOP instance is being stored on another association: "
-                            "send it again");
-        }
+      // Flushed or not, this success would rest on the kept row's flush, which is not done.
+      GW_ASSIGN_OR_RETURN(bool unconfirmed, has_unconfirmed_marker_locked(*existing_id));
+      if (unconfirmed) {
+        return make_error(ErrorCode::kConflict,
+                          "the same SOP instance is being stored on another association: "
+                          "send it again");
       }
       // A resend forwards again: the kept row's file goes to this record's destinations.
       GW_RETURN_IF_ERROR(enqueue_outbox_locked(*existing_id, r));

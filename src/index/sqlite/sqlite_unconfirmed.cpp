@@ -42,6 +42,10 @@ std::int64_t SqliteIndex::confirmed_through() {
 }
 
 Result<bool> SqliteIndex::has_unconfirmed_marker_locked(std::int64_t instance_pk) {
+  {
+    std::lock_guard lock(marks_mu_);
+    if (unconfirmed_.empty()) return false;
+  }
   GW_ASSIGN_OR_RETURN(auto s,
                       statement_locked("SELECT id FROM ingest_unconfirmed WHERE instance_pk = ?"));
   s.bind(1, instance_pk);

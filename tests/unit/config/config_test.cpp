@@ -45,6 +45,7 @@ TEST_F(ConfigTest, MinimalConfigGetsEveryDefault) {
   EXPECT_EQ(c.limits.max_associations, 64u);
   EXPECT_EQ(c.limits.max_pdu_length, 262144u);
   EXPECT_EQ(c.limits.max_associate_rq_length, 65536u);
+  EXPECT_EQ(c.limits.max_async_operations, 16u);
   EXPECT_EQ(c.limits.artim_timeout, Seconds(30));
   EXPECT_EQ(c.limits.idle_timeout, Seconds(300));
   EXPECT_EQ(c.limits.shutdown_grace, Seconds(30));
@@ -112,6 +113,7 @@ limits:
   max_associations: 10
   max_pdu_length: 16384
   max_associate_rq_length: 32768
+  max_async_operations: 4
   artim_timeout: 10s
   idle_timeout: 5m
   shutdown_grace: 0
@@ -170,6 +172,7 @@ logging:
   EXPECT_EQ(c.limits.max_associations, 10u);
   EXPECT_EQ(c.limits.max_pdu_length, 16384u);
   EXPECT_EQ(c.limits.max_associate_rq_length, 32768u);
+  EXPECT_EQ(c.limits.max_async_operations, 4u);
   EXPECT_EQ(c.limits.artim_timeout, Seconds(10));
   EXPECT_EQ(c.limits.idle_timeout, Seconds(300));
   EXPECT_EQ(c.limits.shutdown_grace, Seconds(0));
@@ -254,16 +257,19 @@ accept:
   calling_ae_title: [CT1]
 limits:
   max_pdu_length: 1024
+  max_async_operations: 0
 destinations:
   - {name: pacs, ae_title: PACS, host: pacs, port: 0}
 )");
-  EXPECT_THAT(paths_of(issues),
-              ElementsAre("ae_title", "listeners[0].tls", "accept.calling_ae_title",
-                          "limits.max_pdu_length", "destinations[0].port"));
+  EXPECT_THAT(paths_of(issues), ElementsAre("ae_title", "listeners[0].tls",
+                                            "accept.calling_ae_title", "limits.max_pdu_length",
+                                            "limits.max_async_operations", "destinations[0].port"));
   EXPECT_THAT(message_at(issues, "ae_title"), HasSubstr("at most 16"));
   EXPECT_EQ(message_at(issues, "listeners[0].tls"), "expected a boolean (true or false)");
   EXPECT_EQ(message_at(issues, "limits.max_pdu_length"),
             "expected an integer 4096-16777216, got `1024`");
+  EXPECT_EQ(message_at(issues, "limits.max_async_operations"),
+            "expected an integer 1-256, got `0`");
   EXPECT_EQ(message_at(issues, "destinations[0].port"), "expected an integer 1-65535, got `0`");
 }
 

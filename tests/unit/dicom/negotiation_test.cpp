@@ -102,5 +102,21 @@ TEST(NegotiationTest, NulPaddedUidsFromPeer) {
 
 TEST(NegotiationTest, EmptyProposal) { EXPECT_TRUE(negotiate({}, {}).empty()); }
 
+TEST(AsyncWindowTest, NoProposalOrALimitOfOneMeansNoItem) {
+  EXPECT_EQ(answer_async_window(std::nullopt, 16), std::nullopt);
+  EXPECT_EQ(answer_async_window(AsyncOpsWindow{8, 1}, 1), std::nullopt);
+  EXPECT_EQ(answer_async_window(AsyncOpsWindow{8, 1}, 0), std::nullopt);
+}
+
+TEST(AsyncWindowTest, TheRequestorMayInvokeTheSmallerOfBothAndPerformsOne) {
+  EXPECT_EQ(answer_async_window(AsyncOpsWindow{8, 1}, 16), (AsyncOpsWindow{8, 1}));
+  EXPECT_EQ(answer_async_window(AsyncOpsWindow{64, 5}, 16), (AsyncOpsWindow{16, 1}));
+  // 0 proposes "no limit": ours applies. A requestor that offers to perform any number is still
+  // told 1: we invoke nothing on it.
+  EXPECT_EQ(answer_async_window(AsyncOpsWindow{0, 0}, 16), (AsyncOpsWindow{16, 1}));
+  EXPECT_EQ(answer_async_window(AsyncOpsWindow{1, 1}, 16), (AsyncOpsWindow{1, 1}));
+  EXPECT_EQ(answer_async_window(AsyncOpsWindow{0, 1}, 100000), (AsyncOpsWindow{0xFFFF, 1}));
+}
+
 }  // namespace
 }  // namespace gw::dicom

@@ -174,6 +174,24 @@ TEST_F(UnflushedTest, AKeptDuplicateWaitsForTheRowItIsKeptFor) {
   EXPECT_EQ(kept[0].outcome, InsertOutcome::kDuplicateKept);
 }
 
+// A windowed association flushes its files apart (ADR 013) and commits flushed: its kept
+// duplicate of an unconfirmed row would rest on that row's flush just the same.
+TEST_F(UnflushedTest, AFlushedKeptDuplicateWaitsForTheRowItIsKeptFor) {
+  const auto marker = insert({record("1.1", "2.1", "3.1")}).at(0).marker;
+  auto again = record("1.1", "2.1", "3.1");
+  again.storage_path = "storage/cd/other.dcm";
+  auto refused = index_->insert_instances({again}, DuplicatePolicy::kKeepFirst);
+  ASSERT_EQ(refused.size(), 1u);
+  ASSERT_FALSE(refused[0].ok());
+  EXPECT_EQ(refused[0].error().code, ErrorCode::kConflict);
+  index_->confirm_unflushed(marker);
+  auto kept = index_->insert_instances({again}, DuplicatePolicy::kKeepFirst);
+  ASSERT_EQ(kept.size(), 1u);
+  ASSERT_TRUE(kept[0].ok());
+  EXPECT_EQ(kept[0]->outcome, InsertOutcome::kDuplicateKept);
+  EXPECT_EQ(kept[0]->marker, 0);
+}
+
 TEST_F(UnflushedTest, AKeptDuplicateMakesNoMarkerAndOverwriteIsRefused) {
   index_->confirm_unflushed(insert({record("1.1", "2.1", "3.1")}).at(0).marker);
   auto again = record("1.1", "2.1", "3.1");

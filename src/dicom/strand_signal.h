@@ -1,6 +1,8 @@
 #pragma once
 /// StrandSignal: coroutines on one strand sleep until a deadline or until woken. It is how an
-/// idle forwarder waits for work without burning CPU: a timer per waiter, cancelled by notify.
+/// idle forwarder waits for work without burning CPU, and how an association's coroutines wait
+/// for their turn to send or for room in the asynchronous operations window: a timer per
+/// waiter, cancelled by notify.
 ///
 /// Not thread-safe: use it from its strand only (post notify_all() there from other threads).
 /// A wake-up that arrives while a coroutine is still deciding whether to sleep (it was checking
@@ -14,7 +16,7 @@
 
 #include "dicom/channel.h"
 
-namespace gw::queue {
+namespace gw::dicom {
 
 class StrandSignal {
  public:
@@ -33,7 +35,7 @@ class StrandSignal {
     if (seen_generation != generation_) co_return;
     asio::steady_timer timer(co_await asio::this_coro::executor, deadline);
     const auto it = waiters_.insert(waiters_.end(), &timer);
-    co_await timer.async_wait(dicom::use_nothrow);
+    co_await timer.async_wait(use_nothrow);
     waiters_.erase(it);
   }
 
@@ -47,4 +49,4 @@ class StrandSignal {
   std::list<asio::steady_timer*> waiters_;
 };
 
-}  // namespace gw::queue
+}  // namespace gw::dicom

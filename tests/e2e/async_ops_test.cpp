@@ -1,0 +1,203 @@
+// Asynchronous operations (PS3.7 D.3.3.3) end to end: a sender that proposes a window gets it
+// from the gateway, keeps several C-STOREs outstanding, and everything it heard success for is
+// stored byte for byte; an A-RELEASE-RQ while stores are in progress is answered only after
+// their responses; a gateway limited to 1 and DCMTK's storescp (which grants no window) are
+// served synchronously by the same sender.
+
+#include <gtest/gtest.h>
+
+#include <asio.hpp>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "dicom/scu.h"
+#include "e2e/e2e_helpers.h"
+#include "support/dcmtk_tools.h"
+#include "support/gateway.h"
+#include "support/paths.h"
+#include "support/poll.h"
+#include "support/process.h"
+#include "support/temp_dir.h"
+#include "support/test_data.h"
+
+namespace gw::test {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+CommandResult gw_send(std::uint16_t port, const fs::path& source, const fs::path& report,
+                      const std::vector<std::string>& extra) {
+  std::vector<std::string> argv = {gateway_binary().string(), "send", "--no-progress", "--report",
+                                   report.string()};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  argv.emplace_back("127.0.0.1");
+  argv.push_back(std::to_string(port));
+  argv.push_back(source.string());
+  return run_command(argv, {}, 120s);
+}
+
+/// Runs `body` on a fresh io_context to its end.
+template <class T>
+T run_coroutine(std::function<asio::awaitable<T>(asio::any_io_executor)> body) {
+  asio::io_context io;
+  std::optional<T> out;
+  asio::co_spawn(
+      io, [&]() -> asio::awaitable<void> { out.emplace(co_await body(io.get_executor())); },
+      asio::detached);
+  io.run();
+  if (!out) throw std::runtime_error("coroutine ended without a result");
+  return std::move(*out);
+}
+
+TEST(AsyncOps, AWindowedSenderStoresEverythingByteForByte) {
+  TempDir dir("gw-async");
+  const auto files = generate_dicom(dir / "source", {"--count", "150", "--mix", "--transfer-syntax",
+                                                     "ele", "--seed", "31", "--size-kib", "24"});
+  ASSERT_EQ(files.size(), 150u);
+  auto gw = Gateway::start();
+  const fs::path report = dir / "report.txt";
+  const auto sent = gw_send(gw->port(), dir / "source", report, {"--async", "8", "-j", "2"});
+  ASSERT_TRUE(sent.ok()) << sent.out << sent.err;
+  // The gateway granted the window it was asked for (limits.max_async_operations is 16).
+  EXPECT_NE(gw->log().find("async_window=8 event=association_accepted"), std::string::npos)
+      << gw->log();
+
+  const auto lines = read_send_report(report);
+  ASSERT_EQ(lines.size(), files.size());
+  for (const auto& l : lines) EXPECT_TRUE(l.ok && l.status == "0x0000") << l.raw;
+  EXPECT_EQ(gw->count_instances(), static_cast<int>(files.size()));
+  for (const auto& source : files) {
+    const auto stored = gw->stored_file(sop_instance_uid_of(source));
+    ASSERT_TRUE(stored.has_value()) << source;
+    EXPECT_EQ(data_set_bytes(*stored), data_set_bytes(source)) << source;
+  }
+  EXPECT_TRUE(gw->spool_files().empty());
+  EXPECT_EQ(gw->stop(), 0) << gw->log();
+}
+
+TEST(AsyncOps, ReleaseWhileStoresAreInProgressIsAnsweredAfterTheirResponses) {
+  TempDir dir("gw-async");
+  const auto files = generate_dicom(dir / "source", {"--count", "12", "--size-kib", "64",
+                                                     "--transfer-syntax", "ele", "--seed", "32"});
+  ASSERT_EQ(files.size(), 12u);
+  auto gw = Gateway::start();
+
+  struct Outcome {
+    std::set<std::uint16_t> sent;
+    std::set<std::uint16_t> answered;
+    std::vector<std::uint16_t> statuses;
+    std::uint32_t window = 0;
+    std::string error;
+  };
+  dicom::ScuOptions options;
+  options.called_ae = "DICOM_GW";
+  options.port = gw->port();
+  options.async_operations = 8;
+  const auto outcome =
+      run_coroutine<Outcome>([&](asio::any_io_executor ex) -> asio::awaitable<Outcome> {
+        Outcome out;
+        std::vector<dicom::SendItem> items;
+        std::vector<dicom::PresentationContextRq> contexts;
+        for (const auto& f : files) {
+          auto item = dicom::prepare_send_item(f);
+          if (!item.ok()) {
+            out.error = item.error().message;
+            co_return out;
+          }
+          items.push_back(std::move(item).value());
+        }
+        contexts.push_back({1,
+                            items[0].header.meta.media_storage_sop_class_uid,
+                            {items[0].header.meta.transfer_syntax_uid}});
+        auto assoc = co_await dicom::ScuAssociation::open(ex, options, contexts);
+        if (!assoc.ok()) {
+          out.error = assoc.error().message;
+          co_return out;
+        }
+        out.window = (*assoc)->window();
+        // A full window, then every response (in whatever order they come).
+        for (std::size_t i = 0; i < 8; ++i) {
+          auto id = co_await (*assoc)->send_store(items[i]);
+          if (!id.ok()) {
+            out.error = id.error().message;
+            co_return out;
+          }
+          out.sent.insert(*id);
+        }
+        for (int i = 0; i < 8; ++i) {
+          auto rsp = co_await (*assoc)->next_response();
+          if (!rsp.ok()) {
+            out.error = rsp.error().message;
+            co_return out;
+          }
+          out.answered.insert(rsp->message_id_responded_to.value_or(0));
+          out.statuses.push_back(rsp->status.value_or(0xFFFF));
+        }
+        // Four more, and the release right behind them, without waiting for their responses: the
+        // gateway must finish and answer them before its A-RELEASE-RP.
+        for (std::size_t i = 8; i < 12; ++i) {
+          auto id = co_await (*assoc)->send_store(items[i]);
+          if (!id.ok()) {
+            out.error = id.error().message;
+            co_return out;
+          }
+        }
+        auto released = co_await (*assoc)->release();
+        if (!released.ok()) out.error = "release: " + released.error().message;
+        co_return out;
+      });
+  ASSERT_EQ(outcome.error, "") << gw->log();
+  EXPECT_EQ(outcome.window, 8u);
+  EXPECT_EQ(outcome.answered, outcome.sent);
+  for (auto status : outcome.statuses) EXPECT_EQ(status, 0x0000);
+  // All twelve stored, and the gateway answered all twelve before the release.
+  EXPECT_EQ(gw->count_instances(), 12);
+  // (Logged once the gateway's linger after its A-RELEASE-RP ends.)
+  EXPECT_TRUE(wait_until(
+      [&] { return gw->log().find("event=association_released messages=12") != std::string::npos; },
+      10s))
+      << gw->log();
+  EXPECT_EQ(gw->log().find("event=store_failed"), std::string::npos) << gw->log();
+  EXPECT_EQ(gw->stop(), 0) << gw->log();
+}
+
+TEST(AsyncOps, AGatewayLimitedToOneOperationAnswersSynchronously) {
+  TempDir dir("gw-async");
+  const auto files = generate_dicom(dir / "source", {"--count", "20", "--size-kib", "16",
+                                                     "--transfer-syntax", "ele", "--seed", "33"});
+  GatewayOptions options;
+  options.max_async_operations = 1;
+  auto gw = Gateway::start(options);
+  const fs::path report = dir / "report.txt";
+  const auto sent = gw_send(gw->port(), dir / "source", report, {"--async", "8"});
+  ASSERT_TRUE(sent.ok()) << sent.out << sent.err;
+  EXPECT_NE(gw->log().find("async_window=1 event=association_accepted"), std::string::npos)
+      << gw->log();
+  EXPECT_EQ(gw->count_instances(), 20);
+  // The shared flush (ADR 012) serves a synchronous association.
+  EXPECT_NE(gw->log().find("flush=shared"), std::string::npos) << gw->log();
+  EXPECT_EQ(gw->stop(), 0) << gw->log();
+}
+
+TEST(AsyncOps, StorescpGrantsNoWindowAndTheSenderStaysSynchronous) {
+  TempDir dir("gw-async");
+  const auto files = generate_dicom(dir / "source", {"--count", "20", "--size-kib", "16",
+                                                     "--transfer-syntax", "ele", "--seed", "34"});
+  StoreScp scp = start_storescp(0, dir.subdir("received"));
+  const fs::path report = dir / "report.txt";
+  const auto sent =
+      gw_send(scp.port, dir / "source", report, {"--async", "8", "--aec", "STORESCP"});
+  ASSERT_TRUE(sent.ok()) << sent.out << sent.err;
+  ASSERT_TRUE(wait_until([&] { return scp.received_files().size() >= files.size(); }, 10s));
+  const auto lines = read_send_report(report);
+  ASSERT_EQ(lines.size(), files.size());
+  for (const auto& l : lines) EXPECT_TRUE(l.ok) << l.raw;
+}
+
+}  // namespace
+}  // namespace gw::test
