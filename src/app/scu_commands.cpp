@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "core/check.h"
 #include "dicom/dimse.h"
 #include "dicom/uids.h"
 
@@ -176,8 +177,9 @@ core::Status send_batch(const dicom::ScuOptions& scu,
     // Up to window() requests outstanding; responses may come back in any order.
     std::map<std::uint16_t, const dicom::SendItem*> outstanding;
     auto report = [&](const dicom::Command& rsp) {
+      // next_response() accepts outstanding ids only: the same ones as here.
       const auto it = outstanding.find(rsp.message_id_responded_to.value_or(0));
-      if (it == outstanding.end()) return;  // next_response() accepts outstanding ids only
+      GW_CHECK(it != outstanding.end());
       const auto status = rsp.status.value_or(0xFFFF);
       const auto category = dicom::categorize(status);
       std::string text = fmt::format("0x{:04X}", status);
@@ -208,11 +210,9 @@ core::Status send_batch(const dicom::ScuOptions& scu,
       auto id = co_await (*assoc)->send_store(*item);
       if (!id.ok()) {
         progress.done(*item, false, id.error().message);
-        const auto code = id.error().code;
-        // These fail before anything is sent: the association is still usable.
-        if (code == core::ErrorCode::kUnsupported || code == core::ErrorCode::kInvalidArgument) {
-          continue;
-        }
+        // A failure before anything was sent (no context, a file that cannot be read) costs
+        // only this item.
+        if ((*assoc)->usable()) continue;
         lost = true;  // the association is gone
         why_lost = id.error().message;
         ++i;

@@ -373,8 +373,16 @@ asio::awaitable<Result<std::uint64_t>> Association::receive_data_set(std::uint8_
   co_return total;
 }
 
+Status Association::check_can_send() const {
+  // DT-1 (Sta6) and AR-7 (Sta8, answering while our A-RELEASE-RP waits); after an A-ABORT or a
+  // closed transport a late response must not go out.
+  const State s = fsm_.state();
+  if (s == State::kSta6 || s == State::kSta8) return {};
+  return make_error(ErrorCode::kIo,
+                    "association no longer established (" + std::string(name(s)) + ")");
+}
+
 asio::awaitable<Status> Association::send_command(std::uint8_t context_id, const Command& command) {
-  fsm_.on(Event::kEvt9);
   const auto bytes = encode_command(command);
   const std::uint32_t frag = fragment_limit();
   std::vector<std::array<std::uint8_t, kPduHeaderSize + kPdvHeaderSize>> headers;
@@ -391,12 +399,17 @@ asio::awaitable<Status> Association::send_command(std::uint8_t context_id, const
   } while (pos < bytes.size());
   co_await begin_send_turn();
   SendTurn turn(this);
+  GW_CO_RETURN_IF_ERROR(check_can_send());  // (after the wait: an abort may have gone first)
+  fsm_.on(Event::kEvt9);
   co_return co_await channel_->write_all(bufs);
 }
 
 asio::awaitable<Status> Association::send_data_set(std::uint8_t context_id,
                                                    std::uint64_t total_size,
                                                    const DataSource& source) {
+  co_await begin_send_turn();
+  SendTurn turn(this);  // the whole data set, so that no other message cuts into it
+  GW_CO_RETURN_IF_ERROR(check_can_send());
   fsm_.on(Event::kEvt9);
   const std::uint32_t frag = fragment_limit();
   const std::size_t chunk = std::max<std::size_t>(frag, (kSendChunk / frag) * frag);
@@ -404,8 +417,6 @@ asio::awaitable<Status> Association::send_data_set(std::uint8_t context_id,
   std::vector<std::array<std::uint8_t, kPduHeaderSize + kPdvHeaderSize>> headers;
   std::vector<asio::const_buffer> bufs;
   std::uint64_t sent = 0;
-  co_await begin_send_turn();
-  SendTurn turn(this);  // the whole data set, so that no other message cuts into it
   if (total_size == 0) {
     auto header = encode_p_data_header(context_id, false, true, 0);
     std::array<asio::const_buffer, 1> one{asio::buffer(header)};

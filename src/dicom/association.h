@@ -79,7 +79,10 @@ class Association {
   asio::awaitable<Result<std::uint64_t>> receive_data_set(std::uint8_t context_id,
                                                           const DataSink& sink);
   /// Sends may be called from several coroutines on the association's strand: they take turns,
-  /// and each command or data set leaves whole (never interleaved with another message).
+  /// and each command or data set leaves whole. A C-STORE-RQ is two sends (command, then data
+  /// set): requests with data sets must come from one coroutine, which then sends nothing else
+  /// in between (responses from other coroutines may go between two whole requests). Both fail
+  /// (kIo) unless the association is established (Sta6, or Sta8 while a release waits).
   asio::awaitable<Status> send_command(std::uint8_t context_id, const Command& command);
   asio::awaitable<Status> send_data_set(std::uint8_t context_id, std::uint64_t total_size,
                                         const DataSource& source);
@@ -123,6 +126,7 @@ class Association {
   };
   asio::awaitable<void> begin_send_turn();
   void end_send_turn();
+  Status check_can_send() const;
   std::uint32_t fragment_limit() const;
 
   std::shared_ptr<Channel> channel_;

@@ -9,6 +9,8 @@
 /// its request's Message ID. The loop stops reading when N stores are in progress, and before
 /// it answers an A-RELEASE-RQ, aborts at shutdown or returns, it waits for every store in
 /// progress, so each one is answered (or, with the transport gone, at least finished) first.
+/// An abort that goes out at once (idle timeout, protocol violation) leaves their responses
+/// unsent: the stores finish, and the sender, which heard no success, sends them again.
 
 #include <asio.hpp>
 #include <atomic>

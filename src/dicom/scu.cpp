@@ -130,6 +130,7 @@ asio::awaitable<Result<std::unique_ptr<ScuAssociation>>> ScuAssociation::open(
 asio::awaitable<Result<Command>> ScuAssociation::next_response() {
   Command rsp;
   std::uint8_t pcid = 0;
+  lost_ = true;  // until a whole response has arrived
   auto incoming = co_await assoc_->receive_command(rsp, pcid);
   if (!incoming.ok()) co_return incoming.error();
   if (*incoming != Incoming::kCommand) {
@@ -145,6 +146,7 @@ asio::awaitable<Result<Command>> ScuAssociation::next_response() {
     auto drained = co_await assoc_->receive_data_set(pcid, [](auto) {});
     if (!drained.ok()) co_return drained.error();
   }
+  lost_ = false;
   co_return rsp;
 }
 
@@ -223,6 +225,7 @@ asio::awaitable<Result<std::uint16_t>> ScuAssociation::send_store(const SendItem
     return *n;
   };
   const auto id = assoc_->next_message_id();
+  lost_ = true;  // from here on a failure leaves the association unusable
   GW_CO_RETURN_IF_ERROR(co_await assoc_->send_command(
       pc->id,
       make_c_store_rq(id, meta.media_storage_sop_class_uid, meta.media_storage_sop_instance_uid)));
@@ -234,6 +237,7 @@ asio::awaitable<Result<std::uint16_t>> ScuAssociation::send_store(const SendItem
     co_return std::move(*read_error);
   }
   GW_CO_RETURN_IF_ERROR(std::move(sent));
+  lost_ = false;
   outstanding_.insert(id);
   co_return id;
 }

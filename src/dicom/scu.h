@@ -85,7 +85,10 @@ class ScuAssociation {
 
   /// Requests that may be outstanding at once: the window the acceptor granted (1 without one).
   std::uint32_t window() const { return window_; }
-  std::size_t outstanding() const { return outstanding_.size(); }
+  /// False once a send or a response failed after something went on the wire: the association
+  /// is gone (or was aborted). Failures before anything was sent (no context, an unreadable or
+  /// changed file) leave it usable.
+  bool usable() const { return !lost_; }
   /// Like store(), but returns the request's Message ID once the data set is sent, without
   /// waiting for the response (collect it with next_response()). The caller keeps at most
   /// window() requests outstanding. Errors as store()'s.
@@ -106,6 +109,7 @@ class ScuAssociation {
   std::unique_ptr<Association> assoc_;
   ScuOptions options_;
   std::uint32_t window_ = 1;
+  bool lost_ = false;
   std::set<std::uint16_t> outstanding_;  ///< Message IDs sent and not yet answered
 };
 

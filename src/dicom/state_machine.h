@@ -85,7 +85,7 @@ std::string_view name(Event event);    ///< "Evt10"
 std::string_view name(Action action);  ///< "AA-1"
 
 /// A tracker for one association: holds the state and applies events. Not thread-safe (one
-/// association is driven by one coroutine).
+/// association is driven from one strand).
 class StateMachine {
  public:
   explicit StateMachine(Role role, State initial = State::kSta1) : role_(role), state_(initial) {}

@@ -5,6 +5,7 @@
 /// waiter, cancelled by notify.
 ///
 /// Not thread-safe: use it from its strand only (post notify_all() there from other threads).
+/// A waiter's frame must not outlive the signal.
 /// A wake-up that arrives while a coroutine is still deciding whether to sleep (it was checking
 /// the outbox on the worker pool) is not lost: the coroutine reads generation() before looking
 /// for work, and wait_until() returns at once if a notify happened since.
@@ -34,9 +35,14 @@ class StrandSignal {
   asio::awaitable<void> wait_until(Clock::time_point deadline, std::uint64_t seen_generation) {
     if (seen_generation != generation_) co_return;
     asio::steady_timer timer(co_await asio::this_coro::executor, deadline);
-    const auto it = waiters_.insert(waiters_.end(), &timer);
+    // Unlisted however the wait ends: also when the waiting frame is destroyed unresumed (an
+    // io_context torn down at a forced shutdown), so notify_all() never touches a freed timer.
+    struct Listed {
+      std::list<asio::steady_timer*>& list;
+      std::list<asio::steady_timer*>::iterator it;
+      ~Listed() { list.erase(it); }
+    } listed{waiters_, waiters_.insert(waiters_.end(), &timer)};
     co_await timer.async_wait(use_nothrow);
-    waiters_.erase(it);
   }
 
   /// Sleeps until notify_all() (or since `seen_generation`).
