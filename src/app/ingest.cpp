@@ -135,7 +135,7 @@ class IngestSession final : public dicom::StoreSession {
     if (!published.ok()) {
       return fail(core::dimse_status(published.error().code), published.error().message);
     }
-    const bool shared = service_.shares_flush(*request_.association);
+    const bool shared = service_.shares_flush(request_);
     if (!shared) {
       // The file's content and its new directory entry are flushed at the same time (this
       // thread and the directory syncer's); both are durable before the row naming it commits.
@@ -182,9 +182,12 @@ class IngestSession final : public dicom::StoreSession {
     service_.counters().bytes_stored += static_cast<std::uint64_t>(size);
     service_.counters().routed += record.destinations.size();
     service_.notify_enqueued(record.destinations);
-    log()->debug("assoc={} event=instance_stored sop_instance_uid={} size={} duplicate={}",
+    log()->debug("assoc={} event=instance_stored sop_instance_uid={} size={} duplicate={} flush={}",
                  association_id_, record.sop_instance_uid, size,
-                 inserted->outcome != index::InsertOutcome::kInserted);
+                 inserted->outcome != index::InsertOutcome::kInserted,
+                 !store.options().fsync ? "none"
+                 : shared               ? "shared"
+                                        : "per_file");
     StoreOutcome done{status::kSuccess, {}};
     done.study_instance_uid = record.study_instance_uid;  // the audit trail's per-study summary
     return done;

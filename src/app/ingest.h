@@ -3,9 +3,10 @@
 /// spool file behind a generated File Meta group; on the last fragment the worker pool parses
 /// the tags the index needs, checks them against the command, renames it into storage/, and
 /// makes it and its index row durable: the file flushed before the row commits, or (ADR 012)
-/// the row committed unflushed and one syncfs for both (an association that sends
-/// asynchronously keeps the first way: its concurrent flushes share device flushes, while
-/// concurrent syncfs calls queue behind one another, ADR 013). Only then is success answered.
+/// the row committed unflushed and one syncfs for both (an instance that arrives while another
+/// of its association is still in progress takes the first way: such flushes overlap, and
+/// concurrent fdatasyncs share device flushes while concurrent syncfs calls queue behind one
+/// another, ADR 013). Only then is success answered.
 
 #include <asio.hpp>
 #include <atomic>
@@ -70,10 +71,11 @@ class IngestService final : public dicom::StoreService {
   /// is on, the index is a local file on the storage file system, duplicates are not
   /// overwritten.
   bool shared_flush() const { return shared_flush_; }
-  /// Whether an instance from this association takes the shared flush: shared_flush() and a
-  /// synchronous association (ADR 013).
-  bool shares_flush(const dicom::AssociationInfo& association) const {
-    return shared_flush_ && association.async_window <= 1;
+  /// Whether an instance takes the shared flush: shared_flush(), and no other store of its
+  /// association was in progress when it arrived (with a pipelining sender flushes overlap, and
+  /// concurrent syncfs calls queue behind one another; ADR 013).
+  bool shares_flush(const dicom::StoreRequest& request) const {
+    return shared_flush_ && !request.overlapped;
   }
   /// A shared flush failed: every instance is refused until a restart, and files are left for
   /// the start-up checks (a row may name them).

@@ -73,8 +73,8 @@ asio::awaitable<void> Association::close_after_peer() {
   const auto linger = std::min<Clock::duration>(limits_.artim, kLingerLimit);
   channel_->expires_after(linger);
   std::array<std::uint8_t, 4096> sink{};
-  for (int i = 0; i < 64; ++i) {  // bounded: at most 256 KiB discarded
-    auto st = co_await channel_->read_exact(std::span(sink.data(), 1));
+  for (int i = 0; i < 64; ++i) {                    // bounded: at most 256 KiB discarded
+    auto st = co_await channel_->read_exact(sink);  // (the peer's close ends a partial read)
     if (!st.ok()) break;
   }
   channel_->close();

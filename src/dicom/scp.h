@@ -50,6 +50,9 @@ struct StoreRequest {
   std::string sop_class_uid;
   std::string sop_instance_uid;
   std::string transfer_syntax_uid;
+  /// Another store of the same association was still in progress when this request arrived:
+  /// the sender pipelines (asynchronous operations window), so flushes overlap.
+  bool overlapped = false;
 };
 
 struct StoreOutcome {

@@ -41,7 +41,7 @@ asio::awaitable<std::optional<ReceivedStore>> receive_store(AssociationRun& run,
     store.outcome = {status::kCannotUnderstand, "invalid Affected SOP Instance UID"};
   } else {
     StoreRequest request{&run.info, rq.affected_sop_class_uid, rq.affected_sop_instance_uid,
-                         pc->transfer_syntax};
+                         pc->transfer_syntax, run.in_progress > 0};
     auto begun = ctx.store().begin(request);
     if (begun.ok()) {
       store.session = std::move(begun).value();
@@ -128,8 +128,12 @@ asio::awaitable<void> store_in_progress(std::shared_ptr<AssociationRun> run, Rec
       }
     }
   } done{*run, ctx};
-  // A response that cannot be sent means the transport failed: the reading loop sees that too.
-  if (!co_await complete_store(*run, std::move(store), ctx)) run->channel->close();
+  const bool sent = co_await complete_store(*run, std::move(store), ctx);
+  // Refused because the association already ended (an abort went first): nothing to do. A
+  // failed write on an established association means the transport failed: close it, so the
+  // reading loop sees that too.
+  const State state = run->assoc.state();
+  if (!sent && (state == State::kSta6 || state == State::kSta8)) run->channel->close();
 }
 
 /// Waits until at most `most` stores are in progress.

@@ -166,6 +166,7 @@ asio::awaitable<Result<std::uint16_t>> ScuAssociation::echo() {
   if (pc == nullptr)
     co_return make_error(ErrorCode::kUnsupported, "peer did not accept Verification");
   const auto id = assoc_->next_message_id();
+  lost_ = true;  // until the response has arrived
   GW_CO_RETURN_IF_ERROR(co_await assoc_->send_command(pc->id, make_c_echo_rq(id)));
   outstanding_.insert(id);
   auto rsp = co_await await_response(id);
@@ -245,6 +246,7 @@ asio::awaitable<Result<std::uint16_t>> ScuAssociation::send_store(const SendItem
 asio::awaitable<Status> ScuAssociation::release() { co_return co_await assoc_->release(); }
 
 asio::awaitable<void> ScuAssociation::abort() {
+  lost_ = true;
   co_await assoc_->abort(AbortSource::kServiceUser, abort_reason::kNotSpecified);
 }
 

@@ -85,14 +85,6 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
     auto rsp = co_await conn.assoc->store(*prepared[i]);
     if (!rsp.ok()) {
       const auto code = rsp.error().code;
-      if (code == ErrorCode::kInvalidArgument || code == ErrorCode::kUnsupported ||
-          code == ErrorCode::kConfig) {
-        // Refused before anything was sent (a broken file, a missing key): the association is
-        // intact.
-        finish(updates, conn.serial, item, unreadable_file(rsp.error()));
-        ++i;
-        continue;
-      }
       if (code == ErrorCode::kDataLoss) {
         // The stored file failed authentication (ADR 010): it is never forwarded. If its data
         // set had begun, store() aborted the association; the next item gets a new one.
@@ -103,6 +95,13 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
         }
         log()->error("event=stored_file_corrupt destination={} outbox_id={} reason=\"{}\"", name_,
                      item.id, rsp.error().message);
+        finish(updates, conn.serial, item, unreadable_file(rsp.error()));
+        ++i;
+        continue;
+      }
+      if (conn.assoc->usable()) {
+        // Refused before anything was sent (a broken or unreadable file, a missing key): the
+        // association is intact.
         finish(updates, conn.serial, item, unreadable_file(rsp.error()));
         ++i;
         continue;

@@ -59,7 +59,9 @@ TEST(AsyncOps, AWindowedSenderStoresEverythingByteForByte) {
   const auto files = generate_dicom(dir / "source", {"--count", "150", "--mix", "--transfer-syntax",
                                                      "ele", "--seed", "31", "--size-kib", "24"});
   ASSERT_EQ(files.size(), 150u);
-  auto gw = Gateway::start();
+  GatewayOptions options;
+  options.extra_yaml = "logging:\n  level: debug\n";  // event=instance_stored ... flush=
+  auto gw = Gateway::start(options);
   const fs::path report = dir / "report.txt";
   const auto sent = gw_send(gw->port(), dir / "source", report, {"--async", "8", "-j", "2"});
   ASSERT_TRUE(sent.ok()) << sent.out << sent.err;
@@ -77,6 +79,8 @@ TEST(AsyncOps, AWindowedSenderStoresEverythingByteForByte) {
     EXPECT_EQ(data_set_bytes(*stored), data_set_bytes(source)) << source;
   }
   EXPECT_TRUE(gw->spool_files().empty());
+  // Instances that arrived while another was in progress took the per-file flush (ADR 013).
+  EXPECT_NE(gw->log().find("flush=per_file"), std::string::npos) << gw->log();
   EXPECT_EQ(gw->stop(), 0) << gw->log();
 }
 
@@ -172,6 +176,7 @@ TEST(AsyncOps, AGatewayLimitedToOneOperationAnswersSynchronously) {
                                                      "--transfer-syntax", "ele", "--seed", "33"});
   GatewayOptions options;
   options.max_async_operations = 1;
+  options.extra_yaml = "logging:\n  level: debug\n";
   auto gw = Gateway::start(options);
   const fs::path report = dir / "report.txt";
   const auto sent = gw_send(gw->port(), dir / "source", report, {"--async", "8"});
@@ -179,8 +184,9 @@ TEST(AsyncOps, AGatewayLimitedToOneOperationAnswersSynchronously) {
   EXPECT_NE(gw->log().find("async_window=1 event=association_accepted"), std::string::npos)
       << gw->log();
   EXPECT_EQ(gw->count_instances(), 20);
-  // The shared flush (ADR 012) serves a synchronous association.
-  EXPECT_NE(gw->log().find("flush=shared"), std::string::npos) << gw->log();
+  // The shared flush (ADR 012) serves a synchronous association, every instance of it.
+  EXPECT_NE(gw->log().find("event=instance_stored"), std::string::npos) << gw->log();
+  EXPECT_EQ(gw->log().find("flush=per_file"), std::string::npos) << gw->log();
   EXPECT_EQ(gw->stop(), 0) << gw->log();
 }
 

@@ -1,12 +1,12 @@
-// Association over real loopback sockets: several coroutines sending on one association take
-// turns and every message arrives whole; nothing is sent once the association is aborted.
+// Association over real loopback sockets: a message another coroutine sends while a large data
+// set is on its way waits for it (never cuts into it); nothing is sent once the association is
+// aborted, also by a sender that was already waiting for its turn.
 
 #include "dicom/association.h"
 
 #include <gtest/gtest.h>
 
 #include <optional>
-#include <set>
 
 namespace gw::dicom {
 namespace {
@@ -24,10 +24,10 @@ struct Pair {
 /// Connects an acceptor and a requestor over loopback and negotiates Verification, then runs
 /// `body` with both. Everything runs on one private io_context.
 void with_association(const std::function<asio::awaitable<void>(Pair&)>& body) {
+  Pair pair;  // (before the io_context: frames waiting on its signals go first)
   asio::io_context io;
   asio::ip::tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
   const auto port = listener.local_endpoint().port();
-  Pair pair;
   auto run = [&]() -> asio::awaitable<void> {
     auto client = co_await connect_tcp(io.get_executor(), "127.0.0.1", port, 5s);
     auto [ec, server] = co_await listener.async_accept(use_nothrow);
@@ -81,53 +81,109 @@ void with_association(const std::function<asio::awaitable<void>(Pair&)>& body) {
   io.run_for(20s);
 }
 
-TEST(AssociationTest, ConcurrentSendersTakeTurnsAndEachMessageArrivesWhole) {
-  std::set<std::uint16_t> received;
-  with_association([&](Pair& p) -> asio::awaitable<void> {
-    // Eight coroutines answer at once (as stores in progress do); each response leaves whole.
-    constexpr int kSenders = 8;
-    int done = 0;
-    for (int i = 0; i < kSenders; ++i) {
-      asio::co_spawn(
-          co_await asio::this_coro::executor,
-          [&, i]() -> asio::awaitable<void> {
-            Command rq = make_c_echo_rq(static_cast<std::uint16_t>(100 + i));
-            auto st = co_await p.acceptor->send_command(1, make_c_echo_rsp(rq, 0));
-            EXPECT_TRUE(st.ok()) << st.error().message;
-            ++done;
-          },
-          asio::detached);
-    }
-    for (int i = 0; i < kSenders; ++i) {
-      Command rsp;
-      std::uint8_t pcid = 0;
-      auto incoming = co_await p.requestor->receive_command(rsp, pcid);
-      if (!incoming.ok() || *incoming != Incoming::kCommand) {
-        ADD_FAILURE() << "response " << i << " did not arrive whole";
-        co_return;
-      }
-      EXPECT_EQ(pcid, 1);
-      received.insert(rsp.message_id_responded_to.value_or(0));
-    }
-    EXPECT_EQ(done, kSenders);
-  });
-  EXPECT_EQ(received.size(), 8u);
-  EXPECT_EQ(*received.begin(), 100);
-  EXPECT_EQ(*received.rbegin(), 107);
+/// 8 MiB of data set, more than the loopback socket buffers hold while nobody reads.
+constexpr std::uint64_t kLargeDataSet = 8u << 20;
+
+DataSource pattern_source() {
+  return [sent = std::uint64_t{0}](std::span<std::uint8_t> buf) mutable -> Result<std::size_t> {
+    for (auto& b : buf) b = static_cast<std::uint8_t>(sent++ % 251);
+    return buf.size();
+  };
 }
 
-TEST(AssociationTest, NothingIsSentAfterAnAbort) {
-  std::optional<Status> late;
+/// Sleeps on the io_context (lets the other coroutines run into their waits).
+asio::awaitable<void> pause(std::chrono::milliseconds d) {
+  asio::steady_timer t(co_await asio::this_coro::executor, d);
+  co_await t.async_wait(use_nothrow);
+}
+
+TEST(AssociationTest, AResponseWaitsForADataSetOnItsWayAndArrivesAfterIt) {
+  std::optional<Status> data_sent;
+  std::optional<Status> response_sent;
+  std::optional<std::uint64_t> data_received;
+  std::optional<std::uint16_t> response_received;
   with_association([&](Pair& p) -> asio::awaitable<void> {
-    co_await p.acceptor->abort(AbortSource::kServiceProvider, abort_reason::kNotSpecified);
-    // A store that finishes after the abort must not answer on the dead association.
-    late = co_await p.acceptor->send_command(1, make_c_echo_rsp(make_c_echo_rq(1), 0));
+    auto ex = co_await asio::this_coro::executor;
+    asio::co_spawn(
+        ex,
+        [&]() -> asio::awaitable<void> {
+          data_sent = co_await p.acceptor->send_data_set(1, kLargeDataSet, pattern_source());
+        },
+        asio::detached);
+    co_await pause(100ms);  // the data set fills the socket buffers and holds the turn
+    EXPECT_FALSE(data_sent.has_value());
+    asio::co_spawn(
+        ex,
+        [&]() -> asio::awaitable<void> {
+          response_sent =
+              co_await p.acceptor->send_command(1, make_c_echo_rsp(make_c_echo_rq(7), 0));
+        },
+        asio::detached);
+    co_await pause(50ms);
+    // Now read: without send turns the response's PDU would sit in the middle of the data set.
+    auto got = co_await p.requestor->receive_data_set(1, [](auto) {});
+    if (!got.ok()) {
+      ADD_FAILURE() << "data set: " << got.error().message;
+      co_return;
+    }
+    data_received = *got;
+    Command rsp;
+    std::uint8_t pcid = 0;
+    auto incoming = co_await p.requestor->receive_command(rsp, pcid);
+    if (incoming.ok() && *incoming == Incoming::kCommand) {
+      response_received = rsp.message_id_responded_to.value_or(0);
+    }
   });
+  ASSERT_TRUE(data_sent.has_value() && response_sent.has_value());
+  EXPECT_TRUE(data_sent->ok());
+  EXPECT_TRUE(response_sent->ok());
+  EXPECT_EQ(data_received, kLargeDataSet);
+  EXPECT_EQ(response_received, 7);
+}
+
+TEST(AssociationTest, NothingIsSentAfterAnAbortEvenByASenderAlreadyWaiting) {
+  std::optional<Status> waiting;
+  std::optional<Status> late;
+  std::optional<Incoming> requestor_saw;
+  with_association([&](Pair& p) -> asio::awaitable<void> {
+    auto ex = co_await asio::this_coro::executor;
+    asio::co_spawn(
+        ex,
+        [&]() -> asio::awaitable<void> {
+          (void)co_await p.acceptor->send_data_set(1, kLargeDataSet, pattern_source());
+        },
+        asio::detached);
+    co_await pause(100ms);  // holding the turn, blocked on full buffers
+    asio::co_spawn(
+        ex,
+        [&]() -> asio::awaitable<void> {
+          waiting = co_await p.acceptor->send_command(1, make_c_echo_rsp(make_c_echo_rq(1), 0));
+        },
+        asio::detached);
+    asio::co_spawn(
+        ex,
+        [&]() -> asio::awaitable<void> {
+          co_await p.acceptor->abort(AbortSource::kServiceProvider, abort_reason::kNotSpecified);
+        },
+        asio::detached);
+    co_await pause(50ms);
+    // The requestor reads the data set, then sees the A-ABORT and no response before it.
+    auto got = co_await p.requestor->receive_data_set(1, [](auto) {});
+    EXPECT_TRUE(got.ok()) << (got.ok() ? "" : got.error().message);
+    Command rsp;
+    std::uint8_t pcid = 0;
+    auto incoming = co_await p.requestor->receive_command(rsp, pcid);
+    if (incoming.ok()) requestor_saw = *incoming;
+    late = co_await p.acceptor->send_command(1, make_c_echo_rsp(make_c_echo_rq(2), 0));
+  });
+  ASSERT_TRUE(waiting.has_value());
+  EXPECT_FALSE(waiting->ok());
+  EXPECT_NE(waiting->error().message.find("no longer established"), std::string::npos)
+      << waiting->error().message;
+  EXPECT_EQ(requestor_saw, Incoming::kAbort);
   ASSERT_TRUE(late.has_value());
   ASSERT_FALSE(late->ok());
   EXPECT_EQ(late->error().code, core::ErrorCode::kIo);
-  EXPECT_NE(late->error().message.find("no longer established"), std::string::npos)
-      << late->error().message;
 }
 
 }  // namespace

@@ -174,7 +174,7 @@ TEST_F(UnflushedTest, AKeptDuplicateWaitsForTheRowItIsKeptFor) {
   EXPECT_EQ(kept[0].outcome, InsertOutcome::kDuplicateKept);
 }
 
-// A windowed association flushes its files apart (ADR 013) and commits flushed: its kept
+// A pipelined instance flushes its file apart (ADR 013) and commits flushed: its kept
 // duplicate of an unconfirmed row would rest on that row's flush just the same.
 TEST_F(UnflushedTest, AFlushedKeptDuplicateWaitsForTheRowItIsKeptFor) {
   const auto marker = insert({record("1.1", "2.1", "3.1")}).at(0).marker;
