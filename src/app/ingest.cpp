@@ -135,7 +135,7 @@ class IngestSession final : public dicom::StoreSession {
     if (!published.ok()) {
       return fail(core::dimse_status(published.error().code), published.error().message);
     }
-    const bool shared = service_.shares_flush(request_);
+    const bool shared = service_.takes_shared_flush(request_);
     if (!shared) {
       // The file's content and its new directory entry are flushed at the same time (this
       // thread and the directory syncer's); both are durable before the row naming it commits.

@@ -74,7 +74,7 @@ class IngestService final : public dicom::StoreService {
   /// Whether an instance takes the shared flush: shared_flush(), and no other store of its
   /// association was in progress when it arrived (with a pipelining sender flushes overlap, and
   /// concurrent syncfs calls queue behind one another; ADR 013).
-  bool shares_flush(const dicom::StoreRequest& request) const {
+  bool takes_shared_flush(const dicom::StoreRequest& request) const {
     return shared_flush_ && !request.overlapped;
   }
   /// A shared flush failed: every instance is refused until a restart, and files are left for

@@ -224,8 +224,8 @@ core::Status send_batch(const dicom::ScuOptions& scu,
     if (lost) {
       // Sent and never answered: the peer may or may not have stored them.
       for (const auto& [id, item] : outstanding) progress.done(*item, false, why_lost);
-      for (; i < batch.size(); ++i) progress.done(*batch[i], false, "association lost");
-      co_return core::make_error(core::ErrorCode::kIo, "association lost");
+      for (; i < batch.size(); ++i) progress.done(*batch[i], false, why_lost);
+      co_return core::make_error(core::ErrorCode::kIo, why_lost);
     }
     auto released = co_await (*assoc)->release();
     if (!released.ok()) co_return released.error();

@@ -261,6 +261,7 @@ asio::awaitable<Status> Association::release() {
         continue;
       case PduType::kPDataTf:
         fsm_.on(Event::kEvt10);
+        ++discarded_during_release_;
         continue;
       case PduType::kAbort:
         fsm_.on(Event::kEvt16);
@@ -374,12 +375,11 @@ asio::awaitable<Result<std::uint64_t>> Association::receive_data_set(std::uint8_
 }
 
 Status Association::check_can_send() const {
-  // DT-1 (Sta6) and AR-7 (Sta8, answering while our A-RELEASE-RP waits); after an A-ABORT or a
-  // closed transport a late response must not go out.
-  const State s = fsm_.state();
-  if (s == State::kSta6 || s == State::kSta8) return {};
+  // DT-1 (Sta6) and AR-7 (Sta8); after an A-ABORT or a closed transport a late response must
+  // not go out.
+  if (established()) return {};
   return make_error(ErrorCode::kIo,
-                    "association no longer established (" + std::string(name(s)) + ")");
+                    "association no longer established (" + std::string(name(fsm_.state())) + ")");
 }
 
 asio::awaitable<Status> Association::send_command(std::uint8_t context_id, const Command& command) {

@@ -100,6 +100,11 @@ class Association {
                                           std::string_view transfer_syntax) const;
   std::uint32_t peer_max_pdu_length() const { return peer_max_pdu_; }
   State state() const { return fsm_.state(); }
+  /// P-DATA may be sent: Sta6, or Sta8 (answering while our A-RELEASE-RP waits).
+  bool established() const { return fsm_.state() == State::kSta6 || fsm_.state() == State::kSta8; }
+  /// P-DATA-TF PDUs that arrived after our A-RELEASE-RQ and were discarded by release() (e.g.
+  /// responses to requests still outstanding).
+  std::uint32_t discarded_during_release() const { return discarded_during_release_; }
   Channel& channel() { return *channel_; }
   std::uint16_t next_message_id() { return ++message_id_; }
   std::uint64_t bytes_received() const { return bytes_received_; }
@@ -115,8 +120,8 @@ class Association {
   asio::awaitable<bool> apply(Event event);
   asio::awaitable<void> close_after_peer();
   asio::awaitable<Status> write(std::span<const std::uint8_t> pdu);
-  /// Waits for the turn to send (another coroutine's message may be on its way); the returned
-  /// guard ends the turn.
+  /// Waits for the turn to send (another coroutine's message may be on its way); a SendTurn
+  /// made right after it ends the turn.
   struct SendTurn {
     explicit SendTurn(Association* a) : owner(a) {}
     Association* owner;
@@ -146,6 +151,7 @@ class Association {
   std::uint32_t peer_max_pdu_ = 0;
   std::uint16_t message_id_ = 0;
   std::uint64_t bytes_received_ = 0;
+  std::uint32_t discarded_during_release_ = 0;
   std::vector<std::uint8_t> send_buffer_;
 };
 

@@ -56,10 +56,18 @@ std::vector<PresentationContextAc> negotiate(const std::vector<PresentationConte
 std::optional<AsyncOpsWindow> answer_async_window(const std::optional<AsyncOpsWindow>& proposed,
                                                   std::uint32_t ours) {
   if (!proposed || ours <= 1) return std::nullopt;
-  const std::uint32_t limit = std::min<std::uint32_t>(ours, 0xFFFF);
-  const std::uint32_t invoked =
-      proposed->max_invoked == 0 ? limit : std::min<std::uint32_t>(proposed->max_invoked, limit);
-  return AsyncOpsWindow{static_cast<std::uint16_t>(invoked), 1};
+  return AsyncOpsWindow{async_window_field(granted_async_window(proposed, ours)), 1};
+}
+
+std::uint32_t granted_async_window(const std::optional<AsyncOpsWindow>& answered,
+                                   std::uint32_t ours) {
+  if (!answered || ours <= 1) return 1;
+  const std::uint32_t limit = async_window_field(ours);
+  return answered->max_invoked == 0 ? limit : std::min<std::uint32_t>(answered->max_invoked, limit);
+}
+
+std::uint16_t async_window_field(std::uint32_t count) {
+  return static_cast<std::uint16_t>(std::min<std::uint32_t>(count, 0xFFFF));
 }
 
 }  // namespace gw::dicom

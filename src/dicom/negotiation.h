@@ -1,6 +1,6 @@
 #pragma once
-/// Negotiation for the acceptor: which abstract syntaxes we serve, which transfer syntax we pick
-/// for each proposed context, and the asynchronous operations window we grant.
+/// Negotiation: which abstract syntaxes we serve and which transfer syntax we pick for each
+/// proposed context (acceptor), and the asynchronous operations window (both roles).
 
 #include <cstdint>
 #include <optional>
@@ -31,5 +31,11 @@ std::vector<PresentationContextAc> negotiate(const std::vector<PresentationConte
 /// item in the A-ASSOCIATE-AC, i.e. synchronous): the peer proposed no window, or `ours` <= 1.
 std::optional<AsyncOpsWindow> answer_async_window(const std::optional<AsyncOpsWindow>& proposed,
                                                   std::uint32_t ours);
+/// The requestor's outstanding operations allowed by the A-ASSOCIATE-AC's window item, when we
+/// asked for up to `ours`: 1 without an item, `ours` for 0 ("no limit"), else the smaller.
+std::uint32_t granted_async_window(const std::optional<AsyncOpsWindow>& answered,
+                                   std::uint32_t ours);
+/// A count as the item's 16-bit field (larger counts are capped).
+std::uint16_t async_window_field(std::uint32_t count);
 
 }  // namespace gw::dicom

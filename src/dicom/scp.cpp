@@ -246,7 +246,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
   ac.user_info.async_ops_window =
       answer_async_window(rq->user_info.async_ops_window, ctx.policy().max_async_operations);
   info.async_window =
-      ac.user_info.async_ops_window ? ac.user_info.async_ops_window->max_invoked : 1;
+      granted_async_window(ac.user_info.async_ops_window, ctx.policy().max_async_operations);
   if (auto st = co_await assoc.send_associate_ac(*rq, ac); !st.ok()) {
     ctx.counters().associations_aborted++;
     channel->close();

@@ -50,8 +50,9 @@ struct StoreRequest {
   std::string sop_class_uid;
   std::string sop_instance_uid;
   std::string transfer_syntax_uid;
-  /// Another store of the same association was still in progress when this request arrived:
-  /// the sender pipelines (asynchronous operations window), so flushes overlap.
+  /// Another store of the same association was still in progress when this request arrived
+  /// (the sender pipelines, in an asynchronous operations window): this session's finish()
+  /// will run alongside others of the association.
   bool overlapped = false;
 };
 
@@ -67,7 +68,9 @@ struct StoreOutcome {
 };
 
 /// One incoming instance. write() is called on the I/O thread for every fragment (it must be
-/// quick: appending to a file); finish() is called once on the worker pool.
+/// quick: appending to a file); finish() is called once on the worker pool. With an
+/// asynchronous operations window, several sessions of one association may be finishing at
+/// once (on different workers) while begin() and write() serve the next instance.
 class StoreSession {
  public:
   virtual ~StoreSession() = default;
@@ -85,7 +88,9 @@ class StoreService {
   virtual Result<std::unique_ptr<StoreSession>> begin(const StoreRequest& request) = 0;
   /// True when StoreSession::finish() never waits for the disk (no fdatasync/fsync): it then
   /// runs on the association's own I/O thread instead of hopping to the worker pool and back,
-  /// which costs more than the work itself. False (the default): finish() runs on the workers.
+  /// which costs more than the work itself, and even with a window a store is finished before
+  /// the next request is read (there is nothing to overlap). False (the default): finish()
+  /// runs on the workers.
   virtual bool finish_is_quick() const { return false; }
 };
 

@@ -132,8 +132,7 @@ asio::awaitable<void> store_in_progress(std::shared_ptr<AssociationRun> run, Rec
   // Refused because the association already ended (an abort went first): nothing to do. A
   // failed write on an established association means the transport failed: close it, so the
   // reading loop sees that too.
-  const State state = run->assoc.state();
-  if (!sent && (state == State::kSta6 || state == State::kSta8)) run->channel->close();
+  if (!sent && run->assoc.established()) run->channel->close();
 }
 
 /// Waits until at most `most` stores are in progress.

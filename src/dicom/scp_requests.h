@@ -5,12 +5,12 @@
 ///
 /// With an asynchronous operations window (PS3.7 D.3.3.3) of N > 1, up to N stores are finished
 /// and answered while the next requests are read: the sender's next data set arrives while the
-/// last one is being flushed. Responses then go out in the order the stores finish, each naming
-/// its request's Message ID. The loop stops reading when N stores are in progress, and before
-/// it answers an A-RELEASE-RQ, aborts at shutdown or returns, it waits for every store in
-/// progress, so each one is answered (or, with the transport gone, at least finished) first.
-/// An abort that goes out at once (idle timeout, protocol violation) leaves their responses
-/// unsent: the stores finish, and the sender, which heard no success, sends them again.
+/// last one's finish() (durable storage) runs. Responses then go out in the order the stores
+/// finish, each naming its request's Message ID. The loop stops reading when N stores are in
+/// progress, and before it answers an A-RELEASE-RQ, aborts at shutdown or returns, it waits for
+/// every store in progress, so each one is answered (or, with the transport gone, at least
+/// finished) first. An abort that goes out at once (idle timeout, protocol violation) leaves their
+/// responses unsent: the stores finish, and the sender, which heard no success, sends them again.
 
 #include <asio.hpp>
 #include <atomic>

@@ -8,7 +8,9 @@
 #include <cstring>
 #include <optional>
 
+#include "core/check.h"
 #include "core/unique_fd.h"
+#include "dicom/negotiation.h"
 #include "dicom/tls_channel.h"
 #include "dicom/uids.h"
 
@@ -75,16 +77,9 @@ asio::awaitable<Result<std::shared_ptr<Channel>>> open_tls(asio::ip::tcp::socket
 
 }  // namespace
 
-ScuAssociation::ScuAssociation(std::unique_ptr<Association> assoc, ScuOptions options)
-    : assoc_(std::move(assoc)), options_(std::move(options)) {
-  // The acceptor grants at most what we proposed; 0 would mean "no limit".
-  if (const auto& granted = assoc_->accepted_async_window();
-      granted && options_.async_operations > 1) {
-    window_ = granted->max_invoked == 0
-                  ? options_.async_operations
-                  : std::min<std::uint32_t>(granted->max_invoked, options_.async_operations);
-  }
-}
+ScuAssociation::ScuAssociation(std::unique_ptr<Association> assoc, std::uint32_t async_operations)
+    : assoc_(std::move(assoc)),
+      window_(granted_async_window(assoc_->accepted_async_window(), async_operations)) {}
 
 ScuAssociation::~ScuAssociation() {
   if (assoc_) assoc_->close();
@@ -116,15 +111,15 @@ asio::awaitable<Result<std::unique_ptr<ScuAssociation>>> ScuAssociation::open(
   rq.user_info.implementation_class_uid = std::string(kImplementationClassUid);
   rq.user_info.implementation_version_name = std::string(kImplementationVersionName);
   if (options.async_operations > 1) {
-    rq.user_info.async_ops_window = AsyncOpsWindow{
-        static_cast<std::uint16_t>(std::min<std::uint32_t>(options.async_operations, 0xFFFF)), 1};
+    rq.user_info.async_ops_window = AsyncOpsWindow{async_window_field(options.async_operations), 1};
   }
   if (auto st = co_await assoc->request(rq, options.association_timeout); !st.ok()) {
     if (rejection != nullptr) *rejection = assoc->rejection();
     channel->close();  // else the channel's watchdog keeps the executor busy until its deadline
     co_return st.error();
   }
-  co_return std::unique_ptr<ScuAssociation>(new ScuAssociation(std::move(assoc), options));
+  co_return std::unique_ptr<ScuAssociation>(
+      new ScuAssociation(std::move(assoc), options.async_operations));
 }
 
 asio::awaitable<Result<Command>> ScuAssociation::next_response() {
@@ -150,15 +145,8 @@ asio::awaitable<Result<Command>> ScuAssociation::next_response() {
   co_return rsp;
 }
 
-asio::awaitable<Result<Command>> ScuAssociation::await_response(std::uint16_t message_id) {
-  auto rsp = co_await next_response();
-  if (rsp.ok() && rsp->message_id_responded_to != message_id) {
-    co_return make_error(ErrorCode::kProtocol, "response to another request than the one sent");
-  }
-  co_return rsp;
-}
-
 asio::awaitable<Result<std::uint16_t>> ScuAssociation::echo() {
+  GW_CHECK(outstanding_.empty());
   const PresentationContext* pc = nullptr;
   for (const auto& c : assoc_->contexts()) {
     if (c.abstract_syntax == kVerificationSopClass) pc = &c;
@@ -169,15 +157,16 @@ asio::awaitable<Result<std::uint16_t>> ScuAssociation::echo() {
   lost_ = true;  // until the response has arrived
   GW_CO_RETURN_IF_ERROR(co_await assoc_->send_command(pc->id, make_c_echo_rq(id)));
   outstanding_.insert(id);
-  auto rsp = co_await await_response(id);
+  auto rsp = co_await next_response();  // (the only request outstanding)
   if (!rsp.ok()) co_return rsp.error();
   co_return rsp->status.value_or(0xFFFF);
 }
 
 asio::awaitable<Result<Command>> ScuAssociation::store(const SendItem& item) {
+  GW_CHECK(outstanding_.empty());  // else the next response may answer another request
   auto id = co_await send_store(item);
   if (!id.ok()) co_return id.error();
-  co_return co_await await_response(*id);
+  co_return co_await next_response();  // (the only request outstanding)
 }
 
 asio::awaitable<Result<std::uint16_t>> ScuAssociation::send_store(const SendItem& item) {

@@ -73,14 +73,15 @@ class ScuAssociation {
   /// Closes the transport if release() or abort() did not.
   ~ScuAssociation();
 
-  /// C-ECHO; returns the response status.
+  /// C-ECHO; returns the response status. Nothing else may be outstanding.
   asio::awaitable<Result<std::uint16_t>> echo();
   /// C-STORE of a file's data set bytes exactly as stored, on the context accepted for its SOP
   /// class and transfer syntax (kUnsupported when there is none). Returns the response.
   /// When reading the file fails after the data set has begun (kDataLoss: a stored segment
   /// failed authentication; kIo), the association is aborted (A-ABORT), so the peer never
   /// completes a partial instance, and that error is returned: the association is then
-  /// unusable. Errors before anything was sent leave it established.
+  /// unusable. Errors before anything was sent leave it established. Nothing else may be
+  /// outstanding (use send_store/next_response for that).
   asio::awaitable<Result<Command>> store(const SendItem& item);
 
   /// Requests that may be outstanding at once: the window the acceptor granted (1 without one).
@@ -102,12 +103,9 @@ class ScuAssociation {
   Association& association() { return *assoc_; }
 
  private:
-  ScuAssociation(std::unique_ptr<Association> assoc, ScuOptions options);
-  /// The response to the one request outstanding, `message_id`.
-  asio::awaitable<Result<Command>> await_response(std::uint16_t message_id);
+  ScuAssociation(std::unique_ptr<Association> assoc, std::uint32_t async_operations);
 
   std::unique_ptr<Association> assoc_;
-  ScuOptions options_;
   std::uint32_t window_ = 1;
   bool lost_ = false;
   std::set<std::uint16_t> outstanding_;  ///< Message IDs sent and not yet answered

@@ -1,14 +1,13 @@
 #pragma once
-/// StrandSignal: coroutines on one strand sleep until a deadline or until woken. It is how an
-/// idle forwarder waits for work without burning CPU, and how an association's coroutines wait
-/// for their turn to send or for room in the asynchronous operations window: a timer per
-/// waiter, cancelled by notify.
+/// StrandSignal: coroutines on one strand sleep until a deadline or until woken, without burning
+/// CPU: a timer per waiter, cancelled by notify. (Associations wait with it for their turn to
+/// send and for room in their window; the forwarder for work.)
 ///
 /// Not thread-safe: use it from its strand only (post notify_all() there from other threads).
 /// A waiter's frame must not outlive the signal.
 /// A wake-up that arrives while a coroutine is still deciding whether to sleep (it was checking
-/// the outbox on the worker pool) is not lost: the coroutine reads generation() before looking
-/// for work, and wait_until() returns at once if a notify happened since.
+/// its condition, perhaps on another thread) is not lost: the coroutine reads generation()
+/// before checking, and wait_until() returns at once if a notify happened since.
 
 #include <asio.hpp>
 #include <chrono>

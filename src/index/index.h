@@ -154,6 +154,8 @@ class Index {
                                                DuplicatePolicy policy) = 0;
   /// Several instances in one transaction (group commit by the caller); one result per record,
   /// in order. A record's failure does not affect the others; a failed commit fails them all.
+  /// A kept duplicate of a row whose unflushed insert is not confirmed yet (below) is refused
+  /// (kConflict), as there.
   virtual std::vector<Result<InsertResult>> insert_instances(
       const std::vector<InstanceRecord>& records, DuplicatePolicy policy) = 0;
   virtual Result<std::optional<InstanceRecord>> find_instance(const std::string& sop_uid) = 0;

@@ -8,7 +8,6 @@
 
 #include <asio.hpp>
 #include <filesystem>
-#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -54,6 +53,31 @@ T run_coroutine(std::function<asio::awaitable<T>(asio::any_io_executor)> body) {
   return std::move(*out);
 }
 
+std::size_t count_of(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto pos = text.find(what); pos != std::string::npos; pos = text.find(what, pos + 1)) ++n;
+  return n;
+}
+
+/// The Part 10 files of `files` ready to send, and one presentation context for the first one's
+/// SOP class and transfer syntax (the callers generate a single pair).
+struct Prepared {
+  std::vector<dicom::SendItem> items;
+  std::vector<dicom::PresentationContextRq> contexts;
+};
+Prepared prepare(const std::vector<fs::path>& files) {
+  Prepared p;
+  for (const auto& f : files) {
+    auto item = dicom::prepare_send_item(f);
+    if (!item.ok()) throw std::runtime_error(item.error().message);
+    p.items.push_back(std::move(item).value());
+  }
+  p.contexts.push_back({1,
+                        p.items.at(0).header.meta.media_storage_sop_class_uid,
+                        {p.items.at(0).header.meta.transfer_syntax_uid}});
+  return p;
+}
+
 TEST(AsyncOps, AWindowedSenderStoresEverythingByteForByte) {
   TempDir dir("gw-async");
   const auto files = generate_dicom(dir / "source", {"--count", "150", "--mix", "--transfer-syntax",
@@ -80,6 +104,7 @@ TEST(AsyncOps, AWindowedSenderStoresEverythingByteForByte) {
   }
   EXPECT_TRUE(gw->spool_files().empty());
   // Instances that arrived while another was in progress took the per-file flush (ADR 013).
+  // (With 2 associations and a window of 8, several are always in progress at once.)
   EXPECT_NE(gw->log().find("flush=per_file"), std::string::npos) << gw->log();
   EXPECT_EQ(gw->stop(), 0) << gw->log();
 }
@@ -96,8 +121,10 @@ TEST(AsyncOps, ReleaseWhileStoresAreInProgressIsAnsweredAfterTheirResponses) {
     std::set<std::uint16_t> answered;
     std::vector<std::uint16_t> statuses;
     std::uint32_t window = 0;
+    std::uint32_t answered_during_release = 0;
     std::string error;
   };
+  const Prepared prepared = prepare(files);
   dicom::ScuOptions options;
   options.called_ae = "DICOM_GW";
   options.port = gw->port();
@@ -105,20 +132,7 @@ TEST(AsyncOps, ReleaseWhileStoresAreInProgressIsAnsweredAfterTheirResponses) {
   const auto outcome =
       run_coroutine<Outcome>([&](asio::any_io_executor ex) -> asio::awaitable<Outcome> {
         Outcome out;
-        std::vector<dicom::SendItem> items;
-        std::vector<dicom::PresentationContextRq> contexts;
-        for (const auto& f : files) {
-          auto item = dicom::prepare_send_item(f);
-          if (!item.ok()) {
-            out.error = item.error().message;
-            co_return out;
-          }
-          items.push_back(std::move(item).value());
-        }
-        contexts.push_back({1,
-                            items[0].header.meta.media_storage_sop_class_uid,
-                            {items[0].header.meta.transfer_syntax_uid}});
-        auto assoc = co_await dicom::ScuAssociation::open(ex, options, contexts);
+        auto assoc = co_await dicom::ScuAssociation::open(ex, options, prepared.contexts);
         if (!assoc.ok()) {
           out.error = assoc.error().message;
           co_return out;
@@ -126,7 +140,7 @@ TEST(AsyncOps, ReleaseWhileStoresAreInProgressIsAnsweredAfterTheirResponses) {
         out.window = (*assoc)->window();
         // A full window, then every response (in whatever order they come).
         for (std::size_t i = 0; i < 8; ++i) {
-          auto id = co_await (*assoc)->send_store(items[i]);
+          auto id = co_await (*assoc)->send_store(prepared.items[i]);
           if (!id.ok()) {
             out.error = id.error().message;
             co_return out;
@@ -145,7 +159,7 @@ TEST(AsyncOps, ReleaseWhileStoresAreInProgressIsAnsweredAfterTheirResponses) {
         // Four more, and the release right behind them, without waiting for their responses: the
         // gateway must finish and answer them before its A-RELEASE-RP.
         for (std::size_t i = 8; i < 12; ++i) {
-          auto id = co_await (*assoc)->send_store(items[i]);
+          auto id = co_await (*assoc)->send_store(prepared.items[i]);
           if (!id.ok()) {
             out.error = id.error().message;
             co_return out;
@@ -153,12 +167,15 @@ TEST(AsyncOps, ReleaseWhileStoresAreInProgressIsAnsweredAfterTheirResponses) {
         }
         auto released = co_await (*assoc)->release();
         if (!released.ok()) out.error = "release: " + released.error().message;
+        out.answered_during_release = (*assoc)->association().discarded_during_release();
         co_return out;
       });
   ASSERT_EQ(outcome.error, "") << gw->log();
   EXPECT_EQ(outcome.window, 8u);
   EXPECT_EQ(outcome.answered, outcome.sent);
   for (auto status : outcome.statuses) EXPECT_EQ(status, 0x0000);
+  // The last four responses came before the A-RELEASE-RP (one P-DATA-TF each).
+  EXPECT_EQ(outcome.answered_during_release, 4u);
   // All twelve stored, and the gateway answered all twelve before the release.
   EXPECT_EQ(gw->count_instances(), 12);
   // (Logged once the gateway's linger after its A-RELEASE-RP ends.)
@@ -185,8 +202,41 @@ TEST(AsyncOps, AGatewayLimitedToOneOperationAnswersSynchronously) {
       << gw->log();
   EXPECT_EQ(gw->count_instances(), 20);
   // The shared flush (ADR 012) serves a synchronous association, every instance of it.
-  EXPECT_NE(gw->log().find("event=instance_stored"), std::string::npos) << gw->log();
-  EXPECT_EQ(gw->log().find("flush=per_file"), std::string::npos) << gw->log();
+  EXPECT_EQ(count_of(gw->log(), "duplicate=false flush=shared"), 20u) << gw->log();
+  EXPECT_EQ(count_of(gw->log(), "flush=per_file"), 0u) << gw->log();
+  EXPECT_EQ(gw->stop(), 0) << gw->log();
+}
+
+TEST(AsyncOps, ASenderGrantedAWindowThatWaitsForEachResponseKeepsTheSharedFlush) {
+  TempDir dir("gw-async");
+  const auto files = generate_dicom(dir / "source", {"--count", "10", "--size-kib", "16",
+                                                     "--transfer-syntax", "ele", "--seed", "35"});
+  GatewayOptions gw_options;
+  gw_options.extra_yaml = "logging:\n  level: debug\n";
+  auto gw = Gateway::start(gw_options);
+  const Prepared prepared = prepare(files);
+  dicom::ScuOptions options;
+  options.called_ae = "DICOM_GW";
+  options.port = gw->port();
+  options.async_operations = 8;
+  const auto error =
+      run_coroutine<std::string>([&](asio::any_io_executor ex) -> asio::awaitable<std::string> {
+        auto assoc = co_await dicom::ScuAssociation::open(ex, options, prepared.contexts);
+        if (!assoc.ok()) co_return assoc.error().message;
+        if ((*assoc)->window() != 8) co_return "window " + std::to_string((*assoc)->window());
+        for (const auto& item : prepared.items) {  // one at a time, as a modality sends
+          auto rsp = co_await (*assoc)->store(item);
+          if (!rsp.ok()) co_return rsp.error().message;
+          if (rsp->status.value_or(0xFFFF) != 0) co_return "status not success";
+        }
+        auto released = co_await (*assoc)->release();
+        co_return released.ok() ? std::string() : released.error().message;
+      });
+  ASSERT_EQ(error, "") << gw->log();
+  EXPECT_NE(gw->log().find("async_window=8 event=association_accepted"), std::string::npos);
+  // Nothing overlapped: every instance took the shared flush (ADR 013), not the window's.
+  EXPECT_EQ(count_of(gw->log(), "duplicate=false flush=shared"), 10u) << gw->log();
+  EXPECT_EQ(count_of(gw->log(), "flush=per_file"), 0u) << gw->log();
   EXPECT_EQ(gw->stop(), 0) << gw->log();
 }
 
@@ -203,6 +253,21 @@ TEST(AsyncOps, StorescpGrantsNoWindowAndTheSenderStaysSynchronous) {
   const auto lines = read_send_report(report);
   ASSERT_EQ(lines.size(), files.size());
   for (const auto& l : lines) EXPECT_TRUE(l.ok) << l.raw;
+
+  // The window our sender works with against it: 1.
+  dicom::ScuOptions options;
+  options.called_ae = "STORESCP";
+  options.port = scp.port;
+  options.async_operations = 8;
+  const auto window =
+      run_coroutine<std::uint32_t>([&](asio::any_io_executor ex) -> asio::awaitable<std::uint32_t> {
+        auto assoc = co_await dicom::ScuAssociation::open(ex, options, prepare(files).contexts);
+        if (!assoc.ok()) co_return 0;
+        const auto w = (*assoc)->window();
+        (void)co_await (*assoc)->release();
+        co_return w;
+      });
+  EXPECT_EQ(window, 1u);
 }
 
 }  // namespace

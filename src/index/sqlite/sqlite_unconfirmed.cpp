@@ -42,7 +42,7 @@ std::int64_t SqliteIndex::confirmed_through() {
 }
 
 Result<bool> SqliteIndex::has_unconfirmed_marker_locked(std::int64_t instance_pk) {
-  {
+  {  // Every kept duplicate asks (both flush paths): without markers, no query.
     std::lock_guard lock(marks_mu_);
     if (unconfirmed_.empty()) return false;
   }

@@ -118,5 +118,13 @@ TEST(AsyncWindowTest, TheRequestorMayInvokeTheSmallerOfBothAndPerformsOne) {
   EXPECT_EQ(answer_async_window(AsyncOpsWindow{0, 1}, 100000), (AsyncOpsWindow{0xFFFF, 1}));
 }
 
+TEST(AsyncWindowTest, TheRequestorKeepsWhatWasGrantedAndNeverMoreThanItAskedFor) {
+  EXPECT_EQ(granted_async_window(std::nullopt, 16), 1u);            // no item: synchronous
+  EXPECT_EQ(granted_async_window(AsyncOpsWindow{8, 1}, 16), 8u);    // fewer than asked
+  EXPECT_EQ(granted_async_window(AsyncOpsWindow{0, 1}, 16), 16u);   // "no limit"
+  EXPECT_EQ(granted_async_window(AsyncOpsWindow{64, 1}, 16), 16u);  // more than asked
+  EXPECT_EQ(granted_async_window(AsyncOpsWindow{8, 1}, 1), 1u);     // we asked for none
+}
+
 }  // namespace
 }  // namespace gw::dicom
