@@ -59,6 +59,20 @@ std::size_t count_of(const std::string& text, const std::string& what) {
   return n;
 }
 
+/// Debug logging: every stored instance is logged with the flush it took (event=instance_stored
+/// ... flush=shared|per_file).
+GatewayOptions logging_each_flush() {
+  GatewayOptions options;
+  options.extra_yaml = "logging:\n  level: debug\n";
+  return options;
+}
+
+/// Every one of `n` new instances took the shared flush (ADR 012), none the per-file one.
+void expect_all_shared_flushes(const Gateway& gw, std::size_t n) {
+  EXPECT_EQ(count_of(gw.log(), "duplicate=false flush=shared"), n) << gw.log();
+  EXPECT_EQ(count_of(gw.log(), "flush=per_file"), 0u) << gw.log();
+}
+
 /// The Part 10 files of `files` ready to send, and one presentation context for the first one's
 /// SOP class and transfer syntax (the callers generate a single pair).
 struct Prepared {
@@ -83,9 +97,7 @@ TEST(AsyncOps, AWindowedSenderStoresEverythingByteForByte) {
   const auto files = generate_dicom(dir / "source", {"--count", "150", "--mix", "--transfer-syntax",
                                                      "ele", "--seed", "31", "--size-kib", "24"});
   ASSERT_EQ(files.size(), 150u);
-  GatewayOptions options;
-  options.extra_yaml = "logging:\n  level: debug\n";  // event=instance_stored ... flush=
-  auto gw = Gateway::start(options);
+  auto gw = Gateway::start(logging_each_flush());
   const fs::path report = dir / "report.txt";
   const auto sent = gw_send(gw->port(), dir / "source", report, {"--async", "8", "-j", "2"});
   ASSERT_TRUE(sent.ok()) << sent.out << sent.err;
@@ -191,9 +203,8 @@ TEST(AsyncOps, AGatewayLimitedToOneOperationAnswersSynchronously) {
   TempDir dir("gw-async");
   const auto files = generate_dicom(dir / "source", {"--count", "20", "--size-kib", "16",
                                                      "--transfer-syntax", "ele", "--seed", "33"});
-  GatewayOptions options;
+  GatewayOptions options = logging_each_flush();
   options.max_async_operations = 1;
-  options.extra_yaml = "logging:\n  level: debug\n";
   auto gw = Gateway::start(options);
   const fs::path report = dir / "report.txt";
   const auto sent = gw_send(gw->port(), dir / "source", report, {"--async", "8"});
@@ -202,8 +213,7 @@ TEST(AsyncOps, AGatewayLimitedToOneOperationAnswersSynchronously) {
       << gw->log();
   EXPECT_EQ(gw->count_instances(), 20);
   // The shared flush (ADR 012) serves a synchronous association, every instance of it.
-  EXPECT_EQ(count_of(gw->log(), "duplicate=false flush=shared"), 20u) << gw->log();
-  EXPECT_EQ(count_of(gw->log(), "flush=per_file"), 0u) << gw->log();
+  expect_all_shared_flushes(*gw, 20);
   EXPECT_EQ(gw->stop(), 0) << gw->log();
 }
 
@@ -211,9 +221,7 @@ TEST(AsyncOps, ASenderGrantedAWindowThatWaitsForEachResponseKeepsTheSharedFlush)
   TempDir dir("gw-async");
   const auto files = generate_dicom(dir / "source", {"--count", "10", "--size-kib", "16",
                                                      "--transfer-syntax", "ele", "--seed", "35"});
-  GatewayOptions gw_options;
-  gw_options.extra_yaml = "logging:\n  level: debug\n";
-  auto gw = Gateway::start(gw_options);
+  auto gw = Gateway::start(logging_each_flush());
   const Prepared prepared = prepare(files);
   dicom::ScuOptions options;
   options.called_ae = "DICOM_GW";
@@ -235,8 +243,7 @@ TEST(AsyncOps, ASenderGrantedAWindowThatWaitsForEachResponseKeepsTheSharedFlush)
   ASSERT_EQ(error, "") << gw->log();
   EXPECT_NE(gw->log().find("async_window=8 event=association_accepted"), std::string::npos);
   // Nothing overlapped: every instance took the shared flush (ADR 013), not the window's.
-  EXPECT_EQ(count_of(gw->log(), "duplicate=false flush=shared"), 10u) << gw->log();
-  EXPECT_EQ(count_of(gw->log(), "flush=per_file"), 0u) << gw->log();
+  expect_all_shared_flushes(*gw, 10);
   EXPECT_EQ(gw->stop(), 0) << gw->log();
 }
 

@@ -159,19 +159,32 @@ TEST_F(UnflushedTest, ARecordThatFailsLeavesNoMarker) {
   EXPECT_EQ(unconfirmed_paths(*open()), std::vector<std::string>{"storage/ab/1.1.dcm"});
 }
 
+/// A kept duplicate of a row whose flush is not confirmed is refused (kConflict) through
+/// `insert_again`, and kept once the row's marker is confirmed (its result in `*kept_out`).
+template <class Insert>
+void expect_kept_duplicate_waits_for_its_row(Index& index, std::int64_t marker,
+                                             const InstanceRecord& again, Insert insert_again,
+                                             InsertResult* kept_out = nullptr) {
+  auto refused = insert_again(again);
+  ASSERT_EQ(refused.size(), 1u);
+  ASSERT_FALSE(refused[0].ok());
+  EXPECT_EQ(refused[0].error().code, ErrorCode::kConflict);
+  index.confirm_unflushed(marker);
+  auto kept = insert_again(again);
+  ASSERT_EQ(kept.size(), 1u);
+  ASSERT_TRUE(kept[0].ok());
+  EXPECT_EQ(kept[0]->outcome, InsertOutcome::kDuplicateKept);
+  if (kept_out != nullptr) *kept_out = *kept[0];
+}
+
 TEST_F(UnflushedTest, AKeptDuplicateWaitsForTheRowItIsKeptFor) {
   const auto marker = insert({record("1.1", "2.1", "3.1")}).at(0).marker;
   auto again = record("1.1", "2.1", "3.1");
   again.storage_path = "storage/cd/other.dcm";
   // While the first copy's flush is out, "kept" would rest on a flush nobody has confirmed.
-  auto refused = index_->insert_instances_unflushed({again}, DuplicatePolicy::kKeepFirst);
-  ASSERT_EQ(refused.size(), 1u);
-  ASSERT_FALSE(refused[0].ok());
-  EXPECT_EQ(refused[0].error().code, ErrorCode::kConflict);
-  index_->confirm_unflushed(marker);
-  auto kept = insert({again});
-  ASSERT_EQ(kept.size(), 1u);
-  EXPECT_EQ(kept[0].outcome, InsertOutcome::kDuplicateKept);
+  expect_kept_duplicate_waits_for_its_row(*index_, marker, again, [&](const InstanceRecord& r) {
+    return index_->insert_instances_unflushed({r}, DuplicatePolicy::kKeepFirst);
+  });
 }
 
 // A pipelined instance flushes its file apart (ADR 013) and commits flushed: its kept
@@ -180,16 +193,14 @@ TEST_F(UnflushedTest, AFlushedKeptDuplicateWaitsForTheRowItIsKeptFor) {
   const auto marker = insert({record("1.1", "2.1", "3.1")}).at(0).marker;
   auto again = record("1.1", "2.1", "3.1");
   again.storage_path = "storage/cd/other.dcm";
-  auto refused = index_->insert_instances({again}, DuplicatePolicy::kKeepFirst);
-  ASSERT_EQ(refused.size(), 1u);
-  ASSERT_FALSE(refused[0].ok());
-  EXPECT_EQ(refused[0].error().code, ErrorCode::kConflict);
-  index_->confirm_unflushed(marker);
-  auto kept = index_->insert_instances({again}, DuplicatePolicy::kKeepFirst);
-  ASSERT_EQ(kept.size(), 1u);
-  ASSERT_TRUE(kept[0].ok());
-  EXPECT_EQ(kept[0]->outcome, InsertOutcome::kDuplicateKept);
-  EXPECT_EQ(kept[0]->marker, 0);
+  InsertResult kept;
+  expect_kept_duplicate_waits_for_its_row(
+      *index_, marker, again,
+      [&](const InstanceRecord& r) {
+        return index_->insert_instances({r}, DuplicatePolicy::kKeepFirst);
+      },
+      &kept);
+  EXPECT_EQ(kept.marker, 0);
 }
 
 TEST_F(UnflushedTest, AKeptDuplicateMakesNoMarkerAndOverwriteIsRefused) {
