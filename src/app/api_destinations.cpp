@@ -101,6 +101,7 @@ index::ApiDestination to_stored(const json& body, const config::StandaloneDestin
   s.tls_ca_path = d.tls_ca_path.string();
   s.verify_hostname = d.verify_hostname;
   s.max_associations = d.max_associations;
+  s.max_async_operations = d.max_async_operations;
   s.tls_profile = std::string(config::to_string(d.tls_profile));
   // Only the keys the body set: the others follow the file's top-level retry:, reloads included.
   if (const auto retry = body.find("retry"); retry != body.end() && retry->is_object()) {
@@ -124,6 +125,7 @@ json to_body(const index::ApiDestination& s) {
                {"tls_enabled", s.tls_enabled},
                {"verify_hostname", s.verify_hostname},
                {"max_associations", s.max_associations},
+               {"max_async_operations", s.max_async_operations},
                {"tls_profile", s.tls_profile}};
   // Empty means "not set": the reader refuses an empty AE title.
   if (!s.calling_ae_title.empty()) body["calling_ae_title"] = s.calling_ae_title;

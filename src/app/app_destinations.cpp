@@ -34,6 +34,7 @@ http::DestinationConfigSnapshot destination_snapshot(const config::Destination& 
   s.tls_enabled = d.tls_enabled;
   s.verify_hostname = d.verify_hostname;
   s.max_associations = d.max_associations;
+  s.max_async_operations = d.max_async_operations;
   s.tls_profile = std::string(config::to_string(d.tls_profile));
   s.tls_cert_path = d.tls_cert_path.string();
   s.tls_key_path = d.tls_key_path.string();

@@ -85,7 +85,6 @@ std::string_view enum_name(EnumTable<E> table, E value) {
 
 constexpr std::uint64_t kMaxPdu = 16 * 1024 * 1024;  // PS3.8 allows 2^32-1; we cap
 constexpr std::uint64_t kMinPdu = 4096;
-constexpr std::uint64_t kMaxAsyncOperations = 256;  // per association; each holds a spool file
 
 bool valid_env_name(std::string_view name) {
   if (name.empty() || (name.front() >= '0' && name.front() <= '9')) return false;

@@ -107,6 +107,9 @@ struct Destination {
   std::filesystem::path tls_ca_path;
   bool verify_hostname = true;
   std::uint32_t max_associations = 2;
+  /// C-STOREs one association may have outstanding: > 1 proposes an asynchronous operations
+  /// window (PS3.7 D.3.3.3); the destination may grant fewer, or none. 1 proposes nothing.
+  std::uint32_t max_async_operations = 1;
   TlsProfile tls_profile = TlsProfile::kBcp195Rfc8996;  ///< YAML `tls_profile`
   Retry retry;  ///< the top-level `retry:` with this destination's overrides applied
 };

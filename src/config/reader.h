@@ -25,6 +25,9 @@ namespace fs = std::filesystem;
 constexpr std::int64_t kDay = 24 * 3600;
 constexpr std::int64_t kMaxDurationSeconds = kDay;  // the default cap of read_duration
 constexpr std::uint64_t kU32Max = std::numeric_limits<std::uint32_t>::max();
+/// Asynchronous operations window (limits: and destinations:); on our side each outstanding
+/// operation holds a spool file or an open stored file.
+constexpr std::uint64_t kMaxAsyncOperations = 256;
 
 template <class E>
 using EnumTable = std::span<const std::pair<std::string_view, E>>;

@@ -19,7 +19,7 @@
 namespace gw::config::detail {
 namespace {
 
-constexpr std::array<std::string_view, 13> kDestinationKeys = {"name",
+constexpr std::array<std::string_view, 14> kDestinationKeys = {"name",
                                                                "ae_title",
                                                                "host",
                                                                "port",
@@ -30,6 +30,7 @@ constexpr std::array<std::string_view, 13> kDestinationKeys = {"name",
                                                                "tls_ca_path",
                                                                "verify_hostname",
                                                                "max_associations",
+                                                               "max_async_operations",
                                                                "tls_profile",
                                                                "retry"};
 constexpr std::array<std::string_view, 4> kRetryKeys = {"max_attempts", "max_age",
@@ -132,6 +133,7 @@ Destination Reader::read_destination(const Section& s, const Retry& defaults) {
   read_path(s, "tls_ca_path", d.tls_ca_path);
   read_bool(s, "verify_hostname", d.verify_hostname);
   read_uint(s, "max_associations", 1, kU32Max, d.max_associations);
+  read_uint(s, "max_async_operations", 1, kMaxAsyncOperations, d.max_async_operations);
   read_enum<TlsProfile>(s, "tls_profile", kTlsProfiles, d.tls_profile);
   d.retry = defaults;
   Section r(*this, s.value("retry").value_or(YAML::Node()), s.path("retry"), kRetryKeys);

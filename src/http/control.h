@@ -119,6 +119,7 @@ struct DestinationConfigSnapshot {
   bool tls_enabled = false;
   bool verify_hostname = true;
   std::uint32_t max_associations = 0;
+  std::uint32_t max_async_operations = 0;
   std::string tls_profile;
   std::string tls_cert_path;
   std::string tls_key_path;

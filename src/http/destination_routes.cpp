@@ -88,6 +88,7 @@ Json destination_json(const DestinationConfigSnapshot& c, const GatewaySnapshot&
           {"tls_ca_path", c.tls_ca_path},
           {"verify_hostname", c.verify_hostname},
           {"max_associations", c.max_associations},
+          {"max_async_operations", c.max_async_operations},
           {"source", c.source},
           {"status", status},
           {"queue", depth_json(c.name, depths)}};

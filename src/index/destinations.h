@@ -24,6 +24,7 @@ struct ApiDestination {
   std::string tls_ca_path;
   bool verify_hostname = true;
   std::int64_t max_associations = 2;
+  std::int64_t max_async_operations = 1;
   std::string tls_profile = "bcp195-rfc8996";  ///< YAML spelling
   // The destination's own `retry:` keys; nullopt = the config file's top-level value (so a
   // reload that changes those defaults applies to this destination too).

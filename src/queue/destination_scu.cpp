@@ -10,6 +10,7 @@ dicom::ScuOptions destination_scu_options(const config::Destination& destination
   o.called_ae = destination.ae_title;
   o.host = destination.host;
   o.port = destination.port;
+  o.async_operations = destination.max_async_operations;
   return o;
 }
 

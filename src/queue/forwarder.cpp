@@ -170,8 +170,8 @@ asio::awaitable<void> Forwarder::run() {
   const auto& d = settings_->destination;
   log()->info(
       "event=forwarder_started destination={} host={} port={} called_ae={} tls={} "
-      "max_associations={}",
-      name_, d.host, d.port, d.ae_title, d.tls_enabled, d.max_associations);
+      "max_associations={} max_async_operations={}",
+      name_, d.host, d.port, d.ae_title, d.tls_enabled, d.max_associations, d.max_async_operations);
   spawn_missing_workers();
   spawn(renew_leases());
 }

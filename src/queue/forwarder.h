@@ -8,7 +8,10 @@
 /// (SOP class, transfer syntax) pairs the rows need, one context per pair with that single
 /// transfer syntax (no transcoding), and record each row delivered, rescheduled or dead. An
 /// association stays open while work keeps coming and is released after
-/// forwarding.association_idle_timeout without any; a batch that needs a pair the open
+/// forwarding.association_idle_timeout without any. With destination.max_async_operations > 1
+/// an association proposes an asynchronous operations window and keeps up to the granted number
+/// of the batch's C-STOREs outstanding, each row recorded as its response comes (ADR 014); a
+/// lost association sends the rows it left unanswered again. A batch that needs a pair the open
 /// association did not propose gets a new association (proposing the old pairs too, while they
 /// fit in 128 contexts). If the first item of a batch fails on an association kept from an
 /// earlier batch (the peer dropped it while idle), it is sent again on a new association without

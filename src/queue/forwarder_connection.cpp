@@ -93,9 +93,10 @@ asio::awaitable<core::Status> Forwarder::open_connection(
   }
   log()->info(
       "event=association_opened destination={} host={} port={} tls={} calling_ae={} called_ae={} "
-      "proposed={} accepted={}",
+      "proposed={} accepted={} window={}",
       name_, options->host, options->port, options->tls.has_value(), options->calling_ae,
-      options->called_ae, pairs.size(), conn.assoc->association().contexts().size());
+      options->called_ae, pairs.size(), conn.assoc->association().contexts().size(),
+      conn.assoc->window());
   co_return core::Status{};
 }
 

@@ -2,7 +2,11 @@
 // (Forwarder::finish).
 
 #include <algorithm>
+#include <deque>
+#include <map>
+#include <numeric>
 
+#include "core/check.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "queue/forwarder.h"
@@ -32,92 +36,139 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
     co_await close_connection(conn, "settings changed");
   }
   OutboxWriter updates(index_, pool_, strand_, owner_, name_);
-  // A failure that ends the batch: rows i.. share its reason and one jitter draw, so rows that
-  // were claimed together stay together (the next claim takes them on one association instead
-  // of one connection attempt per row); one log line for all, written by the caller.
-  std::size_t i = 0;
-  auto finish_rest = [&](const Classification& c) {
+  // Rows not sent yet, in claim order, and rows sent whose response has not come yet, by
+  // Message ID: up to the window the destination granted (1 without one). Every outstanding row
+  // comes before every unsent one.
+  std::deque<std::size_t> unsent(items.size());
+  std::iota(unsent.begin(), unsent.end(), std::size_t{0});
+  std::map<std::uint16_t, std::size_t> outstanding;
+  // An association kept open between batches may have been closed by the peer meanwhile (its
+  // own idle timeout); a failure before its first response earns one fresh association, not a
+  // retry.
+  bool may_be_stale = conn.assoc && conn.used;
+
+  // A failure that ends the batch: the unsent rows share its reason and one jitter draw, so
+  // rows that were claimed together stay together (the next claim takes them on one association
+  // instead of one connection attempt per row); one log line for all, written by the caller.
+  auto finish_unsent = [&](const Classification& c) {
     const double draw = random_();
     const Random same = [draw]() { return draw; };
-    for (std::size_t j = i; j < items.size(); ++j) {
+    for (const std::size_t j : unsent) {
       finish(updates, conn.serial, items[j],
              prepared[j].ok() ? c : unreadable_file(prepared[j].error()), &same);
     }
-    i = items.size();
+    unsent.clear();
   };
-  // The connection failed: the rest of the batch shares its reason, in one log line.
+  // The connection failed: the unsent rows share its reason, in one log line.
   auto abandon_batch = [&](std::string_view event, const Classification& c) {
-    log()->warn("event={} destination={} rows={} reason=\"{}\"", event, name_, items.size() - i,
+    log()->warn("event={} destination={} rows={} reason=\"{}\"", event, name_, unsent.size(),
                 c.reason);
-    finish_rest(c);
+    finish_unsent(c);
     end_attempt(conn, c.reason);
     note_failure(c);
   };
-  // An association kept open between batches may have been closed by the peer meanwhile (its
-  // own idle timeout); the first failure on it earns one fresh association, not a retry.
-  bool may_be_stale = conn.assoc && conn.used;
-  while (i < items.size() && !stopping_) {
-    const auto& item = items[i];
-    if (!prepared[i].ok()) {
-      finish(updates, conn.serial, item, unreadable_file(prepared[i].error()));
-      ++i;
-      continue;
-    }
-    const Pair pair = pair_of(*prepared[i]);
-    if (!conn.assoc || !conn.proposed.contains(pair)) {
-      const auto old_pairs = std::move(conn.proposed);
-      co_await close_connection(conn, "needs other presentation contexts");
-      std::optional<dicom::AssociateRj> rejection;
-      auto opened =
-          co_await open_connection(conn, pairs_to_propose(prepared, i, old_pairs), rejection);
-      if (!opened.ok()) {
-        abandon_batch("association_failed",
-                      classify_association_failure(opened.error(), rejection));
-        break;
-      }
+  // The association is gone: the rows it left unanswered go back in front of the unsent ones
+  // (the destination may have stored them: sent again, they may arrive twice).
+  auto drop_association = [&]() {
+    std::vector<std::size_t> back;
+    for (const auto& entry : outstanding) back.push_back(entry.second);
+    std::sort(back.begin(), back.end());
+    unsent.insert(unsent.begin(), back.begin(), back.end());
+    outstanding.clear();
+    conn.assoc.reset();  // closes the transport
+    --open_associations_;
+  };
+  // A send or a response failed on the wire. True: go on, on a new association.
+  auto transfer_lost = [&](const core::Error& error) {
+    drop_association();
+    if (may_be_stale) {
       may_be_stale = false;
+      log()->info("event=association_lost destination={} reason=\"{}\" action=reconnect", name_,
+                  error.message);
+      end_attempt(conn, error.message);
+      return true;  // the same rows, on a new association
     }
-    if (conn.assoc->association().find_context(pair.first, pair.second) == nullptr) {
-      finish(updates, conn.serial, item, not_accepted(pair.first, pair.second));
-      ++i;
+    abandon_batch("transfer_failed", classify_association_failure(error));
+    return false;
+  };
+
+  while (!unsent.empty() || !outstanding.empty()) {
+    if (!unsent.empty() && !stopping_) {
+      const std::size_t j = unsent.front();
+      const auto& item = items[j];
+      if (!prepared[j].ok()) {
+        finish(updates, conn.serial, item, unreadable_file(prepared[j].error()));
+        unsent.pop_front();
+        continue;
+      }
+      const Pair pair = pair_of(*prepared[j]);
+      const bool fits = conn.assoc && conn.proposed.contains(pair);
+      if (!fits && outstanding.empty()) {
+        const auto old_pairs = std::move(conn.proposed);
+        co_await close_connection(conn, "needs other presentation contexts");
+        std::optional<dicom::AssociateRj> rejection;
+        auto opened =
+            co_await open_connection(conn, pairs_to_propose(prepared, j, old_pairs), rejection);
+        if (!opened.ok()) {
+          abandon_batch("association_failed",
+                        classify_association_failure(opened.error(), rejection));
+          break;
+        }
+        may_be_stale = false;
+        continue;
+      }
+      if (fits && outstanding.size() < conn.assoc->window()) {
+        if (conn.assoc->association().find_context(pair.first, pair.second) == nullptr) {
+          finish(updates, conn.serial, item, not_accepted(pair.first, pair.second));
+          unsent.pop_front();
+          continue;
+        }
+        auto sent = co_await conn.assoc->send_store(*prepared[j]);
+        if (sent.ok()) {
+          outstanding.emplace(*sent, j);
+          unsent.pop_front();
+          continue;
+        }
+        if (sent.error().code == ErrorCode::kDataLoss) {
+          // The stored file failed authentication (ADR 010): it is never forwarded. If its data
+          // set had begun, send_store() aborted the association; the rows it left unanswered
+          // and the next ones get a new one.
+          unsent.pop_front();
+          if (!conn.assoc->association().established()) {
+            drop_association();
+            end_attempt(conn, sent.error().message);
+          }
+          log()->error("event=stored_file_corrupt destination={} outbox_id={} reason=\"{}\"", name_,
+                       item.id, sent.error().message);
+          finish(updates, conn.serial, item, unreadable_file(sent.error()));
+          continue;
+        }
+        if (conn.assoc->usable()) {
+          // Refused before anything was sent (a broken or unreadable file, a missing key): the
+          // association is intact.
+          finish(updates, conn.serial, item, unreadable_file(sent.error()));
+          unsent.pop_front();
+          continue;
+        }
+        if (!transfer_lost(sent.error())) break;
+        continue;
+      }
+      // Else a response comes first: the window is full, or the next row needs another
+      // association and this one still has rows outstanding.
+    }
+    // Stopping: the rows outstanding get their responses; the unsent ones stay leased to us,
+    // and stop() gives them back.
+    if (outstanding.empty()) break;
+    auto rsp = co_await conn.assoc->next_response();
+    if (!rsp.ok()) {
+      if (!transfer_lost(rsp.error())) break;
       continue;
     }
-    auto rsp = co_await conn.assoc->store(*prepared[i]);
-    if (!rsp.ok()) {
-      const auto code = rsp.error().code;
-      if (code == ErrorCode::kDataLoss) {
-        // The stored file failed authentication (ADR 010): it is never forwarded. If its data
-        // set had begun, store() aborted the association; the next item gets a new one.
-        if (conn.assoc->association().state() != dicom::State::kSta6) {
-          conn.assoc.reset();
-          --open_associations_;
-          end_attempt(conn, rsp.error().message);
-        }
-        log()->error("event=stored_file_corrupt destination={} outbox_id={} reason=\"{}\"", name_,
-                     item.id, rsp.error().message);
-        finish(updates, conn.serial, item, unreadable_file(rsp.error()));
-        ++i;
-        continue;
-      }
-      if (conn.assoc->usable()) {
-        // Refused before anything was sent (a broken or unreadable file, a missing key): the
-        // association is intact.
-        finish(updates, conn.serial, item, unreadable_file(rsp.error()));
-        ++i;
-        continue;
-      }
-      conn.assoc.reset();  // the transfer broke off: close the transport
-      --open_associations_;
-      if (may_be_stale) {
-        may_be_stale = false;
-        log()->info("event=association_lost destination={} reason=\"{}\" action=reconnect", name_,
-                    rsp.error().message);
-        end_attempt(conn, rsp.error().message);
-        continue;  // the same item, on a new association
-      }
-      abandon_batch("transfer_failed", classify_association_failure(rsp.error()));
-      break;
-    }
+    // next_response() returns only responses to requests send_store() sent.
+    const auto answered = outstanding.find(rsp->message_id_responded_to.value_or(0));
+    GW_CHECK(answered != outstanding.end());
+    const auto& item = items[answered->second];
+    outstanding.erase(answered);
     may_be_stale = false;
     ++conn.stores;
     conn.idle_deadline =
@@ -131,15 +182,12 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
     } else if (c.outcome != Outcome::kPermanent) {
       note_success();
     }
-    ++i;
-    if (paused_ && i < items.size()) {
-      // The breaker opened on this response: the rest of the batch waits like the rows that
-      // were never claimed.
-      finish_rest(c);
-      break;
+    if (paused_ && !unsent.empty()) {
+      // The breaker opened on this response: the unsent rows wait like the rows that were never
+      // claimed (the outstanding ones still get their responses).
+      finish_unsent(c);
     }
   }
-  // Rows left when stopping stay leased to us; stop() gives them back.
   co_await updates.flush();
   if (conn.assoc) conn.used = true;
   inflight_rows_ -= items.size();

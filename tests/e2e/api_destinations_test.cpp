@@ -142,6 +142,7 @@ TEST(ApiDestinationsTest, CreateRouteByMatchMoveRestartAndDelete) {
   EXPECT_EQ(created.body["source"], "api");
   EXPECT_EQ(created.body["match"], json({{"calling_ae", "CT1"}}));
   EXPECT_EQ(created.body["created_by"], "user:admin");
+  EXPECT_EQ(created.body["max_async_operations"], 1);  // no window proposed by default
   const auto listed = curl(port, "GET", "/api/v1/destinations", admin);
   ASSERT_EQ(listed.status, 200);
   std::map<std::string, std::string> sources;
@@ -161,10 +162,13 @@ TEST(ApiDestinationsTest, CreateRouteByMatchMoveRestartAndDelete) {
   EXPECT_EQ(depth["pending"].get<int>() + depth["in_flight"].get<int>(), 0) << depth;
 
   // ---- PUT: new instances go to the second storescp at once ----
-  const auto moved = curl(port, "PUT", "/api/v1/destinations/API_PACS", admin,
-                          destination_body("API_PACS", second->port));
+  // (It proposes a window now; storescp grants none, so one C-STORE at a time.)
+  json body = destination_body("API_PACS", second->port);
+  body["max_async_operations"] = 4;
+  const auto moved = curl(port, "PUT", "/api/v1/destinations/API_PACS", admin, body);
   ASSERT_EQ(moved.status, 200) << moved.body;
   EXPECT_EQ(moved.body["port"], second->port);
+  EXPECT_EQ(moved.body["max_async_operations"], 4);
   ASSERT_TRUE(send_as(*gw, "CT1", files[2]));
   ASSERT_TRUE(wait_until([&] { return delivered(port, admin) == 2; }, std::chrono::seconds(30)));
   EXPECT_EQ(second->received_uids(), std::set<std::string>{sop_instance_uid_of(files[2])});
@@ -177,6 +181,7 @@ TEST(ApiDestinationsTest, CreateRouteByMatchMoveRestartAndDelete) {
   ASSERT_EQ(after.status, 200) << after.body;
   EXPECT_EQ(after.body["source"], "api");
   EXPECT_EQ(after.body["port"], second->port);
+  EXPECT_EQ(after.body["max_async_operations"], 4);
   ASSERT_TRUE(send_as(*gw, "CT1", files[3]));
   // Delivered (storescp answered), not merely written: it is stopped next.
   ASSERT_TRUE(wait_until([&] { return delivered(port, admin) == 3; }, std::chrono::seconds(30)));

@@ -325,6 +325,40 @@ TEST_F(ForwardTlsTest, MutualTlsToStorescpArrivesBitExact) {
   EXPECT_EQ(gw->stop(), 0);
 }
 
+TEST_F(ForwardTlsTest, AWindowOverMutualTlsToAnotherGatewayArrivesBitExact) {
+  const auto files = generate_dicom(dir_ / "source", {"--count", "40", "--mix", "--transfer-syntax",
+                                                      "ele", "--seed", "59", "--size-kib", "48"});
+  // The destination: another dicom-gw on DICOM TLS (peer certificate required), which grants
+  // asynchronous operations windows and logs each instance's flush at debug level.
+  GatewayOptions remote_options;
+  remote_options.ae_title = "REMOTE_GW";
+  remote_options.tls_yaml = "tls:\n  enabled: true\n  cert_file: " + pki_->cert("server").string() +
+                            "\n  key_file: " + pki_->key("server").string() +
+                            "\n  ca_file: " + pki_->chain().string() + "\n";
+  remote_options.extra_yaml = "logging:\n  level: debug\n";
+  auto remote = Gateway::start(remote_options);
+  GatewayOptions o;
+  o.extra_yaml =
+      "destinations:\n" +
+      destination_yaml("REMOTE", "REMOTE_GW", remote->tls_port(),
+                       tls_keys(pki_->chain()) + ", max_associations: 1, max_async_operations: 8") +
+      "routes:\n  - {name: all, destinations: [REMOTE]}\n" + kFastRetry;
+  auto gw = Gateway::start(o);
+  const auto sent = gw_send(gw->port(), files, {"-j", "2"});
+  ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
+  ASSERT_TRUE(wait_until([&]() { return delivered(*gw, files.size()); }, std::chrono::seconds(60)))
+      << gw->log();
+  EXPECT_EQ(count_state(queue_rows(*gw), "delivered"), files.size());
+  EXPECT_EQ(data_sets(gateway_files(*remote)), data_sets(files));
+  // One association carried several C-STOREs at once, over TLS both ways.
+  EXPECT_NE(gw->log().find("window=8"), std::string::npos) << gw->log();
+  EXPECT_NE(remote->log().find("async_window=8 event=association_accepted"), std::string::npos)
+      << remote->log();
+  EXPECT_NE(remote->log().find("flush=per_file"), std::string::npos) << remote->log();
+  EXPECT_EQ(gw->stop(), 0);
+  EXPECT_EQ(remote->stop(), 0);
+}
+
 TEST_F(ForwardTlsTest, WrongCaWaitsWithTheReasonAndFlowsAfterTheFixAndAReload) {
   const auto files = generate_dicom(dir_ / "source", {"--count", "5", "--seed", "58"});
   StoreScp scp =

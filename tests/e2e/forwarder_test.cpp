@@ -218,6 +218,27 @@ class ForwarderTest : public ::testing::Test {
     return received;
   }
 
+  /// Every one of `uids` is stored at the destination gateway `gw` once, its data set equal
+  /// to the one stored here.
+  void expect_bit_exact_at(const Gateway& gw, const std::vector<std::string>& uids) const {
+    EXPECT_EQ(gw.count_instances(), static_cast<std::int64_t>(uids.size()));
+    for (const auto& uid : uids) {
+      const auto received = gw.stored_file(uid);
+      ASSERT_TRUE(received.has_value()) << uid << " did not arrive";
+      EXPECT_TRUE(data_set_bytes(*received) == data_set_bytes(stored_.at(uid)))
+          << uid << ": received data set differs from the stored one";
+    }
+  }
+
+  /// Another dicom-gw as the destination: it grants asynchronous operations windows (ADR 013)
+  /// and, at debug level, logs the flush each instance took (per_file when it arrived while
+  /// another of its association was in progress).
+  Gateway& start_windowed_destination() {
+    GatewayOptions options;
+    options.extra_yaml = "logging:\n  level: debug\n";
+    return *gateways_.emplace_back(Gateway::start(options));
+  }
+
   /// Peers live until TearDown has stopped the service (so releases find them).
   StoreScp& keep(StoreScp scp) { return scps_.emplace_back(std::move(scp)); }
   Process& keep(Process process) { return processes_.emplace_back(std::move(process)); }
@@ -225,6 +246,7 @@ class ForwarderTest : public ::testing::Test {
   TempDir dir_{"gw-forwarder"};
   std::list<StoreScp> scps_;
   std::list<Process> processes_;
+  std::list<std::unique_ptr<Gateway>> gateways_;
   fs::path data_dir_;
   std::unique_ptr<index::Index> index_;
   std::unique_ptr<Runtime> runtime_;
@@ -344,6 +366,68 @@ TEST_F(ForwarderTest, DestinationDownThenUpBacksOffThenDeliversEverything) {
   const auto status = service_->status(kDestination);
   EXPECT_GE(status->counts.retried, uids.size());
   EXPECT_EQ(status->counts.forwarded, uids.size());
+}
+
+TEST_F(ForwarderTest, AWindowGrantedByTheDestinationKeepsSeveralStoresOutstanding) {
+  const auto uids = add_instances("win", {"--count", "60", "--mix", "--transfer-syntax", "ele",
+                                          "--seed", "51", "--size-kib", "32"});
+  auto& gw = start_windowed_destination();
+  auto config = make_config(gw.port());
+  config.destinations[0].ae_title = "DICOM_GW";
+  config.destinations[0].max_async_operations = 8;
+  config.forwarding.batch = 32;
+  config.forwarding.association_idle_timeout = 60s;  // kept open for the second phase
+  start_service(config);
+
+  ASSERT_TRUE(wait_settled());
+  EXPECT_EQ(count_rows(index::OutboxState::kDelivered), uids.size());
+  expect_bit_exact_at(gw, uids);
+  // The destination granted the window, and had stores of one association in progress at once.
+  EXPECT_NE(gw.log().find("async_window=8 event=association_accepted"), std::string::npos)
+      << gw.log();
+  EXPECT_NE(gw.log().find("flush=per_file"), std::string::npos) << gw.log();
+
+  // The destination restarts while our associations idle: the next batch goes out on a dead
+  // association, window and all. Every request it left unanswered is sent again at once on a
+  // new association, with no failure recorded.
+  ASSERT_EQ(gw.stop(), 0) << gw.log();
+  gw.restart();
+  const auto more = add_instances(
+      "win2", {"--count", "24", "--sop-class", "ct", "--seed", "52", "--size-kib", "32"});
+  service_->notify({kDestination});
+  ASSERT_TRUE(wait_settled());
+  EXPECT_EQ(count_rows(index::OutboxState::kDelivered), uids.size() + more.size());
+  auto all = uids;
+  all.insert(all.end(), more.begin(), more.end());
+  expect_bit_exact_at(gw, all);
+  for (const auto& row : rows()) EXPECT_EQ(row.attempts, 1) << row.sop_instance_uid;
+  EXPECT_EQ(service_->status(kDestination)->counts.failed, 0u);
+}
+
+TEST_F(ForwarderTest, ATransferCutOffMidWindowSendsTheUnansweredRowsAgain) {
+  const auto uids = add_instances(
+      "cut", {"--count", "300", "--sop-class", "ct", "--seed", "53", "--size-kib", "64"});
+  auto& gw = start_windowed_destination();
+  auto config = make_config(gw.port());
+  config.destinations[0].ae_title = "DICOM_GW";
+  config.destinations[0].max_associations = 1;
+  config.destinations[0].max_async_operations = 16;
+  config.forwarding.batch = 32;
+  start_service(config);
+
+  // kill -9 of the destination with requests outstanding, then it comes back on the same port.
+  ASSERT_TRUE(wait_until([&]() { return gw.count_instances() >= 40; }, 60s, 5ms));
+  gw.kill9();
+  const auto delivered_before = count_rows(index::OutboxState::kDelivered);
+  EXPECT_LT(delivered_before, uids.size()) << "finished before the kill: nothing was cut off";
+  gw.restart();
+
+  ASSERT_TRUE(wait_settled(120s));
+  EXPECT_EQ(count_rows(index::OutboxState::kDelivered), uids.size());
+  EXPECT_EQ(count_rows(index::OutboxState::kDead), 0u);
+  // Rows sent again may have arrived twice; the destination keeps the first copy of each.
+  expect_bit_exact_at(gw, uids);
+  EXPECT_GE(service_->status(kDestination)->counts.retried, 1u);
 }
 
 TEST_F(ForwarderTest, RefusedSopClassAndMissingFileGoDeadTheRestIsDelivered) {

@@ -72,6 +72,7 @@ TEST_P(IndexDestinations, CreateFindListRoundTripEveryField) {
   d.tls_ca_path = "/etc/dicom-gw/tls/ca.pem";
   d.verify_hostname = false;
   d.max_associations = 4;
+  d.max_async_operations = 8;
   d.tls_profile = "modern";
   d.retry_max_attempts = 7;
   d.retry_initial_backoff_s = 2;
@@ -110,6 +111,7 @@ TEST_P(IndexDestinations, UpdateReplacesFieldsButKeepsNameSpellingAndCreation) {
   changed.port = 104;
   changed.match = "";
   changed.retry_max_backoff_s = 60;
+  changed.max_async_operations = 16;
   changed.created_at_ms = 1;  // ignored
   changed.created_by = "user:other";
   changed.updated_at_ms = kNow + 5;
@@ -123,6 +125,7 @@ TEST_P(IndexDestinations, UpdateReplacesFieldsButKeepsNameSpellingAndCreation) {
   EXPECT_EQ(d.port, 104);
   EXPECT_EQ(d.match, "");
   EXPECT_EQ(d.retry_max_backoff_s, 60);
+  EXPECT_EQ(d.max_async_operations, 16);
   EXPECT_EQ(d.created_at_ms, kNow);
   EXPECT_EQ(d.created_by, "user:admin");
   EXPECT_EQ(d.updated_at_ms, kNow + 5);

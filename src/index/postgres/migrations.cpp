@@ -216,6 +216,9 @@ ALTER TABLE studies ADD COLUMN key_version INTEGER NOT NULL DEFAULT 0,
   ADD COLUMN accession_number_enc BYTEA, ADD COLUMN referring_physician_enc BYTEA;
 CREATE INDEX studies_key_version ON studies (key_version);
 )sql"},
+      {4, R"sql(
+ALTER TABLE api_destinations ADD COLUMN max_async_operations BIGINT NOT NULL DEFAULT 1;
+)sql"},
   };
   return kMigrations;
 }

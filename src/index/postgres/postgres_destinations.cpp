@@ -23,7 +23,7 @@ constexpr const char* kColumns =
     "name, ae_title, host, port, calling_ae_title, tls_enabled, tls_cert_path, tls_key_path, "
     "tls_ca_path, verify_hostname, max_associations, tls_profile, retry_max_attempts, "
     "retry_max_age_s, retry_initial_backoff_s, retry_max_backoff_s, match, created_at_ms, "
-    "created_by, updated_at_ms, updated_by";
+    "created_by, updated_at_ms, updated_by, max_async_operations";
 
 std::optional<std::int64_t> optional_int(const Rows& rows, int row, int col) {
   if (rows.is_null(row, col)) return std::nullopt;
@@ -54,17 +54,19 @@ ApiDestination read_destination(const Rows& rows, int row) {
   d.created_by = rows.text(row, c++);
   d.updated_at_ms = rows.int64(row, c++);
   d.updated_by = rows.text(row, c++);
+  d.max_async_operations = rows.int64(row, c++);
   return d;
 }
 
-/// The fields both INSERT and UPDATE write, as $1 (name) … $17 (match).
+/// The fields both INSERT and UPDATE write, as $1 (name) … $17 (match) and $18
+/// (max_async_operations).
 Params fields(const ApiDestination& d) {
   Params p;
   p.add(d.name).add(d.ae_title).add(d.host).add(d.port).add(d.calling_ae_title);
   p.add(d.tls_enabled).add(d.tls_cert_path).add(d.tls_key_path).add(d.tls_ca_path);
   p.add(d.verify_hostname).add(d.max_associations).add(d.tls_profile);
   p.add(d.retry_max_attempts).add(d.retry_max_age_s).add(d.retry_initial_backoff_s);
-  p.add(d.retry_max_backoff_s).add(d.match);
+  p.add(d.retry_max_backoff_s).add(d.match).add(d.max_async_operations);
   return p;
 }
 
@@ -82,9 +84,9 @@ Result<std::int64_t> PostgresIndex::create_destination(const ApiDestination& d,
 INSERT INTO api_destinations (name, ae_title, host, port, calling_ae_title, tls_enabled,
   tls_cert_path, tls_key_path, tls_ca_path, verify_hostname, max_associations, tls_profile,
   retry_max_attempts, retry_max_age_s, retry_initial_backoff_s, retry_max_backoff_s, match,
-  created_at_ms, created_by, updated_at_ms, updated_by)
+  max_async_operations, created_at_ms, created_by, updated_at_ms, updated_by)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::bigint, $14::bigint,
-        $15::bigint, $16::bigint, $17, $18, $19, $20, $21)
+        $15::bigint, $16::bigint, $17, $18, $19, $20, $21, $22)
 ON CONFLICT ((lower(name))) DO NOTHING
 RETURNING id
 )sql",
@@ -112,7 +114,7 @@ UPDATE api_destinations SET ae_title = $2, host = $3, port = $4, calling_ae_titl
   verify_hostname = $10, max_associations = $11, tls_profile = $12,
   retry_max_attempts = $13::bigint, retry_max_age_s = $14::bigint,
   retry_initial_backoff_s = $15::bigint, retry_max_backoff_s = $16::bigint, match = $17,
-  updated_at_ms = $18, updated_by = $19
+  max_async_operations = $18, updated_at_ms = $19, updated_by = $20
 WHERE lower(name) = lower($1)
 )sql",
                                             params));

@@ -233,6 +233,9 @@ CREATE TABLE ingest_unconfirmed (
 );
 CREATE INDEX ingest_unconfirmed_instance ON ingest_unconfirmed (instance_pk);
 )sql"},
+      {9, R"sql(
+ALTER TABLE api_destinations ADD COLUMN max_async_operations INTEGER NOT NULL DEFAULT 1;
+)sql"},
   };
   return kMigrations;
 }

@@ -20,7 +20,7 @@ constexpr const char* kColumns =
     "name, ae_title, host, port, calling_ae_title, tls_enabled, tls_cert_path, tls_key_path, "
     "tls_ca_path, verify_hostname, max_associations, tls_profile, retry_max_attempts, "
     "retry_max_age_s, retry_initial_backoff_s, retry_max_backoff_s, match, created_at_ms, "
-    "created_by, updated_at_ms, updated_by";
+    "created_by, updated_at_ms, updated_by, max_async_operations";
 
 std::optional<std::int64_t> optional_int(const auto& s, int column) {
   if (s.is_null(column)) return std::nullopt;
@@ -51,11 +51,12 @@ ApiDestination read_destination(const auto& s) {
   d.created_by = s.text(c++);
   d.updated_at_ms = s.int64(c++);
   d.updated_by = s.text(c++);
+  d.max_async_operations = s.int64(c++);
   return d;
 }
 
-/// Binds the fields both INSERT and UPDATE write, as ?1 (name) … ?17 (match); unbound optional
-/// values stay NULL.
+/// Binds the fields both INSERT and UPDATE write, as ?1 (name) … ?17 (match) and ?18
+/// (max_async_operations); unbound optional values stay NULL.
 void bind_fields(auto& s, const ApiDestination& d) {
   s.bind(1, d.name).bind(2, d.ae_title).bind(3, d.host).bind(4, d.port);
   s.bind(5, d.calling_ae_title).bind(6, std::int64_t{d.tls_enabled ? 1 : 0});
@@ -66,7 +67,7 @@ void bind_fields(auto& s, const ApiDestination& d) {
   if (d.retry_max_age_s) s.bind(14, *d.retry_max_age_s);
   if (d.retry_initial_backoff_s) s.bind(15, *d.retry_initial_backoff_s);
   if (d.retry_max_backoff_s) s.bind(16, *d.retry_max_backoff_s);
-  s.bind(17, d.match);
+  s.bind(17, d.match).bind(18, d.max_async_operations);
 }
 
 }  // namespace
@@ -84,14 +85,14 @@ Result<std::int64_t> SqliteIndex::create_destination(const ApiDestination& d,
 INSERT INTO api_destinations (name, ae_title, host, port, calling_ae_title, tls_enabled,
   tls_cert_path, tls_key_path, tls_ca_path, verify_hostname, max_associations, tls_profile,
   retry_max_attempts, retry_max_age_s, retry_initial_backoff_s, retry_max_backoff_s, match,
-  created_at_ms, created_by, updated_at_ms, updated_by)
+  max_async_operations, created_at_ms, created_by, updated_at_ms, updated_by)
 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-        ?18, ?19, ?20, ?21)
+        ?18, ?19, ?20, ?21, ?22)
 ON CONFLICT (name) DO NOTHING
 )sql"));
     bind_fields(s, d);
-    s.bind(18, d.created_at_ms).bind(19, d.created_by).bind(20, d.updated_at_ms);
-    s.bind(21, d.updated_by);
+    s.bind(19, d.created_at_ms).bind(20, d.created_by).bind(21, d.updated_at_ms);
+    s.bind(22, d.updated_by);
     GW_RETURN_IF_ERROR(s.run("create destination"));
     if (s.changes() != 1) {
       return make_error(ErrorCode::kAlreadyExists, "destination `" + d.name + "` already exists");
@@ -115,11 +116,11 @@ UPDATE api_destinations SET ae_title = ?2, host = ?3, port = ?4, calling_ae_titl
   tls_enabled = ?6, tls_cert_path = ?7, tls_key_path = ?8, tls_ca_path = ?9,
   verify_hostname = ?10, max_associations = ?11, tls_profile = ?12, retry_max_attempts = ?13,
   retry_max_age_s = ?14, retry_initial_backoff_s = ?15, retry_max_backoff_s = ?16, match = ?17,
-  updated_at_ms = ?18, updated_by = ?19
+  max_async_operations = ?18, updated_at_ms = ?19, updated_by = ?20
 WHERE name = ?1
 )sql"));
     bind_fields(s, d);
-    s.bind(18, d.updated_at_ms).bind(19, d.updated_by);
+    s.bind(19, d.updated_at_ms).bind(20, d.updated_by);
     GW_RETURN_IF_ERROR(s.run("update destination"));
     if (s.changes() != 1) {
       return make_error(ErrorCode::kNotFound, "no API destination `" + d.name + "`");

@@ -132,6 +132,7 @@ destinations:
                            R"(/ca.pem
     verify_hostname: true
     max_associations: 4
+    max_async_operations: 8
   - {name: archive, ae_title: ARCHIVE, host: 10.0.0.5, port: 104}
 routes:
   - {name: ct-to-pacs, match: {calling_ae: CT1, modality: CT}, destinations: [Secure_PACS], continue: true}
@@ -186,6 +187,8 @@ logging:
   EXPECT_TRUE(d.tls_enabled);
   EXPECT_EQ(d.tls_key_path, dir_ / "tls/key.pem");
   EXPECT_EQ(d.max_associations, 4u);
+  EXPECT_EQ(d.max_async_operations, 8u);
+  EXPECT_EQ(c.destinations[1].max_async_operations, 1u);  // proposes no window by default
   EXPECT_EQ(c.destinations[1].port, 104);
   EXPECT_FALSE(c.destinations[1].tls_enabled);
   ASSERT_EQ(c.routes.size(), 2u);
@@ -247,7 +250,7 @@ logging:
               HasSubstr("listeners[1].port: expected an integer 0-65535, got `70000`\n"));
 }
 
-TEST_F(ConfigTest, FiveDifferentMistakes) {
+TEST_F(ConfigTest, SixDifferentMistakes) {
   const auto issues = issues_of(R"(
 ae_title: THIS_AE_TITLE_IS_TOO_LONG
 data_dir: /d
@@ -259,11 +262,12 @@ limits:
   max_pdu_length: 1024
   max_async_operations: 0
 destinations:
-  - {name: pacs, ae_title: PACS, host: pacs, port: 0}
+  - {name: pacs, ae_title: PACS, host: pacs, port: 0, max_async_operations: 257}
 )");
-  EXPECT_THAT(paths_of(issues), ElementsAre("ae_title", "listeners[0].tls",
-                                            "accept.calling_ae_title", "limits.max_pdu_length",
-                                            "limits.max_async_operations", "destinations[0].port"));
+  EXPECT_THAT(paths_of(issues),
+              ElementsAre("ae_title", "listeners[0].tls", "accept.calling_ae_title",
+                          "limits.max_pdu_length", "limits.max_async_operations",
+                          "destinations[0].port", "destinations[0].max_async_operations"));
   EXPECT_THAT(message_at(issues, "ae_title"), HasSubstr("at most 16"));
   EXPECT_EQ(message_at(issues, "listeners[0].tls"), "expected a boolean (true or false)");
   EXPECT_EQ(message_at(issues, "limits.max_pdu_length"),
@@ -271,6 +275,8 @@ destinations:
   EXPECT_EQ(message_at(issues, "limits.max_async_operations"),
             "expected an integer 1-256, got `0`");
   EXPECT_EQ(message_at(issues, "destinations[0].port"), "expected an integer 1-65535, got `0`");
+  EXPECT_EQ(message_at(issues, "destinations[0].max_async_operations"),
+            "expected an integer 1-256, got `257`");
 }
 
 TEST_F(ConfigTest, UnknownKeysAreRefusedWithASuggestion) {

@@ -35,8 +35,8 @@ class FakeDestinationControl : public GatewayControl {
 class DestinationRoutesTest : public ApiFixture {
  protected:
   DestinationRoutesTest() {
-    DestinationConfigSnapshot archive{"ARCHIVE", "ARCH",           "", "10.0.0.9", 104, false, true,
-                                      2,         "bcp195-rfc8996", "", "",         ""};
+    DestinationConfigSnapshot archive{
+        "ARCHIVE", "ARCH", "", "10.0.0.9", 104, false, true, 2, 1, "bcp195-rfc8996", "", "", ""};
     DestinationConfigSnapshot pacs{"PACS",
                                    "PACS_AE",
                                    "GW_OUT",
@@ -45,6 +45,7 @@ class DestinationRoutesTest : public ApiFixture {
                                    true,
                                    false,
                                    4,
+                                   8,
                                    "bcp195-rfc8996",
                                    "/etc/gw/c.pem",
                                    "/etc/gw/c-key.pem",
@@ -78,6 +79,7 @@ TEST_F(DestinationRoutesTest, ListsConfiguredDestinationsWithStatus) {
   EXPECT_EQ(pacs["tls_enabled"], true);
   EXPECT_EQ(pacs["verify_hostname"], false);
   EXPECT_EQ(pacs["max_associations"], 4);
+  EXPECT_EQ(pacs["max_async_operations"], 8);
   EXPECT_EQ(pacs["source"], "config");
   EXPECT_EQ(pacs["tls_key_path"], "/etc/gw/c-key.pem");
   EXPECT_EQ(pacs["status"]["paused"], true);
