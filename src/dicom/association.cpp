@@ -453,10 +453,11 @@ asio::awaitable<Status> Association::send_data_set(std::uint8_t context_id,
   co_return Status{};
 }
 
-asio::awaitable<void> Association::send_release_rp() {
+asio::awaitable<Status> Association::send_release_rp() {
   fsm_.on(Event::kEvt14);  // AR-4 -> Sta13
-  (void)co_await write(encode_release_rp());
+  auto written = co_await write(encode_release_rp());
   co_await close_after_peer();
+  co_return written;
 }
 
 asio::awaitable<void> Association::abort(AbortSource source, std::uint8_t reason) {

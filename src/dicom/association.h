@@ -87,7 +87,8 @@ class Association {
   asio::awaitable<Status> send_data_set(std::uint8_t context_id, std::uint64_t total_size,
                                         const DataSource& source);
   /// After receive_command returned kReleaseRq (acceptor): send A-RELEASE-RP and close.
-  asio::awaitable<void> send_release_rp();
+  /// Returns the write's status (the transport is closed either way).
+  asio::awaitable<Status> send_release_rp();
   /// Sends A-ABORT and closes.
   asio::awaitable<void> abort(AbortSource source, std::uint8_t reason);
   /// Closes the transport without a PDU.

@@ -201,7 +201,14 @@ asio::awaitable<AssociationEnd> serve_requests(std::shared_ptr<AssociationRun> r
     }
     if (*incoming == Incoming::kReleaseRq) {
       co_await wait_in_progress_at_most(r, 0);  // answered before the A-RELEASE-RP (Sta8)
-      co_await assoc.send_release_rp();
+      if (auto rp = co_await assoc.send_release_rp(); !rp.ok()) {
+        // (A store's response failed meanwhile, or the peer left without waiting for it.)
+        log()->info(
+            "assoc={} event=association_ended reason=\"A-RELEASE-RP not sent: {}\" "
+            "messages={}",
+            info.id, rp.error().message, messages);
+        break;
+      }
       end = AssociationEnd::kReleased;
       log()->info("assoc={} event=association_released messages={}", info.id, messages);
       break;

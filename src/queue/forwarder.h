@@ -13,10 +13,11 @@
 /// of the batch's C-STOREs outstanding, each row recorded as its response comes (ADR 014); a
 /// lost association sends the rows it left unanswered again. A batch that needs a pair the open
 /// association did not propose gets a new association (proposing the old pairs too, while they
-/// fit in 128 contexts). If the first item of a batch fails on an association kept from an
-/// earlier batch (the peer dropped it while idle), it is sent again on a new association without
-/// counting a failure. An idle worker sleeps until notify() or the next row falls due (at most
-/// 30 s, so rows whose lease expired on a dead node are picked up); no polling in between.
+/// fit in 128 contexts). If an association kept from an earlier batch fails before its first
+/// response (the peer dropped it while idle), the rows it left unanswered are sent again on a new
+/// association without counting a failure. An idle worker sleeps until notify() or the next row
+/// falls due (at most 30 s, so rows whose lease expired on a dead node are picked up); no polling
+/// in between.
 ///
 /// Circuit breaker: forwarding.circuit_breaker_failures consecutive transient failures of
 /// association set-up or transfer (or one permanent A-ASSOCIATE-RJ, see retry_policy.h) pause

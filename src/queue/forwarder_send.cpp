@@ -134,12 +134,15 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
           // set had begun, send_store() aborted the association; the rows it left unanswered
           // and the next ones get a new one.
           unsent.pop_front();
+          std::size_t resent = 0;
           if (!conn.assoc->association().established()) {
+            resent = outstanding.size();
             drop_association();
             end_attempt(conn, sent.error().message);
           }
-          log()->error("event=stored_file_corrupt destination={} outbox_id={} reason=\"{}\"", name_,
-                       item.id, sent.error().message);
+          log()->error(
+              "event=stored_file_corrupt destination={} outbox_id={} resent={} reason=\"{}\"",
+              name_, item.id, resent, sent.error().message);
           finish(updates, conn.serial, item, unreadable_file(sent.error()));
           continue;
         }
@@ -157,7 +160,8 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
       // association and this one still has rows outstanding.
     }
     // Stopping: the rows outstanding get their responses; the unsent ones stay leased to us,
-    // and stop() gives them back.
+    // and stop() gives them back (unless the association is lost meanwhile: then they share
+    // that failure like any others).
     if (outstanding.empty()) break;
     auto rsp = co_await conn.assoc->next_response();
     if (!rsp.ok()) {
@@ -183,9 +187,15 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
       note_success();
     }
     if (paused_ && !unsent.empty()) {
-      // The breaker opened on this response: the unsent rows wait like the rows that were never
-      // claimed (the outstanding ones still get their responses).
-      finish_unsent(c);
+      // The breaker opened (on this response, or on another worker's failures): the unsent rows
+      // wait like the rows that were never claimed (the outstanding ones still get their
+      // responses).
+      std::string reason;
+      {
+        std::lock_guard lock(reason_mu_);
+        reason = pause_reason_;
+      }
+      finish_unsent(paused_destination(c, reason));
     }
   }
   co_await updates.flush();

@@ -129,6 +129,23 @@ TEST(RetryClassify, NotAcceptedNamesSopClassAndTransferSyntax) {
                           " in JPEG 2000 Image Compression (Lossless Only); no transcoding");
 }
 
+TEST(RetryClassify, RowsLeftWhenPausedWaitWhateverTheLastResponseSaid) {
+  // The response that opened the breaker: its reason is the rows' reason.
+  const auto busy = classify_status(0xA700);
+  const auto kept = paused_destination(busy, "connection refused");
+  EXPECT_EQ(kept.outcome, Outcome::kTransient);
+  EXPECT_EQ(kept.reason, busy.reason);
+  // Another worker's failures paused it, and this response refused one instance permanently
+  // (or delivered it): the other rows are not dead, they wait.
+  for (const auto& last : {classify_status(0x0122), classify_status(0xA900), classify_status(0)}) {
+    const auto c = paused_destination(last, "connection refused");
+    EXPECT_EQ(c.outcome, Outcome::kTransient) << last.reason;
+    EXPECT_EQ(c.status, -1);
+    EXPECT_EQ(c.reason, "destination paused: connection refused");
+    EXPECT_FALSE(c.counts_for_breaker);
+  }
+}
+
 TEST(RetryClassify, UnreadableFileIsPermanent) {
   const auto c = unreadable_file("storage/ab/cd: No such file or directory");
   EXPECT_EQ(c.outcome, Outcome::kPermanent);
