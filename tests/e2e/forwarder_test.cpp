@@ -430,6 +430,43 @@ TEST_F(ForwarderTest, ATransferCutOffMidWindowSendsTheUnansweredRowsAgain) {
   EXPECT_GE(service_->status(kDestination)->counts.retried, 1u);
 }
 
+TEST_F(ForwarderTest, StoppingMidWindowRecordsEveryOutstandingResponseAndGivesTheRestBack) {
+  const auto uids = add_instances(
+      "stop", {"--count", "300", "--sop-class", "ct", "--seed", "54", "--size-kib", "64"});
+  auto& gw = start_windowed_destination();
+  auto config = make_config(gw.port());
+  config.destinations[0].ae_title = "DICOM_GW";
+  config.destinations[0].max_associations = 1;
+  config.destinations[0].max_async_operations = 16;
+  config.forwarding.batch = 64;
+  start_service(config);
+
+  ASSERT_TRUE(wait_until([&]() { return gw.count_instances() >= 40; }, 60s, 5ms));
+  service_->stop_and_wait();
+  // Requests outstanding at the stop were answered and recorded before it returned: what the
+  // destination stored is exactly what the outbox calls delivered. The rest are pending again,
+  // their attempt not counted, and none is dead.
+  std::set<std::string> delivered;
+  for (const auto& row : rows()) {
+    EXPECT_NE(row.state, index::OutboxState::kInFlight) << row.sop_instance_uid;
+    EXPECT_NE(row.state, index::OutboxState::kDead) << row.sop_instance_uid;
+    if (row.state == index::OutboxState::kDelivered) delivered.insert(row.sop_instance_uid);
+    if (row.state == index::OutboxState::kPending) {
+      EXPECT_EQ(row.attempts, 0) << row.sop_instance_uid;
+    }
+  }
+  EXPECT_LT(delivered.size(), uids.size()) << "finished before the stop: nothing was cut off";
+  const auto stored = gw.sop_instance_uids();
+  EXPECT_EQ(std::set<std::string>(stored.begin(), stored.end()), delivered);
+
+  // The next start sends the rest, once each.
+  service_.reset();
+  start_service(config);
+  ASSERT_TRUE(wait_settled());
+  EXPECT_EQ(count_rows(index::OutboxState::kDelivered), uids.size());
+  expect_bit_exact_at(gw, uids);
+}
+
 TEST_F(ForwarderTest, RefusedSopClassAndMissingFileGoDeadTheRestIsDelivered) {
   const auto ct = add_instances(
       "ct", {"--count", "3", "--sop-class", "ct", "--seed", "31", "--size-kib", "16"});
