@@ -207,13 +207,7 @@ asio::awaitable<void> Forwarder::work(Connection& conn, std::size_t index) {
       co_await wake_.wait(seen);
       continue;
     }
-    const auto settings = settings_;
-    const std::size_t batch = std::max<std::uint32_t>(1, settings->forwarding.batch);
-    const std::int64_t lease = to_ms(settings->forwarding.lease);
-    auto claim = [&]() {
-      return index_.claim_outbox(name_, batch, owner_, core::wall_clock_ms(), lease);
-    };
-    auto claimed = co_await on_pool(claim);
+    auto claimed = co_await claim_due();
     if (!claimed.ok()) {
       if (!index_error_logged_) {
         index_error_logged_ = true;
@@ -231,8 +225,18 @@ asio::awaitable<void> Forwarder::work(Connection& conn, std::size_t index) {
       co_await idle(conn, seen);
       continue;
     }
-    co_await process_batch(conn, std::move(claimed).value());
+    co_await process_batch(conn, index, std::move(claimed).value());
   }
+}
+
+asio::awaitable<core::Result<std::vector<index::OutboxItem>>> Forwarder::claim_due() {
+  const auto settings = settings_;
+  const std::size_t batch = std::max<std::uint32_t>(1, settings->forwarding.batch);
+  const std::int64_t lease = to_ms(settings->forwarding.lease);
+  auto claim = [&]() {
+    return index_.claim_outbox(name_, batch, owner_, core::wall_clock_ms(), lease);
+  };
+  co_return co_await on_pool(claim);
 }
 
 asio::awaitable<void> Forwarder::idle(Connection& conn, std::uint64_t seen_generation) {

@@ -140,7 +140,13 @@ class Forwarder {
   asio::awaitable<void> stop_on_strand();
   void spawn_missing_workers();
 
-  asio::awaitable<void> process_batch(Connection& conn, std::vector<index::OutboxItem> items);
+  /// Claims up to forwarding.batch due rows, leased to owner_ (index errors returned as such).
+  asio::awaitable<core::Result<std::vector<index::OutboxItem>>> claim_due();
+  /// Sends `items` on worker `worker`'s association and records each outcome. With a window it
+  /// claims more rows while the last responses are outstanding (a few times at most), so the
+  /// window does not drain at every batch's end.
+  asio::awaitable<void> process_batch(Connection& conn, std::size_t worker,
+                                      std::vector<index::OutboxItem> items);
   asio::awaitable<void> idle(Connection& conn, std::uint64_t seen_generation);
   asio::awaitable<core::Status> open_connection(Connection& conn, std::vector<Pair> pairs,
                                                 std::optional<dicom::AssociateRj>& rejection);

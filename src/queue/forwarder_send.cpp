@@ -24,9 +24,12 @@ namespace {
 
 std::shared_ptr<spdlog::logger> log() { return core::logger("queue"); }
 
+/// Claims one process_batch call makes while responses are outstanding (ADR 014).
+constexpr std::size_t kMaxTopUps = 8;
+
 }  // namespace
 
-asio::awaitable<void> Forwarder::process_batch(Connection& conn,
+asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t worker,
                                                std::vector<index::OutboxItem> items) {
   inflight_rows_ += items.size();
   // Reading the Part 10 headers is file I/O: the worker pool.
@@ -92,7 +95,34 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn,
     return false;
   };
 
+  // Claims made while the window still has responses outstanding (bounded: the rows of one
+  // call stay in memory until it ends, and work() looks at its own conditions between calls).
+  std::size_t top_ups = 0;
+  bool more_due = true;
+
   while (!unsent.empty() || !outstanding.empty()) {
+    if (unsent.empty() && more_due && top_ups < kMaxTopUps && conn.assoc &&
+        conn.assoc->window() > 1 && !stopping_ && !paused_ && wanted(worker) &&
+        conn.settings_generation == settings_generation_) {
+      // Everything claimed is sent and responses are outstanding: claim the next rows now, so
+      // the window stays full instead of draining before every claim (ADR 014).
+      ++top_ups;
+      auto claimed = co_await claim_due();
+      if (!claimed.ok() || claimed->empty()) {
+        more_due = false;  // nothing due (an index error: work()'s next claim reports it)
+        continue;
+      }
+      auto more = std::move(claimed).value();
+      auto prepare_more = [this, &more]() { return prepare_batch(data_dir_, more, open_file_); };
+      auto prepared_more = co_await on_pool(prepare_more);
+      inflight_rows_ += more.size();
+      for (std::size_t k = 0; k < more.size(); ++k) {
+        unsent.push_back(items.size());
+        items.push_back(std::move(more[k]));
+        prepared.push_back(std::move(prepared_more[k]));
+      }
+      continue;
+    }
     if (!unsent.empty() && !stopping_) {
       const std::size_t j = unsent.front();
       const auto& item = items[j];
