@@ -215,7 +215,7 @@ http::GatewaySnapshot App::snapshot() const {
     s.destinations.push_back({d.name, d.paused, d.pause_reason, d.consecutive_failures,
                               d.open_associations, d.counts.forwarded, d.counts.warnings,
                               d.counts.failed, d.counts.retried, d.counts.dead, d.counts.bytes,
-                              d.counts.associations_opened});
+                              d.counts.associations_opened, d.counts.claimed_ahead});
   }
   struct statvfs fs {};
   if (::statvfs(config_.data_dir.c_str(), &fs) == 0) {

@@ -15,9 +15,10 @@ struct Row {
 
 // DIMSE: 0xA700 out of resources, 0xA900 data set does not match SOP class, 0xC000 cannot
 // understand, 0x0111 duplicate SOP instance, 0x0110 processing failure, 0x0122 SOP class not
-// supported. 0xA7xx is the one refusal senders retry (DCMTK, dcm4che, our forwarder): it answers
-// every failure that passes, including kConflict (a race with a concurrent store of the same
-// instance, a serialization failure of the database: "send it again").
+// supported. 0xA7xx is the refusal senders and operators read as "try again later" (our
+// forwarder retries it; 0x0110 reads as final): it answers every failure that passes, including
+// kConflict (a race with a concurrent store of the same instance, a serialization failure of
+// the database: "send it again").
 constexpr std::array kTable = {
     Row{ErrorCode::kInvalidArgument, "invalid_argument", 400, 0xC000, 2},
     Row{ErrorCode::kNotFound, "not_found", 404, 0x0110, 1},

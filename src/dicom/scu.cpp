@@ -162,13 +162,6 @@ asio::awaitable<Result<std::uint16_t>> ScuAssociation::echo() {
   co_return rsp->status.value_or(0xFFFF);
 }
 
-asio::awaitable<Result<Command>> ScuAssociation::store(const SendItem& item) {
-  GW_CHECK(outstanding_.empty());  // else the next response may answer another request
-  auto id = co_await send_store(item);
-  if (!id.ok()) co_return id.error();
-  co_return co_await next_response();  // (the only request outstanding)
-}
-
 asio::awaitable<Result<std::uint16_t>> ScuAssociation::send_store(const SendItem& item) {
   const auto& meta = item.header.meta;
   const PresentationContext* pc =

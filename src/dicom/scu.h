@@ -75,24 +75,20 @@ class ScuAssociation {
 
   /// C-ECHO; returns the response status. Nothing else may be outstanding.
   asio::awaitable<Result<std::uint16_t>> echo();
-  /// C-STORE of a file's data set bytes exactly as stored, on the context accepted for its SOP
-  /// class and transfer syntax (kUnsupported when there is none). Returns the response.
-  /// When reading the file fails after the data set has begun (kDataLoss: a stored segment
-  /// failed authentication; kIo), the association is aborted (A-ABORT), so the peer never
-  /// completes a partial instance, and that error is returned: the association is then
-  /// unusable. Errors before anything was sent leave it established. Nothing else may be
-  /// outstanding (use send_store/next_response for that).
-  asio::awaitable<Result<Command>> store(const SendItem& item);
-
   /// Requests that may be outstanding at once: the window the acceptor granted (1 without one).
   std::uint32_t window() const { return window_; }
   /// False once a send or a response failed after something went on the wire: the association
   /// is gone (or was aborted). Failures before anything was sent (no context, an unreadable or
   /// changed file) leave it usable.
   bool usable() const { return !lost_; }
-  /// Like store(), but returns the request's Message ID once the data set is sent, without
-  /// waiting for the response (collect it with next_response()). The caller keeps at most
-  /// window() requests outstanding. Errors as store()'s.
+  /// Sends a C-STORE-RQ with a file's data set bytes exactly as stored, on the context accepted
+  /// for its SOP class and transfer syntax (kUnsupported when there is none), and returns its
+  /// Message ID without waiting for the response (collect it with next_response()). The caller
+  /// keeps at most window() requests outstanding. When reading the file fails after the data
+  /// set has begun (kDataLoss: a stored segment failed authentication; kIo), the association
+  /// is aborted (A-ABORT), so the peer never completes a partial instance, and that error is
+  /// returned: the association is then unusable. Errors before anything was sent leave it
+  /// established.
   asio::awaitable<Result<std::uint16_t>> send_store(const SendItem& item);
   /// The next response to an outstanding request, in whatever order the peer answers (its
   /// message_id_responded_to names the request). A response to no outstanding request aborts.

@@ -82,6 +82,7 @@ struct DestinationSnapshot {
   std::uint64_t dead = 0;
   std::uint64_t bytes = 0;
   std::uint64_t associations_opened = 0;
+  std::uint64_t claimed_ahead = 0;  ///< rows claimed while a window was still outstanding
 };
 
 /// Encryption at rest as the gateway runs it (ADR 010); the index adds key versions and rows.

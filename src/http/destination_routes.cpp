@@ -74,7 +74,8 @@ Json destination_json(const DestinationConfigSnapshot& c, const GatewaySnapshot&
               {"retried", d.retried},
               {"dead", d.dead},
               {"bytes", d.bytes},
-              {"associations_opened", d.associations_opened}};
+              {"associations_opened", d.associations_opened},
+              {"claimed_ahead", d.claimed_ahead}};
   }
   return {{"name", c.name},
           {"ae_title", c.ae_title},

@@ -139,10 +139,7 @@ DestinationStatus Forwarder::status() const {
   DestinationStatus s;
   s.name = name_;
   s.paused = paused_;
-  {
-    std::lock_guard lock(reason_mu_);
-    s.pause_reason = pause_reason_;
-  }
+  s.pause_reason = pause_reason();
   s.consecutive_failures = consecutive_failures_;
   s.open_associations = open_associations_;
   s.counts.forwarded = counters_.forwarded;
@@ -152,6 +149,7 @@ DestinationStatus Forwarder::status() const {
   s.counts.dead = counters_.dead;
   s.counts.bytes = counters_.bytes;
   s.counts.associations_opened = counters_.associations_opened;
+  s.counts.claimed_ahead = counters_.claimed_ahead;
   return s;
 }
 
@@ -227,6 +225,12 @@ asio::awaitable<void> Forwarder::work(Connection& conn, std::size_t index) {
     }
     co_await process_batch(conn, index, std::move(claimed).value());
   }
+}
+
+bool Forwarder::may_claim_ahead(const Connection& conn, std::size_t worker) const {
+  // work()'s own conditions for claiming, and the association is proven alive and pipelines.
+  return wanted(worker) && !paused_ && conn.assoc && conn.assoc->window() > 1 &&
+         conn.settings_generation == settings_generation_;
 }
 
 asio::awaitable<core::Result<std::vector<index::OutboxItem>>> Forwarder::claim_due() {

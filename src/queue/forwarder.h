@@ -73,6 +73,9 @@ struct ForwardingCounts {
   std::uint64_t dead = 0;       ///< rows dead-lettered (permanent failure or retries exhausted)
   std::uint64_t bytes = 0;      ///< stored file bytes of delivered rows
   std::uint64_t associations_opened = 0;
+  /// Rows claimed while a window's responses were outstanding (ADR 014): the window was kept
+  /// full across batches.
+  std::uint64_t claimed_ahead = 0;
 };
 
 struct DestinationStatus {
@@ -116,7 +119,8 @@ class Forwarder {
   void update(ForwarderSettings settings);
   /// Starts stopping without waiting (stop() waits); lets several forwarders stop in parallel.
   void request_stop();
-  /// Stops claiming, lets each worker finish the item it is sending, records the results,
+  /// Stops claiming, lets each worker finish what it is sending and collect the responses still
+  /// outstanding (a window's worth with asynchronous operations), records the results,
   /// releases the associations and gives the rows still leased back (release_outbox_leases).
   /// Await it from any executor; calling it again waits for the same end.
   asio::awaitable<void> stop();
@@ -142,6 +146,10 @@ class Forwarder {
 
   /// Claims up to forwarding.batch due rows, leased to owner_ (index errors returned as such).
   asio::awaitable<core::Result<std::vector<index::OutboxItem>>> claim_due();
+  /// Worker `worker` may claim more rows for `conn` before its window drains (ADR 014): it is
+  /// still wanted, the destination is not paused, the association grants a window and was
+  /// opened with the current settings.
+  bool may_claim_ahead(const Connection& conn, std::size_t worker) const;
   /// Sends `items` on worker `worker`'s association and records each outcome. With a window it
   /// claims more rows while the last responses are outstanding (a few times at most), so the
   /// window does not drain at every batch's end.
@@ -168,6 +176,7 @@ class Forwarder {
   void pause(const std::string& reason);
   void resume();
   void set_pause_reason(std::string reason);
+  std::string pause_reason() const;
 
   /// Runs `work` on the worker pool and resumes on the strand. By reference: GCC 12 destroys a
   /// temporary lambda argument of a co_await expression twice when its captures are not trivial.
@@ -209,7 +218,7 @@ class Forwarder {
   std::atomic<std::uint32_t> open_associations_{0};
   struct Counters {
     std::atomic<std::uint64_t> forwarded{0}, warnings{0}, failed{0}, retried{0}, dead{0}, bytes{0},
-        associations_opened{0};
+        associations_opened{0}, claimed_ahead{0};
   } counters_;
   mutable std::mutex reason_mu_;  // guards pause_reason_ only
   std::string pause_reason_;

@@ -63,6 +63,11 @@ void Forwarder::set_pause_reason(std::string reason) {
   pause_reason_ = std::move(reason);
 }
 
+std::string Forwarder::pause_reason() const {
+  std::lock_guard lock(reason_mu_);
+  return pause_reason_;
+}
+
 asio::awaitable<void> Forwarder::probe_loop() {
   while (!stopping_ && paused_) {
     const auto seen = control_.generation();

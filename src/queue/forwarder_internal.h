@@ -2,7 +2,7 @@
 /// What the Forwarder's source files share and nothing else includes: one worker's association
 /// (Forwarder::Connection), the hop to the worker pool (Forwarder::on_pool) and wall-clock
 /// milliseconds for the index. The files: forwarder.cpp (life cycle, workers, leases),
-/// forwarder_send.cpp (one batch on one association, each row's outcome),
+/// forwarder_send.cpp (one worker's send loop on one association, each row's outcome),
 /// forwarder_connection.cpp (opening and releasing associations), forwarder_breaker.cpp (circuit
 /// breaker and probe); send_batch.h and outbox_writer.h are self-contained helpers.
 

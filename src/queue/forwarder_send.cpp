@@ -1,5 +1,6 @@
-// One claimed batch on one association (Forwarder::process_batch) and each row's outcome
-// (Forwarder::finish).
+// One worker's send loop on one association (Forwarder::process_batch: a claimed batch, and
+// with a window the batches claimed ahead while its responses are outstanding) and each row's
+// outcome (Forwarder::finish).
 
 #include <algorithm>
 #include <deque>
@@ -25,7 +26,7 @@ namespace {
 std::shared_ptr<spdlog::logger> log() { return core::logger("queue"); }
 
 /// Claims one process_batch call makes while responses are outstanding (ADR 014).
-constexpr std::size_t kMaxTopUps = 8;
+constexpr std::size_t kMaxClaimsAhead = 8;
 
 }  // namespace
 
@@ -50,6 +51,11 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
   // retry.
   bool may_be_stale = conn.assoc && conn.used;
 
+  // A row finished without being sent lets go of the reader prepare_batch may have kept open
+  // for it (a later send would open the file again).
+  auto let_go = [&](std::size_t j) {
+    if (prepared[j].ok()) prepared[j]->open = open_file_;
+  };
   // A failure that ends the batch: the unsent rows share its reason and one jitter draw, so
   // rows that were claimed together stay together (the next claim takes them on one association
   // instead of one connection attempt per row); one log line for all, written by the caller.
@@ -59,6 +65,7 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
     for (const std::size_t j : unsent) {
       finish(updates, conn.serial, items[j],
              prepared[j].ok() ? c : unreadable_file(prepared[j].error()), &same);
+      let_go(j);
     }
     unsent.clear();
   };
@@ -97,30 +104,38 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
 
   // Claims made while the window still has responses outstanding (bounded: the rows of one
   // call stay in memory until it ends, and work() looks at its own conditions between calls).
-  std::size_t top_ups = 0;
+  std::size_t claims_ahead = 0;
   bool more_due = true;
+  std::optional<Classification> last_response;  // of this call's latest response
 
   while (!unsent.empty() || !outstanding.empty()) {
-    if (unsent.empty() && more_due && top_ups < kMaxTopUps && conn.assoc &&
-        conn.assoc->window() > 1 && !stopping_ && !paused_ && wanted(worker) &&
-        conn.settings_generation == settings_generation_) {
+    if (unsent.empty() && more_due && claims_ahead < kMaxClaimsAhead && !may_be_stale &&
+        may_claim_ahead(conn, worker)) {
       // Everything claimed is sent and responses are outstanding: claim the next rows now, so
       // the window stays full instead of draining before every claim (ADR 014).
-      ++top_ups;
+      ++claims_ahead;
       auto claimed = co_await claim_due();
       if (!claimed.ok() || claimed->empty()) {
         more_due = false;  // nothing due (an index error: work()'s next claim reports it)
         continue;
       }
       auto more = std::move(claimed).value();
+      inflight_rows_ += more.size();
+      counters_.claimed_ahead += more.size();
       auto prepare_more = [this, &more]() { return prepare_batch(data_dir_, more, open_file_); };
       auto prepared_more = co_await on_pool(prepare_more);
-      inflight_rows_ += more.size();
       for (std::size_t k = 0; k < more.size(); ++k) {
         unsent.push_back(items.size());
         items.push_back(std::move(more[k]));
         prepared.push_back(std::move(prepared_more[k]));
       }
+      continue;
+    }
+    if (!unsent.empty() && !stopping_ && paused_) {
+      // The breaker is open (on this call's latest response, or on another worker's failures):
+      // the unsent rows wait like rows never claimed; the outstanding ones still get their
+      // responses.
+      finish_unsent(paused_destination(last_response, pause_reason()));
       continue;
     }
     if (!unsent.empty() && !stopping_) {
@@ -150,6 +165,7 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
       if (fits && outstanding.size() < conn.assoc->window()) {
         if (conn.assoc->association().find_context(pair.first, pair.second) == nullptr) {
           finish(updates, conn.serial, item, not_accepted(pair.first, pair.second));
+          let_go(j);
           unsent.pop_front();
           continue;
         }
@@ -216,17 +232,7 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
     } else if (c.outcome != Outcome::kPermanent) {
       note_success();
     }
-    if (paused_ && !unsent.empty()) {
-      // The breaker opened (on this response, or on another worker's failures): the unsent rows
-      // wait like the rows that were never claimed (the outstanding ones still get their
-      // responses).
-      std::string reason;
-      {
-        std::lock_guard lock(reason_mu_);
-        reason = pause_reason_;
-      }
-      finish_unsent(paused_destination(c, reason));
-    }
+    last_response = c;
   }
   co_await updates.flush();
   if (conn.assoc) conn.used = true;

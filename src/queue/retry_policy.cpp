@@ -110,8 +110,9 @@ Classification not_accepted(std::string_view sop_class_uid, std::string_view tra
   return c;
 }
 
-Classification paused_destination(const Classification& last, std::string_view pause_reason) {
-  if (last.outcome == Outcome::kTransient) return last;
+Classification paused_destination(const std::optional<Classification>& last,
+                                  std::string_view pause_reason) {
+  if (last && last->outcome == Outcome::kTransient) return *last;
   Classification c;
   c.outcome = Outcome::kTransient;
   c.reason = fmt::format("destination paused: {}", pause_reason);

@@ -71,12 +71,13 @@ Classification classify_association_failure(
 /// The destination accepted no presentation context for this SOP class in this transfer syntax.
 Classification not_accepted(std::string_view sop_class_uid, std::string_view transfer_syntax_uid);
 
-/// The rows a worker has not sent yet when it finds the destination paused (circuit breaker)
-/// after a response: they wait like rows never claimed. `last`, the response's own
-/// classification, is kept when transient (it may be what opened the breaker). Anything else
-/// (a delivery; a permanent refusal of that one instance) says nothing about the other rows:
+/// The rows a worker has not sent yet when it finds the destination paused (circuit breaker):
+/// they wait like rows never claimed. `last`, the classification of the worker's latest
+/// response, is kept when transient (it may be what opened the breaker). Anything else (none;
+/// a delivery; a permanent refusal of that one instance) says nothing about the other rows:
 /// they wait transiently, for "destination paused: <pause_reason>".
-Classification paused_destination(const Classification& last, std::string_view pause_reason);
+Classification paused_destination(const std::optional<Classification>& last,
+                                  std::string_view pause_reason);
 
 /// The stored file of an outbox row cannot be read or is not a Part 10 file.
 Classification unreadable_file(std::string_view why);

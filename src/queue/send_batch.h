@@ -32,7 +32,7 @@ inline constexpr std::size_t kMaxHeldFiles = 8;
 /// Reads the Part 10 header of each row's stored file (data_dir / storage_path) through `open`
 /// (empty: plain files). Blocking file I/O: call it on the worker pool. The reader that read the
 /// header of one of the first kMaxHeldFiles items stays open in its SendItem and is the one its
-/// first store() streams from, so each such file is opened once (for an encrypted file, ADR 010,
+/// first send streams from, so each such file is opened once (for an encrypted file, ADR 010,
 /// opening means reading the key slots, unwrapping the data key and authenticating the last
 /// segment); a later open of the item (a resend) opens the file again. The readers of the items
 /// after those are closed at once and their files opened again when sent, which bounds the

@@ -354,7 +354,8 @@ TEST_F(ForwardTlsTest, AWindowOverMutualTlsToAnotherGatewayArrivesBitExact) {
   EXPECT_NE(gw->log().find("window=8"), std::string::npos) << gw->log();
   EXPECT_NE(remote->log().find("async_window=8 event=association_accepted"), std::string::npos)
       << remote->log();
-  EXPECT_NE(remote->log().find("flush=per_file"), std::string::npos) << remote->log();
+  EXPECT_NE(remote->log().find("duplicate=false flush=per_file"), std::string::npos)
+      << remote->log();
   EXPECT_EQ(gw->stop(), 0);
   EXPECT_EQ(remote->stop(), 0);
 }

@@ -239,6 +239,17 @@ class ForwarderTest : public ::testing::Test {
     return *gateways_.emplace_back(Gateway::start(options));
   }
 
+  /// One association to the windowed destination `gw`, asking for a window of 16, claiming
+  /// `batch` rows at a time.
+  config::Config one_windowed_association(const Gateway& gw, std::uint32_t batch) const {
+    auto config = make_config(gw.port());
+    config.destinations[0].ae_title = "DICOM_GW";
+    config.destinations[0].max_associations = 1;
+    config.destinations[0].max_async_operations = 16;
+    config.forwarding.batch = batch;
+    return config;
+  }
+
   /// Peers live until TearDown has stopped the service (so releases find them).
   StoreScp& keep(StoreScp scp) { return scps_.emplace_back(std::move(scp)); }
   Process& keep(Process process) { return processes_.emplace_back(std::move(process)); }
@@ -375,17 +386,18 @@ TEST_F(ForwarderTest, AWindowGrantedByTheDestinationKeepsSeveralStoresOutstandin
   auto config = make_config(gw.port());
   config.destinations[0].ae_title = "DICOM_GW";
   config.destinations[0].max_async_operations = 8;
-  config.forwarding.batch = 32;
+  config.forwarding.batch = 4;  // smaller than the window: it is kept full by claiming ahead
   config.forwarding.association_idle_timeout = 60s;  // kept open for the second phase
   start_service(config);
 
   ASSERT_TRUE(wait_settled());
   EXPECT_EQ(count_rows(index::OutboxState::kDelivered), uids.size());
   expect_bit_exact_at(gw, uids);
+  EXPECT_GT(service_->status(kDestination)->counts.claimed_ahead, 0u);
   // The destination granted the window, and had stores of one association in progress at once.
   EXPECT_NE(gw.log().find("async_window=8 event=association_accepted"), std::string::npos)
       << gw.log();
-  EXPECT_NE(gw.log().find("flush=per_file"), std::string::npos) << gw.log();
+  EXPECT_NE(gw.log().find("duplicate=false flush=per_file"), std::string::npos) << gw.log();
 
   // The destination restarts while our associations idle: the next batch goes out on a dead
   // association, window and all. Every request it left unanswered is sent again at once on a
@@ -408,12 +420,7 @@ TEST_F(ForwarderTest, ATransferCutOffMidWindowSendsTheUnansweredRowsAgain) {
   const auto uids = add_instances(
       "cut", {"--count", "300", "--sop-class", "ct", "--seed", "53", "--size-kib", "64"});
   auto& gw = start_windowed_destination();
-  auto config = make_config(gw.port());
-  config.destinations[0].ae_title = "DICOM_GW";
-  config.destinations[0].max_associations = 1;
-  config.destinations[0].max_async_operations = 16;
-  config.forwarding.batch = 32;
-  start_service(config);
+  start_service(one_windowed_association(gw, 32));
 
   // kill -9 of the destination with requests outstanding, then it comes back on the same port.
   ASSERT_TRUE(wait_until([&]() { return gw.count_instances() >= 40; }, 60s, 5ms));
@@ -434,11 +441,7 @@ TEST_F(ForwarderTest, StoppingMidWindowRecordsEveryOutstandingResponseAndGivesTh
   const auto uids = add_instances(
       "stop", {"--count", "300", "--sop-class", "ct", "--seed", "54", "--size-kib", "64"});
   auto& gw = start_windowed_destination();
-  auto config = make_config(gw.port());
-  config.destinations[0].ae_title = "DICOM_GW";
-  config.destinations[0].max_associations = 1;
-  config.destinations[0].max_async_operations = 16;
-  config.forwarding.batch = 64;
+  const auto config = one_windowed_association(gw, 64);
   start_service(config);
 
   ASSERT_TRUE(wait_until([&]() { return gw.count_instances() >= 40; }, 60s, 5ms));

@@ -92,6 +92,16 @@ GatewayOptions encrypted_gateway(std::uint16_t destination_port,
   return o;
 }
 
+/// Waits until all but one of `rows` outbox rows are delivered and that one is dead.
+bool all_delivered_but_one_dead(const Gateway& gw, std::size_t rows) {
+  return wait_until(
+      [&]() {
+        const auto all = queue_rows(gw);
+        return count_state(all, "delivered") == rows - 1 && count_state(all, "dead") == 1;
+      },
+      std::chrono::seconds(90));
+}
+
 /// Flips one bit of the second encrypted segment of `stored`: found only once a transfer of it
 /// has begun (opening a file checks its header and last segment).
 void alter_second_segment(const fs::path& stored) {
@@ -178,12 +188,7 @@ TEST_F(StorageEncryptionTest, AnAlteredStoredFileIsNeverForwarded) {
   ASSERT_NO_FATAL_FAILURE(alter_second_segment(*stored));
 
   StoreScp scp = start_storescp(port, dir_.subdir("received"));
-  ASSERT_TRUE(wait_until(
-      [&]() {
-        const auto rows = queue_rows(*gw);
-        return count_state(rows, "delivered") == files.size() - 1 && count_state(rows, "dead") == 1;
-      },
-      std::chrono::seconds(90)))
+  ASSERT_TRUE(all_delivered_but_one_dead(*gw, files.size()))
       << queue_rows(*gw).dump(1) << gw->log();
   for (const auto& row : queue_rows(*gw)) {
     if (row.value("sop_instance_uid", "") != victim) continue;
@@ -225,16 +230,11 @@ TEST_F(StorageEncryptionTest, AnAlteredStoredFileAbortsAWindowAndTheRowsItLeftUn
   // `resent=5` here, but how many depends on how fast the destination answers); its abort ends
   // the association, and those rows are sent again on a new one.
   remote->restart();
-  ASSERT_TRUE(wait_until(
-      [&]() {
-        const auto rows = queue_rows(*gw);
-        return count_state(rows, "delivered") == files.size() - 1 && count_state(rows, "dead") == 1;
-      },
-      std::chrono::seconds(90)))
+  ASSERT_TRUE(all_delivered_but_one_dead(*gw, files.size()))
       << queue_rows(*gw).dump(1) << gw->log();
   EXPECT_NE(gw->log().find("window=8"), std::string::npos) << gw->log();
   EXPECT_NE(gw->log().find("event=stored_file_corrupt"), std::string::npos) << gw->log();
-  // Every other instance arrived once, as sent; of the altered one nothing.
+  // Every other instance is stored at the destination, as sent; of the altered one nothing.
   EXPECT_EQ(remote->count_instances(), static_cast<std::int64_t>(files.size() - 1));
   EXPECT_FALSE(remote->stored_file(victim).has_value());
   for (const auto& f : files) {
