@@ -155,6 +155,9 @@ class Forwarder {
   /// window does not drain at every batch's end.
   asio::awaitable<void> process_batch(Connection& conn, std::size_t worker,
                                       std::vector<index::OutboxItem> items);
+  /// Reads the Part 10 headers of the rows' stored files on the worker pool (prepare_batch).
+  asio::awaitable<std::vector<core::Result<dicom::SendItem>>> prepare_on_pool(
+      const std::vector<index::OutboxItem>& items);
   asio::awaitable<void> idle(Connection& conn, std::uint64_t seen_generation);
   asio::awaitable<core::Status> open_connection(Connection& conn, std::vector<Pair> pairs,
                                                 std::optional<dicom::AssociateRj>& rejection);

@@ -33,9 +33,7 @@ constexpr std::size_t kMaxClaimsAhead = 8;
 asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t worker,
                                                std::vector<index::OutboxItem> items) {
   inflight_rows_ += items.size();
-  // Reading the Part 10 headers is file I/O: the worker pool.
-  auto prepare = [this, &items]() { return prepare_batch(data_dir_, items, open_file_); };
-  auto prepared = co_await on_pool(prepare);
+  auto prepared = co_await prepare_on_pool(items);
   if (conn.assoc && conn.settings_generation != settings_generation_) {
     co_await close_connection(conn, "settings changed");
   }
@@ -122,8 +120,7 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
       auto more = std::move(claimed).value();
       inflight_rows_ += more.size();
       counters_.claimed_ahead += more.size();
-      auto prepare_more = [this, &more]() { return prepare_batch(data_dir_, more, open_file_); };
-      auto prepared_more = co_await on_pool(prepare_more);
+      auto prepared_more = co_await prepare_on_pool(more);
       for (std::size_t k = 0; k < more.size(); ++k) {
         unsent.push_back(items.size());
         items.push_back(std::move(more[k]));
@@ -131,14 +128,14 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
       }
       continue;
     }
-    if (!unsent.empty() && !stopping_ && paused_) {
-      // The breaker is open (on this call's latest response, or on another worker's failures):
-      // the unsent rows wait like rows never claimed; the outstanding ones still get their
-      // responses.
-      finish_unsent(paused_destination(last_response, pause_reason()));
-      continue;
-    }
     if (!unsent.empty() && !stopping_) {
+      if (paused_) {
+        // The breaker is open (on this call's latest response, or on another worker's
+        // failures): the unsent rows wait like rows never claimed; the outstanding ones still
+        // get their responses.
+        finish_unsent(paused_destination(last_response, pause_reason()));
+        continue;
+      }
       const std::size_t j = unsent.front();
       const auto& item = items[j];
       if (!prepared[j].ok()) {
@@ -237,6 +234,13 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
   co_await updates.flush();
   if (conn.assoc) conn.used = true;
   inflight_rows_ -= items.size();
+}
+
+asio::awaitable<std::vector<core::Result<dicom::SendItem>>> Forwarder::prepare_on_pool(
+    const std::vector<index::OutboxItem>& items) {
+  // Reading the Part 10 headers is file I/O: the worker pool.
+  auto prepare = [this, &items]() { return prepare_batch(data_dir_, items, open_file_); };
+  co_return co_await on_pool(prepare);
 }
 
 void Forwarder::finish(OutboxWriter& updates, std::uint64_t serial, const index::OutboxItem& item,

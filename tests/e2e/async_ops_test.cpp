@@ -73,6 +73,23 @@ void expect_all_shared_flushes(const Gateway& gw, std::size_t n) {
   EXPECT_EQ(count_of(gw.log(), "flush=per_file"), 0u) << gw.log();
 }
 
+/// `count` generated files of `size_kib` in Explicit VR Little Endian (no odd-length deflate
+/// data sets to pad), from `seed`.
+std::vector<fs::path> ele_files(const fs::path& dir, int count, int size_kib, int seed) {
+  return generate_dicom(dir,
+                        {"--count", std::to_string(count), "--size-kib", std::to_string(size_kib),
+                         "--transfer-syntax", "ele", "--seed", std::to_string(seed)});
+}
+
+/// An in-process SCU towards `called_ae` on 127.0.0.1:`port` that proposes a window of 8.
+dicom::ScuOptions window_of_8(const std::string& called_ae, std::uint16_t port) {
+  dicom::ScuOptions options;
+  options.called_ae = called_ae;
+  options.port = port;
+  options.async_operations = 8;
+  return options;
+}
+
 /// The Part 10 files of `files` ready to send, and one presentation context for the first one's
 /// SOP class and transfer syntax (the callers generate a single pair).
 struct Prepared {
@@ -123,8 +140,7 @@ TEST(AsyncOps, AWindowedSenderStoresEverythingByteForByte) {
 
 TEST(AsyncOps, ReleaseWhileStoresAreInProgressIsAnsweredAfterTheirResponses) {
   TempDir dir("gw-async");
-  const auto files = generate_dicom(dir / "source", {"--count", "12", "--size-kib", "64",
-                                                     "--transfer-syntax", "ele", "--seed", "32"});
+  const auto files = ele_files(dir / "source", 12, 64, 32);
   ASSERT_EQ(files.size(), 12u);
   auto gw = Gateway::start();
 
@@ -137,10 +153,7 @@ TEST(AsyncOps, ReleaseWhileStoresAreInProgressIsAnsweredAfterTheirResponses) {
     std::string error;
   };
   const Prepared prepared = prepare(files);
-  dicom::ScuOptions options;
-  options.called_ae = "DICOM_GW";
-  options.port = gw->port();
-  options.async_operations = 8;
+  const dicom::ScuOptions options = window_of_8("DICOM_GW", gw->port());
   const auto outcome =
       run_coroutine<Outcome>([&](asio::any_io_executor ex) -> asio::awaitable<Outcome> {
         Outcome out;
@@ -201,8 +214,7 @@ TEST(AsyncOps, ReleaseWhileStoresAreInProgressIsAnsweredAfterTheirResponses) {
 
 TEST(AsyncOps, AGatewayLimitedToOneOperationAnswersSynchronously) {
   TempDir dir("gw-async");
-  const auto files = generate_dicom(dir / "source", {"--count", "20", "--size-kib", "16",
-                                                     "--transfer-syntax", "ele", "--seed", "33"});
+  const auto files = ele_files(dir / "source", 20, 16, 33);
   GatewayOptions options = logging_each_flush();
   options.max_async_operations = 1;
   auto gw = Gateway::start(options);
@@ -219,14 +231,10 @@ TEST(AsyncOps, AGatewayLimitedToOneOperationAnswersSynchronously) {
 
 TEST(AsyncOps, ASenderGrantedAWindowThatWaitsForEachResponseKeepsTheSharedFlush) {
   TempDir dir("gw-async");
-  const auto files = generate_dicom(dir / "source", {"--count", "10", "--size-kib", "16",
-                                                     "--transfer-syntax", "ele", "--seed", "35"});
+  const auto files = ele_files(dir / "source", 10, 16, 35);
   auto gw = Gateway::start(logging_each_flush());
   const Prepared prepared = prepare(files);
-  dicom::ScuOptions options;
-  options.called_ae = "DICOM_GW";
-  options.port = gw->port();
-  options.async_operations = 8;
+  const dicom::ScuOptions options = window_of_8("DICOM_GW", gw->port());
   const auto error =
       run_coroutine<std::string>([&](asio::any_io_executor ex) -> asio::awaitable<std::string> {
         auto assoc = co_await dicom::ScuAssociation::open(ex, options, prepared.contexts);
@@ -251,8 +259,7 @@ TEST(AsyncOps, ASenderGrantedAWindowThatWaitsForEachResponseKeepsTheSharedFlush)
 
 TEST(AsyncOps, StorescpGrantsNoWindowAndTheSenderStaysSynchronous) {
   TempDir dir("gw-async");
-  const auto files = generate_dicom(dir / "source", {"--count", "20", "--size-kib", "16",
-                                                     "--transfer-syntax", "ele", "--seed", "34"});
+  const auto files = ele_files(dir / "source", 20, 16, 34);
   StoreScp scp = start_storescp(0, dir.subdir("received"));
   const fs::path report = dir / "report.txt";
   const auto sent =
@@ -264,10 +271,7 @@ TEST(AsyncOps, StorescpGrantsNoWindowAndTheSenderStaysSynchronous) {
   for (const auto& l : lines) EXPECT_TRUE(l.ok) << l.raw;
 
   // The window our sender works with against it: 1.
-  dicom::ScuOptions options;
-  options.called_ae = "STORESCP";
-  options.port = scp.port;
-  options.async_operations = 8;
+  const dicom::ScuOptions options = window_of_8("STORESCP", scp.port);
   const auto window =
       run_coroutine<std::uint32_t>([&](asio::any_io_executor ex) -> asio::awaitable<std::uint32_t> {
         auto assoc = co_await dicom::ScuAssociation::open(ex, options, prepare(files).contexts);
