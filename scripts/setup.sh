@@ -14,6 +14,7 @@ BUILD_PKGS=(
 TEST_PKGS=(
   dcmtk openssl sqlite3 clang libclang-rt-14-dev procps util-linux orthanc curl
   postgresql postgresql-contrib
+  rsyslog rsyslog-gnutls
 )
 
 want=("${BUILD_PKGS[@]}")
@@ -34,5 +35,17 @@ SUDO=""
 echo "setup: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
+# The audit.syslog tests run their own rsyslogd (own config, port, pid file); the package would
+# also start the system's syslog daemon where init allows it. Keep it from starting during this
+# install with a policy-rc.d of our own, only when the machine has none (containers usually do).
+policy=/usr/sbin/policy-rc.d
+own_policy=""
+if [[ " ${missing[*]} " == *" rsyslog "* ]] && [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\ncase "$1" in rsyslog|rsyslog.service|syslog.socket) exit 101;; esac\nexit 0\n' |
+    $SUDO tee "$policy" >/dev/null
+  $SUDO chmod 755 "$policy"
+  own_policy=1
+  trap 'if [ -n "$own_policy" ]; then $SUDO rm -f "$policy"; fi' EXIT
+fi
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 echo "setup: done"

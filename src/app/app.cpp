@@ -62,6 +62,7 @@ dicom::ScpPolicy scp_policy_from(const config::Config& config) {
   p.require_tls_for = config.accept.require_tls_for;
   p.peers = config.peers;
   p.max_associations = config.limits.max_associations;
+  p.max_pending_connections = config.limits.max_pending_connections;
   p.max_async_operations = config.limits.max_async_operations;
   p.limits.max_pdu_length = config.limits.max_pdu_length;
   p.limits.max_associate_rq_length = config.limits.max_associate_rq_length;
@@ -115,6 +116,11 @@ core::Status App::start() {
               config_.storage.encrypt ? "on" : "off");
   GW_RETURN_IF_ERROR(startup_checks());
   audit_writer_ = std::make_unique<audit::AuditWriter>(*index_);
+  if (config_.audit.syslog.enabled) {
+    GW_ASSIGN_OR_RETURN(syslog_, audit::SyslogExporter::create(
+                                     *index_, audit::SyslogExportOptions::from_config(config_)));
+    audit_writer_->on_written([exporter = syslog_.get()] { exporter->notify(); });
+  }
   activity_audit_ = std::make_unique<ActivityAudit>(*audit_writer_);
   ingest_ = std::make_unique<IngestService>(*store_, *index_, config_.storage.duplicates);
   // The API's destinations run with the file's (ADR 005); a name in both, or one that no
@@ -185,6 +191,7 @@ http::GatewaySnapshot App::snapshot() const {
   s.scp.associations_rejected = c.associations_rejected.load();
   s.scp.associations_rejected_identity = c.associations_rejected_identity.load();
   s.scp.associations_aborted = c.associations_aborted.load();
+  s.scp.connections_refused = c.connections_refused.load();
   s.scp.echoes = c.echoes.load();
   s.scp.stores_ok = c.stores_ok.load();
   s.scp.stores_failed = c.stores_failed.load();
@@ -203,6 +210,14 @@ http::GatewaySnapshot App::snapshot() const {
   s.audit.dropped = audit.dropped;
   s.audit.failed = audit.failed;
   s.audit.queued = audit.queued;
+  if (syslog_) {
+    const auto sys = syslog_->counts();
+    s.audit.syslog_enabled = true;
+    s.audit.syslog_connected = sys.connected;
+    s.audit.syslog_sent = sys.sent;
+    s.audit.syslog_connection_failures = sys.connection_failures;
+    s.audit.syslog_backlog = sys.backlog;
+  }
   const auto& i = ingest_->counters();
   s.ingest.shared_flush = ingest_->shared_flush();
   s.ingest.stopped = ingest_->flush_failed();
@@ -241,7 +256,9 @@ core::Result<std::unique_ptr<storage::ContentReader>> App::open_stored_file(
 core::Status App::startup_checks() {
   // Runs before any listener opens: nothing else writes to storage/ now.
   GW_RETURN_IF_ERROR(recover_unconfirmed(*store_, *index_));
-  return remove_unreferenced_files(*store_, *index_);
+  GW_RETURN_IF_ERROR(remove_unreferenced_files(*store_, *index_));
+  store_->mark_recovered();
+  return core::ok_status();
 }
 
 void App::stop() {
@@ -289,6 +306,7 @@ int App::run() {
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
   forwarding_->start();
+  if (syslog_) syslog_->start();
   // Before the DICOM listeners: once a test (or systemd) sees the DICOM port, the API answers.
   if (http_) http_->start();
   for (auto& l : listeners_) {
@@ -310,6 +328,7 @@ int App::run() {
   // Summaries of associations the shutdown cut off, then every queued audit row.
   activity_audit_->flush_all();
   audit_writer_->stop();
+  if (syslog_) syslog_->stop();  // what it has not sent goes out after the next start
   const auto& c = scp_->counters();
   log()->info("event=stopped associations={} stored={} failed={}", c.associations_accepted.load(),
               ingest_->counters().stored.load(), ingest_->counters().failed.load());

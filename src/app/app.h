@@ -12,6 +12,7 @@
 
 #include "app/activity_audit.h"
 #include "app/ingest.h"
+#include "audit/syslog_export.h"
 #include "audit/writer.h"
 #include "config/config.h"
 #include "crypto/keyring.h"
@@ -91,6 +92,9 @@ class App final : public http::GatewayControl {
   /// configured. Replaced by a reload under reload_mu_.
   std::shared_ptr<const crypto::Keyring> keyring_;
   mutable std::mutex keyring_mu_;  ///< guards keyring_ (readers copy the pointer)
+  /// audit.syslog: every audit row to the collector (null when disabled). Before the writer,
+  /// whose thread wakes it, so it outlives that thread.
+  std::unique_ptr<audit::SyslogExporter> syslog_;
   /// The audit trail of DICOM activity (ADR 006): rows queued by the I/O threads, written by
   /// the writer's thread. Both outlive everything that reports to them (listeners, forwarders).
   std::unique_ptr<audit::AuditWriter> audit_writer_;

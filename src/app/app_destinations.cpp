@@ -285,6 +285,9 @@ http::DestinationEditOutcome App::edit_destination_locked(const http::Destinatio
     out.error = st.error();
     return out;
   }
+  // An instance routed before this delete was applied queues its row after it: the forwarding
+  // service dead-letters such rows like the delete did (ForwardingService).
+  if (edit.kind == Kind::kDelete) forwarding_->destination_deleted(name);
   log()->info("event=api_destination_{} destination={} dead_lettered={}",
               edit.kind == Kind::kCreate   ? "created"
               : edit.kind == Kind::kUpdate ? "updated"

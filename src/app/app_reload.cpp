@@ -54,6 +54,12 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
       running.storage.duplicates != fresh.storage.duplicates) {
     changed.push_back("storage");
   }
+  const auto& a = running.audit.syslog;
+  const auto& b = fresh.audit.syslog;
+  if (a.enabled != b.enabled || a.host != b.host || a.port != b.port || a.tls != b.tls ||
+      a.ca_file != b.ca_file || a.cert_file != b.cert_file || a.key_file != b.key_file) {
+    changed.push_back("audit");
+  }
   if (running.http.enabled != fresh.http.enabled || running.http.bind != fresh.http.bind ||
       running.http.port != fresh.http.port || running.http.tls.enabled != fresh.http.tls.enabled ||
       running.http.cors_origins != fresh.http.cors_origins) {
@@ -130,6 +136,12 @@ http::ReloadOutcome App::apply_reload() {
                 snapshot->certificate_serial());
     for (const auto& w : snapshot->warnings()) log()->warn("event=tls_warning reason=\"{}\"", w);
   }
+  if (scp_) {
+    // Access rules, bindings and limits hold for associations that start from now on.
+    auto policy = scp_policy_from(*fresh);
+    policy.ae_title = config_.ae_title;  // restart only (above)
+    scp_->set_policy(std::move(policy));
+  }
   ingest_->set_routing(std::make_shared<const queue::RoutingTable>(std::move(*routing)));
   if (auto st = forwarding_->reload(running); !st.ok()) {
     // Only after stop(): the gateway is shutting down.
@@ -141,6 +153,9 @@ http::ReloadOutcome App::apply_reload() {
   config_.tls = fresh->tls;
   config_.destinations = fresh->destinations;
   config_.routes = fresh->routes;
+  config_.accept = fresh->accept;
+  config_.peers = fresh->peers;
+  config_.limits = fresh->limits;
   config_.retry = fresh->retry;
   config_.forwarding = fresh->forwarding;
   log()->info("event=config_reloaded routes={} destinations={}", config_.routes.size(),

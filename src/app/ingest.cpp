@@ -106,7 +106,12 @@ class IngestSession final : public dicom::StoreSession {
         source, routing ? std::span<const std::uint32_t>(routing->required_tags())
                         : std::span<const std::uint32_t>());
     if (!info.ok()) {
-      return fail(status::kCannotUnderstand, "cannot parse data set: " + info.error().message);
+      // Only a data set DCMTK cannot parse is the sender's fault (0xC000, final); a spool read
+      // error or a lack of memory is ours, and the sender may try again (0xA7xx).
+      const auto code = info.error().code;
+      return fail(code == ErrorCode::kInvalidArgument ? status::kCannotUnderstand
+                                                      : core::dimse_status(code),
+                  "cannot parse data set: " + info.error().message);
     }
     if (info->sop_instance_uid != request_.sop_instance_uid) {
       return fail(status::kDataSetDoesNotMatchSopClass,

@@ -70,6 +70,11 @@ WriterCounts AuditWriter::counts() const {
   return c;
 }
 
+void AuditWriter::on_written(std::function<void()> hook) {
+  std::lock_guard lock(mu_);
+  on_written_ = std::move(hook);
+}
+
 void AuditWriter::run() {
   std::unique_lock lock(mu_);
   while (true) {
@@ -81,11 +86,13 @@ void AuditWriter::run() {
     }
     index::AuditEvent event = std::move(queue_.front());
     queue_.pop_front();
+    const auto hook = on_written_;
     lock.unlock();
     // The only blocking call, outside the lock: enqueue() never waits for it.
     auto id = index_.append_audit(event);
     if (id.ok()) {
       ++written_;
+      if (hook) hook();
     } else {
       ++failed_;
       log()->error("event=audit_failed action={} reason=\"{}\"", event.action, id.error().message);

@@ -18,6 +18,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <thread>
 
@@ -51,22 +52,28 @@ class AuditWriter {
   void stop();
 
   WriterCounts counts() const;
+  /// `hook` runs on the writer's thread after each row the index accepted (it wakes the syslog
+  /// exporter, audit/syslog_export.h). It must be quick and must not throw; whatever it refers
+  /// to must outlive the writer's thread (stop()).
+  void on_written(std::function<void()> hook);
 
  private:
   void run();
 
   index::Index& index_;
   const std::size_t capacity_;
-  mutable std::mutex mu_;  // guards queue_, accepted_, done_, stopping_, overflowing_, finished_
+  // guards queue_, accepted_, done_, stopping_, overflowing_, finished_, on_written_
+  mutable std::mutex mu_;
   std::condition_variable wake_;     ///< the thread: work or stop
   std::condition_variable done_cv_;  ///< flush(): done_ moved
   std::deque<index::AuditEvent> queue_;
   std::uint64_t accepted_ = 0;  ///< rows ever queued
   std::uint64_t done_ = 0;      ///< rows ever taken and written (or failed)
   bool stopping_ = false;
-  bool overflowing_ = false;  ///< dropping since the last successful enqueue (warned once)
-  bool finished_ = false;     ///< the thread has written everything and ended
-  std::mutex join_mu_;        // serialises stop()'s join (stop() may race the destructor's)
+  bool overflowing_ = false;          ///< dropping since the last successful enqueue (warned once)
+  bool finished_ = false;             ///< the thread has written everything and ended
+  std::function<void()> on_written_;  // guarded by mu_; copied by the thread before use
+  std::mutex join_mu_;                // serialises stop()'s join (stop() may race the destructor's)
   std::atomic<std::uint64_t> written_{0};
   std::atomic<std::uint64_t> dropped_{0};
   std::atomic<std::uint64_t> failed_{0};

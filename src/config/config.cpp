@@ -40,9 +40,9 @@ constexpr std::array<std::string_view, 3> kCertificateMatchKeys = {"subject_cn",
 constexpr std::array<std::string_view, 10> kTlsKeys = {
     "enabled",   "cert_file",        "key_file", "ca_file",     "crl_file",
     "no_verify", "peer_certificate", "profile",  "min_version", "ciphers"};
-constexpr std::array<std::string_view, 7> kLimitsKeys = {
-    "max_associations", "max_pdu_length", "max_associate_rq_length", "max_async_operations",
-    "artim_timeout",    "idle_timeout",   "shutdown_grace"};
+constexpr std::array<std::string_view, 8> kLimitsKeys = {
+    "max_associations",     "max_pending_connections", "max_pdu_length", "max_associate_rq_length",
+    "max_async_operations", "artim_timeout",           "idle_timeout",   "shutdown_grace"};
 constexpr std::array<std::string_view, 3> kStorageKeys = {"fsync", "encrypt", "duplicates"};
 constexpr std::array<std::string_view, 6> kDatabaseKeys = {
     "url",       "encryption_key_env",           "encryption_key_file",
@@ -52,7 +52,8 @@ constexpr std::array<std::string_view, 5> kHttpKeys = {"enabled", "bind", "port"
 constexpr std::array<std::string_view, 3> kHttpTlsKeys = {"enabled", "cert_file", "key_file"};
 constexpr std::array<std::string_view, 3> kAcmeKeys = {"certbot", "server", "renew_before_days"};
 constexpr std::array<std::string_view, 1> kAuditKeys = {"syslog"};
-constexpr std::array<std::string_view, 4> kSyslogKeys = {"enabled", "host", "port", "tls"};
+constexpr std::array<std::string_view, 7> kSyslogKeys = {"enabled", "host",      "port",    "tls",
+                                                         "ca_file", "cert_file", "key_file"};
 constexpr std::array<std::string_view, 1> kLoggingKeys = {"level"};
 
 // ---------------------------------------------------------------------------------------------
@@ -271,6 +272,7 @@ Limits Reader::read_limits(const Section& root) {
   Limits limits;
   Section s(*this, root.value("limits").value_or(YAML::Node()), "limits", kLimitsKeys);
   read_uint(s, "max_associations", 1, kU32Max, limits.max_associations);
+  read_uint(s, "max_pending_connections", 1, kU32Max, limits.max_pending_connections);
   read_uint(s, "max_pdu_length", kMinPdu, kMaxPdu, limits.max_pdu_length);
   read_uint(s, "max_associate_rq_length", 1, kU32Max, limits.max_associate_rq_length);
   read_uint(s, "max_async_operations", 1, kMaxAsyncOperations, limits.max_async_operations);
@@ -391,8 +393,22 @@ Audit Reader::read_audit(const Section& root) {
   read_string(sys, "host", audit.syslog.host);
   read_port(sys, "port", 1, audit.syslog.port);
   read_bool(sys, "tls", audit.syslog.tls);
-  if (audit.syslog.enabled && audit.syslog.host.empty() && !sys.has("host")) {
+  read_path(sys, "ca_file", audit.syslog.ca_file);
+  read_path(sys, "cert_file", audit.syslog.cert_file);
+  read_path(sys, "key_file", audit.syslog.key_file);
+  if (audit.syslog.enabled && audit.syslog.host.empty()) {
     add(sys.path("host"), "is required when audit.syslog.enabled is true");
+  }
+  if (audit.syslog.enabled && audit.syslog.tls) {
+    // Whether a CA is set at all (here or in tls:) is checked in cross_check().
+    if (!audit.syslog.ca_file.empty()) check_readable(sys.path("ca_file"), audit.syslog.ca_file);
+    if (audit.syslog.cert_file.empty() != audit.syslog.key_file.empty()) {
+      add(sys.path(audit.syslog.cert_file.empty() ? "cert_file" : "key_file"),
+          "cert_file and key_file go together (or leave both out to use tls.cert_file/key_file)");
+    } else if (!audit.syslog.cert_file.empty()) {
+      check_readable(sys.path("cert_file"), audit.syslog.cert_file);
+      check_readable(sys.path("key_file"), audit.syslog.key_file);
+    }
   }
   return audit;
 }
@@ -453,6 +469,17 @@ void Reader::cross_check(const Config& config) {
   }
   if (!config.peers.empty() && config.tls.peer_certificate == PeerCertificate::kNone) {
     add("peers", "needs client certificates: tls.peer_certificate must not be `none`");
+  }
+  if (!config.peers.empty() && config.tls.no_verify) {
+    add("peers",
+        "needs verified client certificates: with tls.no_verify: true any self-signed "
+        "certificate could claim a bound name");
+  }
+  const Syslog& sys = config.audit.syslog;
+  if (sys.enabled && sys.tls && sys.ca_file.empty() && config.tls.ca_file.empty()) {
+    add("audit.syslog.ca_file",
+        "is required when audit.syslog.tls is true and tls.ca_file is not set (the CA bundle "
+        "that signs the collector's certificate)");
   }
 }
 

@@ -66,7 +66,10 @@ struct Tls {
 
 /// Association and resource limits (not in the seeds; every key has a default).
 struct Limits {
-  std::uint32_t max_associations = 64;    ///< over it: A-ASSOCIATE-RJ local limit exceeded
+  std::uint32_t max_associations = 64;  ///< over it: A-ASSOCIATE-RJ local limit exceeded
+  /// Connections beyond the associations (TLS handshake, A-ASSOCIATE-RQ not read yet, being
+  /// rejected): over max_associations + this, a new connection is closed at once.
+  std::uint32_t max_pending_connections = 64;
   std::uint32_t max_pdu_length = 262144;  ///< our receive limit, advertised in A-ASSOCIATE-AC
   std::uint32_t max_associate_rq_length = 65536;  ///< largest A-ASSOCIATE-RQ PDU accepted
   /// Stores one association may have in progress when its peer proposes an asynchronous
@@ -191,11 +194,16 @@ struct Acme {
   int renew_before_days = 30;
 };
 
+/// Audit export to a syslog collector (audit/syslog_export.h). The TLS files default to the
+/// top-level `tls:` ones; the profile is always tls.profile (min_version, ciphers).
 struct Syslog {
   bool enabled = false;
   std::string host;
   std::uint16_t port = 6514;
   bool tls = true;
+  std::filesystem::path ca_file;    ///< trust for the collector; "" = tls.ca_file
+  std::filesystem::path cert_file;  ///< our client certificate; "" = tls.cert_file
+  std::filesystem::path key_file;   ///< with cert_file; "" = tls.key_file
 };
 
 struct Audit {

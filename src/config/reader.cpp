@@ -235,6 +235,18 @@ bool Reader::read_path(const Section& s, std::string_view key, fs::path& out) {
   return true;
 }
 
+namespace {
+
+/// Spaces around an AE title are padding (PS3.8 9.3.2): peers' titles arrive without them, so
+/// `"CT1 "` in the file must mean CT1.
+std::string trimmed_ae(std::string_view ae) {
+  const auto first = ae.find_first_not_of(' ');
+  if (first == std::string_view::npos) return {};
+  return std::string(ae.substr(first, ae.find_last_not_of(' ') - first + 1));
+}
+
+}  // namespace
+
 bool Reader::read_ae_title(const Section& s, std::string_view key, std::string& out) {
   std::string text;
   if (!scalar(s, key, "expected an AE title (a string of 1-16 characters)", text)) return false;
@@ -242,7 +254,7 @@ bool Reader::read_ae_title(const Section& s, std::string_view key, std::string& 
     add(s.path(key), "AE title " + *problem);
     return false;
   }
-  out = std::move(text);
+  out = trimmed_ae(text);
   return true;
 }
 
@@ -264,7 +276,7 @@ bool Reader::read_ae_titles(const Section& s, std::string_view key, std::vector<
       ok = false;
       continue;
     }
-    titles.push_back(item.Scalar());
+    titles.push_back(trimmed_ae(item.Scalar()));
   }
   if (ok) out = std::move(titles);
   return ok;

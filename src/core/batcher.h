@@ -42,7 +42,19 @@ class Batcher {
       std::vector<Slot*> batch;
       batch.swap(queue_);
       lock.unlock();
-      process_(batch);
+      try {
+        process_(batch);
+      } catch (...) {
+        // The next leader takes the other callers' requests; this caller sees the exception.
+        // Never leave leader_active_ set: every later run() would wait for ever.
+        lock.lock();
+        leader_active_ = false;
+        for (Slot* slot : batch) {
+          if (slot != &me && !slot->response) queue_.push_back(slot);
+        }
+        cv_.notify_all();
+        throw;
+      }
       for (const Slot* slot : batch) GW_CHECK(slot->response.has_value());
       lock.lock();
       leader_active_ = false;

@@ -35,4 +35,21 @@ std::shared_ptr<spdlog::logger> logger(const std::string& module) {
   return l;
 }
 
+std::string log_safe(std::string_view value) {
+  constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(value.size());
+  for (const char c : value) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u > 0x7e || c == '"' || c == '\\') {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 0x0f];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 }  // namespace gw::core

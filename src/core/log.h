@@ -17,4 +17,8 @@ void init_logging(std::string_view level = "info");
 /// The logger for a module, created on first use.
 std::shared_ptr<spdlog::logger> logger(const std::string& module);
 
+/// A peer-supplied value (an AE title) made safe to print inside `key="…"`: `"`, `\` and
+/// control or non-ASCII bytes become `\xNN`, so no value can end the quotes or start a line.
+std::string log_safe(std::string_view value);
+
 }  // namespace gw::core

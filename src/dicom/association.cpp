@@ -15,6 +15,7 @@ namespace {
 
 constexpr std::uint32_t kMaxFragment = 1u << 20;  // our own cap when the peer says "no limit"
 constexpr std::size_t kSendChunk = 1u << 20;      // bytes read from a source per gathered write
+constexpr std::size_t kMaxFragmentsPerWrite = 256;
 constexpr auto kLingerLimit = std::chrono::seconds(2);
 
 Error protocol_error(std::string message) {
@@ -45,7 +46,10 @@ const PresentationContext* Association::find_context(std::string_view abstract_s
 
 std::uint32_t Association::fragment_limit() const {
   if (peer_max_pdu_ == 0 || peer_max_pdu_ > kMaxFragment) return kMaxFragment;
-  return std::max<std::uint32_t>(peer_max_pdu_ - static_cast<std::uint32_t>(kPdvHeaderSize), 1);
+  // A peer limit of 6 bytes or less leaves no room for data: one byte per PDV, never an
+  // unsigned wrap-around into a 4 GiB fragment.
+  if (peer_max_pdu_ <= kPdvHeaderSize) return 1;
+  return peer_max_pdu_ - static_cast<std::uint32_t>(kPdvHeaderSize);
 }
 
 asio::awaitable<void> Association::begin_send_turn() {
@@ -401,6 +405,13 @@ asio::awaitable<Status> Association::send_command(std::uint8_t context_id, const
   SendTurn turn(this);
   GW_CO_RETURN_IF_ERROR(check_can_send());  // (after the wait: an abort may have gone first)
   fsm_.on(Event::kEvt9);
+  co_return co_await write_message_part(bufs);
+}
+
+asio::awaitable<Status> Association::write_message_part(std::span<const asio::const_buffer> bufs) {
+  // A deadline per write, not the last read's: a large data set to a slow peer may take longer
+  // than any one response wait, as long as each part (at most kSendChunk) keeps moving.
+  channel_->expires_after(limits_.idle);
   co_return co_await channel_->write_all(bufs);
 }
 
@@ -412,7 +423,10 @@ asio::awaitable<Status> Association::send_data_set(std::uint8_t context_id,
   GW_CO_RETURN_IF_ERROR(check_can_send());
   fsm_.on(Event::kEvt9);
   const std::uint32_t frag = fragment_limit();
-  const std::size_t chunk = std::max<std::size_t>(frag, (kSendChunk / frag) * frag);
+  // At most kMaxFragmentsPerWrite PDUs per gathered write: a peer with a tiny limit costs
+  // small writes, not a header vector per byte of a 1 MiB chunk.
+  const std::size_t chunk = std::max<std::size_t>(
+      frag, std::min<std::size_t>(kSendChunk / frag, kMaxFragmentsPerWrite) * frag);
   send_buffer_.resize(chunk);
   std::vector<std::array<std::uint8_t, kPduHeaderSize + kPdvHeaderSize>> headers;
   std::vector<asio::const_buffer> bufs;
@@ -420,7 +434,7 @@ asio::awaitable<Status> Association::send_data_set(std::uint8_t context_id,
   if (total_size == 0) {
     auto header = encode_p_data_header(context_id, false, true, 0);
     std::array<asio::const_buffer, 1> one{asio::buffer(header)};
-    co_return co_await channel_->write_all(one);
+    co_return co_await write_message_part(one);
   }
   while (sent < total_size) {
     const std::size_t want =
@@ -447,7 +461,7 @@ asio::awaitable<Status> Association::send_data_set(std::uint8_t context_id,
       bufs.push_back(asio::buffer(headers[i]));
       bufs.push_back(asio::buffer(send_buffer_.data() + pos, n));
     }
-    GW_CO_RETURN_IF_ERROR(co_await channel_->write_all(bufs));
+    GW_CO_RETURN_IF_ERROR(co_await write_message_part(bufs));
     sent += filled;
   }
   co_return Status{};

@@ -121,6 +121,9 @@ class Association {
   asio::awaitable<bool> apply(Event event);
   asio::awaitable<void> close_after_peer();
   asio::awaitable<Status> write(std::span<const std::uint8_t> pdu);
+  /// Writes part of a DIMSE message (in the caller's send turn) under its own deadline:
+  /// `limits_.idle` for this write, whatever deadline the last read left.
+  asio::awaitable<Status> write_message_part(std::span<const asio::const_buffer> bufs);
   /// Waits for the turn to send (another coroutine's message may be on its way); a SendTurn
   /// made right after it ends the turn.
   struct SendTurn {

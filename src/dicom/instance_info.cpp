@@ -197,6 +197,10 @@ core::Result<InstanceInfo> read_instance_info(ByteSource& source,
     file.transferEnd();
   }
   if (source_error) return std::move(*source_error);
+  if (loaded == EC_MemoryExhausted) {
+    return core::make_error(core::ErrorCode::kResourceExhausted,
+                            "not enough memory to read the data set");
+  }
   if (loaded.bad()) {
     return core::make_error(core::ErrorCode::kInvalidArgument,
                             std::string("DICOM file not readable: ") + loaded.text());

@@ -68,10 +68,10 @@ void note_rejection(ScpContext& ctx, const AssociationInfo& info, const Rejectio
   ctx.counters().associations_rejected++;
   ctx.counters().rejected_by_category[static_cast<std::size_t>(r.category)]++;
   log()->warn(
-      "assoc={} listener={} peer={} calling_ae={} called_ae={} event=association_rejected "
+      "assoc={} listener={} peer={} calling_ae=\"{}\" called_ae=\"{}\" event=association_rejected "
       "category={} reason=\"{}\" rj=\"{}\"",
-      info.id, info.listener, info.peer_address, info.calling_ae, info.called_ae,
-      to_string(r.category), r.why, describe(r.rj));
+      info.id, info.listener, info.peer_address, core::log_safe(info.calling_ae),
+      core::log_safe(info.called_ae), to_string(r.category), r.why, describe(r.rj));
   if (auto* observer = ctx.observer()) observer->association_rejected(info, r.category, r.why);
 }
 
@@ -146,8 +146,8 @@ void ScpContext::unregister_connection(std::uint64_t id) {
   --active_;
 }
 
-bool ScpContext::try_acquire_slot() {
-  if (slots_.fetch_add(1) >= policy_.max_associations) {
+bool ScpContext::try_acquire_slot(std::uint32_t max_associations) {
+  if (slots_.fetch_add(1) >= max_associations) {
     slots_.fetch_sub(1);
     return false;
   }
@@ -155,6 +155,17 @@ bool ScpContext::try_acquire_slot() {
 }
 
 void ScpContext::release_slot() { slots_.fetch_sub(1); }
+
+bool ScpContext::try_open_connection() {
+  const auto p = policy();
+  const std::uint64_t cap =
+      std::uint64_t{p->max_associations} + std::uint64_t{p->max_pending_connections};
+  if (open_connections_.fetch_add(1) >= cap) {
+    open_connections_.fetch_sub(1);
+    return false;
+  }
+  return true;
+}
 
 void ScpContext::begin_shutdown() {
   stopping_ = true;
@@ -174,7 +185,8 @@ void ScpContext::begin_shutdown() {
 
 asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::string listener,
                                        ScpContext& ctx) {
-  auto run = std::make_shared<AssociationRun>(channel, ctx.policy().limits);
+  const auto policy = ctx.policy();
+  auto run = std::make_shared<AssociationRun>(channel, policy->limits);
   AssociationInfo& info = run->info;
   Association& assoc = run->assoc;
   info.id = ctx.register_connection(channel, &run->idle);
@@ -204,10 +216,9 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
   info.calling_ae = rq->calling_ae;
   info.called_ae = rq->called_ae;
 
-  auto rejection = check_policy(*rq, info, ctx.policy());
+  auto rejection = check_policy(*rq, info, *policy);
   if (!rejection) {
-    if (auto refused =
-            tls::check_peer_identity(ctx.policy().peers, info.calling_ae, info.tls_peer)) {
+    if (auto refused = tls::check_peer_identity(policy->peers, info.calling_ae, info.tls_peer)) {
       ctx.counters().associations_rejected_identity++;
       rejection = Rejection{AssociateRj{RejectResult::kPermanent, RejectSource::kServiceUser,
                                         reject_reason::kCallingAeNotRecognized},
@@ -220,7 +231,7 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
                               reject_reason::kTemporaryCongestion},
                   RejectCategory::kOther, "shutting down"};
   }
-  if (!rejection && !ctx.try_acquire_slot()) {
+  if (!rejection && !ctx.try_acquire_slot(policy->max_associations)) {
     rejection =
         Rejection{AssociateRj{RejectResult::kTransient, RejectSource::kServiceProviderPresentation,
                               reject_reason::kLocalLimitExceeded},
@@ -239,14 +250,14 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
   AssociateAc ac;
   ac.called_ae = rq->called_ae;
   ac.calling_ae = rq->calling_ae;
-  ac.contexts = negotiate(rq->contexts, ctx.policy().negotiation);
-  ac.user_info.max_pdu_length = ctx.policy().limits.max_pdu_length;
+  ac.contexts = negotiate(rq->contexts, policy->negotiation);
+  ac.user_info.max_pdu_length = policy->limits.max_pdu_length;
   ac.user_info.implementation_class_uid = std::string(kImplementationClassUid);
   ac.user_info.implementation_version_name = std::string(kImplementationVersionName);
   ac.user_info.async_ops_window =
-      answer_async_window(rq->user_info.async_ops_window, ctx.policy().max_async_operations);
+      answer_async_window(rq->user_info.async_ops_window, policy->max_async_operations);
   info.async_window =
-      granted_async_window(ac.user_info.async_ops_window, ctx.policy().max_async_operations);
+      granted_async_window(ac.user_info.async_ops_window, policy->max_async_operations);
   if (auto st = co_await assoc.send_associate_ac(*rq, ac); !st.ok()) {
     ctx.counters().associations_aborted++;
     channel->close();
@@ -254,10 +265,11 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
   }
   ctx.counters().associations_accepted++;
   log()->info(
-      "assoc={} listener={} peer={} calling_ae={} called_ae={} tls={} tls_subject=\"{}\" "
+      "assoc={} listener={} peer={} calling_ae=\"{}\" called_ae=\"{}\" tls={} tls_subject=\"{}\" "
       "contexts={}/{} async_window={} event=association_accepted",
-      info.id, info.listener, info.peer_address, info.calling_ae, info.called_ae, info.tls,
-      info.tls_subject, assoc.contexts().size(), rq->contexts.size(), info.async_window);
+      info.id, info.listener, info.peer_address, core::log_safe(info.calling_ae),
+      core::log_safe(info.called_ae), info.tls, info.tls_subject, assoc.contexts().size(),
+      rq->contexts.size(), info.async_window);
   // However the association ends (even when the coroutine is destroyed at shutdown), the
   // observer hears of it once, so the association's summary is written.
   struct EndNotice {
@@ -281,7 +293,7 @@ asio::awaitable<void> serve_tls_connection(asio::ip::tcp::socket socket,
     note_handshake_failure(ctx, listener, peer, {}, channel.error());
     co_return;
   }
-  auto handshake = co_await (*channel)->handshake_server(ctx.policy().limits.artim);
+  auto handshake = co_await (*channel)->handshake_server(ctx.policy()->limits.artim);
   if (!handshake.ok()) {
     // Under no_verify a verification failure was accepted: it is not why this one failed.
     const tls::VerifyFailure verify =
@@ -367,21 +379,36 @@ asio::awaitable<void> Listener::accept_loop() {
       co_await backoff.async_wait(use_nothrow);
       continue;
     }
+    if (!context_.try_open_connection()) {
+      // Before any read or allocation: silent connections cannot pile up (no RJ: the peer has
+      // not said anything yet). Logged once per second at most.
+      const auto refused = ++context_.counters().connections_refused;
+      const auto now = Clock::now();
+      if (now - last_refusal_log_ >= std::chrono::seconds(1)) {
+        last_refusal_log_ = now;
+        log()->warn(
+            "listener={} peer={} event=connection_refused reason=too_many_connections "
+            "refused_total={}",
+            name_, remote_endpoint_string(socket), refused);
+      }
+      std::error_code ignored;
+      socket.close(ignored);
+      continue;
+    }
+    auto done = [&ctx = context_](std::exception_ptr e) {
+      ctx.close_connection();
+      if (e) log()->error("event=connection_failed reason=exception");
+    };
     if (tls_) {
       // The snapshot current at accept time serves this connection to its end.
       auto executor = socket.get_executor();
       asio::co_spawn(executor,
                      serve_tls_connection(std::move(socket), tls_->current(), name_, context_),
-                     [](std::exception_ptr e) {
-                       if (e) log()->error("event=connection_failed reason=exception");
-                     });
+                     done);
       continue;
     }
     auto channel = TcpChannel::create(std::move(socket));
-    asio::co_spawn(channel->executor(), serve_connection(channel, name_, context_),
-                   [](std::exception_ptr e) {
-                     if (e) log()->error("event=connection_failed reason=exception");
-                   });
+    asio::co_spawn(channel->executor(), serve_connection(channel, name_, context_), done);
   }
 }
 

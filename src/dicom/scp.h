@@ -101,6 +101,9 @@ struct ScpPolicy {
   std::vector<std::string> require_tls_for;
   std::vector<config::Peer> peers;  ///< AE title <-> certificate bindings (tls/peer_identity.h)
   std::uint32_t max_associations = 64;
+  /// Connections allowed beyond max_associations (handshakes, RQs not read yet, rejections);
+  /// over the sum a new connection is closed at once, before any read or allocation.
+  std::uint32_t max_pending_connections = 64;
   /// Stores one association may have in progress when its peer proposes an asynchronous
   /// operations window (1: always synchronous).
   std::uint32_t max_async_operations = 16;
@@ -170,6 +173,8 @@ struct ScpCounters {
   /// Of those, refused by the `peers:` bindings (certificate vs calling AE title).
   std::atomic<std::uint64_t> associations_rejected_identity{0};
   std::atomic<std::uint64_t> associations_aborted{0};
+  /// Connections closed at accept: max_associations + max_pending_connections were open.
+  std::atomic<std::uint64_t> connections_refused{0};
   std::atomic<std::uint64_t> echoes{0};
   std::atomic<std::uint64_t> stores_ok{0};
   std::atomic<std::uint64_t> stores_failed{0};
@@ -184,9 +189,17 @@ struct ScpCounters {
 class ScpContext {
  public:
   ScpContext(ScpPolicy policy, StoreService& store, asio::any_io_executor worker_pool)
-      : policy_(std::move(policy)), store_(store), worker_pool_(std::move(worker_pool)) {}
+      : policy_(std::make_shared<const ScpPolicy>(std::move(policy))),
+        store_(store),
+        worker_pool_(std::move(worker_pool)) {}
 
-  const ScpPolicy& policy() const { return policy_; }
+  /// The policy now in force. A connection takes one snapshot when it starts and keeps it, so a
+  /// reload applies to new associations and never changes one half-way.
+  std::shared_ptr<const ScpPolicy> policy() const { return policy_.load(); }
+  /// A reload: the access rules, bindings and limits for associations that start from now on.
+  void set_policy(ScpPolicy policy) {
+    policy_.store(std::make_shared<const ScpPolicy>(std::move(policy)));
+  }
   StoreService& store() { return store_; }
   asio::any_io_executor worker_pool() { return worker_pool_; }
   ScpCounters& counters() { return counters_; }
@@ -202,12 +215,16 @@ class ScpContext {
   // Used by the connection coroutine.
   std::uint64_t register_connection(std::shared_ptr<Channel> channel, std::atomic<bool>* idle);
   void unregister_connection(std::uint64_t id);
-  /// Reserves an association slot; false when max_associations are already running.
-  bool try_acquire_slot();
+  /// Reserves an association slot; false when `max_associations` are already running.
+  bool try_acquire_slot(std::uint32_t max_associations);
+  /// Counts an accepted connection until close_connection(); false (nothing counted) when
+  /// max_associations + max_pending_connections are already open.
+  bool try_open_connection();
+  void close_connection() { open_connections_.fetch_sub(1); }
   void release_slot();
 
  private:
-  ScpPolicy policy_;
+  std::atomic<std::shared_ptr<const ScpPolicy>> policy_;
   StoreService& store_;
   asio::any_io_executor worker_pool_;
   ScpCounters counters_;
@@ -215,6 +232,7 @@ class ScpContext {
   std::atomic<bool> stopping_{false};
   std::atomic<std::size_t> active_{0};
   std::atomic<std::uint32_t> slots_{0};
+  std::atomic<std::uint32_t> open_connections_{0};
   std::mutex mu_;  // guards connections_ and next_id_
   struct Live {
     std::weak_ptr<Channel> channel;
@@ -250,6 +268,7 @@ class Listener {
   ScpContext& context_;
   std::shared_ptr<tls::TlsContextHolder> tls_;  ///< null: plain DICOM
   IoPool* pool_ = nullptr;
+  Clock::time_point last_refusal_log_{};  ///< accept_loop only
   std::uint16_t port_ = 0;
 };
 

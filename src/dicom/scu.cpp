@@ -204,6 +204,12 @@ asio::awaitable<Result<std::uint16_t>> ScuAssociation::send_store(const SendItem
       pad_sent = true;
       return std::size_t{1};
     }
+    if (*n == 0 && !buf.empty()) {
+      // Shorter now than when its size was taken (cut while being sent): the file's fault.
+      read_error = make_error(ErrorCode::kDataLoss,
+                              item.path.string() + ": the file ended before its data set did");
+      return *read_error;
+    }
     offset += *n;
     return *n;
   };

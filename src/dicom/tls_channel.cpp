@@ -80,23 +80,9 @@ asio::awaitable<Status> TlsChannel::handshake_server(Clock::duration timeout) {
 
 asio::awaitable<Status> TlsChannel::handshake_client(const std::string& host, bool verify_hostname,
                                                      Clock::duration timeout) {
-  SSL* ssl = engine_.ssl();
-  std::error_code aec;
-  (void)asio::ip::make_address(host, aec);
-  const bool is_ip = !aec;
-  // SNI carries host names only (RFC 6066 forbids IP literals).
-  if (!is_ip && !host.empty()) SSL_set_tlsext_host_name(ssl, host.c_str());
-  if (verify_hostname && !context_->no_verify()) {
-    if (is_ip) {
-      if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str()) != 1) {
-        co_return make_error(ErrorCode::kInvalidArgument, "cannot verify address " + host);
-      }
-    } else {
-      SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
-      if (SSL_set1_host(ssl, host.c_str()) != 1) {
-        co_return make_error(ErrorCode::kInvalidArgument, "cannot verify host name " + host);
-      }
-    }
+  if (auto st = tls::expect_server_identity(engine_.ssl(), *context_, host, verify_hostname);
+      !st.ok()) {
+    co_return st;
   }
   expires_after(timeout);
   engine_.set_client();

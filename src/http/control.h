@@ -40,6 +40,7 @@ struct ScpSnapshot {
   std::uint64_t associations_rejected = 0;
   std::uint64_t associations_rejected_identity = 0;
   std::uint64_t associations_aborted = 0;
+  std::uint64_t connections_refused = 0;  ///< closed at accept: too many connections open
   std::uint64_t echoes = 0;
   std::uint64_t stores_ok = 0;
   std::uint64_t stores_failed = 0;
@@ -57,6 +58,12 @@ struct AuditSnapshot {
   std::uint64_t dropped = 0;  ///< queue full: lost rows
   std::uint64_t failed = 0;   ///< the index refused them
   std::uint64_t queued = 0;
+  /// audit.syslog (audit/syslog_export.h); all zero when it is disabled.
+  bool syslog_enabled = false;
+  bool syslog_connected = false;
+  std::uint64_t syslog_sent = 0;                 ///< rows the collector acknowledged
+  std::uint64_t syslog_connection_failures = 0;  ///< connect, handshake or send failures
+  std::int64_t syslog_backlog = 0;               ///< rows in the table not yet sent
 };
 
 struct IngestSnapshot {

@@ -9,6 +9,7 @@
 #include <exception>
 
 #include "core/log.h"
+#include "http/task_queue.h"
 #include "tls/profile.h"
 
 namespace gw::http {
@@ -18,6 +19,18 @@ namespace {
 using core::ErrorCode;
 
 std::shared_ptr<spdlog::logger> log() { return core::logger("http"); }
+
+/// httplib's TaskQueue interface over our ElasticTaskQueue (httplib owns and deletes it).
+class ElasticQueueAdapter : public httplib::TaskQueue {
+ public:
+  ElasticQueueAdapter(std::size_t min_threads, std::size_t max_threads)
+      : queue_(min_threads, max_threads, std::chrono::seconds(30)) {}
+  void enqueue(std::function<void()> fn) override { queue_.enqueue(std::move(fn)); }
+  void shutdown() override { queue_.shutdown(); }
+
+ private:
+  ElasticTaskQueue queue_;
+};
 
 /// Headers httplib adds to the request for its own use, not sent by the client.
 bool is_internal_header(const std::string& name) {
@@ -277,8 +290,11 @@ core::Result<std::unique_ptr<Server>> Server::create(ServerOptions options,
 
 void Server::install_handlers() {
   auto& svr = *server_;
-  const std::size_t threads = std::max<std::size_t>(1, options_.threads);
-  svr.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // A thread per connection being served, `threads` kept ready and up to `max_threads`: a few
+  // slow clients (httplib 0.11 has no deadline for a whole request) cannot take every thread.
+  svr.new_task_queue = [min = options_.threads, max = options_.max_threads] {
+    return new ElasticQueueAdapter(min, max);
+  };
   // Slow or idle clients must not hold the few threads for long.
   svr.set_read_timeout(10, 0);
   svr.set_write_timeout(10, 0);

@@ -8,7 +8,9 @@
 ///     compressed bodies alike) -> 413; a declared oversize body is refused before it is read;
 ///   - a body without Content-Length or Transfer-Encoding is empty (RFC 9112 6.3), not "read
 ///     until the client closes";
-///   - a small thread pool of its own (blocking index calls run there, not on DICOM threads).
+///   - threads of its own (blocking index calls run there, not on DICOM threads): `threads`
+///     kept ready, more while connections wait, up to `max_threads` (http/task_queue.h), so
+///     slow clients cannot take them all.
 ///
 /// HTTPS (http.tls): the certificate is a snapshot swapped by reload_tls() and picked up by the
 /// next handshake (a ClientHello callback switches each connection to the current context).
@@ -33,8 +35,9 @@ namespace gw::http {
 
 struct ServerOptions {
   std::string bind = "127.0.0.1";
-  std::uint16_t port = 0;  ///< 0: an ephemeral port (port() tells which)
-  std::size_t threads = 4;
+  std::uint16_t port = 0;   ///< 0: an ephemeral port (port() tells which)
+  std::size_t threads = 4;  ///< kept ready; more start while connections wait (max_threads)
+  std::size_t max_threads = 64;
   /// Largest request body (JSON, or a multipart certificate upload with all its parts).
   std::size_t max_body_bytes = 1 << 20;
   /// HTTPS certificate and key; disabled = plain HTTP.

@@ -101,6 +101,7 @@ core::Result<Response> get_status(const ApiContext& ctx, const Request& request)
                           {"rejected", s.scp.associations_rejected},
                           {"rejected_identity", s.scp.associations_rejected_identity},
                           {"aborted", s.scp.associations_aborted},
+                          {"connections_refused", s.scp.connections_refused},
                           {"tls_handshake_failures", s.scp.tls_handshake_failures}}},
                         {"instances",
                          {{"indexed", *instances},
@@ -183,6 +184,9 @@ core::Result<Response> get_metrics(const ApiContext& ctx, const Request& request
   m.one("associations_rejected_identity_total", "counter",
         "Associations refused because the certificate does not match the calling AE title.",
         s.scp.associations_rejected_identity);
+  m.one("connections_refused_total", "counter",
+        "Connections closed at accept: max_associations + max_pending_connections were open.",
+        s.scp.connections_refused);
   // Every label, zeros included, so a rate() over a reason that has not happened yet works.
   m.family("associations_rejected_total", "counter",
            "Associations refused (A-ASSOCIATE-RJ), by reason.");
@@ -243,6 +247,17 @@ core::Result<Response> get_metrics(const ApiContext& ctx, const Request& request
         s.audit.failed);
   m.one("audit_queue_depth", "gauge", "Audit rows waiting for the background writer.",
         s.audit.queued);
+  if (s.audit.syslog_enabled) {
+    m.one("audit_syslog_connected", "gauge", "1 while connected to the audit.syslog collector.",
+          s.audit.syslog_connected ? 1 : 0);
+    m.one("audit_syslog_sent_total", "counter",
+          "Audit rows the syslog collector acknowledged (TCP).", s.audit.syslog_sent);
+    m.one("audit_syslog_connection_failures_total", "counter",
+          "Failed connects, TLS handshakes and sends to the syslog collector.",
+          s.audit.syslog_connection_failures);
+    m.one("audit_syslog_backlog", "gauge", "Audit rows not yet sent to the syslog collector.",
+          s.audit.syslog_backlog);
+  }
   m.one("ingest_stopped", "gauge",
         "1 while a failed storage flush makes the gateway refuse every instance (restart it).",
         s.ingest.stopped ? 1 : 0);

@@ -82,4 +82,11 @@ struct AuditQuery {
   std::int64_t offset = 0;
 };
 
+/// A page of audit rows in id order after a cursor (list_audit_after), for exporters that
+/// must see every row once (audit/syslog_export.h).
+struct AuditPage {
+  std::vector<AuditEvent> events;  ///< id > after_id, ascending id, at most `limit`
+  std::int64_t last_id = 0;        ///< the highest id in the table now (0: empty)
+};
+
 }  // namespace gw::index

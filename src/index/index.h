@@ -207,8 +207,11 @@ class Index {
   virtual Result<bool> references_file(const std::string& storage_path) = 0;
   // ---- Outbox (index/outbox.h) ----
   // On insert, every record's `destinations` get a pending row due now. A duplicate that is kept
-  // or replaced still enqueues, except for destinations that already have a pending or
-  // in-flight row for that SOP Instance UID (a resend forwards again; it never doubles a queue).
+  // or replaced still enqueues, except for destinations that already have a pending row for that
+  // SOP Instance UID (it reads the instance's storage_path when claimed, so it sends the current
+  // file), or an in-flight one when the duplicate was kept (it is sending that very file): a
+  // resend forwards again; it never doubles a queue. A replaced instance (kOverwrite, another
+  // file) gets a fresh row beside an in-flight one, which is sending the replaced version.
 
   /// Claims up to `max_items` rows of `destination` that are due: pending with
   /// next_attempt_at_ms <= now_ms, or in flight with an expired lease (lease_expires_at_ms <=
@@ -220,9 +223,12 @@ class Index {
                                                        const std::string& owner,
                                                        std::int64_t now_ms,
                                                        std::int64_t lease_ms) = 0;
-  /// Extends the leases of every row `owner` holds to now_ms + lease_ms (a long transfer).
-  virtual Status renew_outbox_leases(const std::string& owner, std::int64_t now_ms,
-                                     std::int64_t lease_ms) = 0;
+  /// Extends to now_ms + lease_ms the leases of the rows among `ids` that `owner` holds (a long
+  /// transfer): only the rows its batches are working on. A row it still holds but no longer
+  /// works on (its result could not be written) keeps its lease, so it returns to the queue when
+  /// the lease expires. One statement, whatever the number of ids.
+  virtual Status renew_outbox_leases(const std::string& owner, std::span<const std::int64_t> ids,
+                                     std::int64_t now_ms, std::int64_t lease_ms) = 0;
   /// kInFlight -> kDelivered. kConflict when `owner` no longer holds the row.
   virtual Status complete_outbox(std::int64_t id, const std::string& owner,
                                  const OutboxResult& result, std::int64_t now_ms) = 0;
@@ -245,8 +251,9 @@ class Index {
   // (null = not audited), as the user writes do: when the change fails, so does its row.
 
   /// Operator: a pending, dead or delivered row is made pending and due now, with its attempts
-  /// count reset. last_status/last_error stay (why it failed) until the next attempt replaces
-  /// them. kNotFound for no such row; kConflict while it is in flight.
+  /// count reset and retried_at_ms set to now_ms (retry.max_age counts from there). last_status/
+  /// last_error stay (why it failed) until the next attempt replaces them. kNotFound for no such
+  /// row; kConflict while it is in flight.
   virtual Status retry_outbox(std::int64_t id, std::int64_t now_ms, const AuditEvent* audit) = 0;
   /// Operator: retry_outbox for every dead row of `destination` (all destinations when empty),
   /// in one transaction. Returns how many rows were retried.
@@ -258,6 +265,18 @@ class Index {
   virtual Result<std::vector<OutboxItem>> list_outbox(const OutboxQuery& query) = 0;
   /// One entry per destination that has any row, sorted by name.
   virtual Result<std::vector<QueueDepth>> queue_depths() = 0;
+  /// The newest row for the same instance and destination as row `id` that was queued after it
+  /// (an overwrite while `id` was in flight queues one, see above); nullopt when there is none
+  /// or no row `id`.
+  virtual Result<std::optional<std::int64_t>> newer_outbox_row(std::int64_t id) = 0;
+  /// Rows of destinations deleted through the API (ADR 005) that were queued after the delete:
+  /// an instance routed with the routing of before the delete, or by another node that still
+  /// ran the destination. Each pending row of `destinations`, and each in-flight one whose lease
+  /// has expired (nobody is sending it), becomes kDead with the reason "destination deleted",
+  /// as a forced delete_destination leaves its rows; in-flight rows under a live lease are left
+  /// to their sender. One transaction. Returns how many rows changed.
+  virtual Result<std::int64_t> dead_letter_deleted_outbox(std::span<const std::string> destinations,
+                                                          std::int64_t now_ms) = 0;
   /// When `destination` next has a row to claim: the earliest next_attempt_at_ms of its pending
   /// rows or lease_expires_at_ms of its in-flight ones; nullopt when it has neither.
   virtual Result<std::optional<std::int64_t>> next_outbox_due(const std::string& destination) = 0;
@@ -272,7 +291,9 @@ class Index {
   /// (names are unique without regard to case). Returns the new id; ids are never reused.
   virtual Result<std::int64_t> create_user(const User& user, const AuditEvent* audit) = 0;
   /// Role, password_hash, disabled and updated_at_ms of the user with user.id (the name does
-  /// not change). kNotFound when there is none.
+  /// not change). A new password_hash also revokes (keeps) every token of the user, at
+  /// user.updated_at_ms: a password reset shuts out whoever held the old credentials.
+  /// kNotFound when there is none.
   virtual Status update_user(const User& user, const AuditEvent* audit) = 0;
   /// Removes the user and revokes (keeps) their tokens, revoked at audit->at_ms (now without
   /// an audit event); list_tokens(user_id) still shows them. kNotFound when there is none.
@@ -308,6 +329,9 @@ class Index {
   /// Newest first (at_ms, then id). limit 0 returns nothing; a negative limit or offset is
   /// kInvalidArgument.
   virtual Result<std::vector<AuditEvent>> list_audit(const AuditQuery& query) = 0;
+  /// Rows with id > after_id in ascending id order, at most `limit` (0: none, only last_id),
+  /// for the syslog exporter's cursor. A negative limit is kInvalidArgument.
+  virtual Result<AuditPage> list_audit_after(std::int64_t after_id, std::int64_t limit) = 0;
 
   // ---- API destinations (index/destinations.h) ----
   // Writes take an optional AuditEvent inserted in the same transaction, as the user writes do.

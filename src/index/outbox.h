@@ -19,7 +19,9 @@ namespace gw::index {
 enum class OutboxState {
   kPending,    ///< waiting for its next attempt (next_attempt_at_ms)
   kInFlight,   ///< claimed by lease_owner until lease_expires_at_ms
-  kDelivered,  ///< the destination answered success (or a warning: `warning` is set)
+  kDelivered,  ///< the destination answered success (or a warning: `warning` is set), or the
+               ///< row was superseded: its instance was overwritten while it was in flight and
+               ///< a newer row sends the new version (last_status -1, last_error says so)
   kDead,       ///< permanent failure, or retries exhausted; kept with the reason
 };
 
@@ -41,6 +43,9 @@ struct OutboxItem {
   OutboxState state = OutboxState::kPending;
   int attempts = 0;  ///< claims so far (a claim counts as an attempt)
   std::int64_t created_at_ms = 0;
+  /// When an operator last retried it (Index::retry_outbox); 0: never. retry.max_age counts
+  /// from here when set, else from created_at_ms.
+  std::int64_t retried_at_ms = 0;
   std::int64_t next_attempt_at_ms = 0;
   std::int64_t updated_at_ms = 0;
   std::string lease_owner;               ///< kInFlight only

@@ -4,7 +4,9 @@
 #include "queue/forwarder.h"
 
 #include <algorithm>
+#include <iterator>
 #include <random>
+#include <vector>
 
 #include "core/clock.h"
 #include "core/log.h"
@@ -265,10 +267,15 @@ asio::awaitable<void> Forwarder::renew_leases() {
     const auto lease = settings_->forwarding.lease;
     const auto period = std::max<SteadyClock::duration>(std::chrono::seconds(1), lease / 3);
     co_await control_.wait_until(SteadyClock::now() + period, seen);
-    if (stopping_ || inflight_rows_ == 0) continue;
+    if (stopping_ || held_rows_.empty()) continue;
     const std::int64_t lease_ms = to_ms(settings_->forwarding.lease);
-    auto renew = [this, lease_ms]() {
-      return index_.renew_outbox_leases(owner_, core::wall_clock_ms(), lease_ms);
+    // Only the rows a batch holds: one whose result could not be written is no longer held,
+    // and its lease runs out (it is sent again: at-least-once).
+    std::vector<std::int64_t> ids;
+    ids.reserve(held_rows_.size());
+    std::unique_copy(held_rows_.begin(), held_rows_.end(), std::back_inserter(ids));
+    auto renew = [this, lease_ms, ids = std::move(ids)]() {
+      return index_.renew_outbox_leases(owner_, ids, core::wall_clock_ms(), lease_ms);
     };
     auto st = co_await on_pool(renew);
     if (!st.ok()) {

@@ -172,8 +172,17 @@ class Forwarder {
   /// `serial`: the association attempt it was sent on (ForwardObserver). `shared_draw`: the
   /// jitter draw of a failure that ends a batch (see process_batch); such rows are logged by the
   /// caller, once.
+  /// A row whose stored file is missing is held in `updates` instead (finish_missing_files).
   void finish(OutboxWriter& updates, std::uint64_t serial, const index::OutboxItem& item,
               const Classification& c, const Random* shared_draw = nullptr);
+  /// The rows `updates` holds because their stored file was missing: when the instance now names
+  /// another file (it was overwritten while the row was in flight, and ingest removed the
+  /// replaced file), the row is superseded by the newer row that overwrite queued, or, without
+  /// one, sends the current file next; otherwise it is finished as unreadable (dead).
+  asio::awaitable<void> finish_missing_files(OutboxWriter& updates);
+  /// The rows of a batch are held (their leases renewed) from their claim to the batch's end.
+  void hold_rows(const std::vector<index::OutboxItem>& items);
+  void let_go_rows(const std::vector<index::OutboxItem>& items);
   void note_failure(const Classification& c);
   void note_success();
   void pause(const std::string& reason);
@@ -211,7 +220,9 @@ class Forwarder {
   bool probing_ = false;
   bool released_ = false;
   bool index_error_logged_ = false;
-  std::size_t inflight_rows_ = 0;
+  /// Ids of the rows the workers' batches hold: the only ones renew_leases() extends, so a row
+  /// whose result could not be written goes back to the queue when its lease expires.
+  std::multiset<std::int64_t> held_rows_;
   std::chrono::steady_clock::time_point paused_at_;
 
   // Read by status() from any thread.

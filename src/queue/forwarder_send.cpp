@@ -32,7 +32,7 @@ constexpr std::size_t kMaxClaimsAhead = 8;
 
 asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t worker,
                                                std::vector<index::OutboxItem> items) {
-  inflight_rows_ += items.size();
+  hold_rows(items);
   auto prepared = co_await prepare_on_pool(items);
   if (conn.assoc && conn.settings_generation != settings_generation_) {
     co_await close_connection(conn, "settings changed");
@@ -118,7 +118,7 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
         continue;
       }
       auto more = std::move(claimed).value();
-      inflight_rows_ += more.size();
+      hold_rows(more);
       counters_.claimed_ahead += more.size();
       auto prepared_more = co_await prepare_on_pool(more);
       for (std::size_t k = 0; k < more.size(); ++k) {
@@ -231,9 +231,58 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
     }
     last_response = c;
   }
+  co_await finish_missing_files(updates);
   co_await updates.flush();
   if (conn.assoc) conn.used = true;
-  inflight_rows_ -= items.size();
+  let_go_rows(items);
+}
+
+void Forwarder::hold_rows(const std::vector<index::OutboxItem>& items) {
+  for (const auto& item : items) held_rows_.insert(item.id);
+}
+
+void Forwarder::let_go_rows(const std::vector<index::OutboxItem>& items) {
+  for (const auto& item : items) {
+    const auto it = held_rows_.find(item.id);
+    if (it != held_rows_.end()) held_rows_.erase(it);
+  }
+}
+
+asio::awaitable<void> Forwarder::finish_missing_files(OutboxWriter& updates) {
+  auto held = updates.take_held();
+  if (held.empty()) co_return;
+  // What became of each row's instance (index calls: the worker pool). nullopt: nothing, the
+  // file is just missing; 0: overwritten, no newer row; else the newer row's id.
+  auto check = [this, &held]() {
+    std::vector<std::optional<std::int64_t>> out;
+    for (const auto& h : held) {
+      auto current = index_.find_outbox(h.item.id);
+      if (!current.ok() || !current->has_value() ||
+          (*current)->storage_path == h.item.storage_path) {
+        out.emplace_back();
+        continue;
+      }
+      auto newer = index_.newer_outbox_row(h.item.id);
+      out.emplace_back(newer.ok() && newer->has_value() ? **newer : 0);
+    }
+    return out;
+  };
+  const auto fates = co_await on_pool(check);
+  for (std::size_t i = 0; i < held.size(); ++i) {
+    auto& h = held[i];
+    if (!fates[i]) {
+      h.classification.file_missing = false;  // not an overwrite: unreadable, as it says
+      finish(updates, h.serial, h.item, h.classification);
+      continue;
+    }
+    // Not a delivery and not a failure: no counter, no audit row (the newer row has its own).
+    const std::int64_t newer = *fates[i];
+    auto d = newer > 0 ? superseded(newer) : replaced_meanwhile(core::wall_clock_ms());
+    log()->info("event={} destination={} outbox_id={} newer_outbox_id={} sop_instance_uid={}",
+                newer > 0 ? "outbox_row_superseded" : "outbox_row_requeued", name_, h.item.id,
+                newer, h.item.sop_instance_uid);
+    updates.push(h.item.id, std::move(d));
+  }
 }
 
 asio::awaitable<std::vector<core::Result<dicom::SendItem>>> Forwarder::prepare_on_pool(
@@ -245,6 +294,10 @@ asio::awaitable<std::vector<core::Result<dicom::SendItem>>> Forwarder::prepare_o
 
 void Forwarder::finish(OutboxWriter& updates, std::uint64_t serial, const index::OutboxItem& item,
                        const Classification& c, const Random* shared_draw) {
+  if (c.file_missing) {
+    updates.hold({serial, item, c});
+    return;
+  }
   const bool log_failure = shared_draw == nullptr;
   auto d = decide(c, item, settings_->destination.retry, core::wall_clock_ms(),
                   shared_draw != nullptr ? *shared_draw : random_);

@@ -1,8 +1,12 @@
 #include "queue/forwarding_service.h"
 
 #include <algorithm>
+#include <cctype>
+#include <chrono>
 #include <set>
+#include <string_view>
 
+#include "core/clock.h"
 #include "core/log.h"
 
 namespace gw::queue {
@@ -14,6 +18,17 @@ std::shared_ptr<spdlog::logger> log() { return core::logger("queue"); }
 ForwarderSettings settings_for(const config::Config& config,
                                const config::Destination& destination) {
   return ForwarderSettings{destination, config.forwarding, config.ae_title};
+}
+
+/// Between two sweeps when nothing asks for one (rows another node queued, a failed sweep).
+constexpr auto kSweepInterval = std::chrono::seconds(60);
+
+/// Destination names are compared without regard to case (ADR 005): in doubt, never swept.
+bool same_name(std::string_view a, std::string_view b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
+    return std::tolower(static_cast<unsigned char>(x)) ==
+           std::tolower(static_cast<unsigned char>(y));
+  });
 }
 
 }  // namespace
@@ -29,7 +44,7 @@ ForwardingService::ForwardingService(asio::io_context& io, asio::any_io_executor
       owner_id_(std::move(owner_id)),
       observer_(observer),
       open_file_(std::move(open_file)),
-      state_(std::make_shared<State>()) {
+      state_(std::make_shared<State>(io)) {
   for (const auto& d : config.destinations) {
     state_->forwarders.emplace(d.name, make_forwarder(config, d));
   }
@@ -49,13 +64,99 @@ void ForwardingService::start() {
   if (state_->started || state_->stopped) return;
   state_->started = true;
   for (auto& [name, forwarder] : state_->forwarders) forwarder->start();
+  state_->sweeping = true;
+  asio::co_spawn(state_->sweep_strand, sweep_loop(), asio::detached);
 }
 
 void ForwardingService::notify(const std::vector<std::string>& destinations) {
   std::lock_guard lock(state_->mu);
+  bool unknown = false;
   for (const auto& name : destinations) {
     auto it = state_->forwarders.find(name);
-    if (it != state_->forwarders.end()) it->second->notify();
+    if (it != state_->forwarders.end()) {
+      it->second->notify();
+    } else {
+      unknown = true;  // perhaps routed before its delete was applied
+    }
+  }
+  if (unknown) request_sweep_locked(state_);
+}
+
+void ForwardingService::destination_deleted(const std::string& name) {
+  std::lock_guard lock(state_->mu);
+  state_->deleted.insert(name);
+  request_sweep_locked(state_);
+}
+
+void ForwardingService::request_sweep_locked(const std::shared_ptr<State>& state) {
+  if (!state->started || state->stopped) return;
+  asio::post(state->sweep_strand, [state]() { state->sweep_wake.notify_all(); });
+}
+
+asio::awaitable<void> ForwardingService::sweep_loop() {
+  for (;;) {
+    const auto seen = state_->sweep_wake.generation();
+    {
+      std::lock_guard lock(state_->mu);
+      if (state_->stopped) break;
+    }
+    // Index calls: the worker pool (then back on the sweep strand).
+    co_await asio::co_spawn(
+        worker_pool_,
+        [this]() -> asio::awaitable<void> {
+          sweep();
+          co_return;
+        },
+        asio::use_awaitable);
+    co_await state_->sweep_wake.wait_until(std::chrono::steady_clock::now() + kSweepInterval, seen);
+  }
+  {
+    std::lock_guard lock(state_->mu);
+    state_->sweeping = false;
+  }
+  state_->sweep_done.notify_all();
+}
+
+void ForwardingService::sweep() {
+  auto api = index_.list_destinations();
+  if (!api.ok()) {
+    log()->warn("event=outbox_sweep_failed reason=\"{}\"", api.error().message);
+    return;
+  }
+  std::vector<std::string> names;
+  {
+    std::lock_guard lock(state_->mu);
+    auto& s = *state_;
+    // Known: runs here, or is an API destination in the index (perhaps created by another node
+    // that runs it already). A known name is never swept.
+    auto known = [&](const std::string& name) {
+      return std::any_of(s.forwarders.begin(), s.forwarders.end(),
+                         [&](const auto& f) { return same_name(f.first, name); }) ||
+             std::any_of(api->begin(), api->end(),
+                         [&](const auto& d) { return same_name(d.name, name); });
+    };
+    for (const auto& d : *api) s.api_seen.insert(d.name);
+    for (const auto& name : s.api_seen) {
+      if (!known(name)) s.deleted.insert(name);  // deleted by another node, or here
+    }
+    for (auto it = s.deleted.begin(); it != s.deleted.end();) {
+      if (known(*it)) {
+        it = s.deleted.erase(it);  // created again (or now in the file): its rows are sent
+      } else {
+        names.push_back(*it);
+        ++it;
+      }
+    }
+  }
+  if (names.empty()) return;
+  auto changed = index_.dead_letter_deleted_outbox(names, core::wall_clock_ms());
+  if (!changed.ok()) {
+    log()->warn("event=outbox_sweep_failed reason=\"{}\"", changed.error().message);
+  } else if (*changed > 0) {
+    std::string list;
+    for (const auto& name : names) list += (list.empty() ? "" : ",") + name;
+    log()->warn("event=outbox_dead_lettered destinations={} rows={} reason=\"destination deleted\"",
+                list, *changed);
   }
 }
 
@@ -91,6 +192,7 @@ core::Status ForwardingService::reload(const config::Config& config) {
     asio::co_spawn(io_, retire(state_, it->second), asio::detached);
     it = state_->forwarders.erase(it);
   }
+  request_sweep_locked(state_);
   return {};
 }
 
@@ -107,6 +209,7 @@ asio::awaitable<void> ForwardingService::retire(std::shared_ptr<State> state,
       state->started && !state->stopped) {
     it->second->start();
   }
+  request_sweep_locked(state);  // the rows it gave back may belong to a deleted destination
 }
 
 asio::awaitable<void> ForwardingService::stop() {
@@ -120,6 +223,23 @@ asio::awaitable<void> ForwardingService::stop() {
   // Signal all first so they wind down in parallel, then wait for each.
   for (auto& forwarder : all) forwarder->request_stop();
   for (auto& forwarder : all) co_await forwarder->stop();
+  // The sweep loop ends at its next look (a sweep under way finishes first). A raw pointer:
+  // the lambda's captures stay trivial (see Forwarder::on_pool); state_ outlives the wait.
+  State* state = state_.get();
+  co_await asio::co_spawn(
+      state->sweep_strand,
+      [state]() -> asio::awaitable<void> {
+        state->sweep_wake.notify_all();
+        for (;;) {
+          const auto seen = state->sweep_done.generation();
+          {
+            std::lock_guard lock(state->mu);
+            if (!state->sweeping) co_return;
+          }
+          co_await state->sweep_done.wait(seen);
+        }
+      },
+      asio::use_awaitable);
 }
 
 void ForwardingService::stop_and_wait() { asio::co_spawn(io_, stop(), asio::use_future).get(); }

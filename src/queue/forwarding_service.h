@@ -6,6 +6,19 @@
 /// Lease owners: each forwarder claims as "<owner_id>/<destination>". owner_id names this node
 /// (stable across restarts, unique among nodes sharing an index): a restarted node then takes
 /// back at once the rows its previous run held, instead of waiting for their leases to expire.
+///
+/// Deleted API destinations (ADR 005): an instance routed before a delete was applied (ingest's
+/// routing snapshot), or by another node that still runs the destination until its next
+/// reload, queues a row after the delete dead-lettered or counted the queued ones; no forwarder
+/// would ever claim it. A sweep dead-letters such rows ("destination deleted", as a forced
+/// delete): those of destinations deleted here (destination_deleted()) or that this node saw
+/// in the index's api_destinations and that are gone from it, as long as no forwarder here
+/// runs that name and the index has no API destination of that name (another node may have
+/// created it and not be reloaded yet). A file destination is never swept: another node's
+/// file may still name it. The sweep runs at start, after a reload, after a removed forwarder
+/// has given its leases back, when notify() names a destination that does not run here, and
+/// every minute; it reads api_destinations (a few rows) and writes only when there is a name
+/// to sweep.
 
 #include <asio.hpp>
 #include <filesystem>
@@ -13,11 +26,13 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "config/config.h"
 #include "core/result.h"
+#include "dicom/strand_signal.h"
 #include "index/index.h"
 #include "queue/forwarder.h"
 
@@ -40,8 +55,11 @@ class ForwardingService {
   /// Starts a forwarder per destination. Thread-safe; once.
   void start();
   /// Rows for these destinations were committed: wake their idle workers. Thread-safe, cheap
-  /// (one post per destination); unknown names are ignored.
+  /// (one post per destination); a name that does not run here asks for a sweep.
   void notify(const std::vector<std::string>& destinations);
+  /// The API destination `name` was deleted from the index (and a reload has stopped it): its
+  /// rows queued from now on are dead-lettered by the sweep. Thread-safe.
+  void destination_deleted(const std::string& name);
   /// Applies a new configuration: new destinations start; removed ones stop after their
   /// in-flight item (and give their leases back); kept ones keep running and use the new
   /// settings (TLS files re-read) from their next association. Thread-safe. kCancelled after
@@ -63,11 +81,22 @@ class ForwardingService {
  private:
   /// Shared with retire() coroutines, which may finish after the service is gone.
   struct State {
-    std::mutex mu;  // guards everything below
+    explicit State(asio::io_context& io) : sweep_strand(asio::make_strand(io)) {}
+    std::mutex mu;  // guards everything below up to sweep_strand
     std::map<std::string, std::shared_ptr<Forwarder>> forwarders;
     std::vector<std::shared_ptr<Forwarder>> retiring;  ///< removed, still stopping
     bool started = false;
     bool stopped = false;
+    /// Names read from the index's api_destinations since start, and the deleted ones whose
+    /// rows the sweep dead-letters.
+    std::set<std::string> api_seen;
+    std::set<std::string> deleted;
+    bool sweeping = false;  ///< sweep_loop() runs: from start() until it ends after stop()
+
+    asio::any_io_executor sweep_strand;
+    // Sweep strand only.
+    dicom::StrandSignal sweep_wake;  ///< a sweep is wanted now; stop
+    dicom::StrandSignal sweep_done;  ///< sweep_loop() ended
   };
 
   std::shared_ptr<Forwarder> make_forwarder(const config::Config& config,
@@ -76,6 +105,13 @@ class ForwardingService {
   /// meanwhile: two forwarders never hold the same lease owner at once.
   static asio::awaitable<void> retire(std::shared_ptr<State> state,
                                       std::shared_ptr<Forwarder> forwarder);
+  /// Asks the sweep loop for a sweep now (after a running one). Any thread; a no-op unless
+  /// started and not stopped (the caller holds state.mu).
+  static void request_sweep_locked(const std::shared_ptr<State>& state);
+  /// Sweep strand: sweeps now, then whenever asked or a minute has passed, until stop().
+  asio::awaitable<void> sweep_loop();
+  /// Worker pool: one sweep (see the class comment).
+  void sweep();
 
   asio::io_context& io_;
   asio::any_io_executor worker_pool_;

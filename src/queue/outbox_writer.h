@@ -35,6 +35,17 @@ class OutboxWriter {
 
   /// Queues row `id`'s next state; the write starts at once unless one is under way.
   void push(std::int64_t id, Decision decision);
+
+  /// A row whose stored file was missing (Classification::file_missing): its next state waits
+  /// until the forwarder has asked the index whether its instance was overwritten meanwhile.
+  struct Held {
+    std::uint64_t serial = 0;  ///< the association attempt it was sent on (ForwardObserver)
+    index::OutboxItem item;
+    Classification classification;
+  };
+  void hold(Held held) { held_.push_back(std::move(held)); }
+  /// The rows held so far (and no longer).
+  std::vector<Held> take_held() { return std::exchange(held_, {}); }
   /// Returns once every queued update has been written.
   asio::awaitable<void> flush();
 
@@ -54,6 +65,7 @@ class OutboxWriter {
   const std::string owner_;
   const std::string destination_;
   std::vector<Update> pending_;
+  std::vector<Held> held_;
   bool writing_ = false;
   dicom::StrandSignal done_;
 };

@@ -133,6 +133,7 @@ Classification unreadable_file(const core::Error& error) {
   if (error.code == core::ErrorCode::kConfig || error.code == core::ErrorCode::kResourceExhausted) {
     c.outcome = Outcome::kTransient;
   }
+  c.file_missing = error.code == core::ErrorCode::kNotFound;
   return c;
 }
 
@@ -169,12 +170,15 @@ Decision decide(const Classification& classification, const index::OutboxItem& i
     case Outcome::kTransient:
       break;
   }
-  // A row without a creation time (never written by the index; hand-made rows) has no age.
+  // The age counts from the operator's last retry, if any: a retried row gets a fresh
+  // retry.max_age. A row without a creation time (never written by the index; hand-made rows)
+  // has no age.
+  const std::int64_t queued_at_ms = std::max(item.created_at_ms, item.retried_at_ms);
   const std::int64_t max_age_ms =
-      item.created_at_ms > 0
+      queued_at_ms > 0
           ? std::chrono::duration_cast<std::chrono::milliseconds>(retry.max_age).count()
           : 0;
-  const std::int64_t deadline_ms = item.created_at_ms + max_age_ms;
+  const std::int64_t deadline_ms = queued_at_ms + max_age_ms;
   const bool out_of_attempts =
       retry.max_attempts > 0 && item.attempts >= static_cast<std::int64_t>(retry.max_attempts);
   const bool too_old = max_age_ms > 0 && now_ms >= deadline_ms;
@@ -183,13 +187,35 @@ Decision decide(const Classification& classification, const index::OutboxItem& i
     d.result.comment = fmt::format(
         "gave up after {} attempt{} over {}: {}", item.attempts, item.attempts == 1 ? "" : "s",
         format_duration(
-            std::chrono::milliseconds(std::max<std::int64_t>(0, now_ms - item.created_at_ms))),
+            std::chrono::milliseconds(std::max<std::int64_t>(0, now_ms - queued_at_ms))),
         classification.reason);
     return d;
   }
   d.action = Decision::Action::kReschedule;
   d.next_attempt_at_ms = now_ms + backoff(retry, item.attempts, random).count();
   if (max_age_ms > 0) d.next_attempt_at_ms = std::min(d.next_attempt_at_ms, deadline_ms);
+  return d;
+}
+
+Decision superseded(std::int64_t newer_id) {
+  Decision d;
+  d.action = Decision::Action::kComplete;
+  d.result.status = -1;  // nothing was sent
+  d.result.comment = fmt::format(
+      "superseded: the instance was overwritten while this row was in flight; outbox row {} "
+      "sends the new version",
+      newer_id);
+  return d;
+}
+
+Decision replaced_meanwhile(std::int64_t now_ms) {
+  Decision d;
+  d.action = Decision::Action::kReschedule;
+  d.next_attempt_at_ms = now_ms;
+  d.result.status = -1;
+  d.result.comment =
+      "the instance was overwritten while this row was in flight: sending its "
+      "new version";
   return d;
 }
 

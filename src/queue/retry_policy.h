@@ -58,6 +58,10 @@ struct Classification {
   bool counts_for_breaker = false;
   /// Opens the circuit breaker at once (the destination refused us permanently).
   bool opens_breaker = false;
+  /// The stored file was not there (kNotFound). With storage.duplicates: overwrite that is what
+  /// a row in flight finds when its instance was overwritten meanwhile (ingest removes the
+  /// replaced file): the forwarder asks the index before dead-lettering it (Forwarder::finish).
+  bool file_missing = false;
 };
 
 /// A C-STORE response status (and the destination's error comment, if any).
@@ -84,7 +88,8 @@ Classification unreadable_file(std::string_view why);
 /// The same from the error: permanent, except a file whose encryption key is not configured
 /// (kConfig, ADR 010), which waits for the operator to restore the key like any transient
 /// failure (without counting toward the circuit breaker). A file that failed authentication
-/// (kDataLoss: corrupt or altered) is permanent: it is never forwarded.
+/// (kDataLoss: corrupt or altered) is permanent: it is never forwarded. A missing file
+/// (kNotFound) is permanent with `file_missing` set.
 Classification unreadable_file(const core::Error& error);
 
 /// A uniform draw from [0, 1) (injected so tests can pin the jitter).
@@ -103,10 +108,19 @@ struct Decision {
 
 /// Delivered -> complete; permanent -> fail; transient -> reschedule after backoff(), or fail
 /// with "gave up after N attempts over D: <reason>" once the row has had retry.max_attempts
-/// attempts or is retry.max_age old. The next attempt is never scheduled past max_age, so the
-/// last one happens at the deadline.
+/// attempts or is retry.max_age old (counted from its last retry by an operator, retried_at_ms,
+/// else from when it was queued, created_at_ms). The next attempt is never scheduled past
+/// max_age, so the last one happens at the deadline.
 Decision decide(const Classification& classification, const index::OutboxItem& item,
                 const config::Retry& retry, std::int64_t now_ms, const Random& random);
+
+/// A row in flight whose stored file is gone because its instance was overwritten meanwhile,
+/// and row `newer_id` (queued by that overwrite) sends the new version: this one is done
+/// (Index::newer_outbox_row).
+Decision superseded(std::int64_t newer_id);
+/// The same without a newer row (the new version is not routed to this destination): the row
+/// sends the instance's current file, due now; the attempt was not the destination's fault.
+Decision replaced_meanwhile(std::int64_t now_ms);
 
 /// "45s", "3m20s", "2h5m", "3d4h" (for reasons and logs).
 std::string format_duration(std::chrono::milliseconds d);

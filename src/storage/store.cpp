@@ -305,8 +305,16 @@ Result<std::unique_ptr<Store>> Store::create(const StoreOptions& options) {
   const ssize_t state_len = ::pread(lock.get(), state, sizeof(state) - 1, 0);
   const bool previous_run_unclean = state_len > 0 && std::string_view(state).starts_with("running");
   const auto previous_start = std::filesystem::last_write_time(lock_path, ec);
-  if (::ftruncate(lock.get(), 0) != 0 || ::pwrite(lock.get(), "running\n", 8, 0) != 8) {
-    return errno_error(errno, "write", lock_path);
+  // After a crash the file keeps the crashed run's "running" and start time until this run has
+  // removed that run's leftovers (mark_recovered): a start that fails first hands them on.
+  if (!previous_run_unclean) {
+    if (::ftruncate(lock.get(), 0) != 0 || ::pwrite(lock.get(), "running\n", 8, 0) != 8) {
+      return errno_error(errno, "write", lock_path);
+    }
+    // Durable, or a power loss could leave "clean" on disk for a run that never closed.
+    if (options.fsync && ::fdatasync(lock.get()) != 0) {
+      return errno_error(errno, "fdatasync", lock_path);
+    }
   }
   GW_RETURN_IF_ERROR(make_dir(data_dir / "spool", created));
   created_sub = created;
@@ -357,13 +365,14 @@ Result<std::unique_ptr<Store>> Store::create(const StoreOptions& options) {
   std::unique_ptr<Store> store(new Store(options, std::move(lock)));
   store->shared_lock_ = std::move(shared_lock);
   store->previous_run_unclean_ = previous_run_unclean;
+  store->recovered_ = !previous_run_unclean;
   store->previous_start_ = previous_start;
   if (previous_run_unclean) log->warn("event=unclean_previous_run data_dir={}", data_dir.string());
   return store;
 }
 
 Store::~Store() {
-  if (lock_.valid() && !unclean_ && ::ftruncate(lock_.get(), 0) == 0) {
+  if (lock_.valid() && !unclean_ && recovered_ && ::ftruncate(lock_.get(), 0) == 0) {
     (void)::pwrite(lock_.get(), "clean\n", 6, 0);
   }
 }
@@ -486,9 +495,10 @@ Status Store::sync_filesystem() const {
 Result<bool> Store::check_stored(const std::string& relative_path, std::int64_t size_bytes,
                                  const std::string& digest) const {
   const auto keys = keyring();
-  const auto shows_broken = [&keys](const core::Error& error) {
-    if (error.code == ErrorCode::kNotFound || error.code == ErrorCode::kDataLoss) return true;
-    return error.code == ErrorCode::kConfig && keys && keys->current;
+  // A file encrypted with a key the keyring lacks (kConfig) proves nothing about the file: the
+  // keys are wrong (a previous key removed too early), and the caller stops instead.
+  const auto shows_broken = [](const core::Error& error) {
+    return error.code == ErrorCode::kNotFound || error.code == ErrorCode::kDataLoss;
   };
   const auto path = absolute(relative_path);
   drop_cached(path);

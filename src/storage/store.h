@@ -143,14 +143,17 @@ class Store {
   Status sync_filesystem() const;
   /// Whether a stored file (relative path), read from the disk rather than the page cache, has
   /// this plaintext size and digest (empty digest: size only). false for a missing, cut short,
-  /// altered or unauthenticated file, or an encrypted one whose key version no configured key
-  /// has while a current key is loaded (a garbled header); an error when the file cannot be
-  /// read for another reason (permissions, I/O, no key at all), which proves nothing about it.
+  /// altered or unauthenticated file; an error when the file cannot be read for another reason
+  /// (permissions, I/O, no configured key for its key version), which proves nothing about it.
   Result<bool> check_stored(const std::string& relative_path, std::int64_t size_bytes,
                             const std::string& digest) const;
   /// The next start treats this run as unclean (recovery_candidates() then lists its files),
   /// even if it stops cleanly: files may be left that no row names. Thread-safe.
   void mark_unclean() { unclean_ = true; }
+  /// After an unclean previous run: its leftovers have been dealt with (remove_unreferenced
+  /// files). Until then the lock file keeps saying "running" with that run's start time, so a
+  /// start that fails before this point leaves the next one the same work.
+  void mark_recovered() { recovered_ = true; }
   /// Whether `path` (an existing file) is on the storage file system, so that
   /// sync_filesystem() makes its writes durable too.
   Result<bool> on_storage_filesystem(const std::filesystem::path& path) const;
@@ -200,6 +203,7 @@ class Store {
                          ///< a clean close
   core::UniqueFd shared_lock_;  ///< with a node_id: data_dir/.lock, shared (flock LOCK_SH)
   bool previous_run_unclean_ = false;
+  std::atomic<bool> recovered_{true};  ///< false after an unclean run until mark_recovered()
   std::filesystem::file_time_type previous_start_{};
   std::unique_ptr<DirectorySyncer> directory_syncer_;
 };

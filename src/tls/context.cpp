@@ -1,5 +1,6 @@
 #include "tls/context.h"
 
+#include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -315,6 +316,26 @@ core::Result<std::shared_ptr<const TlsContext>> make_client_context(
   }
   describe_own_certificate(out->native(), out->subject_, out->serial_, out->warnings_);
   return std::shared_ptr<const TlsContext>(std::move(out));
+}
+
+core::Status expect_server_identity(SSL* ssl, const TlsContext& context, const std::string& host,
+                                    bool verify_hostname) {
+  in6_addr buf{};
+  const bool is_ip = ::inet_pton(AF_INET, host.c_str(), &buf) == 1 ||
+                     ::inet_pton(AF_INET6, host.c_str(), &buf) == 1;
+  if (!is_ip && !host.empty()) SSL_set_tlsext_host_name(ssl, host.c_str());
+  if (!verify_hostname || context.no_verify()) return {};
+  if (is_ip) {
+    if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), host.c_str()) != 1) {
+      return make_error(ErrorCode::kInvalidArgument, "cannot verify address " + host);
+    }
+    return {};
+  }
+  SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  if (SSL_set1_host(ssl, host.c_str()) != 1) {
+    return make_error(ErrorCode::kInvalidArgument, "cannot verify host name " + host);
+  }
+  return {};
 }
 
 // ---- TlsContextHolder --------------------------------------------------------------------------

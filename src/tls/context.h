@@ -86,6 +86,14 @@ core::Result<std::shared_ptr<const TlsContext>> make_server_context(const config
 core::Result<std::shared_ptr<const TlsContext>> make_client_context(
     const ClientTlsOptions& options);
 
+/// Client side, before the handshake: SNI for a host name (RFC 6066 forbids IP literals) and,
+/// when `verify_hostname` and `context` verifies peers, the name or address the server's
+/// certificate must carry in its subjectAltName (no partial wildcards). Shared by every
+/// outgoing TLS connection (DICOM associations, the audit syslog export). kInvalidArgument
+/// when OpenSSL refuses the name.
+core::Status expect_server_identity(SSL* ssl, const TlsContext& context, const std::string& host,
+                                    bool verify_hostname);
+
 /// Makes the verify callback record the first failure of `ssl`'s handshake in `record`, which
 /// must outlive the handshake. Without a record failures are not recorded (still enforced).
 void attach_verify_record(SSL* ssl, VerifyFailure* record);

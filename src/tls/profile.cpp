@@ -95,6 +95,13 @@ core::Status check_tls12_ciphers(std::string_view ciphers) {
   // Unknown names first: OpenSSL silently skips them when anything else in the list matches.
   std::vector<std::string> unknown;
   for (const auto& token : split(ciphers)) {
+    // OpenSSL applies "@SECLEVEL=n" to the whole context: it would undo security level 2.
+    if (token.rfind("@SECLEVEL", 0) == 0) {
+      return make_error(ErrorCode::kConfig,
+                        "tls.ciphers: \"" + token +
+                            "\" is not allowed (the security level is fixed at 2: RSA keys of "
+                            "2048 bits or more, no SHA-1 signatures)");
+    }
     const char first = token.front();
     if (first == '!' || first == '-' || first == '+' || first == '@') continue;  // modifiers
     if (SSL_CTX_set_cipher_list(ctx.get(), token.c_str()) != 1) unknown.push_back(token);
@@ -171,7 +178,6 @@ core::Status apply_profile(SSL_CTX* ctx, const Profile& profile) {
     if (e != 0) ERR_error_string_n(e, buf, sizeof(buf));
     return make_error(ErrorCode::kTls, what + (e != 0 ? std::string(": ") + buf : ""));
   };
-  SSL_CTX_set_security_level(ctx, 2);
   if (SSL_CTX_set_min_proto_version(ctx, profile.min_version) != 1 ||
       SSL_CTX_set_max_proto_version(ctx, profile.max_version) != 1) {
     return fail("cannot set the TLS protocol versions");
@@ -186,6 +192,8 @@ core::Status apply_profile(SSL_CTX* ctx, const Profile& profile) {
   if (SSL_CTX_set_ciphersuites(ctx, profile.tls13_suites.c_str()) != 1) {
     return fail("cannot set the TLS 1.3 cipher suites");
   }
+  // After the cipher lists: a list can carry "@SECLEVEL=n", which OpenSSL applies to the context.
+  SSL_CTX_set_security_level(ctx, 2);
   if (SSL_CTX_set1_groups_list(ctx, "X25519:P-256:P-384:P-521:ffdhe2048:ffdhe3072") != 1) {
     ERR_clear_error();  // older builds without some group: keep OpenSSL's defaults
   }

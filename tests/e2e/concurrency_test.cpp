@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -300,6 +301,33 @@ TEST(Concurrency, ArtimClosesIdleAndHalfOpenConnections) {
   // The gateway still serves.
   const CommandResult echo = run_echoscu("127.0.0.1", gw->port(), "DICOM_GW", {}, 20s);
   EXPECT_TRUE(echo.ok()) << both(echo);
+}
+
+TEST(Concurrency, SilentConnectionsOverTheCapAreClosedAtOnce) {
+  GatewayOptions options;
+  options.max_associations = 1;
+  options.max_pending_connections = 2;
+  options.artim_timeout_s = 60;  // the counted ones stay open for the whole test
+  auto gw = Gateway::start(options);
+
+  // max_associations + max_pending_connections = 3 silent connections are held ...
+  std::vector<std::unique_ptr<RawClient>> held;
+  for (int i = 0; i < 3; ++i) held.push_back(std::make_unique<RawClient>(gw->port()));
+  // ... the next is closed at once, long before ARTIM, and says nothing.
+  RawClient over(gw->port());
+  EXPECT_TRUE(wait_until([&] { return over.peer_closed(); }, 20s, 20ms))
+      << "a connection over the cap is still open";
+  EXPECT_TRUE(wait_until(
+      [&] { return gw->log().find("event=connection_refused") != std::string::npos; }, 10s))
+      << gw->log();
+  for (auto& c : held) EXPECT_FALSE(c->peer_closed());
+
+  // Once they go, the gateway serves again.
+  held.clear();
+  EXPECT_TRUE(wait_until(
+      [&] { return run_echoscu("127.0.0.1", gw->port(), "DICOM_GW", {}, 20s).ok(); }, 20s, 100ms))
+      << gw->log();
+  EXPECT_EQ(gw->stop(), 0) << gw->log();
 }
 
 // ---- max_associations -------------------------------------------------------------------------

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <asio.hpp>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <list>
@@ -18,6 +19,8 @@
 #include <vector>
 
 #include "config/config.h"
+#include "core/clock.h"
+#include "dicom/byte_source.h"
 #include "dicom/part10.h"
 #include "index/index.h"
 #include "queue/forwarding_service.h"
@@ -103,9 +106,10 @@ class ForwarderTest : public ::testing::Test {
   }
 
   /// Generates files (gen_dicom `args`), stores them under data/storage/<batch>/ and indexes
-  /// them with one outbox row each for kDestination. Returns their SOP Instance UIDs.
+  /// them with one outbox row each for `destination`. Returns their SOP Instance UIDs.
   std::vector<std::string> add_instances(const std::string& batch,
-                                         const std::vector<std::string>& args) {
+                                         const std::vector<std::string>& args,
+                                         const std::string& destination = kDestination) {
     const auto files = generate_dicom(dir_ / ("gen-" + batch), args);
     std::vector<index::InstanceRecord> records;
     std::vector<std::string> uids;
@@ -128,7 +132,8 @@ class ForwarderTest : public ::testing::Test {
       r.study_instance_uid = "2.25.1001";
       r.series_instance_uid = "2.25.1002";
       r.modality = "OT";
-      r.destinations = {kDestination};
+      r.destinations = {destination};
+      records_[r.sop_instance_uid] = r;
       stored_[r.sop_instance_uid] = data_dir_ / relative;
       uids.push_back(r.sop_instance_uid);
       records.push_back(std::move(r));
@@ -163,16 +168,18 @@ class ForwarderTest : public ::testing::Test {
     return c;
   }
 
-  void start_service(const config::Config& config) {
+  /// `open_file`: how the forwarders read stored files (empty: plain files).
+  void start_service(const config::Config& config, dicom::SourceOpener open_file = {}) {
     service_ = std::make_unique<queue::ForwardingService>(runtime_->io(), runtime_->pool(), *index_,
-                                                          data_dir_, "node-1", config);
+                                                          data_dir_, "node-1", config, nullptr,
+                                                          std::move(open_file));
     service_->start();
     service_->notify({kDestination});
   }
 
-  std::vector<index::OutboxItem> rows() const {
+  std::vector<index::OutboxItem> rows(const std::string& destination = kDestination) const {
     index::OutboxQuery q;
-    q.destination = kDestination;
+    q.destination = destination;
     q.limit = 10000;
     auto r = index_->list_outbox(q);
     EXPECT_TRUE(r.ok()) << r.error().message;
@@ -262,7 +269,8 @@ class ForwarderTest : public ::testing::Test {
   std::unique_ptr<index::Index> index_;
   std::unique_ptr<Runtime> runtime_;
   std::unique_ptr<queue::ForwardingService> service_;
-  std::map<std::string, fs::path> stored_;  ///< SOP Instance UID -> stored file
+  std::map<std::string, fs::path> stored_;                ///< SOP Instance UID -> stored file
+  std::map<std::string, index::InstanceRecord> records_;  ///< SOP Instance UID -> its record
 };
 
 TEST_F(ForwarderTest, DeliversEveryInstanceBitExactInItsOwnTransferSyntax) {
@@ -504,6 +512,181 @@ TEST_F(ForwarderTest, RefusedSopClassAndMissingFileGoDeadTheRestIsDelivered) {
   const auto status = service_->status(kDestination);
   EXPECT_EQ(status->counts.dead, mr.size() + 1);
   EXPECT_EQ(status->counts.forwarded, ct.size());
+}
+
+/// storage.duplicates: overwrite while the instance's row is in flight: the row was claimed with
+/// the old file, which ingest removes. The new version gets a row of its own and goes out; the
+/// old row ends superseded, not dead.
+TEST_F(ForwarderTest, AnInstanceOverwrittenWhileInFlightGoesOutInItsNewVersion) {
+  const auto uids = add_instances(
+      "ow", {"--count", "3", "--sop-class", "ct", "--seed", "71", "--size-kib", "16"});
+  ASSERT_EQ(uids.size(), 3u);
+  const std::string target = uids[1];
+  const fs::path old_file = stored_.at(target);
+  // The new version: the same SOP instance with another Instance Number.
+  const fs::path new_relative = fs::path("storage") / "ow-new" / "1.dcm";
+  const fs::path new_file = data_dir_ / new_relative;
+  fs::create_directories(new_file.parent_path());
+  fs::copy_file(old_file, new_file);
+  const auto modified =
+      run_command({"dcmodify", "-nb", "-i", "(0020,0013)=4242", new_file.string()});
+  ASSERT_TRUE(modified.ok()) << modified.err;
+  ASSERT_FALSE(data_set_bytes(new_file) == data_set_bytes(old_file));
+
+  // The overwrite as ingest does it (the row, then the replaced file removed), after the
+  // forwarder claimed the batch and before it opened that file.
+  auto record = records_.at(target);
+  record.storage_path = new_relative.string();
+  record.size_bytes = static_cast<std::int64_t>(fs::file_size(new_file));
+  record.received_at_ms = core::wall_clock_ms();
+  std::atomic<bool> overwritten{false};
+  dicom::SourceOpener open = [&, record](const fs::path& path) {
+    if (path == old_file && !overwritten.exchange(true)) {
+      auto replaced = index_->insert_instance(record, index::DuplicatePolicy::kOverwrite);
+      EXPECT_TRUE(replaced.ok() && replaced->outcome == index::InsertOutcome::kReplaced);
+      fs::remove(old_file);
+    }
+    return dicom::open_file_source(path);
+  };
+  auto& scp = keep(start_storescp(0, dir_ / "received"));
+  auto config = make_config(scp.port);
+  config.destinations[0].max_associations = 1;  // one batch: all three rows claimed at once
+  start_service(config, open);
+
+  ASSERT_TRUE(wait_settled());
+  EXPECT_TRUE(overwritten);
+  std::vector<index::OutboxItem> target_rows;
+  for (const auto& row : rows()) {
+    EXPECT_NE(row.state, index::OutboxState::kDead) << row.id << ": " << row.last_error;
+    if (row.sop_instance_uid == target) target_rows.push_back(row);
+  }
+  ASSERT_EQ(target_rows.size(), 2u) << "the new version was not queued";
+  EXPECT_EQ(target_rows[0].state, index::OutboxState::kDelivered);
+  EXPECT_EQ(target_rows[0].last_status, -1) << "nothing was sent for it";
+  EXPECT_EQ(target_rows[0].last_error.rfind("superseded: ", 0), 0u) << target_rows[0].last_error;
+  EXPECT_EQ(target_rows[1].state, index::OutboxState::kDelivered);
+  EXPECT_EQ(target_rows[1].last_status, 0) << target_rows[1].last_error;
+  stored_[target] = new_file;
+  EXPECT_EQ(expect_bit_exact(scp.out_dir).size(), uids.size()) << "the new version arrived";
+  const auto status = service_->status(kDestination);
+  EXPECT_EQ(status->counts.dead, 0u);
+  EXPECT_EQ(status->counts.forwarded, uids.size());
+}
+
+/// Lease renewal extends only the rows the forwarder's batches hold. A row leased to the same
+/// owner that no batch holds (its result write failed) keeps its lease, which runs out: the row
+/// goes out again, however busy the forwarder stays.
+TEST_F(ForwarderTest, ARowNoBatchHoldsIsNotRenewedAndGoesOutWhenItsLeaseRunsOut) {
+  const auto uids = add_instances(
+      "lease", {"--count", "8", "--sop-class", "ct", "--seed", "72", "--size-kib", "16"});
+  auto& scp = keep(start_storescp(0, dir_ / "received"));
+  auto config = make_config(scp.port);
+  config.destinations[0].max_associations = 1;
+  config.forwarding.batch = 4;
+  config.forwarding.lease = 3s;  // renewed every second while a batch runs
+
+  // While the first batch reads its files (its rows in flight), the next row is leased to the
+  // forwarder's owner as if a batch had held it and failed to write its result. The hook then
+  // waits for a renewal of the batch's leases and notes the orphan's lease at that point.
+  const std::string owner = std::string("node-1/") + kDestination;
+  std::atomic<bool> fired{false};
+  std::int64_t orphan_id = 0;
+  std::int64_t orphan_lease = 0;
+  std::int64_t orphan_lease_after_renewal = -1;
+  bool renewed = false;
+  dicom::SourceOpener open = [&](const fs::path& path) {
+    if (!fired.exchange(true)) {
+      auto orphan = index_->claim_outbox(kDestination, 1, owner, core::wall_clock_ms(), 1000);
+      if (orphan.ok() && orphan->size() == 1) {
+        orphan_id = (*orphan)[0].id;
+        orphan_lease = (*orphan)[0].lease_expires_at_ms;
+        auto batch_lease = [&]() {
+          std::int64_t latest = 0;
+          for (const auto& row : rows()) {
+            if (row.state == index::OutboxState::kInFlight && row.id != orphan_id) {
+              latest = std::max(latest, row.lease_expires_at_ms);
+            }
+          }
+          return latest;
+        };
+        const auto before = batch_lease();
+        renewed = wait_until([&]() { return batch_lease() > before; }, 20s, 20ms);
+        orphan_lease_after_renewal = index_->find_outbox(orphan_id)->value().lease_expires_at_ms;
+      }
+    }
+    return dicom::open_file_source(path);
+  };
+  start_service(config, open);
+
+  ASSERT_TRUE(wait_settled());
+  ASSERT_NE(orphan_id, 0) << "no row left to orphan";
+  ASSERT_TRUE(renewed) << "the batch's leases were never renewed";
+  EXPECT_EQ(orphan_lease_after_renewal, orphan_lease) << "renewed with the batch's rows";
+  EXPECT_EQ(count_rows(index::OutboxState::kDelivered), uids.size());
+  for (const auto& row : rows()) {
+    EXPECT_EQ(row.attempts, row.id == orphan_id ? 2 : 1) << row.id;
+  }
+  EXPECT_EQ(expect_bit_exact(scp.out_dir).size(), uids.size());
+}
+
+/// An instance routed before an API destination's delete was applied queues its row after the
+/// delete dead-lettered the others; nobody would ever claim it. The service dead-letters such
+/// rows: of a destination deleted here, or (another node deleted it) one it saw in the index
+/// that is gone from it once this node no longer runs it. Rows of destinations that another
+/// node created, or that were never API destinations, wait.
+TEST_F(ForwarderTest, RowsQueuedForADeletedApiDestinationAfterItsDeleteAreDeadLettered) {
+  auto api = [](const std::string& name) {
+    index::ApiDestination d;
+    d.name = name;
+    d.ae_title = "STORESCP";
+    d.host = "127.0.0.1";
+    d.port = 104;
+    return d;
+  };
+  ASSERT_TRUE(index_->create_destination(api("API_A"), nullptr).ok());
+  ASSERT_TRUE(index_->create_destination(api("API_B"), nullptr).ok());
+  auto config = make_config(free_tcp_port());  // nothing listens: no row is ever sent there
+  config.destinations[0].name = "API_A";
+  config.destinations.push_back(config.destinations[0]);
+  config.destinations[1].name = "API_B";
+  start_service(config);
+  auto dead_for_deletion = [&](const std::string& destination) {
+    const auto all = rows(destination);
+    return !all.empty() && std::all_of(all.begin(), all.end(), [](const auto& r) {
+      return r.state == index::OutboxState::kDead && r.last_error == "destination deleted";
+    });
+  };
+
+  // This node deletes API_A as the API does: the index row, a reload without it, then
+  // destination_deleted(). An instance routed before the reload is committed after it.
+  ASSERT_TRUE(index_->delete_destination("API_A", false, core::wall_clock_ms(), nullptr).ok());
+  auto without_a = config;
+  without_a.destinations.erase(without_a.destinations.begin());
+  ASSERT_TRUE(service_->reload(without_a).ok());
+  service_->destination_deleted("API_A");
+  add_instances("late-a", {"--count", "1", "--sop-class", "ct", "--seed", "73"}, "API_A");
+  service_->notify({"API_A"});
+  ASSERT_TRUE(wait_until([&]() { return dead_for_deletion("API_A"); }, 30s, 20ms));
+
+  // Another node deletes API_B (the sweep above read it from the index); this node only
+  // reloads. Meanwhile another node created OTHER, which this one does not run yet.
+  ASSERT_TRUE(index_->delete_destination("API_B", false, core::wall_clock_ms(), nullptr).ok());
+  ASSERT_TRUE(index_->create_destination(api("OTHER"), nullptr).ok());
+  auto without_both = without_a;
+  without_both.destinations.clear();
+  ASSERT_TRUE(service_->reload(without_both).ok());
+  add_instances("other", {"--count", "1", "--sop-class", "ct", "--seed", "74"}, "OTHER");
+  add_instances("elsewhere", {"--count", "1", "--sop-class", "ct", "--seed", "75"}, "ELSEWHERE");
+  service_->notify({"OTHER", "ELSEWHERE"});
+  add_instances("late-b", {"--count", "1", "--sop-class", "ct", "--seed", "76"}, "API_B");
+  service_->notify({"API_B"});
+  ASSERT_TRUE(wait_until([&]() { return dead_for_deletion("API_B"); }, 30s, 20ms));
+  // That sweep ran after OTHER's and ELSEWHERE's rows were committed, and left them.
+  for (const auto* destination : {"OTHER", "ELSEWHERE"}) {
+    const auto waiting = rows(destination);
+    ASSERT_EQ(waiting.size(), 1u) << destination;
+    EXPECT_EQ(waiting[0].state, index::OutboxState::kPending) << destination;
+  }
 }
 
 TEST_F(ForwarderTest, CircuitBreakerPausesWithoutClaimingThenResumes) {

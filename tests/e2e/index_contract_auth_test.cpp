@@ -130,6 +130,24 @@ TEST_P(IndexAuth, UsersCrud) {
   ghost.id = 999;
   EXPECT_EQ(index_->update_user(ghost, nullptr).error().code, ErrorCode::kNotFound);
 
+  // A new password revokes the user's tokens (at the change); any other change keeps them.
+  auto kept = index_->create_token(make_token(after->value().id, 41), nullptr);
+  ASSERT_TRUE(kept.ok()) << kept.error().message;
+  User role_only = **after;
+  role_only.role = Role::kViewer;
+  role_only.updated_at_ms = kNow + 6;
+  ASSERT_TRUE(index_->update_user(role_only, nullptr).ok());
+  auto tokens = index_->list_tokens(alice.id);
+  ASSERT_TRUE(tokens.ok() && tokens->size() == 1u);
+  EXPECT_EQ((*tokens)[0].revoked_at_ms, 0);
+  User reset = role_only;
+  reset.password_hash = "$argon2id$reset";
+  reset.updated_at_ms = kNow + 7;
+  ASSERT_TRUE(index_->update_user(reset, nullptr).ok());
+  tokens = index_->list_tokens(alice.id);
+  ASSERT_TRUE(tokens.ok() && tokens->size() == 1u);
+  EXPECT_EQ((*tokens)[0].revoked_at_ms, kNow + 7);
+
   ASSERT_TRUE(index_->delete_user(bob, nullptr).ok());
   EXPECT_EQ(index_->delete_user(bob, nullptr).error().code, ErrorCode::kNotFound);
   EXPECT_EQ(*index_->count_users(), 1);

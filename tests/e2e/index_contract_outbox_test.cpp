@@ -242,11 +242,44 @@ TEST_P(IndexOutbox, RenewExtendsTheOwnersLeasesOnly) {
   const auto b = claim("PACS", 1, "node-b", 1000, 500);
   ASSERT_EQ(a.size(), 1u);
   ASSERT_EQ(b.size(), 1u);
-  ASSERT_TRUE(index_->renew_outbox_leases("node-a", 1400, 500).ok());
+  const std::vector<std::int64_t> both = {a[0].id, b[0].id};
+  ASSERT_TRUE(index_->renew_outbox_leases("node-a", both, 1400, 500).ok());
   EXPECT_EQ(find(a[0].id).lease_expires_at_ms, 1900);
   EXPECT_EQ(find(b[0].id).lease_expires_at_ms, 1500);
   const auto stolen = claim("PACS", 10, "node-c", 1600);
   EXPECT_EQ(ids_of(stolen), std::vector<std::int64_t>{b[0].id});
+}
+
+/// A row the owner still holds but no batch works on any more (its result could not be
+/// written) is not renewed with the others: its lease runs out and the row is claimable again,
+/// however busy the owner stays.
+TEST_P(IndexOutbox, RenewExtendsOnlyTheNamedRows) {
+  for (const auto* sop : {"4.1", "4.2", "4.3"}) insert(make_record(sop, {"PACS"}));
+  const auto held = claim("PACS", 3, "node-a", 1000, 500);
+  ASSERT_EQ(held.size(), 3u);
+  // node-a works on the first two only; the third's result write failed.
+  for (std::int64_t now = 1400; now <= 2600; now += 400) {
+    const std::vector<std::int64_t> working = {held[0].id, held[1].id};
+    ASSERT_TRUE(index_->renew_outbox_leases("node-a", working, now, 500).ok());
+  }
+  EXPECT_EQ(find(held[0].id).lease_expires_at_ms, 3100);
+  EXPECT_EQ(find(held[1].id).lease_expires_at_ms, 3100);
+  EXPECT_EQ(find(held[2].id).lease_expires_at_ms, 1500);
+  const auto back = claim("PACS", 10, "node-a", 2600);
+  ASSERT_EQ(ids_of(back), std::vector<std::int64_t>{held[2].id});
+  EXPECT_EQ(back[0].attempts, 2);
+
+  // Nothing named: nothing changes. Many ids (a few batches' worth) in one statement.
+  ASSERT_TRUE(index_->renew_outbox_leases("node-a", {}, 2700, 500).ok());
+  EXPECT_EQ(find(held[0].id).lease_expires_at_ms, 3100);
+  std::vector<std::int64_t> many(500);
+  for (std::size_t i = 0; i < many.size(); ++i) many[i] = static_cast<std::int64_t>(i + 1);
+  ASSERT_TRUE(index_->renew_outbox_leases("node-a", many, 2800, 500).ok());
+  EXPECT_EQ(find(held[0].id).lease_expires_at_ms, 3300);
+  EXPECT_EQ(find(held[2].id).lease_expires_at_ms, 3300) << "claimed again by node-a";
+  auto bad = index_->renew_outbox_leases("", many, 2800, 500);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
 }
 
 TEST_P(IndexOutbox, CompleteRescheduleAndFailRecordTheOutcome) {
@@ -329,12 +362,15 @@ TEST_P(IndexOutbox, RetryAndDeleteRules) {
   ASSERT_TRUE(index_->fail_outbox(items[3].id, "node-a", result(0xA900, "mismatch"), 1100).ok());
   // items[2] stays in flight.
 
+  EXPECT_EQ(find(items[0].id).retried_at_ms, 0) << "never retried";
   ASSERT_TRUE(index_->retry_outbox(items[0].id, 5000, nullptr).ok());
   auto dead_retried = find(items[0].id);
   EXPECT_EQ(dead_retried.state, OutboxState::kPending);
   EXPECT_EQ(dead_retried.attempts, 0);
   EXPECT_EQ(dead_retried.next_attempt_at_ms, 5000);
   EXPECT_EQ(dead_retried.updated_at_ms, 5000);
+  EXPECT_EQ(dead_retried.retried_at_ms, 5000) << "retry.max_age counts from here";
+  EXPECT_EQ(dead_retried.created_at_ms, 1000) << "when it was queued stays";
   EXPECT_EQ(dead_retried.last_error, "refused") << "why it failed stays visible";
   EXPECT_EQ(dead_retried.last_status, 0xC000);
 
@@ -372,12 +408,29 @@ TEST_P(IndexOutbox, RetryAndDeleteRules) {
   EXPECT_EQ(*pacs, 1);
   EXPECT_EQ(find(items[3].id).state, OutboxState::kPending);
   EXPECT_EQ(find(items[3].id).next_attempt_at_ms, 6000);
+  EXPECT_EQ(find(items[3].id).retried_at_ms, 6000);
+  EXPECT_EQ(find(items[3].id).created_at_ms, 1000);
   EXPECT_EQ(find(archive[0].id).state, OutboxState::kDead);
   auto all = index_->retry_dead_outbox("", 6000, nullptr);
   ASSERT_TRUE(all.ok());
   EXPECT_EQ(*all, 1);
   EXPECT_EQ(find(archive[0].id).state, OutboxState::kPending);
+  EXPECT_EQ(find(archive[0].id).retried_at_ms, 6000);
   EXPECT_TRUE(list({}, OutboxState::kDead).empty());
+}
+
+/// A retried row keeps its place: claims go by id, not by when it was queued or retried.
+TEST_P(IndexOutbox, ARetriedRowIsClaimedInItsOriginalOrder) {
+  for (const auto* sop : {"7.1", "7.2", "7.3"}) insert(make_record(sop, {"PACS"}));
+  const auto first = claim("PACS", 1, "node-a", 2000);
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_TRUE(index_->fail_outbox(first[0].id, "node-a", result(0xA700, "gave up"), 2100).ok());
+  ASSERT_TRUE(index_->retry_outbox(first[0].id, 9000, nullptr).ok());
+  const auto again = claim("PACS", 3, "node-a", 9000);
+  ASSERT_EQ(again.size(), 3u);
+  EXPECT_EQ(again[0].id, first[0].id);
+  EXPECT_EQ(again[0].retried_at_ms, 9000);
+  EXPECT_EQ(again[1].retried_at_ms, 0);
 }
 
 TEST_P(IndexOutbox, KeptDuplicateEnqueuesOnlyWhatIsNotAlreadyQueued) {
@@ -443,6 +496,91 @@ TEST_P(IndexOutbox, OverwriteKeepsTheRowsOnTheCurrentFile) {
   EXPECT_EQ(pacs[0].storage_path, "storage/cd/second.dcm");
   // Even the delivered row names the current file (history is per instance, not per file).
   EXPECT_EQ(find(claimed[0].id).storage_path, "storage/cd/second.dcm");
+}
+
+/// storage.duplicates: overwrite while a row is in flight: that row is sending the old file
+/// (which ingest then removes), so the new version gets a row of its own. A pending row is
+/// enough as it is: it reads the instance's storage_path when claimed.
+TEST_P(IndexOutbox, OverwriteWhileInFlightQueuesTheNewVersion) {
+  insert(make_record("9.1", {"PACS", "ARCHIVE"}));
+  const auto in_flight = claim("PACS", 1, "node-a", 1500);
+  ASSERT_EQ(in_flight.size(), 1u);
+  EXPECT_EQ(in_flight[0].storage_path, "storage/ab/9.1.dcm");
+  EXPECT_FALSE(index_->newer_outbox_row(in_flight[0].id)->has_value());
+
+  auto second = make_record("9.1", {"PACS", "ARCHIVE"}, 2000);
+  second.storage_path = "storage/cd/second.dcm";
+  EXPECT_EQ(insert(second, DuplicatePolicy::kOverwrite), InsertOutcome::kReplaced);
+  auto pacs = list("PACS");
+  ASSERT_EQ(pacs.size(), 2u);
+  EXPECT_EQ(pacs[0].id, in_flight[0].id);
+  EXPECT_EQ(pacs[0].state, OutboxState::kInFlight);
+  EXPECT_EQ(pacs[1].state, OutboxState::kPending);
+  EXPECT_EQ(pacs[1].created_at_ms, 2000);
+  EXPECT_EQ(pacs[1].storage_path, "storage/cd/second.dcm");
+  EXPECT_EQ(*index_->newer_outbox_row(in_flight[0].id), pacs[1].id);
+  EXPECT_FALSE(index_->newer_outbox_row(pacs[1].id)->has_value());
+  EXPECT_FALSE(index_->newer_outbox_row(99999)->has_value());
+  // ARCHIVE's row was pending: it stays the only one, and sends the new file when claimed.
+  ASSERT_EQ(list("ARCHIVE").size(), 1u);
+  const auto archive = claim("ARCHIVE", 1, "node-a", 2100);
+  ASSERT_EQ(archive.size(), 1u);
+  EXPECT_EQ(archive[0].storage_path, "storage/cd/second.dcm");
+
+  // Another overwrite while the new row is still pending: nothing more to queue for PACS.
+  auto third = make_record("9.1", {"PACS"}, 3000);
+  third.storage_path = "storage/ef/third.dcm";
+  EXPECT_EQ(insert(third, DuplicatePolicy::kOverwrite), InsertOutcome::kReplaced);
+  EXPECT_EQ(list("PACS").size(), 2u);
+  EXPECT_EQ(list("PACS")[1].storage_path, "storage/ef/third.dcm");
+  // An overwrite by the same file (nothing replaced) while ARCHIVE's row is in flight, and a
+  // kept duplicate: that row already sends this file.
+  auto same_file = third;
+  same_file.destinations = {"PACS", "ARCHIVE"};
+  EXPECT_EQ(insert(same_file, DuplicatePolicy::kOverwrite), InsertOutcome::kReplaced);
+  EXPECT_EQ(list("PACS").size(), 2u);
+  auto resend = make_record("9.1", {"ARCHIVE"}, 4000);
+  resend.storage_path = "storage/gh/resend.dcm";
+  EXPECT_EQ(insert(resend), InsertOutcome::kDuplicateKept);
+  EXPECT_EQ(list("ARCHIVE").size(), 1u);
+}
+
+/// Rows queued for an API destination after its delete (ForwardingService's sweep): pending
+/// ones and in-flight ones nobody holds any more go dead as a forced delete leaves them.
+TEST_P(IndexOutbox, DeadLetterDeletedOutboxTakesWhatNobodyIsSending) {
+  for (const auto* sop : {"15.1", "15.2", "15.3", "15.4"}) insert(make_record(sop, {"GONE"}));
+  insert(make_record("15.5", {"KEPT"}));
+  insert(make_record("15.6", {"ALSO_GONE"}));
+  const auto live = claim("GONE", 1, "node-b", 1000, 60'000);  // another node still sends it
+  const auto expired = claim("GONE", 1, "node-c", 1000, 500);  // that node died
+  ASSERT_EQ(live.size(), 1u);
+  ASSERT_EQ(expired.size(), 1u);
+
+  const std::vector<std::string> names = {"GONE", "ALSO_GONE", "NEVER_SEEN"};
+  auto changed = index_->dead_letter_deleted_outbox(names, 5000);
+  ASSERT_TRUE(changed.ok()) << changed.error().message;
+  EXPECT_EQ(*changed, 4);  // two pending and one expired of GONE, one of ALSO_GONE
+  for (const auto& item : list("GONE")) {
+    if (item.id == live[0].id) {
+      EXPECT_EQ(item.state, OutboxState::kInFlight);
+      EXPECT_EQ(item.lease_owner, "node-b");
+      continue;
+    }
+    EXPECT_EQ(item.state, OutboxState::kDead) << item.id;
+    EXPECT_EQ(item.last_error, "destination deleted");
+    EXPECT_EQ(item.updated_at_ms, 5000);
+    EXPECT_EQ(item.lease_owner, "");
+  }
+  EXPECT_EQ(list("ALSO_GONE", OutboxState::kDead).size(), 1u);
+  EXPECT_EQ(list("KEPT", OutboxState::kPending).size(), 1u);
+  // node-c's late report changes nothing; node-b's delivery still counts.
+  auto late = index_->complete_outbox(expired[0].id, "node-c", result(0), 5100);
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.error().code, ErrorCode::kConflict);
+  EXPECT_TRUE(index_->complete_outbox(live[0].id, "node-b", result(0), 5100).ok());
+
+  EXPECT_EQ(*index_->dead_letter_deleted_outbox(names, 6000), 0);
+  EXPECT_EQ(*index_->dead_letter_deleted_outbox({}, 6000), 0);
 }
 
 TEST_P(IndexOutbox, AFailedRecordQueuesNothing) {

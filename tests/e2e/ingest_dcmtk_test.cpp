@@ -3,6 +3,7 @@
 // its source (by value when DCMTK re-encoded it, byte for byte when it was streamed).
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <xxhash.h>
 
@@ -395,6 +396,39 @@ TEST(IngestAccept, CallingAeAllowList) {
   EXPECT_EQ(gw_echo(gw->port(), {"--aet", "BAD"}).exit_code, 1);
   EXPECT_TRUE(gw_echo(gw->port(), {"--aet", "GOOD"}).ok());
   EXPECT_NE(gw->log().find("association_rejected"), std::string::npos);
+}
+
+TEST(IngestAccept, AllowListChangesApplyOnReloadWithoutARestart) {
+  GatewayOptions options;
+  options.extra_yaml = "accept:\n  calling_ae_titles: [GOOD]\n";
+  auto gw = Gateway::start(options);
+  EXPECT_TRUE(gw_echo(gw->port(), {"--aet", "GOOD"}).ok());
+  EXPECT_EQ(gw_echo(gw->port(), {"--aet", "NEW"}).exit_code, 1);
+
+  // The operator lets NEW in and takes GOOD out, then reloads.
+  std::string text;
+  {
+    std::ifstream in(gw->config_path());
+    text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  }
+  const std::string from = "calling_ae_titles: [GOOD]";
+  const auto at = text.find(from);
+  ASSERT_NE(at, std::string::npos) << text;
+  text.replace(at, from.size(), "calling_ae_titles: [NEW]");
+  std::ofstream(gw->config_path(), std::ios::trunc) << text;
+  ASSERT_TRUE(gw->process().signal_group(SIGHUP));
+  ASSERT_TRUE(
+      wait_until([&] { return gw->log().find("event=config_reloaded") != std::string::npos; },
+                 std::chrono::seconds(20)))
+      << gw->log();
+
+  EXPECT_TRUE(gw_echo(gw->port(), {"--aet", "NEW"}).ok());
+  const CommandResult removed = run_echoscu("127.0.0.1", gw->port(), "DICOM_GW", {"-aet", "GOOD"});
+  EXPECT_FALSE(removed.ok()) << both(removed);
+  EXPECT_NE(both(removed).find("Calling AE Title Not Recognized"), std::string::npos)
+      << both(removed);
+  EXPECT_EQ(gw->log().find("event=reload_needs_restart"), std::string::npos) << gw->log();
+  EXPECT_EQ(gw->stop(), 0);
 }
 
 }  // namespace

@@ -142,6 +142,10 @@ void Gateway::write_config() const {
          << "  duplicates: " << options_.duplicates << "\n"
          << "limits:\n"
          << "  max_associations: " << options_.max_associations << "\n"
+         << (options_.max_pending_connections > 0
+                 ? "  max_pending_connections: " +
+                       std::to_string(options_.max_pending_connections) + "\n"
+                 : std::string())
          << "  max_async_operations: " << options_.max_async_operations << "\n"
          << "  idle_timeout: " << options_.idle_timeout_s << "\n"
          << "  artim_timeout: " << options_.artim_timeout_s << "\n"

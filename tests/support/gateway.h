@@ -23,7 +23,8 @@ struct GatewayOptions {
   bool encrypt = false;  ///< storage.encrypt (needs a key in `env`)
   std::string duplicates = "keep-first";
   int max_associations = 64;
-  int max_async_operations = 16;  ///< limits.max_async_operations
+  int max_pending_connections = 0;  ///< limits.max_pending_connections (0: the default)
+  int max_async_operations = 16;    ///< limits.max_async_operations
   int idle_timeout_s = 300;
   int artim_timeout_s = 30;
   int shutdown_grace_s = 30;

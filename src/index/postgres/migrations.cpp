@@ -219,6 +219,10 @@ CREATE INDEX studies_key_version ON studies (key_version);
       {4, R"sql(
 ALTER TABLE api_destinations ADD COLUMN max_async_operations BIGINT NOT NULL DEFAULT 1;
 )sql"},
+      // SQLite's migration 10: an operator's retry restarts the retry.max_age clock of a row.
+      {5, R"sql(
+ALTER TABLE outbox ADD COLUMN retried_at_ms BIGINT NOT NULL DEFAULT 0;
+)sql"},
   };
   return kMigrations;
 }

@@ -340,7 +340,8 @@ RETURNING id
     }
     instance_pk = rows.int64(0, 0);
   }
-  GW_RETURN_IF_ERROR(enqueue_outbox(conn, instance_pk, r));
+  GW_RETURN_IF_ERROR(
+      enqueue_outbox(conn, instance_pk, r, replacing && existing_path != r.storage_path));
 
   if (replacing) {
     return InsertResult{InsertOutcome::kReplaced,

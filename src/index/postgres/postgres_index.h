@@ -58,8 +58,8 @@ class PostgresIndex : public Index {
   Result<std::vector<OutboxItem>> claim_outbox(const std::string& destination,
                                                std::size_t max_items, const std::string& owner,
                                                std::int64_t now_ms, std::int64_t lease_ms) override;
-  Status renew_outbox_leases(const std::string& owner, std::int64_t now_ms,
-                             std::int64_t lease_ms) override;
+  Status renew_outbox_leases(const std::string& owner, std::span<const std::int64_t> ids,
+                             std::int64_t now_ms, std::int64_t lease_ms) override;
   Status complete_outbox(std::int64_t id, const std::string& owner, const OutboxResult& result,
                          std::int64_t now_ms) override;
   Status reschedule_outbox(std::int64_t id, const std::string& owner,
@@ -77,6 +77,9 @@ class PostgresIndex : public Index {
   Result<std::optional<OutboxItem>> find_outbox(std::int64_t id) override;
   Result<std::vector<OutboxItem>> list_outbox(const OutboxQuery& query) override;
   Result<std::vector<QueueDepth>> queue_depths() override;
+  Result<std::optional<std::int64_t>> newer_outbox_row(std::int64_t id) override;
+  Result<std::int64_t> dead_letter_deleted_outbox(std::span<const std::string> destinations,
+                                                  std::int64_t now_ms) override;
   Result<std::optional<std::int64_t>> next_outbox_due(const std::string& destination) override;
 
   Result<std::int64_t> create_user(const User& user, const AuditEvent* audit) override;
@@ -93,6 +96,7 @@ class PostgresIndex : public Index {
   Result<std::vector<ApiToken>> list_tokens(std::int64_t user_id) override;
   Result<std::int64_t> append_audit(const AuditEvent& event) override;
   Result<std::vector<AuditEvent>> list_audit(const AuditQuery& query) override;
+  Result<AuditPage> list_audit_after(std::int64_t after_id, std::int64_t limit) override;
 
   Result<std::int64_t> create_destination(const ApiDestination& destination,
                                           const AuditEvent* audit) override;
@@ -138,8 +142,11 @@ class PostgresIndex : public Index {
   Result<std::int64_t> upsert_sealed_study(pg::PgConnection& conn, const PhiCodec& codec,
                                            const InstanceRecord& record, std::int64_t patient_pk);
   // Outbox helpers (postgres_outbox.cpp).
+  /// A pending row per record.destinations, skipping those that already have a pending one,
+  /// or an in-flight one unless `replaced_file` (the record replaced the instance's file: the
+  /// in-flight row is sending the old one).
   Status enqueue_outbox(pg::PgConnection& conn, std::int64_t instance_pk,
-                        const InstanceRecord& record);
+                        const InstanceRecord& record, bool replaced_file = false);
   Status finish_outbox(std::int64_t id, const std::string& owner, OutboxState to,
                        std::optional<std::int64_t> next_attempt_at_ms, const OutboxResult& result,
                        std::int64_t now_ms);

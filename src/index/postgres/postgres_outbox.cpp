@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -30,7 +31,7 @@ namespace {
 constexpr const char* kItemColumns = R"sql(
        o.id, o.destination, i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax_uid,
        st.study_instance_uid, i.storage_path, i.size_bytes, o.state, o.attempts,
-       o.created_at_ms, o.next_attempt_at_ms, o.updated_at_ms, o.lease_owner,
+       o.created_at_ms, o.retried_at_ms, o.next_attempt_at_ms, o.updated_at_ms, o.lease_owner,
        o.lease_expires_at_ms, o.last_status, o.last_error, o.warning
 )sql";
 constexpr const char* kItemJoins = R"sql(
@@ -53,6 +54,7 @@ Result<OutboxItem> read_item(const Rows& rows, int row) {
   GW_ASSIGN_OR_RETURN(item.state, stored_outbox_state(item.id, rows.text(row, c++)));
   item.attempts = static_cast<int>(rows.int64(row, c++));
   item.created_at_ms = rows.int64(row, c++);
+  item.retried_at_ms = rows.int64(row, c++);
   item.next_attempt_at_ms = rows.int64(row, c++);
   item.updated_at_ms = rows.int64(row, c++);
   item.lease_owner = rows.text(row, c++);
@@ -75,24 +77,37 @@ Result<std::vector<OutboxItem>> read_items(const Rows& rows) {
 
 constexpr const char* kRetrySet =
     "UPDATE outbox SET state = 'pending', next_attempt_at_ms = $2, attempts = 0, "
-    "updated_at_ms = $2 ";
+    "updated_at_ms = $2, retried_at_ms = $2 ";
+
+/// A bigint[] literal of the ids ("{1,2,3}"): one parameter for any number of ids.
+std::string array_of(std::span<const std::int64_t> ids) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(ids[i]);
+  }
+  return out + "}";
+}
 
 }  // namespace
 
 Status PostgresIndex::enqueue_outbox(PgConnection& conn, std::int64_t instance_pk,
-                                     const InstanceRecord& r) {
+                                     const InstanceRecord& r, bool replaced_file) {
   for (const auto& destination : r.destinations) {
     GW_RETURN_IF_ERROR(check_outbox_destination(destination));
-    // NOT EXISTS also drops a destination named twice in one record.
-    GW_RETURN_IF_ERROR(conn.exec(R"sql(
+    // NOT EXISTS also drops a destination named twice in one record. An in-flight row holds
+    // back a new one unless the instance's file was just replaced ($4): that row is sending
+    // the old version.
+    GW_RETURN_IF_ERROR(conn.exec(
+        R"sql(
 INSERT INTO outbox (instance_pk, destination, state, created_at_ms, next_attempt_at_ms,
                     updated_at_ms)
 SELECT $1::bigint, $2::text, 'pending', $3::bigint, $3::bigint, $3::bigint
 WHERE NOT EXISTS (SELECT 1 FROM outbox
                   WHERE instance_pk = $1::bigint AND destination = $2::text
-                    AND state IN ('pending', 'in_flight'))
+                    AND (state = 'pending' OR (state = 'in_flight' AND NOT $4::boolean)))
 )sql",
-                                 Params().add(instance_pk).add(destination).add(r.received_at_ms)));
+        Params().add(instance_pk).add(destination).add(r.received_at_ms).add(replaced_file)));
   }
   return core::ok_status();
 }
@@ -142,15 +157,19 @@ SELECT )sql") + kItemColumns + " FROM o" + kItemJoins +
   return read_items(rows);
 }
 
-Status PostgresIndex::renew_outbox_leases(const std::string& owner, std::int64_t now_ms,
+Status PostgresIndex::renew_outbox_leases(const std::string& owner,
+                                          std::span<const std::int64_t> ids, std::int64_t now_ms,
                                           std::int64_t lease_ms) {
   GW_RETURN_IF_ERROR(check_lease(owner, lease_ms, "renew outbox leases"));
+  if (ids.empty()) return core::ok_status();
   GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
-  GW_RETURN_IF_ERROR(conn->exec(R"sql(
+  // A primary-key lookup per id.
+  GW_RETURN_IF_ERROR(
+      conn->exec(R"sql(
 UPDATE outbox SET lease_expires_at_ms = $2
-WHERE state = 'in_flight' AND lease_owner = $1
+WHERE id = ANY($3::bigint[]) AND state = 'in_flight' AND lease_owner = $1
 )sql",
-                                Params().add(owner).add(pg::saturating_add(now_ms, lease_ms))));
+                 Params().add(owner).add(pg::saturating_add(now_ms, lease_ms)).add(array_of(ids))));
   return core::ok_status();
 }
 
@@ -349,6 +368,41 @@ ORDER BY g.destination
     d.oldest_pending_created_at_ms = oldest;
   }
   return out;
+}
+
+Result<std::optional<std::int64_t>> PostgresIndex::newer_outbox_row(std::int64_t id) {
+  GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
+  // outbox_instance serves the later rows of the same instance and destination.
+  GW_ASSIGN_OR_RETURN(auto rows, conn->exec(R"sql(
+SELECT max(n.id) FROM outbox o
+JOIN outbox n ON n.instance_pk = o.instance_pk AND n.destination = o.destination AND n.id > o.id
+WHERE o.id = $1
+)sql",
+                                            Params().add(id)));
+  if (rows.empty() || rows.is_null(0, 0)) return std::optional<std::int64_t>();
+  return std::optional<std::int64_t>(rows.int64(0, 0));
+}
+
+Result<std::int64_t> PostgresIndex::dead_letter_deleted_outbox(
+    std::span<const std::string> destinations, std::int64_t now_ms) {
+  if (destinations.empty()) return std::int64_t{0};
+  GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
+  pg::Transaction tx(*conn);
+  GW_RETURN_IF_ERROR(tx.begin());
+  std::int64_t changed = 0;
+  for (const auto& destination : destinations) {
+    // The words of a forced delete_destination (postgres_destinations.cpp).
+    GW_ASSIGN_OR_RETURN(auto rows, conn->exec(R"sql(
+UPDATE outbox SET state = 'dead', last_error = 'destination deleted', updated_at_ms = $2,
+                  lease_owner = '', lease_expires_at_ms = 0
+WHERE destination = $1
+  AND (state = 'pending' OR (state = 'in_flight' AND lease_expires_at_ms <= $2))
+)sql",
+                                              Params().add(destination).add(now_ms)));
+    changed += rows.affected();
+  }
+  GW_RETURN_IF_ERROR(tx.commit());
+  return changed;
 }
 
 Result<std::optional<std::int64_t>> PostgresIndex::next_outbox_due(const std::string& destination) {

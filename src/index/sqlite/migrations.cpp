@@ -236,6 +236,11 @@ CREATE INDEX ingest_unconfirmed_instance ON ingest_unconfirmed (instance_pk);
       {9, R"sql(
 ALTER TABLE api_destinations ADD COLUMN max_async_operations INTEGER NOT NULL DEFAULT 1;
 )sql"},
+      // An operator's retry restarts the retry.max_age clock of a row (0: never retried: it
+      // counts from created_at_ms). created_at_ms stays when it was queued.
+      {10, R"sql(
+ALTER TABLE outbox ADD COLUMN retried_at_ms INTEGER NOT NULL DEFAULT 0;
+)sql"},
   };
   return kMigrations;
 }

@@ -53,6 +53,23 @@ ApiToken read_token(const auto& s) {
   return t;
 }
 
+// The columns of AuditEvent, in the order read_audit() expects.
+constexpr const char* kAuditColumns =
+    "id, at_ms, actor, action, target, outcome, peer_address, details";
+
+AuditEvent read_audit(const auto& s) {
+  AuditEvent e;
+  e.id = s.int64(0);
+  e.at_ms = s.int64(1);
+  e.actor = s.text(2);
+  e.action = s.text(3);
+  e.target = s.text(4);
+  e.outcome = s.text(5);
+  e.peer_address = s.text(6);
+  e.details = s.text(7);
+  return e;
+}
+
 }  // namespace
 
 // ---- helpers ----
@@ -115,6 +132,15 @@ Status SqliteIndex::update_user(const User& user, const AuditEvent* audit) {
   std::lock_guard lock(mu_);
   Transaction tx(*this);
   GW_RETURN_IF_ERROR(tx.begin());
+  {
+    // Before the update: only a password that changes revokes the tokens.
+    GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
+UPDATE api_tokens SET revoked_at_ms = ?3 WHERE user_id = ?1 AND revoked_at_ms = 0
+  AND (SELECT password_hash FROM users WHERE id = ?1) IS NOT ?2
+)sql"));
+    s.bind(1, user.id).bind(2, user.password_hash).bind(3, user.updated_at_ms);
+    GW_RETURN_IF_ERROR(s.run("revoke the user's tokens on a new password"));
+  }
   {
     GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
 UPDATE users SET role = ?2, password_hash = ?3, disabled = ?4, updated_at_ms = ?5
@@ -357,18 +383,30 @@ SELECT id, at_ms, actor, action, target, outcome, peer_address, details FROM aud
   for (;;) {
     GW_ASSIGN_OR_RETURN(bool row, s.step("list audit"));
     if (!row) break;
-    AuditEvent e;
-    e.id = s.int64(0);
-    e.at_ms = s.int64(1);
-    e.actor = s.text(2);
-    e.action = s.text(3);
-    e.target = s.text(4);
-    e.outcome = s.text(5);
-    e.peer_address = s.text(6);
-    e.details = s.text(7);
-    out.push_back(std::move(e));
+    out.push_back(read_audit(s));
   }
   return out;
+}
+
+Result<AuditPage> SqliteIndex::list_audit_after(std::int64_t after_id, std::int64_t limit) {
+  GW_RETURN_IF_ERROR(check_page(limit, 0, "list audit after"));
+  std::lock_guard lock(mu_);
+  AuditPage page;
+  {
+    GW_ASSIGN_OR_RETURN(auto s, statement_locked("SELECT coalesce(max(id), 0) FROM audit"));
+    GW_ASSIGN_OR_RETURN(bool row, s.step("last audit id"));
+    if (row) page.last_id = s.int64(0);
+  }
+  if (limit == 0) return page;
+  GW_ASSIGN_OR_RETURN(auto s, statement_locked(std::string("SELECT ") + kAuditColumns +
+                                               " FROM audit WHERE id > ?1 ORDER BY id LIMIT ?2"));
+  s.bind(1, after_id).bind(2, limit);
+  for (;;) {
+    GW_ASSIGN_OR_RETURN(bool row, s.step("list audit after"));
+    if (!row) break;
+    page.events.push_back(read_audit(s));
+  }
+  return page;
 }
 
 }  // namespace gw::index

@@ -195,8 +195,20 @@ std::vector<Result<InsertResult>> SqliteIndex::write_batch(const std::vector<Pen
     for (std::size_t i = 0; i < items.size(); ++i) results.emplace_back(cleared_through.error());
     return results;
   }
-  std::vector<std::int64_t> markers;
+  std::vector<std::int64_t>& markers = batch_markers_;
+  markers.clear();
   for (const auto& item : items) {
+    if (sqlite3_get_autocommit(db_.get()) != 0) {
+      // SQLite rolled the whole transaction back on its own (an I/O error, a full disk, no
+      // memory): the records before this one are gone too, and nothing may commit one by one.
+      const auto gone = make_error(ErrorCode::kIo,
+                                   "the index transaction was rolled back by SQLite after an "
+                                   "error; nothing of this group was stored");
+      for (auto& r : results) r = gone;
+      results.resize(items.size(), gone);
+      markers.clear();
+      return results;
+    }
     const InstanceRecord& r = *item.record;
     if (r.sop_instance_uid.empty() || r.series_instance_uid.empty() ||
         r.study_instance_uid.empty() || r.storage_path.empty()) {
@@ -226,10 +238,12 @@ std::vector<Result<InsertResult>> SqliteIndex::write_batch(const std::vector<Pen
   }
   if (auto st = tx.commit(); !st.ok()) {
     for (auto& r : results) r = st.error();
+    markers.clear();
     return results;
   }
   cleared_through_ = *cleared_through;
   add_unconfirmed(markers);
+  markers.clear();
   return results;
 }
 
@@ -264,6 +278,13 @@ Result<InsertResult> SqliteIndex::insert_one_locked(const InstanceRecord& r, Dup
       return InsertResult{InsertOutcome::kDuplicateKept, same_file ? "" : r.storage_path};
     }
     if (policy == DuplicatePolicy::kReject) {
+      // "Already stored" would tell the sender it is safe; it is not until the kept row's flush.
+      GW_ASSIGN_OR_RETURN(bool unconfirmed, has_unconfirmed_marker_locked(*existing_id));
+      if (unconfirmed) {
+        return make_error(ErrorCode::kConflict,
+                          "the same SOP instance is being stored on another association: "
+                          "send it again");
+      }
       return make_error(ErrorCode::kAlreadyExists,
                         "instance already stored: sop_instance_uid=" + r.sop_instance_uid);
     }
@@ -402,7 +423,8 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
     // Overwrite updates the row in place (same id), so its outbox rows follow it to the new file.
     instance_pk = replacing ? *existing_id : s.last_insert_rowid();
   }
-  GW_RETURN_IF_ERROR(enqueue_outbox_locked(instance_pk, r));
+  GW_RETURN_IF_ERROR(
+      enqueue_outbox_locked(instance_pk, r, replacing && existing_path != r.storage_path));
   if (replacing) {
     return InsertResult{InsertOutcome::kReplaced,
                         existing_path == r.storage_path ? "" : existing_path};

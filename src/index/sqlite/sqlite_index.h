@@ -60,8 +60,8 @@ class SqliteIndex : public Index {
   Result<std::vector<OutboxItem>> claim_outbox(const std::string& destination,
                                                std::size_t max_items, const std::string& owner,
                                                std::int64_t now_ms, std::int64_t lease_ms) override;
-  Status renew_outbox_leases(const std::string& owner, std::int64_t now_ms,
-                             std::int64_t lease_ms) override;
+  Status renew_outbox_leases(const std::string& owner, std::span<const std::int64_t> ids,
+                             std::int64_t now_ms, std::int64_t lease_ms) override;
   Status complete_outbox(std::int64_t id, const std::string& owner, const OutboxResult& result,
                          std::int64_t now_ms) override;
   Status reschedule_outbox(std::int64_t id, const std::string& owner,
@@ -79,6 +79,9 @@ class SqliteIndex : public Index {
   Result<std::optional<OutboxItem>> find_outbox(std::int64_t id) override;
   Result<std::vector<OutboxItem>> list_outbox(const OutboxQuery& query) override;
   Result<std::vector<QueueDepth>> queue_depths() override;
+  Result<std::optional<std::int64_t>> newer_outbox_row(std::int64_t id) override;
+  Result<std::int64_t> dead_letter_deleted_outbox(std::span<const std::string> destinations,
+                                                  std::int64_t now_ms) override;
   Result<std::optional<std::int64_t>> next_outbox_due(const std::string& destination) override;
 
   Result<std::int64_t> create_user(const User& user, const AuditEvent* audit) override;
@@ -95,6 +98,7 @@ class SqliteIndex : public Index {
   Result<std::vector<ApiToken>> list_tokens(std::int64_t user_id) override;
   Result<std::int64_t> append_audit(const AuditEvent& event) override;
   Result<std::vector<AuditEvent>> list_audit(const AuditQuery& query) override;
+  Result<AuditPage> list_audit_after(std::int64_t after_id, std::int64_t limit) override;
 
   Result<std::int64_t> create_destination(const ApiDestination& destination,
                                           const AuditEvent* audit) override;
@@ -175,8 +179,10 @@ class SqliteIndex : public Index {
   Result<std::vector<std::uint32_t>> key_versions_in_use_locked();
   // Outbox helpers (sqlite_outbox.cpp).
   /// A pending row per record.destinations for the instance row `instance_pk`, skipping those
-  /// that already have a pending or in-flight one.
-  Status enqueue_outbox_locked(std::int64_t instance_pk, const InstanceRecord& record);
+  /// that already have a pending one, or an in-flight one unless `replaced_file` (the record
+  /// replaced the instance's file: the in-flight row is sending the old one).
+  Status enqueue_outbox_locked(std::int64_t instance_pk, const InstanceRecord& record,
+                               bool replaced_file = false);
   /// Moves a row `owner` holds out of kInFlight to `to` (complete/reschedule/fail); the row keeps
   /// its next_attempt_at_ms unless one is given. kNotFound, or kConflict when the lease is lost.
   Status finish_outbox_locked(std::int64_t id, const std::string& owner, OutboxState to,
@@ -210,6 +216,9 @@ class SqliteIndex : public Index {
   std::int64_t last_marker_ = 0;  ///< the newest committed (marks_mu_)
   /// Deleted from ingest_unconfirmed up to here (mu_).
   std::int64_t cleared_through_ = 0;
+  /// Markers of the group write_batch is writing (mu_): not committed yet, so unconfirmed to a
+  /// duplicate later in the same group.
+  std::vector<std::int64_t> batch_markers_;
   /// Group commit of concurrent insert_instance calls (its mutex is never held with mu_).
   Batcher batcher_;
   DbPtr db_;  // declared before statements_: statements are finalized before the close

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <limits>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,7 @@ using core::make_error;
 constexpr const char* kItemSelect = R"sql(
 SELECT o.id, o.destination, i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax_uid,
        st.study_instance_uid, i.storage_path, i.size_bytes, o.state, o.attempts,
-       o.created_at_ms, o.next_attempt_at_ms, o.updated_at_ms, o.lease_owner,
+       o.created_at_ms, o.retried_at_ms, o.next_attempt_at_ms, o.updated_at_ms, o.lease_owner,
        o.lease_expires_at_ms, o.last_status, o.last_error, o.warning
 FROM outbox o
 JOIN instances i ON i.id = o.instance_pk
@@ -44,6 +45,7 @@ Result<OutboxItem> read_item(const auto& s) {
   GW_ASSIGN_OR_RETURN(item.state, stored_outbox_state(item.id, s.text(c++)));
   item.attempts = static_cast<int>(s.int64(c++));
   item.created_at_ms = s.int64(c++);
+  item.retried_at_ms = s.int64(c++);
   item.next_attempt_at_ms = s.int64(c++);
   item.updated_at_ms = s.int64(c++);
   item.lease_owner = s.text(c++);
@@ -62,21 +64,35 @@ std::int64_t saturating_add(std::int64_t a, std::int64_t b) {
   return a + b;
 }
 
+/// A JSON array of the ids ("[1,2,3]"), for json_each(): one statement for any number of ids.
+std::string json_ids(std::span<const std::int64_t> ids) {
+  std::string out = "[";
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(ids[i]);
+  }
+  return out + "]";
+}
+
 }  // namespace
 
-Status SqliteIndex::enqueue_outbox_locked(std::int64_t instance_pk, const InstanceRecord& r) {
+Status SqliteIndex::enqueue_outbox_locked(std::int64_t instance_pk, const InstanceRecord& r,
+                                          bool replaced_file) {
   for (const auto& destination : r.destinations) {
     GW_RETURN_IF_ERROR(check_outbox_destination(destination));
-    // NOT EXISTS also drops a destination named twice in one record.
+    // NOT EXISTS also drops a destination named twice in one record. An in-flight row holds
+    // back a new one unless the instance's file was just replaced (?4): that row is sending
+    // the old version.
     GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
 INSERT INTO outbox (instance_pk, destination, state, created_at_ms, next_attempt_at_ms,
                     updated_at_ms)
 SELECT ?1, ?2, 'pending', ?3, ?3, ?3
 WHERE NOT EXISTS (SELECT 1 FROM outbox
                   WHERE instance_pk = ?1 AND destination = ?2
-                    AND state IN ('pending', 'in_flight'))
+                    AND (state = 'pending' OR (state = 'in_flight' AND ?4 = 0)))
 )sql"));
     s.bind(1, instance_pk).bind(2, destination).bind(3, r.received_at_ms);
+    s.bind(4, std::int64_t{replaced_file ? 1 : 0});
     GW_RETURN_IF_ERROR(s.run("enqueue outbox row"));
   }
   return core::ok_status();
@@ -133,15 +149,17 @@ RETURNING id
   return items;
 }
 
-Status SqliteIndex::renew_outbox_leases(const std::string& owner, std::int64_t now_ms,
-                                        std::int64_t lease_ms) {
+Status SqliteIndex::renew_outbox_leases(const std::string& owner, std::span<const std::int64_t> ids,
+                                        std::int64_t now_ms, std::int64_t lease_ms) {
   GW_RETURN_IF_ERROR(check_lease(owner, lease_ms, "renew outbox leases"));
+  if (ids.empty()) return core::ok_status();
   std::lock_guard lock(mu_);
+  // A rowid lookup per id (the planner turns the IN list into an ephemeral table).
   GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
 UPDATE outbox SET lease_expires_at_ms = ?2
-WHERE state = 'in_flight' AND lease_owner = ?1
+WHERE id IN (SELECT value FROM json_each(?3)) AND state = 'in_flight' AND lease_owner = ?1
 )sql"));
-  s.bind(1, owner).bind(2, saturating_add(now_ms, lease_ms));
+  s.bind(1, owner).bind(2, saturating_add(now_ms, lease_ms)).bind(3, json_ids(ids));
   return s.run("renew outbox leases");
 }
 
@@ -219,7 +237,8 @@ Status SqliteIndex::retry_outbox(std::int64_t id, std::int64_t now_ms, const Aud
   GW_RETURN_IF_ERROR(tx.begin());
   {
     GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
-UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?2, attempts = 0, updated_at_ms = ?2
+UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?2, attempts = 0, updated_at_ms = ?2,
+                  retried_at_ms = ?2
 WHERE id = ?1 AND state <> 'in_flight'
 )sql"));
     s.bind(1, id).bind(2, now_ms);
@@ -237,11 +256,13 @@ Result<std::int64_t> SqliteIndex::retry_dead_outbox(const std::string& destinati
   GW_RETURN_IF_ERROR(tx.begin());
   // Two statements rather than "?1 = '' OR destination = ?1", which no index serves.
   GW_ASSIGN_OR_RETURN(auto s, statement_locked(destination.empty() ? R"sql(
-UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?2, attempts = 0, updated_at_ms = ?2
+UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?2, attempts = 0, updated_at_ms = ?2,
+                  retried_at_ms = ?2
 WHERE state = 'dead'
 )sql"
                                                                    : R"sql(
-UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?2, attempts = 0, updated_at_ms = ?2
+UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?2, attempts = 0, updated_at_ms = ?2,
+                  retried_at_ms = ?2
 WHERE destination = ?1 AND state = 'dead'
 )sql"));
   if (!destination.empty()) s.bind(1, destination);
@@ -357,6 +378,44 @@ ORDER BY g.destination
     d.oldest_pending_created_at_ms = oldest;
   }
   return out;
+}
+
+Result<std::optional<std::int64_t>> SqliteIndex::newer_outbox_row(std::int64_t id) {
+  std::lock_guard lock(mu_);
+  // outbox_instance serves the later rows of the same instance and destination.
+  GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
+SELECT max(n.id) FROM outbox o
+JOIN outbox n ON n.instance_pk = o.instance_pk AND n.destination = o.destination AND n.id > o.id
+WHERE o.id = ?1
+)sql"));
+  s.bind(1, id);
+  GW_ASSIGN_OR_RETURN(bool row, s.step("newer outbox row"));
+  if (!row || s.is_null(0)) return std::optional<std::int64_t>();
+  return std::optional<std::int64_t>(s.int64(0));
+}
+
+Result<std::int64_t> SqliteIndex::dead_letter_deleted_outbox(
+    std::span<const std::string> destinations, std::int64_t now_ms) {
+  if (destinations.empty()) return std::int64_t{0};
+  std::lock_guard lock(mu_);
+  Transaction tx(*this);
+  GW_RETURN_IF_ERROR(tx.begin());
+  std::int64_t changed = 0;
+  for (const auto& destination : destinations) {
+    // The words of a forced delete_destination (sqlite_destinations.cpp). outbox_queue serves
+    // both states.
+    GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
+UPDATE outbox SET state = 'dead', last_error = 'destination deleted', updated_at_ms = ?2,
+                  lease_owner = '', lease_expires_at_ms = 0
+WHERE destination = ?1
+  AND (state = 'pending' OR (state = 'in_flight' AND lease_expires_at_ms <= ?2))
+)sql"));
+    s.bind(1, destination).bind(2, now_ms);
+    GW_RETURN_IF_ERROR(s.run("dead-letter rows of a deleted destination"));
+    changed += s.changes();
+  }
+  GW_RETURN_IF_ERROR(tx.commit());
+  return changed;
 }
 
 Result<std::optional<std::int64_t>> SqliteIndex::next_outbox_due(const std::string& destination) {

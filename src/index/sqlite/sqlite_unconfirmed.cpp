@@ -44,7 +44,7 @@ std::int64_t SqliteIndex::confirmed_through() {
 Result<bool> SqliteIndex::has_unconfirmed_marker_locked(std::int64_t instance_pk) {
   {  // Every kept duplicate asks (both flush paths): without markers, no query.
     std::lock_guard lock(marks_mu_);
-    if (unconfirmed_.empty()) return false;
+    if (unconfirmed_.empty() && batch_markers_.empty()) return false;
   }
   GW_ASSIGN_OR_RETURN(auto s,
                       statement_locked("SELECT id FROM ingest_unconfirmed WHERE instance_pk = ?"));
@@ -52,8 +52,13 @@ Result<bool> SqliteIndex::has_unconfirmed_marker_locked(std::int64_t instance_pk
   for (;;) {
     GW_ASSIGN_OR_RETURN(bool row, s.step("find markers of an instance"));
     if (!row) return false;
+    const std::int64_t marker = s.int64(0);
+    // A marker of this very group (not committed yet) is unconfirmed too.
+    if (std::find(batch_markers_.begin(), batch_markers_.end(), marker) != batch_markers_.end()) {
+      return true;
+    }
     std::lock_guard lock(marks_mu_);
-    if (unconfirmed_.contains(s.int64(0))) return true;
+    if (unconfirmed_.contains(marker)) return true;
   }
 }
 

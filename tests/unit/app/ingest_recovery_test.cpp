@@ -151,6 +151,35 @@ TEST_F(IngestRecoveryTest, AStoreMarkedUncleanLetsTheNextStartLookForOrphans) {
             candidates->end());
 }
 
+// A start after a crash that fails before its recovery ran (a wrong key, a port in use) hands
+// the crashed run's leftovers on to the next start; one that recovered closes clean.
+TEST_F(IngestRecoveryTest, AStartThatFailsBeforeRecoveryLeavesTheOrphansToTheNext) {
+  auto orphan = store_instance("1.1", 1000);
+  store_->mark_unclean();
+  store_.reset();
+  auto lists_orphan = [&](storage::Store& store) {
+    auto candidates = store.recovery_candidates();
+    EXPECT_TRUE(candidates.ok());
+    return candidates.ok() && std::find(candidates->begin(), candidates->end(),
+                                        orphan.storage_path) != candidates->end();
+  };
+  auto reopen = [&]() {
+    auto store = storage::Store::create({.data_dir = dir_.path() / "data", .fsync = true});
+    EXPECT_TRUE(store.ok()) << store.error().message;
+    return std::move(store).value();
+  };
+  {
+    auto failed_start = reopen();
+    EXPECT_TRUE(lists_orphan(*failed_start));
+  }  // closed without mark_recovered()
+  {
+    auto next = reopen();
+    EXPECT_TRUE(lists_orphan(*next));
+    next->mark_recovered();
+  }
+  EXPECT_FALSE(lists_orphan(*reopen()));
+}
+
 TEST_F(IngestRecoveryTest, EncryptedFilesAreCheckedThroughTheirKeys) {
   auto master = crypto::MasterKey::from_secret("test-key-A-0123456789abcdefghijklmnopqrstuvwx");
   ASSERT_TRUE(master.ok());
@@ -176,6 +205,21 @@ TEST_F(IngestRecoveryTest, EncryptedFilesAreCheckedThroughTheirKeys) {
   ASSERT_FALSE(recover_unconfirmed(*store_, *index_).ok());
   EXPECT_TRUE(indexed("1.1"));
   EXPECT_TRUE(indexed("1.2"));
+
+  // Nor with only another key (version 2: the one the files need was removed too early).
+  auto other = crypto::MasterKey::from_secret("test-key-B-0123456789abcdefghijklmnopqrstuvwx");
+  ASSERT_TRUE(other.ok());
+  other->version = 2;
+  auto other_keys = std::make_shared<crypto::Keyring>();
+  other_keys->current = std::move(other).value();
+  store_->set_keyring(other_keys);
+  auto stopped = recover_unconfirmed(*store_, *index_);
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_NE(stopped.error().message.find("key version 1"), std::string::npos)
+      << stopped.error().message;
+  EXPECT_TRUE(indexed("1.1"));
+  EXPECT_TRUE(indexed("1.2"));
+  EXPECT_TRUE(fs::exists(store_->absolute(intact.storage_path)));
 
   store_->set_keyring(keys);
   ASSERT_TRUE(recover_unconfirmed(*store_, *index_).ok());

@@ -442,6 +442,13 @@ TEST_F(ConfigTest, PeersBindAeTitlesToCertificates) {
       "peers: [{ae_title: CT1, certificate: {subject_cn: ct1}}]\n");
   EXPECT_THAT(paths_of(issues), ElementsAre("peers"));
   EXPECT_THAT(issues[0].message, HasSubstr("peer_certificate"));
+  // Nor with unverified ones: a self-signed certificate could claim any bound name.
+  issues = issues_of(
+      "data_dir: /d\nlisteners: [{name: s, port: 2762, tls: true}]\n"
+      "tls: {enabled: true, cert_file: tls/cert.pem, key_file: tls/key.pem, no_verify: true}\n"
+      "peers: [{ae_title: CT1, certificate: {subject_cn: ct1}}]\n");
+  EXPECT_THAT(paths_of(issues), ElementsAre("peers"));
+  EXPECT_THAT(issues[0].message, HasSubstr("no_verify"));
 }
 
 TEST_F(ConfigTest, DestinationTlsRules) {
@@ -524,6 +531,13 @@ TEST_F(ConfigTest, AeTitles) {
   EXPECT_THAT(issues[1].message, HasSubstr("all spaces"));
   EXPECT_THAT(issues[2].message, HasSubstr("backslash"));
   EXPECT_THAT(issues[5].message, HasSubstr("control"));
+  // Spaces around a title are padding: peers' titles arrive without them.
+  const Config padded = parse_ok(std::string(kMinimal) + R"(accept:
+  calling_ae_titles: ["CT1 ", " CT2", "MY SCU"]
+  require_tls_for: ["  CT1"]
+)");
+  EXPECT_THAT(padded.accept.calling_ae_titles, ElementsAre("CT1", "CT2", "MY SCU"));
+  EXPECT_THAT(padded.accept.require_tls_for, ElementsAre("CT1"));
 }
 
 TEST_F(ConfigTest, EnumsAndUrls) {

@@ -23,7 +23,9 @@ struct Pair {
 
 /// Connects an acceptor and a requestor over loopback and negotiates Verification, then runs
 /// `body` with both. Everything runs on one private io_context.
-void with_association(const std::function<asio::awaitable<void>(Pair&)>& body) {
+void with_association(const std::function<asio::awaitable<void>(Pair&)>& body,
+                      std::uint32_t acceptor_max_pdu = 16384,
+                      std::chrono::milliseconds request_timeout = 5s) {
   Pair pair;  // (before the io_context: frames waiting on its signals go first)
   asio::io_context io;
   asio::ip::tcp::acceptor listener(io, {asio::ip::make_address("127.0.0.1"), 0});
@@ -49,7 +51,9 @@ void with_association(const std::function<asio::awaitable<void>(Pair&)>& body) {
     std::optional<Status> requested;
     asio::co_spawn(
         io,
-        [&]() -> asio::awaitable<void> { requested = co_await pair.requestor->request(rq, 5s); },
+        [&]() -> asio::awaitable<void> {
+          requested = co_await pair.requestor->request(rq, request_timeout);
+        },
         asio::detached);
     auto got = co_await pair.acceptor->receive_associate_rq();
     if (!got.ok()) {
@@ -60,7 +64,7 @@ void with_association(const std::function<asio::awaitable<void>(Pair&)>& body) {
     ac.called_ae = rq.called_ae;
     ac.calling_ae = rq.calling_ae;
     ac.contexts = {{1, PcResult::kAcceptance, kImplicitLe}};
-    ac.user_info.max_pdu_length = 16384;
+    ac.user_info.max_pdu_length = acceptor_max_pdu;
     if (auto st = co_await pair.acceptor->send_associate_ac(*got, ac); !st.ok()) {
       ADD_FAILURE() << st.error().message;
       co_return;
@@ -184,6 +188,53 @@ TEST(AssociationTest, NothingIsSentAfterAnAbortEvenByASenderAlreadyWaiting) {
   ASSERT_TRUE(late.has_value());
   ASSERT_FALSE(late->ok());
   EXPECT_EQ(late->error().code, core::ErrorCode::kIo);
+}
+
+// Each write of a data set has its own deadline: a transfer that outlasts the last read's
+// timeout (here the A-ASSOCIATE-AC wait) is not cut off while the peer keeps reading.
+TEST(AssociationTest, ADataSetMayTakeLongerThanTheLastReadsTimeout) {
+  std::optional<Status> sent;
+  std::optional<std::uint64_t> received;
+  with_association(
+      [&](Pair& p) -> asio::awaitable<void> {
+        auto ex = co_await asio::this_coro::executor;
+        asio::co_spawn(
+            ex,
+            [&]() -> asio::awaitable<void> {
+              sent = co_await p.requestor->send_data_set(1, kLargeDataSet, pattern_source());
+            },
+            asio::detached);
+        co_await pause(900ms);  // the socket buffers are full long past the AC wait's 300 ms
+        auto got = co_await p.acceptor->receive_data_set(1, [](auto) {});
+        if (got.ok()) received = *got;
+        for (int i = 0; i < 200 && !sent; ++i) co_await pause(5ms);  // bounded
+      },
+      /*acceptor_max_pdu=*/16384, /*request_timeout=*/300ms);
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_TRUE(sent->ok()) << sent->error().message;
+  EXPECT_EQ(received, kLargeDataSet);
+}
+
+// A peer whose maximum PDU length leaves no room for data (here 4 bytes) still gets the data
+// set, one byte per PDV: no unsigned wrap-around into a 4 GiB fragment and buffer.
+TEST(AssociationTest, APeerLimitTooSmallForAnyDataGetsOneBytePerPdv) {
+  constexpr std::uint64_t kSize = 3000;
+  std::optional<Status> sent;
+  std::optional<std::uint64_t> received;
+  with_association(
+      [&](Pair& p) -> asio::awaitable<void> {
+        EXPECT_EQ(p.requestor->peer_max_pdu_length(), 4u);
+        sent = co_await p.requestor->send_data_set(1, kSize, pattern_source());
+        const auto before = p.acceptor->bytes_received();
+        auto got = co_await p.acceptor->receive_data_set(1, [](auto) {});
+        if (got.ok()) received = *got;
+        // One PDU per byte (6-byte PDU header, 6-byte PDV header, 1 byte), none larger.
+        EXPECT_EQ(p.acceptor->bytes_received() - before, kSize * 13);
+      },
+      /*acceptor_max_pdu=*/4);
+  ASSERT_TRUE(sent.has_value());
+  EXPECT_TRUE(sent->ok()) << sent->error().message;
+  EXPECT_EQ(received, kSize);
 }
 
 }  // namespace

@@ -17,14 +17,15 @@ namespace {
 
 /// Sends `request` as is and returns the first response (headers, then Content-Length bytes of
 /// body unless `head`), as a client does that then closes.
-std::string round_trip(std::uint16_t port, const std::string& request, bool head = false) {
+std::string round_trip(std::uint16_t port, const std::string& request, bool head = false,
+                       int timeout_s = 10) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   EXPECT_GE(fd, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(port);
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  timeval tv{10, 0};
+  timeval tv{timeout_s, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     ::close(fd);
@@ -230,6 +231,30 @@ TEST_F(ServerTest, StopReturnsAndThePortCloses) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   EXPECT_NE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
   ::close(fd);
+}
+
+// httplib 0.11 gives a request no overall deadline: each connection holds a thread while its
+// client trickles. Eight silent half-requests (twice the threads kept ready) must not keep
+// /health waiting for their 10 s read timeouts.
+TEST_F(ServerTest, SlowClientsDoNotTakeEveryThread) {
+  std::vector<int> slow;
+  for (int i = 0; i < 8; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    ASSERT_GE(fd, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port_);
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+    const std::string partial = "GET /health HTTP/1.1\r\nHost: x\r\n";  // no blank line yet
+    ASSERT_EQ(::send(fd, partial.data(), partial.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(partial.size()));
+    slow.push_back(fd);
+  }
+  const auto response =
+      round_trip(port_, "GET /health HTTP/1.1\r\nConnection: close\r\n\r\n", false, 5);
+  EXPECT_EQ(status_of(response), 200) << response;
+  for (const int fd : slow) ::close(fd);
 }
 
 TEST(ServerCreate, APortInUseFailsAtCreate) {

@@ -203,6 +203,39 @@ TEST_F(UnflushedTest, AFlushedKeptDuplicateWaitsForTheRowItIsKeptFor) {
   EXPECT_EQ(kept.marker, 0);
 }
 
+// Two associations send the same instance and both land in one group: the second is not kept
+// on the first one's flush, which is not done either (its marker is not committed yet).
+TEST_F(UnflushedTest, ADuplicateInTheSameGroupWaitsForTheRowItWouldBeKeptFor) {
+  auto again = record("1.1", "2.1", "3.1");
+  again.storage_path = "storage/cd/other.dcm";
+  auto results = index_->insert_instances_unflushed({record("1.1", "2.1", "3.1"), again},
+                                                    DuplicatePolicy::kKeepFirst);
+  ASSERT_EQ(results.size(), 2u);
+  ASSERT_TRUE(results[0].ok()) << results[0].error().message;
+  EXPECT_EQ(results[0]->outcome, InsertOutcome::kInserted);
+  ASSERT_FALSE(results[1].ok());
+  EXPECT_EQ(results[1].error().code, ErrorCode::kConflict);
+  // The refusal left the group's own row and marker alone.
+  EXPECT_EQ(unconfirmed_paths(*index_), std::vector<std::string>{"storage/ab/1.1.dcm"});
+}
+
+// Under `reject`, "already stored" would tell the sender its copy is safe: not before the
+// stored row's flush is confirmed. Until then the duplicate is sent again (0xA700).
+TEST_F(UnflushedTest, ARejectedDuplicateOfAnUnconfirmedRowIsToBeSentAgain) {
+  const auto marker = insert({record("1.1", "2.1", "3.1")}).at(0).marker;
+  auto again = record("1.1", "2.1", "3.1");
+  again.storage_path = "storage/cd/other.dcm";
+  auto early = index_->insert_instances_unflushed({again}, DuplicatePolicy::kReject);
+  ASSERT_EQ(early.size(), 1u);
+  ASSERT_FALSE(early[0].ok());
+  EXPECT_EQ(early[0].error().code, ErrorCode::kConflict);
+  index_->confirm_unflushed(marker);
+  auto later = index_->insert_instances_unflushed({again}, DuplicatePolicy::kReject);
+  ASSERT_EQ(later.size(), 1u);
+  ASSERT_FALSE(later[0].ok());
+  EXPECT_EQ(later[0].error().code, ErrorCode::kAlreadyExists);
+}
+
 TEST_F(UnflushedTest, AKeptDuplicateMakesNoMarkerAndOverwriteIsRefused) {
   index_->confirm_unflushed(insert({record("1.1", "2.1", "3.1")}).at(0).marker);
   auto again = record("1.1", "2.1", "3.1");

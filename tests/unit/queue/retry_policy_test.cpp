@@ -172,6 +172,29 @@ TEST(RetryClassify, CorruptStoredFileIsPermanentAMissingKeyWaits) {
       core::make_error(core::ErrorCode::kResourceExhausted,
                        "out of resources: open storage/ab/cd: Too many open files"));
   EXPECT_EQ(no_fds.outcome, Outcome::kTransient);
+  EXPECT_FALSE(corrupt.file_missing);
+  EXPECT_FALSE(no_key.file_missing);
+}
+
+TEST(RetryClassify, AMissingFileIsPermanentAndFlaggedForTheOverwriteCheck) {
+  const auto missing = unreadable_file(
+      core::make_error(core::ErrorCode::kNotFound, "cannot open storage/ab/cd: no such file"));
+  EXPECT_EQ(missing.outcome, Outcome::kPermanent);
+  EXPECT_TRUE(missing.file_missing);
+  EXPECT_NE(missing.reason.find("stored file unreadable"), std::string::npos);
+}
+
+TEST(RetryClassify, ASupersededRowIsDoneARowWithoutANewerOneIsDueNow) {
+  const auto done = superseded(42);
+  EXPECT_EQ(done.action, Decision::Action::kComplete);
+  EXPECT_EQ(done.result.status, -1);
+  EXPECT_FALSE(done.result.warning);
+  EXPECT_EQ(done.result.comment.rfind("superseded: ", 0), 0u) << done.result.comment;
+  EXPECT_NE(done.result.comment.find("outbox row 42"), std::string::npos);
+  const auto again = replaced_meanwhile(5000);
+  EXPECT_EQ(again.action, Decision::Action::kReschedule);
+  EXPECT_EQ(again.next_attempt_at_ms, 5000);
+  EXPECT_EQ(again.result.status, -1);
 }
 
 TEST(RetryBackoff, DoublesPerAttemptWithinEqualJitterBounds) {
@@ -273,6 +296,21 @@ TEST(RetryDecide, GivesUpAfterMaxAge) {
   d = decide(c, item(3, created), r, created + kHour, fixed(0.5));
   EXPECT_EQ(d.action, Decision::Action::kFail);
   EXPECT_EQ(d.result.comment, "gave up after 3 attempts over 1h: t/o");
+}
+
+TEST(RetryDecide, MaxAgeCountsFromTheOperatorsLastRetry) {
+  const auto c = classify_association_failure(core::make_error(core::ErrorCode::kTimeout, "t/o"));
+  const auto r = retry(100, 1h);
+  auto row = item(1, 1000);
+  row.retried_at_ms = 1000 + 5 * kHour;  // dead of old age, then retried
+  auto d = decide(c, row, r, row.retried_at_ms + 60'000, fixed(0.5));
+  EXPECT_EQ(d.action, Decision::Action::kReschedule);
+  d = decide(c, row, r, row.retried_at_ms + kHour - 1, fixed(0.5));
+  EXPECT_EQ(d.action, Decision::Action::kReschedule);
+  EXPECT_EQ(d.next_attempt_at_ms, row.retried_at_ms + kHour);
+  d = decide(c, row, r, row.retried_at_ms + kHour, fixed(0.5));
+  EXPECT_EQ(d.action, Decision::Action::kFail);
+  EXPECT_EQ(d.result.comment, "gave up after 1 attempt over 1h: t/o");
 }
 
 TEST(RetryDecide, OneAttemptIsSingular) {

@@ -116,5 +116,21 @@ TEST(ProfileTest, CipherOverrideMustBeAead) {
   EXPECT_EQ(ok->tls12_ciphers, "ECDHE-RSA-AES256-GCM-SHA384");
 }
 
+TEST(ProfileTest, CipherOverrideCannotLowerTheSecurityLevel) {
+  // OpenSSL applies "@SECLEVEL=n" from a cipher list to the whole context.
+  auto lowered = check_tls12_ciphers("ECDHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0");
+  ASSERT_FALSE(lowered.ok());
+  EXPECT_NE(lowered.error().message.find("@SECLEVEL=0"), std::string::npos)
+      << lowered.error().message;
+  EXPECT_FALSE(
+      resolve_profile(TlsProfile::kBcp195Nd, "", "@SECLEVEL=1:ECDHE-RSA-AES128-GCM-SHA256").ok());
+  // Even a profile built by hand with one stays at level 2: the level is set after the lists.
+  Profile p = *resolve_profile(TlsProfile::kBcp195Rfc8996);
+  p.tls12_ciphers = "ECDHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0";
+  CtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  ASSERT_TRUE(apply_profile(ctx.get(), p).ok());
+  EXPECT_EQ(SSL_CTX_get_security_level(ctx.get()), 2);
+}
+
 }  // namespace
 }  // namespace gw::tls
