@@ -95,6 +95,7 @@ core::Result<std::unique_ptr<App>> App::create(config::Config config) {
 
 core::Status App::start() {
   raise_open_file_limit();
+  shutdown_grace_s_ = config_.limits.shutdown_grace.count();
   storage::StoreOptions store_options;
   store_options.data_dir = config_.data_dir;
   store_options.fsync = config_.storage.fsync;
@@ -273,7 +274,10 @@ asio::awaitable<void> App::shutdown_sequence() {
   for (auto& l : listeners_) l->stop();
   scp_->begin_shutdown();
   asio::steady_timer timer(io_);
-  const auto deadline = std::chrono::steady_clock::now() + config_.limits.shutdown_grace;
+  // Not config_.limits: a reload may be writing it (under reload_mu_, which the I/O thread
+  // must not wait for).
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::seconds(shutdown_grace_s_.load());
   while (scp_->active() > 0 && std::chrono::steady_clock::now() < deadline) {
     timer.expires_after(std::chrono::milliseconds(20));
     co_await timer.async_wait(dicom::use_nothrow);

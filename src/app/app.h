@@ -5,6 +5,7 @@
 /// limits.shutdown_grace), then the process exits 0.
 
 #include <asio.hpp>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -117,6 +118,8 @@ class App final : public http::GatewayControl {
   asio::signal_set signals_;
   std::atomic<bool> stopping_{false};
   mutable std::mutex reload_mu_;  // one reload at a time; guards config_'s reloadable parts
+  /// limits.shutdown_grace in seconds, as last loaded (read by the shutdown on the I/O thread).
+  std::atomic<std::int64_t> shutdown_grace_s_{30};
   /// Destinations created through the API as stored, sorted by name, and as they run (config
   /// form, same order). Guarded by reload_mu_.
   std::vector<index::ApiDestination> api_destinations_;

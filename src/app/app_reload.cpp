@@ -56,8 +56,17 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
   }
   const auto& a = running.audit.syslog;
   const auto& b = fresh.audit.syslog;
+  // The exporter also keeps the tls: files and profile it falls back on (their contents are
+  // read again for each connection; their paths and the profile only at start).
+  const auto& t = running.tls;
+  const auto& u = fresh.tls;
+  const bool tls_fallback_changed =
+      a.enabled && a.tls &&
+      (t.ca_file != u.ca_file || t.cert_file != u.cert_file || t.key_file != u.key_file ||
+       t.profile != u.profile || t.min_version != u.min_version || t.ciphers != u.ciphers);
   if (a.enabled != b.enabled || a.host != b.host || a.port != b.port || a.tls != b.tls ||
-      a.ca_file != b.ca_file || a.cert_file != b.cert_file || a.key_file != b.key_file) {
+      a.ca_file != b.ca_file || a.cert_file != b.cert_file || a.key_file != b.key_file ||
+      tls_fallback_changed) {
     changed.push_back("audit");
   }
   if (running.http.enabled != fresh.http.enabled || running.http.bind != fresh.http.bind ||
@@ -156,6 +165,7 @@ http::ReloadOutcome App::apply_reload() {
   config_.accept = fresh->accept;
   config_.peers = fresh->peers;
   config_.limits = fresh->limits;
+  shutdown_grace_s_ = config_.limits.shutdown_grace.count();
   config_.retry = fresh->retry;
   config_.forwarding = fresh->forwarding;
   log()->info("event=config_reloaded routes={} destinations={}", config_.routes.size(),

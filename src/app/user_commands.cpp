@@ -408,11 +408,11 @@ int user_passwd(index::Index& index, const UserPasswdArgs& args, std::string_vie
   }
   u.updated_at_ms = now_ms;
   const AuditEvent event = cli_event("user.update", "user:" + u.name, changes, now_ms);
-  if (auto st = index.update_user(u, &event); !st.ok()) return fail(st.error(), err);
+  if (auto st = index.update_user(u, &event, /*revoke_tokens=*/true); !st.ok())
+    return fail(st.error(), err);
   out << "password of " << u.name << " changed" << (enabling ? "; the user is enabled again" : "")
       << (u.disabled ? "; the user is still disabled (--enable)" : "") << '\n'
-      << "its API tokens stay valid: if the account was compromised, revoke them (user list "
-         "--tokens, user revoke-token --id N)\n";
+      << "its API tokens were revoked: make new ones with `user token`\n";
   return 0;
 }
 

@@ -81,9 +81,12 @@ std::int64_t ExportProgress::mark_sent(const std::vector<index::AuditEvent>& sen
   return given_up;
 }
 
-std::size_t ExportProgress::expire(SteadyClock::time_point now) {
+std::size_t ExportProgress::expire(SteadyClock::time_point now, std::int64_t covered_through) {
   const auto before = gaps_.size();
-  std::erase_if(gaps_, [&](const auto& gap) { return now - gap.second >= grace_; });
+  // Only a gap the last re-read covered is known to be still missing.
+  std::erase_if(gaps_, [&](const auto& gap) {
+    return gap.first <= covered_through && now - gap.second >= grace_;
+  });
   update_cursor();
   return before - gaps_.size();
 }
@@ -125,9 +128,12 @@ core::Status CursorFile::store(std::int64_t id) const {
     if (!fd.valid()) {
       return make_error(ErrorCode::kIo, "write " + tmp.string() + ": " + errno_text(errno));
     }
-    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
-        ::fsync(fd.get()) != 0) {
-      return make_error(ErrorCode::kIo, "write " + tmp.string() + ": " + errno_text(errno));
+    const ssize_t n = ::write(fd.get(), text.data(), text.size());
+    const int e = n < 0 ? errno : (n != static_cast<ssize_t>(text.size()) ? ENOSPC : 0);
+    if (e != 0 || ::fsync(fd.get()) != 0) {
+      const std::string why = errno_text(e != 0 ? e : errno);
+      ::unlink(tmp.c_str());
+      return make_error(ErrorCode::kIo, "write " + tmp.string() + ": " + why);
     }
   }
   if (::rename(tmp.c_str(), path_.c_str()) != 0) {
@@ -223,8 +229,8 @@ void SyslogExporter::log_failure(const std::string& event, const std::string& re
     return;
   }
   log()->warn("event={} host={} port={} reason=\"{}\" retry_in={} repeated={}", event,
-              options_.syslog.host, options_.syslog.port, reason, duration_text(retry_in),
-              reason == last_reason_ ? repeated_ : 0);
+              options_.syslog.host, options_.syslog.port, core::log_safe(reason),
+              duration_text(retry_in), reason == last_reason_ ? repeated_ : 0);
   last_reason_ = reason;
   last_logged_ = now;
   repeated_ = 0;
@@ -263,14 +269,29 @@ void SyslogExporter::connect() {
   }
   connection_ = std::move(opened).value();
   connected_ = true;
-  log()->info("event=audit_syslog_connected host={} port={} tls={} protocol={} cursor={}",
-              options_.syslog.host, options_.syslog.port, options_.syslog.tls,
-              connection_->protocol(), progress_.cursor());
-  last_reason_.clear();  // the next failure is news
+  // A collector that accepts and then drops every connection must not fill the log: at most
+  // one line a minute, like the failures (whose reason is kept, so a repeat stays quiet).
+  const auto now = SteadyClock::now();
+  if (now - last_connected_log_ >= kLogEvery) {
+    last_connected_log_ = now;
+    log()->info("event=audit_syslog_connected host={} port={} tls={} protocol={} cursor={}",
+                options_.syslog.host, options_.syslog.port, options_.syslog.tls,
+                connection_->protocol(), progress_.cursor());
+  }
 }
 
 SyslogExporter::Round SyslogExporter::export_round(std::string& error) {
+  // The last batch's cursor first: while it cannot be stored nothing more is sent, so a
+  // restart sends again at most that one batch.
+  if (progress_.cursor() != persisted_) {
+    if (auto st = cursor_file_.store(progress_.cursor()); !st.ok()) {
+      error = st.error().message;
+      return Round::kCursorFailed;
+    }
+    persisted_ = progress_.cursor();
+  }
   std::vector<index::AuditEvent> rechecked;
+  std::int64_t covered_through = progress_.cursor();
   if (const auto limit = progress_.recheck_limit(); limit > 0) {
     auto page = index_.list_audit_after(progress_.cursor(), limit);
     if (!page.ok()) {
@@ -278,6 +299,8 @@ SyslogExporter::Round SyslogExporter::export_round(std::string& error) {
       return Round::kIndexFailed;
     }
     rechecked = std::move(page->events);
+    covered_through = static_cast<std::int64_t>(rechecked.size()) < limit ? progress_.high()
+                                                                          : rechecked.back().id;
   }
   auto page = index_.list_audit_after(progress_.high(), options_.batch);
   if (!page.ok()) {
@@ -285,41 +308,44 @@ SyslogExporter::Round SyslogExporter::export_round(std::string& error) {
     return Round::kIndexFailed;
   }
   const auto& fresh = *page;
-  const auto rows = progress_.due(rechecked, fresh.events);
+  auto rows = progress_.due(rechecked, fresh.events);
+  bool cut = false;
   if (!rows.empty()) {
+    // At most kMaxBatchBytes per send (and per io_timeout): a slow link still moves on.
     std::string frames;
-    for (const auto& row : rows) {
-      append_octet_counted(frames, format_syslog_message(row, options_.origin));
+    std::size_t framed = 0;
+    while (framed < rows.size() && (framed == 0 || frames.size() < kMaxBatchBytes)) {
+      append_octet_counted(frames, format_syslog_message(rows[framed], options_.origin));
+      ++framed;
     }
+    cut = framed < rows.size();
+    rows.resize(framed);
     if (auto st = connection_->send(frames, options_.io_timeout); !st.ok()) {
       error = st.error().message;
       return st.error().code == ErrorCode::kCancelled ? Round::kStopped : Round::kSendFailed;
     }
     sent_ += rows.size();
+    backoff_ = options_.min_backoff;  // rows went out: the next failure retries soon
     if (const auto given_up = progress_.mark_sent(rows, SteadyClock::now()); given_up > 0) {
       log()->warn("event=audit_syslog_gap_skipped ids={} reason=\"too many missing ids at once\"",
                   given_up);
     }
   }
-  if (const auto expired = progress_.expire(SteadyClock::now()); expired > 0) {
+  if (const auto expired = progress_.expire(SteadyClock::now(), covered_through); expired > 0) {
     log()->warn(
         "event=audit_syslog_gap_skipped ids={} reason=\"missing for {}s: rolled-back inserts\"",
         expired,
         std::chrono::duration_cast<std::chrono::seconds>(ExportProgress::kGapGrace).count());
   }
   if (progress_.cursor() != persisted_) {
-    if (auto st = cursor_file_.store(progress_.cursor()); st.ok()) {
-      persisted_ = progress_.cursor();
-    } else {
-      log_failure("audit_syslog_cursor_failed", st.error().message, options_.poll_interval);
-    }
+    if (auto st = cursor_file_.store(progress_.cursor()); st.ok()) persisted_ = progress_.cursor();
+    // else: the next round tries again before it sends anything
   }
   cursor_ = progress_.cursor();
   backlog_ = std::max<std::int64_t>(0, fresh.last_id - progress_.high()) +
              static_cast<std::int64_t>(progress_.open_gaps());
-  backoff_ = options_.min_backoff;  // a connection that works: the next failure retries soon
-  return static_cast<std::int64_t>(fresh.events.size()) == options_.batch ? Round::kMore
-                                                                          : Round::kIdle;
+  return cut || static_cast<std::int64_t>(fresh.events.size()) == options_.batch ? Round::kMore
+                                                                                 : Round::kIdle;
 }
 
 void SyslogExporter::run() {
@@ -360,6 +386,10 @@ void SyslogExporter::run() {
         break;
       case Round::kIndexFailed:
         log_failure("audit_syslog_index_failed", error, options_.poll_interval);
+        wakeup_->sleep(options_.poll_interval, false);
+        break;
+      case Round::kCursorFailed:
+        log_failure("audit_syslog_cursor_failed", error, options_.poll_interval);
         wakeup_->sleep(options_.poll_interval, false);
         break;
     }

@@ -9,7 +9,8 @@
 /// restart or a crash loses nothing: the rows wait in the table and go out, in order, when the
 /// collector is back. Duplicates are possible, never losses: the rows of a batch whose
 /// acknowledgement or cursor write was cut off by a crash or a lost connection are sent again
-/// (at most one batch, kBatch rows); the SD-PARAM id lets a collector drop them.
+/// (one batch: at most `batch` rows and about kMaxBatchBytes; nothing more is sent while the
+/// cursor cannot be stored); the SD-PARAM id lets a collector drop them.
 ///
 /// Ids that are missing between rows already read (PostgreSQL hands out identity values at
 /// insert, and a transaction that commits later fills a hole below rows already visible) are
@@ -20,8 +21,10 @@
 ///
 /// The writer thread is woken by notify() (AuditWriter::on_written calls it) and polls the
 /// table every poll_interval anyway (rows written by API handlers, CLI commands, other nodes).
-/// Connection failures are retried with exponential back-off (1 s doubling to 60 s) and logged
-/// at most once a minute per reason. stop() returns promptly: every wait also waits for it.
+/// Connection failures are retried with exponential back-off (1 s doubling to 60 s; back to 1 s
+/// only once rows went out) and logged at most once a minute per reason. stop() returns
+/// promptly: every wait also waits for it, except a host name lookup (getaddrinfo), which
+/// cannot be interrupted.
 ///
 /// Several nodes on one database: each enabled node exports the whole table with its own
 /// cursor (audit-syslog-<node_id>.cursor); enable it on one node, or let the collector drop
@@ -72,8 +75,9 @@ class ExportProgress {
   /// `now`) for ids missing between the fresh rows, moves high() and cursor(). Returns the
   /// ids given up at once (beyond kMaxGaps).
   std::int64_t mark_sent(const std::vector<index::AuditEvent>& sent, SteadyClock::time_point now);
-  /// Gives up the gaps open since before now - grace; returns how many.
-  std::size_t expire(SteadyClock::time_point now);
+  /// Gives up the gaps up to `covered_through` (the ids the last re-read covered) open since
+  /// before now - grace; returns how many.
+  std::size_t expire(SteadyClock::time_point now, std::int64_t covered_through);
 
  private:
   void update_cursor();
@@ -150,12 +154,15 @@ class SyslogExporter {
                  std::unique_ptr<Wakeup> wakeup);
   void run();
   enum class Round {
-    kIdle,         ///< everything read was sent: sleep until notified or the poll interval
-    kMore,         ///< a full batch went out: more rows may wait
-    kStopped,      ///< stop() interrupted the send
-    kSendFailed,   ///< the connection failed (`error`)
-    kIndexFailed,  ///< reading the table failed (`error`)
+    kIdle,          ///< everything read was sent: sleep until notified or the poll interval
+    kMore,          ///< a full batch went out: more rows may wait
+    kStopped,       ///< stop() interrupted the send
+    kSendFailed,    ///< the connection failed (`error`)
+    kIndexFailed,   ///< reading the table failed (`error`)
+    kCursorFailed,  ///< the cursor file could not be written (`error`): nothing was sent
   };
+  /// Bytes of messages per send (one row at least): each send has io_timeout for itself.
+  static constexpr std::size_t kMaxBatchBytes = 256 * 1024;
   /// Reads the due rows, sends them, moves and persists the cursor.
   Round export_round(std::string& error);
   core::Result<std::shared_ptr<const tls::TlsContext>> client_context() const;
@@ -179,6 +186,7 @@ class SyslogExporter {
   std::chrono::milliseconds backoff_;
   std::string last_reason_;
   SteadyClock::time_point last_logged_{};
+  SteadyClock::time_point last_connected_log_{};
   std::uint64_t repeated_ = 0;  ///< failures with last_reason_ not logged since
   // Read by counts() from any thread:
   std::atomic<bool> connected_{false};

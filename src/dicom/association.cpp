@@ -411,7 +411,8 @@ asio::awaitable<Status> Association::send_command(std::uint8_t context_id, const
 asio::awaitable<Status> Association::write_message_part(std::span<const asio::const_buffer> bufs) {
   // A deadline per write, not the last read's: a large data set to a slow peer may take longer
   // than any one response wait, as long as each part (at most kSendChunk) keeps moving.
-  channel_->expires_after(limits_.idle);
+  // Not once the watchdog has fired: its short grace to close stands.
+  if (!channel_->timed_out()) channel_->expires_after(limits_.idle);
   co_return co_await channel_->write_all(bufs);
 }
 

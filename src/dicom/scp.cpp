@@ -71,7 +71,7 @@ void note_rejection(ScpContext& ctx, const AssociationInfo& info, const Rejectio
       "assoc={} listener={} peer={} calling_ae=\"{}\" called_ae=\"{}\" event=association_rejected "
       "category={} reason=\"{}\" rj=\"{}\"",
       info.id, info.listener, info.peer_address, core::log_safe(info.calling_ae),
-      core::log_safe(info.called_ae), to_string(r.category), r.why, describe(r.rj));
+      core::log_safe(info.called_ae), to_string(r.category), core::log_safe(r.why), describe(r.rj));
   if (auto* observer = ctx.observer()) observer->association_rejected(info, r.category, r.why);
 }
 

@@ -57,8 +57,9 @@ asio::awaitable<std::optional<ReceivedStore>> receive_store(AssociationRun& run,
         });
     if (!received.ok()) {
       ctx.counters().stores_failed++;
-      log()->warn("assoc={} event=store_interrupted sop_instance_uid={} reason=\"{}\"", run.info.id,
-                  rq.affected_sop_instance_uid, received.error().message);
+      log()->warn("assoc={} event=store_interrupted sop_instance_uid=\"{}\" reason=\"{}\"",
+                  run.info.id, core::log_safe(rq.affected_sop_instance_uid),
+                  received.error().message);
       co_return std::nullopt;
     }
     ctx.counters().bytes_received += *received;
@@ -90,8 +91,9 @@ asio::awaitable<bool> complete_store(AssociationRun& run, ReceivedStore store, S
     ctx.counters().stores_ok++;
   } else {
     ctx.counters().stores_failed++;
-    log()->warn("assoc={} event=store_failed sop_instance_uid={} status=0x{:04X} reason=\"{}\"",
-                run.info.id, rq.affected_sop_instance_uid, outcome.status, outcome.error_comment);
+    log()->warn("assoc={} event=store_failed sop_instance_uid=\"{}\" status=0x{:04X} reason=\"{}\"",
+                run.info.id, core::log_safe(rq.affected_sop_instance_uid), outcome.status,
+                core::log_safe(outcome.error_comment));
   }
   if (auto* observer = ctx.observer()) {
     InstanceOutcome seen;

@@ -1,7 +1,6 @@
 #include "dicom/tls_channel.h"
 
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <asio/ssl/error.hpp>

@@ -135,7 +135,7 @@ core::Result<Response> login(const ApiContext& ctx, LoginFailureAudit& failures,
       index::User updated = *user;
       updated.password_hash = *rehashed;
       updated.updated_at_ms = ctx.now_ms();
-      if (auto st = ctx.index.update_user(updated, nullptr); !st.ok()) {
+      if (auto st = ctx.index.update_user(updated, nullptr, /*revoke_tokens=*/false); !st.ok()) {
         core::logger("http")->warn("event=password_rehash_failed user_id={} reason=\"{}\"",
                                    user->id, st.error().message);
       }

@@ -1,6 +1,7 @@
 #include "http/task_queue.h"
 
 #include <algorithm>
+#include <system_error>
 #include <utility>
 
 namespace gw::http {
@@ -14,7 +15,7 @@ ElasticTaskQueue::ElasticTaskQueue(std::size_t min_threads, std::size_t max_thre
   for (std::size_t i = 0; i < min_threads_; ++i) {
     auto& w = workers_.emplace_back();
     ++alive_;
-    w.thread = std::thread([this, self = &w] { run(self); });
+    w.thread = std::thread([this, self = &w] { run(self); });  // at start: a failure throws
   }
 }
 
@@ -36,8 +37,13 @@ void ElasticTaskQueue::enqueue(std::function<void()> task) {
     // Every idle thread is already spoken for by a queued task: start one more.
     if (idle_ < tasks_.size() && alive_ < max_threads_) {
       auto& w = workers_.emplace_back();
-      ++alive_;
-      w.thread = std::thread([this, self = &w] { run(self); });
+      try {
+        w.thread = std::thread([this, self = &w] { run(self); });
+        ++alive_;
+      } catch (const std::system_error&) {
+        // No thread to be had (a process or cgroup limit): the task waits for a running one.
+        workers_.pop_back();
+      }
     }
   }
   cv_.notify_one();

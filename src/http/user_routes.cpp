@@ -126,7 +126,11 @@ core::Result<Response> update_user(const ApiContext& ctx, const Request& request
   }
   u.updated_at_ms = ctx.now_ms();
   auto audit = audit_event(ctx, request, "user.update", "user:" + u.name, changes);
-  if (auto st = ctx.index.update_user(u, &audit); !st.ok()) return index_error(st.error());
+  // A password set here (an admin's reset, or the user's own change) ends every token.
+  if (auto st = ctx.index.update_user(u, &audit, /*revoke_tokens=*/password.has_value());
+      !st.ok()) {
+    return index_error(st.error());
+  }
   return json_response(200, user_json(u));
 }
 

@@ -266,8 +266,8 @@ class Index {
   /// One entry per destination that has any row, sorted by name.
   virtual Result<std::vector<QueueDepth>> queue_depths() = 0;
   /// The newest row for the same instance and destination as row `id` that was queued after it
-  /// (an overwrite while `id` was in flight queues one, see above); nullopt when there is none
-  /// or no row `id`.
+  /// was queued or last retried (an overwrite while `id` was in flight queues one, see above);
+  /// nullopt when there is none or no row `id`.
   virtual Result<std::optional<std::int64_t>> newer_outbox_row(std::int64_t id) = 0;
   /// Rows of destinations deleted through the API (ADR 005) that were queued after the delete:
   /// an instance routed with the routing of before the delete, or by another node that still
@@ -291,10 +291,10 @@ class Index {
   /// (names are unique without regard to case). Returns the new id; ids are never reused.
   virtual Result<std::int64_t> create_user(const User& user, const AuditEvent* audit) = 0;
   /// Role, password_hash, disabled and updated_at_ms of the user with user.id (the name does
-  /// not change). A new password_hash also revokes (keeps) every token of the user, at
-  /// user.updated_at_ms: a password reset shuts out whoever held the old credentials.
-  /// kNotFound when there is none.
-  virtual Status update_user(const User& user, const AuditEvent* audit) = 0;
+  /// not change). `revoke_tokens` also revokes (keeps) every token of the user, at
+  /// user.updated_at_ms, in the same transaction: a password set by a person shuts out whoever
+  /// held the old credentials (a rehash at login does not). kNotFound when there is none.
+  virtual Status update_user(const User& user, const AuditEvent* audit, bool revoke_tokens) = 0;
   /// Removes the user and revokes (keeps) their tokens, revoked at audit->at_ms (now without
   /// an audit event); list_tokens(user_id) still shows them. kNotFound when there is none.
   virtual Status delete_user(std::int64_t user_id, const AuditEvent* audit) = 0;

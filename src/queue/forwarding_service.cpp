@@ -22,6 +22,7 @@ ForwarderSettings settings_for(const config::Config& config,
 
 /// Between two sweeps when nothing asks for one (rows another node queued, a failed sweep).
 constexpr auto kSweepInterval = std::chrono::seconds(60);
+constexpr auto kForgetDeletedAfter = std::chrono::minutes(10);
 
 /// Destination names are compared without regard to case (ADR 005): in doubt, never swept.
 bool same_name(std::string_view a, std::string_view b) {
@@ -85,6 +86,7 @@ void ForwardingService::notify(const std::vector<std::string>& destinations) {
 void ForwardingService::destination_deleted(const std::string& name) {
   std::lock_guard lock(state_->mu);
   state_->deleted.insert(name);
+  state_->quiet_since = std::chrono::steady_clock::now();
   request_sweep_locked(state_);
 }
 
@@ -104,7 +106,11 @@ asio::awaitable<void> ForwardingService::sweep_loop() {
     co_await asio::co_spawn(
         worker_pool_,
         [this]() -> asio::awaitable<void> {
-          sweep();
+          try {
+            sweep();
+          } catch (const std::exception& e) {  // never end the loop: stop() waits for it
+            log()->error("event=outbox_sweep_failed reason=\"{}\"", e.what());
+          }
           co_return;
         },
         asio::use_awaitable);
@@ -137,7 +143,10 @@ void ForwardingService::sweep() {
     };
     for (const auto& d : *api) s.api_seen.insert(d.name);
     for (const auto& name : s.api_seen) {
-      if (!known(name)) s.deleted.insert(name);  // deleted by another node, or here
+      // Deleted by another node, or here.
+      if (!known(name) && s.deleted.insert(name).second) {
+        s.quiet_since = std::chrono::steady_clock::now();
+      }
     }
     for (auto it = s.deleted.begin(); it != s.deleted.end();) {
       if (known(*it)) {
@@ -150,6 +159,19 @@ void ForwardingService::sweep() {
   }
   if (names.empty()) return;
   auto changed = index_.dead_letter_deleted_outbox(names, core::wall_clock_ms());
+  if (changed.ok()) {
+    std::lock_guard lock(state_->mu);
+    auto& s = *state_;
+    const auto now = std::chrono::steady_clock::now();
+    if (*changed > 0) {
+      s.quiet_since = now;
+    } else if (now - s.quiet_since >= kForgetDeletedAfter) {
+      for (const auto& name : names) {  // nothing late came: forget them
+        s.deleted.erase(name);
+        s.api_seen.erase(name);
+      }
+    }
+  }
   if (!changed.ok()) {
     log()->warn("event=outbox_sweep_failed reason=\"{}\"", changed.error().message);
   } else if (*changed > 0) {

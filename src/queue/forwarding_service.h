@@ -18,7 +18,8 @@
 /// file may still name it. The sweep runs at start, after a reload, after a removed forwarder
 /// has given its leases back, when notify() names a destination that does not run here, and
 /// every minute; it reads api_destinations (a few rows) and writes only when there is a name
-/// to sweep.
+/// to sweep. Names are forgotten once sweeps have found nothing for 10 minutes (late rows come
+/// within seconds of a delete), so the minute's write does not go on for ever.
 
 #include <asio.hpp>
 #include <filesystem>
@@ -91,6 +92,8 @@ class ForwardingService {
     /// rows the sweep dead-letters.
     std::set<std::string> api_seen;
     std::set<std::string> deleted;
+    /// Since when the sweeps have dead-lettered nothing and no name was added.
+    std::chrono::steady_clock::time_point quiet_since{};
     bool sweeping = false;  ///< sweep_loop() runs: from start() until it ends after stop()
 
     asio::any_io_executor sweep_strand;

@@ -371,6 +371,16 @@ Result<std::unique_ptr<Store>> Store::create(const StoreOptions& options) {
   return store;
 }
 
+void Store::mark_recovered() {
+  if (!recovered_.exchange(true) && lock_.valid()) {
+    // From now on a crash is this run's: its leftovers are the files since this point.
+    if (::ftruncate(lock_.get(), 0) == 0 && ::pwrite(lock_.get(), "running\n", 8, 0) == 8 &&
+        options_.fsync) {
+      (void)::fdatasync(lock_.get());
+    }
+  }
+}
+
 Store::~Store() {
   if (lock_.valid() && !unclean_ && recovered_ && ::ftruncate(lock_.get(), 0) == 0) {
     (void)::pwrite(lock_.get(), "clean\n", 6, 0);

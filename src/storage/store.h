@@ -153,7 +153,8 @@ class Store {
   /// After an unclean previous run: its leftovers have been dealt with (remove_unreferenced
   /// files). Until then the lock file keeps saying "running" with that run's start time, so a
   /// start that fails before this point leaves the next one the same work.
-  void mark_recovered() { recovered_ = true; }
+  /// Also starts this run's "running" marker (with this start's time) from here on.
+  void mark_recovered();
   /// Whether `path` (an existing file) is on the storage file system, so that
   /// sync_filesystem() makes its writes durable too.
   Result<bool> on_storage_filesystem(const std::filesystem::path& path) const;

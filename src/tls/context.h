@@ -7,7 +7,8 @@
 /// Peer verification: a server context asks for a client certificate according to
 /// tls.peer_certificate (required | optional | none) and checks its clientAuth purpose; a client
 /// context always verifies the server (serverAuth purpose; the host name is checked per
-/// connection, see dicom/tls_channel.h). `no_verify` accepts anything and is warned about.
+/// connection, see expect_server_identity below). `no_verify` accepts anything and is warned
+/// about.
 /// A verify callback records the *first* failure of each connection in a VerifyFailure that
 /// the channel attaches (attach_verify_record), for diagnose().
 
@@ -88,7 +89,8 @@ core::Result<std::shared_ptr<const TlsContext>> make_client_context(
 
 /// Client side, before the handshake: SNI for a host name (RFC 6066 forbids IP literals) and,
 /// when `verify_hostname` and `context` verifies peers, the name or address the server's
-/// certificate must carry in its subjectAltName (no partial wildcards). Shared by every
+/// certificate must carry in its subjectAltName (no partial wildcards; as OpenSSL does, a
+/// certificate without any DNS subjectAltName is matched on its subject CN). Shared by every
 /// outgoing TLS connection (DICOM associations, the audit syslog export). kInvalidArgument
 /// when OpenSSL refuses the name.
 core::Status expect_server_identity(SSL* ssl, const TlsContext& context, const std::string& host,

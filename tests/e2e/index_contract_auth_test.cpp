@@ -116,7 +116,7 @@ TEST_P(IndexAuth, UsersCrud) {
   changed.password_hash = "$argon2id$other";
   changed.disabled = true;
   changed.updated_at_ms = kNow + 5;
-  ASSERT_TRUE(index_->update_user(changed, nullptr).ok());
+  ASSERT_TRUE(index_->update_user(changed, nullptr, false).ok());
   auto after = index_->find_user_by_id(alice.id);
   ASSERT_TRUE(after.ok() && after->has_value());
   EXPECT_EQ((*after)->name, "alice");
@@ -128,22 +128,24 @@ TEST_P(IndexAuth, UsersCrud) {
 
   User ghost = make_user("ghost");
   ghost.id = 999;
-  EXPECT_EQ(index_->update_user(ghost, nullptr).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(index_->update_user(ghost, nullptr, false).error().code, ErrorCode::kNotFound);
 
-  // A new password revokes the user's tokens (at the change); any other change keeps them.
+  // Revoking goes with the update (at its time); without it the tokens stay, even with a new
+  // hash (a rehash at login).
   auto kept = index_->create_token(make_token(after->value().id, 41), nullptr);
   ASSERT_TRUE(kept.ok()) << kept.error().message;
   User role_only = **after;
   role_only.role = Role::kViewer;
+  role_only.password_hash = "$argon2id$rehashed";
   role_only.updated_at_ms = kNow + 6;
-  ASSERT_TRUE(index_->update_user(role_only, nullptr).ok());
+  ASSERT_TRUE(index_->update_user(role_only, nullptr, false).ok());
   auto tokens = index_->list_tokens(alice.id);
   ASSERT_TRUE(tokens.ok() && tokens->size() == 1u);
   EXPECT_EQ((*tokens)[0].revoked_at_ms, 0);
   User reset = role_only;
   reset.password_hash = "$argon2id$reset";
   reset.updated_at_ms = kNow + 7;
-  ASSERT_TRUE(index_->update_user(reset, nullptr).ok());
+  ASSERT_TRUE(index_->update_user(reset, nullptr, true).ok());
   tokens = index_->list_tokens(alice.id);
   ASSERT_TRUE(tokens.ok() && tokens->size() == 1u);
   EXPECT_EQ((*tokens)[0].revoked_at_ms, kNow + 7);
@@ -280,7 +282,7 @@ TEST_P(IndexAuth, AuditedWritesCommitTheirAuditRowWithThem) {
   User changed = make_user("alice", Role::kOperator);
   changed.id = *alice;
   AuditEvent updated = make_event("user:alice", "user.update", kNow + 3, "user:alice");
-  ASSERT_TRUE(index_->update_user(changed, &updated).ok());
+  ASSERT_TRUE(index_->update_user(changed, &updated, false).ok());
 
   auto rows = audit();
   ASSERT_EQ(rows.size(), 4u);
@@ -301,7 +303,7 @@ TEST_P(IndexAuth, AFailedAuditedWriteLeavesNoAuditRow) {
             ErrorCode::kInvalidArgument);
   User ghost = make_user("ghost");
   ghost.id = 999;
-  EXPECT_FALSE(index_->update_user(ghost, &event).ok());
+  EXPECT_FALSE(index_->update_user(ghost, &event, false).ok());
   EXPECT_FALSE(index_->delete_user(999, &event).ok());
   EXPECT_FALSE(index_->create_token(make_token(999, 1), &event).ok());
   EXPECT_FALSE(index_->revoke_token(999, kNow, &event).ok());

@@ -149,17 +149,15 @@ RETURNING id
   return id;
 }
 
-Status PostgresIndex::update_user(const User& user, const AuditEvent* audit) {
+Status PostgresIndex::update_user(const User& user, const AuditEvent* audit, bool revoke_tokens) {
   GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
   pg::Transaction tx(*conn);
   GW_RETURN_IF_ERROR(tx.begin());
-  // Before the update: only a password that changes revokes the tokens.
-  GW_RETURN_IF_ERROR(
-      conn->exec(R"sql(
-UPDATE api_tokens SET revoked_at_ms = $3 WHERE user_id = $1 AND revoked_at_ms = 0
-  AND (SELECT password_hash FROM users WHERE id = $1) IS DISTINCT FROM $2
-)sql",
-                 Params().add(user.id).add(user.password_hash).add(user.updated_at_ms)));
+  if (revoke_tokens) {
+    GW_RETURN_IF_ERROR(conn->exec(
+        "UPDATE api_tokens SET revoked_at_ms = $2 WHERE user_id = $1 AND revoked_at_ms = 0",
+        Params().add(user.id).add(user.updated_at_ms)));
+  }
   GW_ASSIGN_OR_RETURN(auto rows, conn->exec(R"sql(
 UPDATE users SET role = $2, password_hash = $3, disabled = $4, updated_at_ms = $5
 WHERE id = $1

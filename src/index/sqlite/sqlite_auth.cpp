@@ -128,18 +128,15 @@ ON CONFLICT (name) DO NOTHING
   return id;
 }
 
-Status SqliteIndex::update_user(const User& user, const AuditEvent* audit) {
+Status SqliteIndex::update_user(const User& user, const AuditEvent* audit, bool revoke_tokens) {
   std::lock_guard lock(mu_);
   Transaction tx(*this);
   GW_RETURN_IF_ERROR(tx.begin());
-  {
-    // Before the update: only a password that changes revokes the tokens.
-    GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
-UPDATE api_tokens SET revoked_at_ms = ?3 WHERE user_id = ?1 AND revoked_at_ms = 0
-  AND (SELECT password_hash FROM users WHERE id = ?1) IS NOT ?2
-)sql"));
-    s.bind(1, user.id).bind(2, user.password_hash).bind(3, user.updated_at_ms);
-    GW_RETURN_IF_ERROR(s.run("revoke the user's tokens on a new password"));
+  if (revoke_tokens) {
+    GW_ASSIGN_OR_RETURN(auto s, statement_locked("UPDATE api_tokens SET revoked_at_ms = ?2 "
+                                                 "WHERE user_id = ?1 AND revoked_at_ms = 0"));
+    s.bind(1, user.id).bind(2, user.updated_at_ms);
+    GW_RETURN_IF_ERROR(s.run("revoke the user's tokens"));
   }
   {
     GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(

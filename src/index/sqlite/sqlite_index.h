@@ -85,7 +85,7 @@ class SqliteIndex : public Index {
   Result<std::optional<std::int64_t>> next_outbox_due(const std::string& destination) override;
 
   Result<std::int64_t> create_user(const User& user, const AuditEvent* audit) override;
-  Status update_user(const User& user, const AuditEvent* audit) override;
+  Status update_user(const User& user, const AuditEvent* audit, bool revoke_tokens) override;
   Status delete_user(std::int64_t user_id, const AuditEvent* audit) override;
   Result<std::optional<User>> find_user(const std::string& name) override;
   Result<std::optional<User>> find_user_by_id(std::int64_t user_id) override;

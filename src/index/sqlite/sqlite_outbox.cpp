@@ -386,6 +386,7 @@ Result<std::optional<std::int64_t>> SqliteIndex::newer_outbox_row(std::int64_t i
   GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
 SELECT max(n.id) FROM outbox o
 JOIN outbox n ON n.instance_pk = o.instance_pk AND n.destination = o.destination AND n.id > o.id
+  AND n.created_at_ms >= max(o.created_at_ms, o.retried_at_ms)
 WHERE o.id = ?1
 )sql"));
   s.bind(1, id);
@@ -402,13 +403,15 @@ Result<std::int64_t> SqliteIndex::dead_letter_deleted_outbox(
   GW_RETURN_IF_ERROR(tx.begin());
   std::int64_t changed = 0;
   for (const auto& destination : destinations) {
-    // The words of a forced delete_destination (sqlite_destinations.cpp). outbox_queue serves
-    // both states.
+    // The words of a forced delete_destination (sqlite_destinations.cpp); outbox_queue serves
+    // (destination, state). Not when the name exists again (re-created here or by another node
+    // since the caller looked): its rows are sent.
     GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
 UPDATE outbox SET state = 'dead', last_error = 'destination deleted', updated_at_ms = ?2,
                   lease_owner = '', lease_expires_at_ms = 0
-WHERE destination = ?1
-  AND (state = 'pending' OR (state = 'in_flight' AND lease_expires_at_ms <= ?2))
+WHERE destination = ?1 AND state IN ('pending', 'in_flight')
+  AND (state = 'pending' OR lease_expires_at_ms <= ?2)
+  AND NOT EXISTS (SELECT 1 FROM api_destinations WHERE lower(name) = lower(?1))
 )sql"));
     s.bind(1, destination).bind(2, now_ms);
     GW_RETURN_IF_ERROR(s.run("dead-letter rows of a deleted destination"));

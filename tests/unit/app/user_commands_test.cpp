@@ -126,7 +126,7 @@ TEST_F(UserCommandsTest, AddRefusesATakenNameBadInputAndWeakPasswords) {
   EXPECT_TRUE(audit().empty());
 }
 
-TEST_F(UserCommandsTest, PasswdSetsANewHashRemindsOfTokensAndAuditsWithoutThePassword) {
+TEST_F(UserCommandsTest, PasswdSetsANewHashRevokesTokensAndAuditsWithoutThePassword) {
   const auto id = quick_user("alice", Role::kAdmin, /*disabled=*/true);
   const std::string token = token_for("alice");
   EXPECT_TRUE(token.empty()) << "a disabled user gets no token";
@@ -134,7 +134,7 @@ TEST_F(UserCommandsTest, PasswdSetsANewHashRemindsOfTokensAndAuditsWithoutThePas
   args.name = "alice";
   ASSERT_EQ(user_passwd(*index_, args, kPassword, kNow + 5, out_, err_), 0) << err_.str();
   EXPECT_NE(out_.str().find("still disabled"), std::string::npos) << out_.str();
-  EXPECT_NE(out_.str().find("revoke-token"), std::string::npos) << out_.str();
+  EXPECT_NE(out_.str().find("tokens were revoked"), std::string::npos) << out_.str();
   auto user = index_->find_user("alice");
   ASSERT_TRUE(user.ok() && user->has_value());
   EXPECT_TRUE(crypto::verify_password(kPassword, (*user)->password_hash));
@@ -162,6 +162,15 @@ TEST_F(UserCommandsTest, PasswdSetsANewHashRemindsOfTokensAndAuditsWithoutThePas
     EXPECT_EQ(row.details.find("another-long-secret"), std::string::npos) << row.details;
     EXPECT_EQ(nlohmann::json::parse(row.details).value("password", ""), "changed");
   }
+
+  // A password reset shuts out whoever held the old credentials' tokens.
+  ASSERT_FALSE(token_for("alice").empty());
+  clear();
+  ASSERT_EQ(user_passwd(*index_, args, "a third long secret", kNow + 12, out_, err_), 0);
+  auto tokens = index_->list_tokens(id);
+  ASSERT_TRUE(tokens.ok());
+  ASSERT_EQ(tokens->size(), 1u);
+  EXPECT_EQ((*tokens)[0].revoked_at_ms, kNow + 12);
 }
 
 TEST_F(UserCommandsTest, PasswdRefusesUnknownUsersAndWeakPasswords) {

@@ -195,10 +195,23 @@ TEST(ExportProgressTest, AGapIsGivenUpAfterTheGrace) {
   const auto t = SteadyClock::now();
   p.mark_sent(ids({1, 4}), t);  // 2 and 3 missing
   EXPECT_EQ(p.cursor(), 1);
-  EXPECT_EQ(p.expire(t + std::chrono::seconds(9)), 0u);
+  EXPECT_EQ(p.expire(t + std::chrono::seconds(9), 4), 0u);
   EXPECT_EQ(p.cursor(), 1);
-  EXPECT_EQ(p.expire(t + std::chrono::seconds(10)), 2u);
+  EXPECT_EQ(p.expire(t + std::chrono::seconds(10), 4), 2u);
   EXPECT_EQ(p.cursor(), 4);
+}
+
+// A gap the last re-read did not reach (it stopped at kMaxRecheck rows) may have filled since:
+// it is only given up once a re-read has covered it.
+TEST(ExportProgressTest, OnlyAGapTheReReadCoveredIsGivenUp) {
+  ExportProgress p(0, std::chrono::seconds(10));
+  const auto t = SteadyClock::now();
+  p.mark_sent(ids({1, 3, 5}), t);                            // 2 and 4 missing
+  EXPECT_EQ(p.expire(t + std::chrono::seconds(60), 3), 1u);  // the re-read reached id 3
+  EXPECT_EQ(p.open_gaps(), 1u);
+  EXPECT_EQ(p.cursor(), 3);
+  EXPECT_EQ(p.expire(t + std::chrono::seconds(60), 5), 1u);
+  EXPECT_EQ(p.cursor(), 5);
 }
 
 TEST(ExportProgressTest, GapsAreBounded) {
