@@ -42,13 +42,6 @@ bool valid_api_destination_name(std::string_view name) {
   });
 }
 
-bool same_destination_name(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) ==
-                  std::tolower(static_cast<unsigned char>(y));
-         });
-}
-
 core::Result<config::StandaloneDestination> check_api_destination(
     const json& body, const config::Config& file, const std::string& path,
     std::vector<ConfigIssue>* issues) {

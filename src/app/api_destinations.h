@@ -41,8 +41,6 @@ core::Result<config::Config> merge_api_destinations(const config::Config& file,
                                                     const std::vector<index::ApiDestination>& api,
                                                     std::vector<config::ConfigIssue>* issues);
 
-/// Whether two destination names are the same for the gateway (ASCII, without regard to case:
-/// outbox rows and URLs must never be ambiguous).
-bool same_destination_name(std::string_view a, std::string_view b);
+using config::same_destination_name;
 
 }  // namespace gw::app

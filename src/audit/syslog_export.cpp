@@ -9,7 +9,9 @@
 #include <csignal>
 #include <string_view>
 
+#include "certs/openssl_util.h"
 #include "core/log.h"
+#include "storage/file_ops.h"
 
 namespace gw::audit {
 
@@ -21,22 +23,12 @@ namespace {
 
 std::shared_ptr<spdlog::logger> log() { return core::logger("audit"); }
 
-std::string errno_text(int e) { return std::generic_category().message(e); }
-
 /// Repeated failures with one reason are logged at most this often.
 constexpr auto kLogEvery = std::chrono::minutes(1);
 
 std::string duration_text(std::chrono::milliseconds d) {
   return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + "s"
                                : std::to_string(d.count()) + "ms";
-}
-
-core::Status fsync_directory(const fs::path& dir) {
-  core::UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!fd.valid() || ::fsync(fd.get()) != 0) {
-    return make_error(ErrorCode::kIo, "fsync " + dir.string() + ": " + errno_text(errno));
-  }
-  return {};
 }
 
 }  // namespace
@@ -99,11 +91,11 @@ core::Result<std::int64_t> CursorFile::load() const {
   core::UniqueFd fd(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) {
     if (errno == ENOENT) return std::int64_t{0};
-    return make_error(ErrorCode::kIo, "read " + path_.string() + ": " + errno_text(errno));
+    return storage::errno_error(errno, "read", path_);
   }
   char buf[64] = {};
   const auto n = ::read(fd.get(), buf, sizeof(buf) - 1);
-  if (n < 0) return make_error(ErrorCode::kIo, "read " + path_.string() + ": " + errno_text(errno));
+  if (n < 0) return storage::errno_error(errno, "read", path_);
   std::string_view text(buf, static_cast<std::size_t>(n));
   while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.remove_suffix(1);
   std::int64_t id = 0;
@@ -121,25 +113,10 @@ core::Result<std::int64_t> CursorFile::load() const {
 }
 
 core::Status CursorFile::store(std::int64_t id) const {
-  const fs::path tmp = path_.string() + ".tmp";
-  const std::string text = std::to_string(id) + "\n";
-  {
-    core::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    if (!fd.valid()) {
-      return make_error(ErrorCode::kIo, "write " + tmp.string() + ": " + errno_text(errno));
-    }
-    const ssize_t n = ::write(fd.get(), text.data(), text.size());
-    const int e = n < 0 ? errno : (n != static_cast<ssize_t>(text.size()) ? ENOSPC : 0);
-    if (e != 0 || ::fsync(fd.get()) != 0) {
-      const std::string why = errno_text(e != 0 ? e : errno);
-      ::unlink(tmp.c_str());
-      return make_error(ErrorCode::kIo, "write " + tmp.string() + ": " + why);
-    }
-  }
-  if (::rename(tmp.c_str(), path_.c_str()) != 0) {
-    return make_error(ErrorCode::kIo, "rename " + tmp.string() + ": " + errno_text(errno));
-  }
-  return fsync_directory(path_.has_parent_path() ? path_.parent_path() : fs::path("."));
+  // Temp file beside it, fsync, rename; then the directory, so the rename survives a crash.
+  GW_RETURN_IF_ERROR(
+      certs::write_file_atomic(path_, std::to_string(id) + "\n", 0600, /*overwrite=*/true));
+  return storage::fsync_dir(path_.has_parent_path() ? path_.parent_path() : fs::path("."));
 }
 
 // ---- SyslogExportOptions -----------------------------------------------------------------------

@@ -250,6 +250,10 @@ std::string_view to_string(TlsProfile profile);
 std::string_view to_string(PeerCertificate policy);
 std::string_view to_string(DuplicatePolicy policy);
 
+/// Whether two destination names are the same for the gateway (ASCII, without regard to case:
+/// outbox rows and URLs must never be ambiguous).
+bool same_destination_name(std::string_view a, std::string_view b);
+
 /// A destination on its own, outside `destinations:` (the REST API's, stored in the index): the
 /// keys of a `destinations:` entry plus an optional `match` with a route's grammar.
 struct StandaloneDestination {

@@ -24,14 +24,6 @@ ForwarderSettings settings_for(const config::Config& config,
 constexpr auto kSweepInterval = std::chrono::seconds(60);
 constexpr auto kForgetDeletedAfter = std::chrono::minutes(10);
 
-/// Destination names are compared without regard to case (ADR 005): in doubt, never swept.
-bool same_name(std::string_view a, std::string_view b) {
-  return std::equal(a.begin(), a.end(), b.begin(), b.end(), [](char x, char y) {
-    return std::tolower(static_cast<unsigned char>(x)) ==
-           std::tolower(static_cast<unsigned char>(y));
-  });
-}
-
 }  // namespace
 
 ForwardingService::ForwardingService(asio::io_context& io, asio::any_io_executor worker_pool,
@@ -136,10 +128,12 @@ void ForwardingService::sweep() {
     // Known: runs here, or is an API destination in the index (perhaps created by another node
     // that runs it already). A known name is never swept.
     auto known = [&](const std::string& name) {
-      return std::any_of(s.forwarders.begin(), s.forwarders.end(),
-                         [&](const auto& f) { return same_name(f.first, name); }) ||
-             std::any_of(api->begin(), api->end(),
-                         [&](const auto& d) { return same_name(d.name, name); });
+      return std::any_of(
+                 s.forwarders.begin(), s.forwarders.end(),
+                 [&](const auto& f) { return config::same_destination_name(f.first, name); }) ||
+             std::any_of(api->begin(), api->end(), [&](const auto& d) {
+               return config::same_destination_name(d.name, name);
+             });
     };
     for (const auto& d : *api) s.api_seen.insert(d.name);
     for (const auto& name : s.api_seen) {

@@ -97,7 +97,8 @@ TEST_F(OrthancTlsTest, OrthancStoresToTheGatewayOverTls) {
   }
   // It came over mutual TLS, with Orthanc's certificate.
   EXPECT_NE(
-      gw->log().find("calling_ae=\"ORTHANC\" called_ae=\"DICOM_GW\" tls=true tls_subject=\"CN=orthanc\""),
+      gw->log().find(
+          "calling_ae=\"ORTHANC\" called_ae=\"DICOM_GW\" tls=true tls_subject=\"CN=orthanc\""),
       std::string::npos)
       << gw->log();
   EXPECT_EQ(orthanc->stop(), 0);

@@ -343,9 +343,7 @@ Result<std::int64_t> PostgresIndex::append_audit(const AuditEvent& event) {
 Result<std::vector<AuditEvent>> PostgresIndex::list_audit(const AuditQuery& q) {
   GW_RETURN_IF_ERROR(check_page(q.limit, q.offset, "list audit"));
   Params params;
-  std::string sql =
-      "SELECT id, at_ms, actor, action, target, outcome, peer_address, details FROM audit "
-      "WHERE true";
+  std::string sql = std::string("SELECT ") + kAuditColumns + " FROM audit WHERE true";
   if (q.since_ms != 0) sql += " AND at_ms >= " + params.placeholder(q.since_ms);
   if (q.until_ms != 0) sql += " AND at_ms < " + params.placeholder(q.until_ms);
   if (!q.actor.empty()) sql += " AND actor = " + params.placeholder(q.actor);

@@ -351,8 +351,7 @@ Result<std::int64_t> SqliteIndex::append_audit(const AuditEvent& event) {
 Result<std::vector<AuditEvent>> SqliteIndex::list_audit(const AuditQuery& q) {
   GW_RETURN_IF_ERROR(check_page(q.limit, q.offset, "list audit"));
   // Numbered parameters: each combination of filters is one cached statement.
-  std::string sql = R"sql(
-SELECT id, at_ms, actor, action, target, outcome, peer_address, details FROM audit WHERE 1 = 1)sql";
+  std::string sql = std::string("SELECT ") + kAuditColumns + " FROM audit WHERE 1 = 1";
   if (q.since_ms != 0) sql += " AND at_ms >= ?1";
   if (q.until_ms != 0) sql += " AND at_ms < ?2";
   if (!q.actor.empty()) sql += " AND actor = ?3";
