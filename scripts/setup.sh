@@ -7,7 +7,7 @@ BUILD_PKGS=(
   build-essential cmake ninja-build pkg-config git
   libasio-dev libssl-dev libdcmtk-dev libyaml-cpp-dev nlohmann-json3-dev
   libspdlog-dev libfmt-dev libcli11-dev libsqlite3-dev libsodium-dev libcpp-httplib-dev
-  libxxhash-dev libpq-dev
+  libxxhash-dev libpq-dev zlib1g-dev
   libgtest-dev libgmock-dev libbenchmark-dev
 )
 # Real peers and tools the tests and the demo use.

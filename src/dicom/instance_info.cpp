@@ -110,6 +110,10 @@ class SourceProducer final : public DcmProducer {
     pos_ -= static_cast<std::uint64_t>(num);
   }
 
+  /// The offset in the source of the next byte DCMTK will get.
+  std::uint64_t position() const { return pos_; }
+  std::uint64_t size() const { return size_; }
+
  private:
   /// False (and the stream stopped) when `n` is an error.
   bool fail_on(const core::Result<std::size_t>& n) {
@@ -128,10 +132,25 @@ class SourceProducer final : public DcmProducer {
   std::uint64_t buffer_start_ = 0;
 };
 
-class SourceStreamFactory;
+/// A deflated data set may inflate to at most this many bytes plus kMaxInflateRatio times its
+/// compressed size. Without a cap a small "deflate bomb" from an allowed peer would cost
+/// minutes of CPU, and DCMTK keeps every element it parses in memory.
+constexpr std::uint64_t kInflateAllowance = 16ull << 20;
+constexpr std::uint64_t kMaxInflateRatio = 32;
+/// Values are skipped (inflated and dropped) this much at a time, checking the cap in between.
+constexpr offile_off_t kSkipStep = 1 << 20;
+
+/// Where a deflated data set starts (compressed, in the source) and what a stream must skip
+/// of its inflated bytes to reach a value.
+struct DeflatedAt {
+  std::uint64_t compressed_start = 0;
+  std::uint64_t inflated_offset = 0;
+};
 
 /// A DcmInputStream over a ByteSource. Values longer than the read limit are skipped and
-/// left to a factory (newFactory), as DCMTK does for files: never read unless asked for.
+/// left to a factory (newFactory), as DCMTK does for files: never read unless asked for. In a
+/// deflated data set too, where DCMTK's own file stream would load every value into memory:
+/// there the factory inflates again from the start of the data set.
 class SourceStream final : public DcmInputStream {
  public:
   SourceStream(ByteSource& source, std::uint64_t start, std::optional<core::Error>* error)
@@ -141,33 +160,110 @@ class SourceStream final : public DcmInputStream {
         start_(start),
         error_(error) {}
 
+  /// A stream at `at.inflated_offset` of the deflated data set that starts at
+  /// `at.compressed_start`.
+  SourceStream(ByteSource& source, const DeflatedAt& at, std::optional<core::Error>* error)
+      : SourceStream(source, at.compressed_start, error) {
+    if (installCompressionFilter(ESC_zlib).good())
+      skip(static_cast<offile_off_t>(at.inflated_offset));
+  }
+
+  OFCondition installCompressionFilter(E_StreamCompression filterType) override {
+    compressed_start_ = producer_.position();
+    inflated_base_ = static_cast<std::uint64_t>(tell());
+    const std::uint64_t compressed = producer_.size() - producer_.position();
+    inflate_limit_ = kInflateAllowance + kMaxInflateRatio * compressed;
+    return DcmInputStream::installCompressionFilter(filterType);
+  }
+
+  OFBool good() const override { return !over_limit_ && DcmInputStream::good(); }
+  OFCondition status() const override {
+    return over_limit_ ? EC_InvalidStream : DcmInputStream::status();
+  }
+  OFBool eos() override { return over_limit_ || DcmInputStream::eos(); }
+  offile_off_t avail() override { return over_limit_ ? 0 : DcmInputStream::avail(); }
+
+  offile_off_t read(void* buf, offile_off_t buflen) override {
+    if (over_limit_) return 0;
+    const offile_off_t n = DcmInputStream::read(buf, buflen);
+    check_inflated();
+    return n;
+  }
+
+  /// Skips in steps, so that a deflated value declared 4 GiB long stops at the cap.
+  offile_off_t skip(offile_off_t skiplen) override {
+    offile_off_t done = 0;
+    while (done < skiplen && !over_limit_) {
+      const offile_off_t step = std::min<offile_off_t>(skiplen - done, kSkipStep);
+      const offile_off_t n = DcmInputStream::skip(step);
+      done += n;
+      check_inflated();
+      if (n < step) break;
+    }
+    return done;
+  }
+
   DcmInputStreamFactory* newFactory() const override;
 
  private:
+  /// Stops the stream once a deflated data set has inflated beyond its cap.
+  void check_inflated() {
+    if (!compressed_start_ || over_limit_) return;
+    const auto inflated = static_cast<std::uint64_t>(tell()) - inflated_base_;
+    if (inflated <= inflate_limit_) return;
+    over_limit_ = true;
+    if (!error_->has_value()) {
+      *error_ = core::make_error(core::ErrorCode::kInvalidArgument,
+                                 "deflated data set inflates to more than " +
+                                     std::to_string(inflate_limit_) + " bytes (16 MiB + " +
+                                     std::to_string(kMaxInflateRatio) +
+                                     " times its compressed size): refused");
+    }
+  }
+
   SourceProducer producer_;
   ByteSource& source_;
   std::uint64_t start_;
   std::optional<core::Error>* error_;
+  /// Set once DCMTK installs the inflate filter; tell() then counts inflated bytes from
+  /// inflated_base_.
+  std::optional<std::uint64_t> compressed_start_;
+  std::uint64_t inflated_base_ = 0;
+  std::uint64_t inflate_limit_ = 0;
+  bool over_limit_ = false;
 };
 
+/// Creates streams at a value's position, plain or deflated.
 class SourceStreamFactory final : public DcmInputStreamFactory {
  public:
   SourceStreamFactory(ByteSource& source, std::uint64_t offset, std::optional<core::Error>* error)
       : source_(source), offset_(offset), error_(error) {}
-  DcmInputStream* create() const override { return new SourceStream(source_, offset_, error_); }
+  SourceStreamFactory(ByteSource& source, const DeflatedAt& at, std::optional<core::Error>* error)
+      : source_(source), deflated_(at), error_(error) {}
+  DcmInputStream* create() const override {
+    if (deflated_) return new SourceStream(source_, *deflated_, error_);
+    return new SourceStream(source_, offset_, error_);
+  }
   DcmInputStreamFactory* clone() const override { return new SourceStreamFactory(*this); }
   DcmInputStreamFactoryType ident() const override { return DFT_DcmInputFileStreamFactory; }
 
  private:
   ByteSource& source_;
-  std::uint64_t offset_;
+  std::uint64_t offset_ = 0;
+  std::optional<DeflatedAt> deflated_;
   std::optional<core::Error>* error_;
 };
 
 DcmInputStreamFactory* SourceStream::newFactory() const {
-  // With a compression filter installed (deflate) positions are not file offsets: none.
-  if (currentProducer() != &producer_) return nullptr;
-  return new SourceStreamFactory(source_, start_ + static_cast<std::uint64_t>(tell()), error_);
+  if (currentProducer() == &producer_) {
+    return new SourceStreamFactory(source_, start_ + static_cast<std::uint64_t>(tell()), error_);
+  }
+  if (!compressed_start_) return nullptr;
+  // Inflated positions are not file offsets: a value is reached by inflating up to it again.
+  DeflatedAt at;
+  at.compressed_start = *compressed_start_;
+  at.inflated_offset = static_cast<std::uint64_t>(tell()) - inflated_base_;
+  return new SourceStreamFactory(source_, at, error_);
 }
 
 core::Result<InstanceInfo> info_from(DcmFileFormat& file,

@@ -8,16 +8,19 @@
 #include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "dicom/part10.h"
+#include "dicom/uids.h"
 #include "support/temp_dir.h"
 
 namespace gw::dicom {
@@ -205,6 +208,164 @@ TEST_F(InstanceInfoTest, GarbageFileIsError) {
   auto missing = read_instance_info(dir_ / "missing.dcm");
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code, core::ErrorCode::kInvalidArgument);
+}
+
+/// Writes a Deflated Explicit VR Little Endian file by hand, streaming: its large values are
+/// never in memory, so the test measures only what the parser holds.
+class DeflatedWriter {
+ public:
+  explicit DeflatedWriter(const fs::path& path) : out_(path, std::ios::binary) {
+    FileMeta meta;
+    meta.media_storage_sop_class_uid = UID_CTImageStorage;
+    meta.media_storage_sop_instance_uid = "1.2.826.0.1.3680043.2.1.9";
+    meta.transfer_syntax_uid = std::string(kDeflatedExplicitVrLittleEndian);
+    meta.implementation_class_uid = "1.2.826.0.1.3680043.2.1.99";
+    const auto head = encode_file_meta(meta);
+    out_.write(reinterpret_cast<const char*>(head.data()),
+               static_cast<std::streamsize>(head.size()));
+    z_.zalloc = Z_NULL;
+    z_.zfree = Z_NULL;
+    z_.opaque = Z_NULL;
+    ok_ = deflateInit2(&z_, 1, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK;
+  }
+
+  /// A value with a 2-byte length (UI, LO, LT...).
+  void short_element(std::uint32_t tag, const char* vr, const std::string& value) {
+    header(tag, vr);
+    le(static_cast<std::uint16_t>(value.size()), 2);
+    put(value.data(), value.size());
+  }
+
+  /// An OB value declared `length` bytes long, of which the first `written` (all by default)
+  /// are written, `chunk(buffer)` filling each piece.
+  void long_element(std::uint32_t tag, std::uint32_t length,
+                    const std::function<void(std::vector<char>&)>& chunk,
+                    std::uint32_t written = UINT32_MAX) {
+    header(tag, "OB");
+    le(0, 2);
+    le(length, 4);
+    std::vector<char> buffer;
+    written = std::min(written, length);
+    for (std::uint32_t done = 0; done < written;) {
+      buffer.resize(std::min<std::uint32_t>(written - done, 1 << 20));
+      chunk(buffer);
+      put(buffer.data(), buffer.size());
+      done += static_cast<std::uint32_t>(buffer.size());
+    }
+  }
+
+  bool finish() {
+    deflate_some(nullptr, 0, Z_FINISH);
+    deflateEnd(&z_);
+    out_.close();
+    return ok_ && out_.good();
+  }
+
+ private:
+  void header(std::uint32_t tag, const char* vr) {
+    le(tag >> 16, 2);
+    le(tag & 0xFFFF, 2);
+    put(vr, 2);
+  }
+  void le(std::uint32_t value, int bytes) {
+    char b[4];
+    for (int i = 0; i < bytes; ++i) b[i] = static_cast<char>((value >> (8 * i)) & 0xFF);
+    put(b, static_cast<std::size_t>(bytes));
+  }
+  void put(const char* data, std::size_t size) { deflate_some(data, size, Z_NO_FLUSH); }
+  void deflate_some(const char* data, std::size_t size, int flush) {
+    z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
+    z_.avail_in = static_cast<uInt>(size);
+    for (int rounds = 0; rounds < 1'000'000; ++rounds) {
+      char out[64 * 1024];
+      z_.next_out = reinterpret_cast<Bytef*>(out);
+      z_.avail_out = sizeof(out);
+      const int rc = deflate(&z_, flush);
+      if (rc == Z_STREAM_ERROR) ok_ = false;
+      out_.write(out, static_cast<std::streamsize>(sizeof(out) - z_.avail_out));
+      if (flush == Z_FINISH ? rc == Z_STREAM_END : z_.avail_out != 0) return;
+    }
+    ok_ = false;
+  }
+
+  std::ofstream out_;
+  z_stream z_{};
+  bool ok_ = false;
+};
+
+constexpr std::uint32_t kPrivateCreator = 0x00090010;
+constexpr std::uint32_t kPrivateBlob = 0x00091010;
+
+/// The process's resident memory in KiB: now, or its peak since reset_peak_memory().
+long memory_kib(const char* field) {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::string(field).size()));
+  }
+  return -1;
+}
+bool reset_peak_memory() {
+  std::ofstream clear("/proc/self/clear_refs");
+  clear << "5";
+  clear.close();
+  return clear.good();
+}
+
+// DCMTK's own file stream loads every value of a deflated data set into memory. Ours leaves
+// long values in the file as it does for the other transfer syntaxes, and inflates again from
+// the start of the data set when one is asked for.
+TEST_F(InstanceInfoTest, DeflatedLongValuesStayOnDisk) {
+  const fs::path path = dir_ / "deflated-large.dcm";
+  const std::string comments(6000, 'c');  // (0020,4000) LT: longer than the 4 KiB load limit
+  {
+    DeflatedWriter writer(path);
+    writer.short_element(key(DCM_SOPClassUID), "UI", std::string(UID_CTImageStorage));
+    writer.short_element(key(DCM_SOPInstanceUID), "UI", "1.2.826.0.1.3680043.2.1.9 ");
+    writer.short_element(kPrivateCreator, "LO", "GW TEST ");
+    std::mt19937 rng(7);  // incompressible: well within the inflate cap
+    writer.long_element(kPrivateBlob, 48u << 20, [&](std::vector<char>& b) {
+      for (char& c : b) c = static_cast<char>(rng() & 0xFF);
+    });
+    writer.short_element(key(DCM_PatientID), "LO", "TEST-0001 ");
+    writer.short_element(key(DCM_ImageComments), "LT", comments);
+    ASSERT_TRUE(writer.finish());
+  }
+  ASSERT_TRUE(reset_peak_memory());
+  const long before = memory_kib("VmRSS:");
+  const std::uint32_t wanted[] = {kPrivateBlob, key(DCM_ImageComments)};
+  auto info = read_instance_info(path, wanted);
+  const long peak = memory_kib("VmHWM:");
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_EQ(info->sop_instance_uid, "1.2.826.0.1.3680043.2.1.9");
+  EXPECT_EQ(info->patient_id, "TEST-0001");  // parsed past the 48 MiB value
+  EXPECT_EQ(info->extra_tags[kPrivateBlob], "");
+  EXPECT_EQ(info->extra_tags[key(DCM_ImageComments)], comments);  // read again by inflating
+  ASSERT_GT(before, 0);
+  EXPECT_LT(peak - before, 16 * 1024) << "KiB held while parsing a 48 MiB deflated value";
+}
+
+// A few KiB of compressed zeros can declare gigabytes: the parse stops at 16 MiB plus 32 times
+// the compressed size, and says so.
+TEST_F(InstanceInfoTest, DeflateBombIsRefused) {
+  const fs::path path = dir_ / "deflate-bomb.dcm";
+  {
+    DeflatedWriter writer(path);
+    writer.short_element(key(DCM_SOPClassUID), "UI", std::string(UID_CTImageStorage));
+    writer.short_element(key(DCM_SOPInstanceUID), "UI", "1.2.826.0.1.3680043.2.1.9 ");
+    writer.short_element(kPrivateCreator, "LO", "GW TEST ");
+    // Declared 4 GiB; 256 MiB of zeros (about 1 MiB compressed) is already over the cap.
+    writer.long_element(
+        kPrivateBlob, 0xFFFFFFF0u,
+        [](std::vector<char>& b) { std::fill(b.begin(), b.end(), '\0'); }, 256u << 20);
+    ASSERT_TRUE(writer.finish());
+  }
+  ASSERT_LT(fs::file_size(path), 4u << 20);
+  auto info = read_instance_info(path);
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_NE(info.error().message.find("inflates to more than"), std::string::npos)
+      << info.error().message;
 }
 
 }  // namespace
