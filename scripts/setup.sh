@@ -15,6 +15,7 @@ TEST_PKGS=(
   dcmtk openssl sqlite3 clang libclang-rt-14-dev procps util-linux orthanc curl
   postgresql postgresql-contrib
   rsyslog rsyslog-gnutls
+  systemd
 )
 
 want=("${BUILD_PKGS[@]}")

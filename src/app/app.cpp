@@ -103,13 +103,8 @@ core::Status App::start() {
   store_options.node_id = config_.node_id;
   GW_ASSIGN_OR_RETURN(store_, storage::Store::create(store_options));
   GW_ASSIGN_OR_RETURN(index_, index::open_index(index_options(config_)));
-  GW_ASSIGN_OR_RETURN(keyring_, load_keys(config_, *index_));
-  if (config_.storage.encrypt && keyring_->empty()) {
-    return core::make_error(core::ErrorCode::kConfig,
-                            "storage.encrypt needs an encryption key: set " +
-                                config_.database.encryption_key_env +
-                                " or database.encryption_key_file");
-  }
+  GW_ASSIGN_OR_RETURN(auto keys, read_keys(config_.database, config_.storage.encrypt));
+  GW_ASSIGN_OR_RETURN(keyring_, index_->use_keyring(std::move(keys)));
   store_->set_keyring(keyring_);
   log()->info("event=encryption fields={} key_version={} previous_key_version={} files={}",
               keyring_->empty() ? "off" : "on", keyring_->current ? keyring_->current->version : 0,

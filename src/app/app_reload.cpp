@@ -1,5 +1,7 @@
 // App: reloading the configuration (SIGHUP, REST), the encryption keys and the DICOM TLS
 // certificate.
+#include "app/app_reload.h"
+
 #include <nlohmann/json.hpp>
 
 #include "app/api_destinations.h"
@@ -29,9 +31,6 @@ void App::reload_config() {
   });
 }
 
-namespace {
-
-/// Top-level parts of the configuration that only a restart applies.
 std::vector<std::string> restart_only_changes(const config::Config& running,
                                               const config::Config& fresh) {
   std::vector<std::string> changed;
@@ -48,7 +47,12 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
   if (running.data_dir != fresh.data_dir) changed.push_back("data_dir");
   if (running.node_id != fresh.node_id) changed.push_back("node_id");
   if (listeners_differ()) changed.push_back("listeners");
-  if (running.database.url != fresh.database.url) changed.push_back("database");
+  // The encryption keys reload (reload_keys_locked); the connection settings do not.
+  if (running.database.url != fresh.database.url ||
+      running.database.password_file != fresh.database.password_file ||
+      running.database.pool_size != fresh.database.pool_size) {
+    changed.push_back("database");
+  }
   if (running.storage.fsync != fresh.storage.fsync ||
       running.storage.encrypt != fresh.storage.encrypt ||
       running.storage.duplicates != fresh.storage.duplicates) {
@@ -71,13 +75,17 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
   }
   if (running.http.enabled != fresh.http.enabled || running.http.bind != fresh.http.bind ||
       running.http.port != fresh.http.port || running.http.tls.enabled != fresh.http.tls.enabled ||
-      running.http.cors_origins != fresh.http.cors_origins) {
+      running.http.cors_origins != fresh.http.cors_origins ||
+      running.http.trusted_proxies != fresh.http.trusted_proxies) {
     changed.push_back("http");
   }
+  if (running.acme.certbot != fresh.acme.certbot || running.acme.server != fresh.acme.server ||
+      running.acme.renew_before_days != fresh.acme.renew_before_days) {
+    changed.push_back("acme");
+  }
+  if (running.logging.level != fresh.logging.level) changed.push_back("logging");
   return changed;
 }
-
-}  // namespace
 
 http::ReloadOutcome App::apply_reload() {
   std::lock_guard lock(reload_mu_);
@@ -177,7 +185,8 @@ http::ReloadOutcome App::apply_reload() {
 }
 
 core::Status App::reload_keys_locked(const config::Config& fresh) {
-  GW_ASSIGN_OR_RETURN(auto keys, crypto::load_keyring(key_sources(fresh.database)));
+  // The running storage.encrypt (a restart-only key) decides whether a key is required.
+  GW_ASSIGN_OR_RETURN(auto keys, read_keys(fresh.database, config_.storage.encrypt));
   auto same = [](const std::optional<crypto::MasterKey>& a,
                  const std::optional<crypto::MasterKey>& b) {
     return a.has_value() == b.has_value() && (!a || a->check_value() == b->check_value());

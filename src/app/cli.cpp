@@ -6,12 +6,17 @@
 #include "app/app.h"
 #include "app/db_commands.h"
 #include "app/demo.h"
+#include "app/encryption.h"
 #include "app/pki_commands.h"
 #include "app/queue_commands.h"
 #include "app/scu_commands.h"
 #include "app/user_commands.h"
+#include "audit/syslog_export.h"
 #include "config/config.h"
 #include "core/log.h"
+#include "http/server.h"
+#include "index/open.h"
+#include "queue/destination_scu.h"
 #include "queue/routing.h"
 #include "tls/context.h"
 
@@ -37,35 +42,105 @@ int serve(const std::filesystem::path& config_path) {
   return (*app)->run();
 }
 
-/// `config check`'s failure report: every issue with its key path; exit code 2.
-int report_config_problems(const std::filesystem::path& config_path,
-                           const std::vector<config::ConfigIssue>& issues,
-                           const core::Error& error) {
-  std::fprintf(stderr, "%s: %zu problem(s)\n", config_path.c_str(),
-               issues.empty() ? std::size_t{1} : issues.size());
-  if (issues.empty()) std::fprintf(stderr, "  %s\n", error.message.c_str());
-  for (const auto& i : issues)
-    std::fprintf(stderr, "  %s: %s\n", i.path.c_str(), i.message.c_str());
-  return 2;
+/// An issue from an error whose message starts with the key it is about ("tls.key_file: …",
+/// "destinations[0].tls_key_path: …"): that key becomes the path; otherwise `path`.
+config::ConfigIssue issue_of(const std::string& path, const std::string& message) {
+  const auto colon = message.find(": ");
+  if (colon != std::string::npos && message.starts_with(path) && message.find(' ') > colon) {
+    return {message.substr(0, colon), message.substr(colon + 2)};
+  }
+  return {path, message};
 }
 
+/// What `serve` checks when it starts, short of opening the index and the ports: the route tag
+/// keywords (DCMTK's dictionary), every TLS context (OpenSSL: files, key matches certificate,
+/// key strength, ciphers), the encryption keys and the database password file. The same
+/// functions as the start, every problem at once.
+void check_like_start(const config::Config& config, std::vector<config::ConfigIssue>& issues,
+                      std::vector<std::string>& warnings) {
+  std::vector<config::ConfigIssue> found;
+  if (auto routing = queue::RoutingTable::compile(config, &found); !routing.ok()) {
+    if (found.empty()) found.push_back({"routes", routing.error().message});
+    issues.insert(issues.end(), found.begin(), found.end());
+  }
+  auto add_warnings = [&](const std::string& prefix, const tls::TlsContext& context) {
+    for (const auto& w : context.warnings()) warnings.push_back(prefix + w);
+  };
+  if (config.tls.enabled) {
+    auto context = tls::make_server_context(config.tls);
+    if (context.ok()) {
+      add_warnings("", **context);
+    } else {
+      issues.push_back(issue_of("tls", context.error().message));
+    }
+  }
+  if (config.http.enabled && config.http.tls.enabled) {
+    auto context = tls::make_server_context(http::https_tls_config(config.http.tls));
+    if (context.ok()) {
+      add_warnings("http.tls: ", **context);
+    } else {
+      auto issue = issue_of("tls", context.error().message);  // the server context's key names
+      issue.path = "http." + issue.path;
+      issues.push_back(std::move(issue));
+    }
+  }
+  for (std::size_t i = 0; i < config.destinations.size(); ++i) {
+    const auto& d = config.destinations[i];
+    if (!d.tls_enabled) continue;
+    const std::string path = "destinations[" + std::to_string(i) + "]";
+    dicom::ScuTlsOptions t = queue::destination_tls_options(d);
+    t.cert_name = path + ".tls_cert_path";
+    t.key_name = path + ".tls_key_path";
+    t.ca_name = path + ".tls_ca_path";
+    auto context = t.make_context();
+    if (context.ok()) {
+      add_warnings(path + ": ", **context);
+    } else {
+      issues.push_back(issue_of(path, context.error().message));
+    }
+  }
+  if (config.audit.syslog.enabled && config.audit.syslog.tls) {
+    auto context =
+        audit::SyslogExporter::client_context(audit::SyslogExportOptions::from_config(config));
+    if (!context.ok()) issues.push_back({"audit.syslog", context.error().message});
+  }
+  if (auto keys = read_keys(config.database, config.storage.encrypt); !keys.ok()) {
+    constexpr std::string_view kEncrypt = "storage.encrypt ";  // "storage.encrypt needs a key"
+    const std::string& message = keys.error().message;
+    if (message.starts_with(kEncrypt)) {
+      issues.push_back({"storage.encrypt", message.substr(kEncrypt.size())});
+    } else {
+      issues.push_back({"database", message});
+    }
+  }
+  if (index::is_postgres_url(config.database.url) && !config.database.password_file.empty()) {
+    if (auto password = index::read_password_file(config.database.password_file); !password.ok()) {
+      issues.push_back(issue_of("database", password.error().message));
+    }
+  }
+}
+
+/// `config check`: every problem with its key path on stderr, exit code 2; else a summary.
 int config_check(const std::filesystem::path& config_path) {
   std::vector<config::ConfigIssue> issues;
+  std::vector<std::string> warnings;
   auto config = config::load_config(config_path, &issues);
-  if (!config.ok()) return report_config_problems(config_path, issues, config.error());
-  // What only DCMTK's dictionary can tell: the tag keywords routes match on.
-  if (auto routing = queue::RoutingTable::compile(*config, &issues); !routing.ok()) {
-    return report_config_problems(config_path, issues, routing.error());
+  if (!config.ok()) {
+    if (issues.empty()) issues.push_back({"", config.error().message});
+  } else {
+    check_like_start(*config, issues, warnings);
   }
-  if (config->tls.enabled) {
-    // What only OpenSSL can tell: cipher list, key matches certificate, key strength.
-    auto tls = tls::make_server_context(config->tls);
-    if (!tls.ok()) {
-      std::fprintf(stderr, "%s: 1 problem(s)\n  %s\n", config_path.c_str(),
-                   tls.error().message.c_str());
-      return 2;
+  for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  if (!issues.empty()) {
+    std::fprintf(stderr, "%s: %zu problem(s)\n", config_path.c_str(), issues.size());
+    for (const auto& i : issues) {
+      if (i.path.empty()) {
+        std::fprintf(stderr, "  %s\n", i.message.c_str());
+      } else {
+        std::fprintf(stderr, "  %s: %s\n", i.path.c_str(), i.message.c_str());
+      }
     }
-    for (const auto& w : (*tls)->warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    return 2;
   }
   std::printf("%s: OK (%zu listener(s), %zu destination(s), %zu route(s))\n", config_path.c_str(),
               config->listeners.size(), config->destinations.size(), config->routes.size());
@@ -181,7 +256,9 @@ int run_cli(int argc, char** argv) {
   TlsFlags echo_tls;
   auto* echo_cmd = app.add_subcommand("echo", "C-ECHO a DICOM peer (like echoscu)");
   add_scu_options(echo_cmd, echo.scu, echo_timeout, echo_tls);
-  echo_cmd->add_option("--repeat", echo.repeat, "number of C-ECHOs")->capture_default_str();
+  echo_cmd->add_option("--repeat", echo.repeat, "number of C-ECHOs (at least 1)")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
 
   SendArgs send;
   int send_timeout = 30;
@@ -245,7 +322,9 @@ int run_cli(int argc, char** argv) {
 
   PkiExportArgs pki_export;
   auto* pki_export_cmd = pki_cmd->add_subcommand(
-      "export-p12", "PKCS#12 keystore (password from --password-file or stdin)");
+      "export-p12",
+      "PKCS#12 keystore (password from --password-file, else standard input: prompted twice "
+      "with echo off on a terminal, the first line of a pipe)");
   pki_export_cmd->add_option("--cert", pki_export.p12.cert, "certificate")->required();
   pki_export_cmd->add_option("--key", pki_export.p12.key, "private key")->required();
   pki_export_cmd->add_option("--ca", pki_export.p12.ca, "CA certificates to include");
@@ -270,6 +349,7 @@ int run_cli(int argc, char** argv) {
   certs_check_cmd->add_option("--key", certs_check.check.key, "private key that must match");
   certs_check_cmd->add_option("--ca", certs_check.check.ca, "trusted CA bundle");
   certs_check_cmd->add_option("--purpose", certs_check.purpose, "server | client")
+      ->check(CLI::IsMember({"server", "client"}))
       ->capture_default_str();
   certs_check_cmd->add_option("--hostname", certs_check.check.hostname,
                               "name or IP peers will dial");
@@ -379,40 +459,15 @@ int run_cli(int argc, char** argv) {
     auto path = prepare_demo(demo);
     if (!path.ok()) {
       std::fprintf(stderr, "demo: %s\n", path.error().message.c_str());
-      return 1;
+      return core::exit_code(path.error().code);
     }
-    const std::string pki = (demo.dir / "pki").string();
-    std::printf(
-        "dicom-gw demo in %s\n"
-        "  config:  %s\n"
-        "  PKI:     %s (CA, server and client certificates)\n"
-        "  DICOM:   127.0.0.1:%u  (AE title DICOM_GW)\n"
-        "  DICOM TLS: 127.0.0.1:%u  (mutual TLS: client certificate %s/client.pem)\n"
-        "Try:\n"
-        "  echoscu -aec DICOM_GW 127.0.0.1 %u\n"
-        "  storescu -aec DICOM_GW 127.0.0.1 %u FILE.dcm\n"
-        "  dicom-gw send --aec DICOM_GW 127.0.0.1 %u DIR\n"
-        "  echoscu -aec DICOM_GW 127.0.0.1 %u +tls %s/client.key %s/client.pem +cf %s/ca/ca.pem\n"
-        "  dicom-gw echo --aec DICOM_GW --tls --cert %s/client.pem --key %s/client.key "
-        "--ca %s/ca/ca.pem 127.0.0.1 %u\n",
-        demo.dir.c_str(), path->c_str(), pki.c_str(), demo.port, demo.tls_port, pki.c_str(),
-        demo.port, demo.port, demo.port, demo.tls_port, pki.c_str(), pki.c_str(), pki.c_str(),
-        pki.c_str(), pki.c_str(), pki.c_str(), demo.tls_port);
+    std::fputs(demo_instructions(demo, *path).c_str(), stdout);
     auto token = bootstrap_demo_admin(*path);
     if (!token.ok()) {
       std::fprintf(stderr, "demo: %s\n", token.error().message.c_str());
-      return 1;
+      return core::exit_code(token.error().code);
     }
-    std::printf("  REST API: http://127.0.0.1:%u/api/v1\n", demo.http_port);
-    if (token->has_value()) {
-      std::printf(
-          "  admin API token (shown once, valid 30 days): %s\n"
-          "  curl -H 'Authorization: Bearer %s' http://127.0.0.1:%u/api/v1/status\n",
-          (*token)->c_str(), (*token)->c_str(), demo.http_port);
-    } else {
-      std::printf("  a new API token: dicom-gw user token --config %s --name admin\n",
-                  path->c_str());
-    }
+    std::fputs(demo_api_instructions(demo, *path, *token).c_str(), stdout);
     std::fflush(stdout);
     if (!demo.serve) return 0;
     return serve(*path);

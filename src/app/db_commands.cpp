@@ -122,6 +122,7 @@ int run_db_rotate_key(const DbArgs& args) {
     details["rows_reencrypted"] = progress->rows_reencrypted;
     details["rows_left"] = progress->rows_left;
     details["files_rewrapped"] = progress->files_rewrapped;
+    details["files_missing"] = progress->files_missing;
   } else {
     details["error"] = progress.error().message;
   }
@@ -131,10 +132,28 @@ int run_db_rotate_key(const DbArgs& args) {
   if (auto id = db.index->append_audit(event); !id.ok()) {
     std::cerr << "warning: audit row not written: " << id.error().message << '\n';
   }
-  if (!progress.ok()) return fail(progress.error(), std::cerr);
+  if (!progress.ok()) {
+    const int rc = fail(progress.error(), std::cerr);
+    std::cerr << "rotate-key: not done: keep the previous key\n";
+    return rc;
+  }
   if (!progress->done) {
-    std::cerr << "rotate-key: " << progress->rows_left
-              << " rows are still under another key (in use by a writer); run it again\n";
+    if (progress->rows_left > 0) {
+      std::cerr << "rotate-key: " << progress->rows_left
+                << " rows are still under another key (in use by a writer); run it again\n";
+    }
+    if (progress->files_missing > 0) {
+      std::cerr << "rotate-key: " << progress->files_missing << " of " << progress->files_listed
+                << " stored files listed in the index were not found under "
+                << db.config.data_dir.string() << ":\n";
+      for (const auto& relative : progress->missing_files) std::cerr << "  " << relative << '\n';
+      if (progress->files_missing > static_cast<std::int64_t>(progress->missing_files.size())) {
+        std::cerr << "  ...\n";
+      }
+      std::cerr << "rotate-key: if they were deleted meanwhile, run it again; if the storage "
+                   "volume is not mounted, mount it and run it again\n";
+    }
+    std::cerr << "rotate-key: not done: keep the previous key\n";
     return 1;
   }
   std::cout << "rotate-key: done: every encrypted value uses key version "

@@ -11,6 +11,8 @@
 #include <array>
 #include <chrono>
 #include <fstream>
+#include <string>
+#include <string_view>
 
 #include "app/admin_index.h"
 #include "app/encryption.h"
@@ -51,16 +53,142 @@ core::Status make_demo_key(const fs::path& path) {
   return core::ok_status();
 }
 
+/// The first line of every config the demo has written (runs before the marker existed left
+/// this, a config.yaml, data/, pki/ and db-encryption.key).
+constexpr std::string_view kConfigHeader = "# dicom-gw demo configuration";
+
+bool has_demo_config(const fs::path& dir) {
+  std::ifstream in(dir / "config.yaml");
+  std::string first;
+  std::getline(in, first);
+  return first.rfind(kConfigHeader, 0) == 0;
+}
+
+/// May the demo write into `dir` (an existing directory)? Yes when it is empty or the demo made
+/// it (the marker, or a demo config from a run before the marker); never over anything else: the
+/// demo rewrites config.yaml, and `--dir /etc/dicom-gw` must not replace a production config.
+core::Status check_existing_dir(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return core::make_error(core::ErrorCode::kInvalidArgument,
+                            dir.string() + " exists and is not a directory");
+  }
+  if (fs::exists(dir / kDemoMarker, ec) || has_demo_config(dir)) return core::ok_status();
+  const bool empty = fs::is_empty(dir, ec);
+  if (ec) {
+    return core::make_error(core::ErrorCode::kIo,
+                            "cannot read " + dir.string() + ": " + ec.message());
+  }
+  if (empty) return core::ok_status();
+  return core::make_error(core::ErrorCode::kInvalidArgument,
+                          "refusing to use " + dir.string() +
+                              ": it is not empty and was not made by `dicom-gw demo` (no " +
+                              std::string(kDemoMarker) +
+                              " file); the demo writes config.yaml there. Choose a new or an "
+                              "empty directory");
+}
+
+core::Status write_marker(const fs::path& dir) {
+  const fs::path path = dir / kDemoMarker;
+  std::error_code ec;
+  if (fs::exists(path, ec)) return core::ok_status();
+  std::ofstream out(path, std::ios::trunc);
+  out << "made by `dicom-gw demo`, which may rewrite config.yaml in this directory\n";
+  out.close();
+  if (!out) return core::make_error(core::ErrorCode::kIo, "cannot write " + path.string());
+  return core::ok_status();
+}
+
+/// `p` as one shell word: as is when it has only characters a shell leaves alone, else in
+/// single quotes.
+std::string shell_word(const fs::path& p) {
+  const std::string s = p.string();
+  constexpr std::string_view kPlain =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./:=@%+,-";
+  if (!s.empty() && s.find_first_not_of(kPlain) == std::string::npos) return s;
+  std::string quoted = "'";
+  for (const char c : s) {
+    if (c == '\'') {
+      quoted += "'\\''";
+    } else {
+      quoted += c;
+    }
+  }
+  return quoted + "'";
+}
+
+/// This program, as a shell word ("dicom-gw" when /proc/self/exe cannot be read).
+std::string self_binary() {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string("dicom-gw") : shell_word(self);
+}
+
+std::string absolute_word(const fs::path& p) {
+  std::error_code ec;
+  const fs::path abs = fs::absolute(p, ec);
+  return shell_word(ec ? p : abs.lexically_normal());
+}
+
 }  // namespace
+
+std::string demo_instructions(const DemoArgs& args, const fs::path& config_path) {
+  const std::string bin = self_binary();
+  const std::string dir = absolute_word(args.dir);
+  const std::string pki = absolute_word(args.dir / "pki");
+  const std::string client_cert = absolute_word(args.dir / "pki" / "client.pem");
+  const std::string client_key = absolute_word(args.dir / "pki" / "client.key");
+  const std::string ca = absolute_word(args.dir / "pki" / "ca" / "ca.pem");
+  const std::string tls_flags =
+      fmt::format("--tls --cert {} --key {} --ca {}", client_cert, client_key, ca);
+  std::string out;
+  out += fmt::format("dicom-gw demo in {}\n", dir);
+  out += fmt::format("  config:  {}\n", absolute_word(config_path));
+  out += fmt::format("  PKI:     {} (CA, server and client certificates)\n", pki);
+  out += fmt::format("  DICOM:   127.0.0.1:{}  (AE title DICOM_GW)\n", args.port);
+  out += fmt::format("  DICOM TLS: 127.0.0.1:{}  (mutual TLS: client certificate {})\n",
+                     args.tls_port, client_cert);
+  out += "Try:\n";
+  out += fmt::format("  echoscu -aec DICOM_GW 127.0.0.1 {}\n", args.port);
+  out += fmt::format("  storescu -aec DICOM_GW 127.0.0.1 {} FILE.dcm\n", args.port);
+  out += fmt::format("  {} echo --aec DICOM_GW 127.0.0.1 {}\n", bin, args.port);
+  out += fmt::format("  {} send --aec DICOM_GW 127.0.0.1 {} DIR\n", bin, args.port);
+  out += fmt::format("  echoscu -aec DICOM_GW 127.0.0.1 {} +tls {} {} +cf {}\n", args.tls_port,
+                     client_key, client_cert, ca);
+  out += fmt::format("  {} echo --aec DICOM_GW {} 127.0.0.1 {}\n", bin, tls_flags, args.tls_port);
+  out +=
+      fmt::format("  {} send --aec DICOM_GW {} 127.0.0.1 {} DIR\n", bin, tls_flags, args.tls_port);
+  return out;
+}
+
+std::string demo_api_instructions(const DemoArgs& args, const fs::path& config_path,
+                                  const std::optional<std::string>& token) {
+  std::string out = fmt::format("  REST API: http://127.0.0.1:{}/api/v1\n", args.http_port);
+  if (token) {
+    out += fmt::format(
+        "  admin API token (shown once, valid 30 days): {}\n"
+        "  curl -H 'Authorization: Bearer {}' http://127.0.0.1:{}/api/v1/status\n",
+        *token, *token, args.http_port);
+  } else {
+    out += fmt::format("  a new API token: {} user token --config {} --name admin\n", self_binary(),
+                       absolute_word(config_path));
+  }
+  return out;
+}
 
 core::Result<fs::path> prepare_demo(const DemoArgs& args) {
   std::error_code ec;
+  const bool existed = fs::exists(fs::symlink_status(args.dir, ec));
+  if (existed) GW_RETURN_IF_ERROR(check_existing_dir(args.dir));
   fs::create_directories(args.dir / "data", ec);
   if (ec) {
     return core::make_error(core::ErrorCode::kIo,
                             "cannot create " + args.dir.string() + ": " + ec.message());
   }
-  ::chmod(args.dir.c_str(), 0750);
+  // Only a directory the demo made: an existing one keeps its mode (`--dir /tmp` keeps the
+  // sticky bit).
+  if (!existed) ::chmod(args.dir.c_str(), 0750);
+  GW_RETURN_IF_ERROR(write_marker(args.dir));
   GW_RETURN_IF_ERROR(make_demo_pki(args.dir / "pki"));
   GW_RETURN_IF_ERROR(make_demo_key(args.dir / "db-encryption.key"));
   // The config is generated from the arguments every time (so the printed ports are the served

@@ -161,8 +161,18 @@ class IngestSession final : public dicom::StoreSession {
     auto inserted = service_.commit(record, *published, shared);
     published->fd.reset();
     if (!inserted.ok()) {
-      // After a failed flush the row may name this file: the next start checks both.
-      if (!service_.flush_failed()) (void)service_.store().remove(path);
+      // After a failed flush the row may name this file: the next start checks both. So may a
+      // commit whose connection broke (kOutcomeUnknown): a row naming a removed file is a lost
+      // instance, a file no row names only disk space, which the next start (unclean) reclaims.
+      if (inserted.error().code == ErrorCode::kOutcomeUnknown) {
+        service_.store().mark_unclean();
+        log()->warn(
+            "assoc={} event=index_commit_outcome_unknown sop_instance_uid={} "
+            "storage_path={} action=file_kept",
+            association_id_, record.sop_instance_uid, path);
+      } else if (!service_.flush_failed()) {
+        (void)service_.store().remove(path);
+      }
       if (inserted.error().code == ErrorCode::kAlreadyExists) {
         service_.counters().duplicates++;
         return fail(status::kDuplicateSopInstance,

@@ -1,8 +1,12 @@
 #include "app/pki_commands.h"
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+
+#include "app/user_commands.h"
 
 namespace gw::app {
 
@@ -90,8 +94,13 @@ int run_pki_export(PkiExportArgs args) {
       return 2;
     }
     std::getline(in, args.p12.password);
+  } else if (::isatty(STDIN_FILENO) == 1) {
+    // Typed: a prompt with echo off, entered twice.
+    auto password = prompt_password(std::cin, args.p12.out.filename().string());
+    if (!password.ok()) return fail(password.error());
+    args.p12.password = std::move(password).value();
   } else {
-    std::getline(std::cin, args.p12.password);
+    std::getline(std::cin, args.p12.password);  // piped: the first line (may be empty)
   }
   auto st = certs::export_p12(args.p12);
   if (!st.ok()) return fail(st.error());

@@ -136,6 +136,8 @@ class EchoOff {
   bool active_ = false;
 };
 
+}  // namespace
+
 core::Result<std::string> prompt_password(std::istream& in, const std::string& name) {
   EchoOff quiet;
   std::cerr << "New password for " << name << ": " << std::flush;
@@ -147,6 +149,8 @@ core::Result<std::string> prompt_password(std::istream& in, const std::string& n
   }
   return first;
 }
+
+namespace {
 
 std::optional<std::string> password_problem(std::string_view password) {
   if (password.size() < crypto::kMinPasswordBytes) {

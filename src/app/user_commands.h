@@ -88,6 +88,9 @@ int user_passwd(index::Index& index, const UserPasswdArgs& args, std::string_vie
 
 /// The first line of `in` without its line ending; kInvalidArgument when there is none.
 core::Result<std::string> read_password_line(std::istream& in);
+/// For a terminal on standard input: "New password for NAME: " and "Repeat it: " on stderr
+/// with echo off; kInvalidArgument when the two differ. Also `pki export-p12`'s prompt.
+core::Result<std::string> prompt_password(std::istream& in, const std::string& name);
 /// A token lifetime in seconds: digits and a unit (s, m, h, d), or "0" for never. A bare
 /// number other than 0 is refused (seconds or days?). nullopt when malformed or over 10 years.
 std::optional<std::int64_t> parse_ttl(std::string_view text);

@@ -113,10 +113,8 @@ core::Result<std::int64_t> CursorFile::load() const {
 }
 
 core::Status CursorFile::store(std::int64_t id) const {
-  // Temp file beside it, fsync, rename; then the directory, so the rename survives a crash.
-  GW_RETURN_IF_ERROR(
-      certs::write_file_atomic(path_, std::to_string(id) + "\n", 0600, /*overwrite=*/true));
-  return storage::fsync_dir(path_.has_parent_path() ? path_.parent_path() : fs::path("."));
+  // Temp file beside it, fsync, rename, fsync of the directory: the rename survives a crash.
+  return certs::write_file_atomic(path_, std::to_string(id) + "\n", 0600, /*overwrite=*/true);
 }
 
 // ---- SyslogExportOptions -----------------------------------------------------------------------
@@ -155,20 +153,24 @@ core::Result<std::unique_ptr<SyslogExporter>> SyslogExporter::create(index::Inde
   GW_ASSIGN_OR_RETURN(const std::int64_t cursor, CursorFile(options.cursor_file).load());
   std::unique_ptr<SyslogExporter> exporter(
       new SyslogExporter(index, std::move(options), cursor, std::move(wakeup)));
-  if (exporter->options_.syslog.tls) GW_RETURN_IF_ERROR(exporter->client_context());
+  if (exporter->options_.syslog.tls) GW_RETURN_IF_ERROR(client_context(exporter->options_));
   return exporter;
 }
 
-core::Result<std::shared_ptr<const tls::TlsContext>> SyslogExporter::client_context() const {
-  const auto& s = options_.syslog;
+core::Result<std::shared_ptr<const tls::TlsContext>> SyslogExporter::client_context(
+    const SyslogExportOptions& options) {
+  const auto& s = options.syslog;
   tls::ClientTlsOptions c;
-  c.ca = s.ca_file.empty() ? options_.tls.ca_file : s.ca_file;
-  c.cert = s.cert_file.empty() ? options_.tls.cert_file : s.cert_file;
-  c.key = s.cert_file.empty() ? options_.tls.key_file : s.key_file;
-  c.profile = options_.tls.profile;
-  c.min_version = options_.tls.min_version;
-  c.ciphers = options_.tls.ciphers;
+  c.ca = s.ca_file.empty() ? options.tls.ca_file : s.ca_file;
+  c.cert = s.cert_file.empty() ? options.tls.cert_file : s.cert_file;
+  c.key = s.cert_file.empty() ? options.tls.key_file : s.key_file;
+  c.profile = options.tls.profile;
+  c.min_version = options.tls.min_version;
+  c.ciphers = options.tls.ciphers;
   c.verify_peer = true;  // never configurable: audit records go to the collector we trust only
+  c.ca_name = s.ca_file.empty() ? "tls.ca_file" : "audit.syslog.ca_file";
+  c.cert_name = s.cert_file.empty() ? "tls.cert_file" : "audit.syslog.cert_file";
+  c.key_name = s.cert_file.empty() ? "tls.key_file" : "audit.syslog.key_file";
   auto made = tls::make_client_context(c);
   if (!made.ok()) {
     return make_error(
@@ -234,7 +236,7 @@ void SyslogExporter::connection_failed(std::string reason) {
 void SyslogExporter::connect() {
   std::shared_ptr<const tls::TlsContext> context;
   if (options_.syslog.tls) {
-    auto made = client_context();  // files read again: renewed certificates apply now
+    auto made = client_context(options_);  // files read again: renewed certificates apply now
     if (!made.ok()) return connection_failed(made.error().message);
     context = std::move(made).value();
   }

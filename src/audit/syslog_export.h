@@ -149,6 +149,10 @@ class SyslogExporter {
 
   SyslogExportCounts counts() const;
 
+  /// The TLS client context for the collector (what create() checks, and `config check`).
+  static core::Result<std::shared_ptr<const tls::TlsContext>> client_context(
+      const SyslogExportOptions& options);
+
  private:
   SyslogExporter(index::Index& index, SyslogExportOptions options, std::int64_t cursor,
                  std::unique_ptr<Wakeup> wakeup);
@@ -165,7 +169,6 @@ class SyslogExporter {
   static constexpr std::size_t kMaxBatchBytes = 256 * 1024;
   /// Reads the due rows, sends them, moves and persists the cursor.
   Round export_round(std::string& error);
-  core::Result<std::shared_ptr<const tls::TlsContext>> client_context() const;
   void connect();
   /// A failure of the connection (or of connecting): counted, logged (rate-limited), then
   /// the back-off.

@@ -7,35 +7,13 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "core/utf8.h"
+
 namespace gw::audit {
 
 namespace {
 
 using Json = nlohmann::json;
-
-constexpr std::string_view kReplacement = "\xEF\xBF\xBD";  // U+FFFD in UTF-8
-
-/// Length of the valid UTF-8 sequence at the start of `s` (RFC 3629), 0 when it is not one.
-std::size_t utf8_sequence(std::string_view s) {
-  const auto b = [&](std::size_t i) { return static_cast<unsigned char>(s[i]); };
-  const auto cont = [&](std::size_t i) { return i < s.size() && (b(i) & 0xC0) == 0x80; };
-  const unsigned char c = b(0);
-  if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-  if (c >= 0xE0 && c <= 0xEF) {
-    if (!cont(1) || !cont(2)) return 0;
-    if (c == 0xE0 && b(1) < 0xA0) return 0;  // overlong
-    if (c == 0xED && b(1) > 0x9F) return 0;  // UTF-16 surrogates
-    return 3;
-  }
-  if (c >= 0xF0 && c <= 0xF4) {
-    if (!cont(1) || !cont(2) || !cont(3)) return 0;
-    if (c == 0xF0 && b(1) < 0x90) return 0;  // overlong
-    if (c == 0xF4 && b(1) > 0x8F) return 0;  // above U+10FFFF
-    return 4;
-  }
-  return 0;
-}
 
 std::string ascii_json(const Json& j) {
   return j.dump(-1, ' ', /*ensure_ascii=*/true, Json::error_handler_t::replace);
@@ -95,9 +73,9 @@ std::string escape_param_value(std::string_view value) {
   std::string out;
   out.reserve(value.size());
   while (!value.empty()) {
-    const std::size_t n = utf8_sequence(value);
+    const std::size_t n = core::utf8_sequence(value);
     if (n == 0) {
-      out += kReplacement;
+      out += core::kUtf8Replacement;
       value.remove_prefix(1);
       continue;
     }

@@ -129,6 +129,24 @@ core::Result<PkeyPtr> read_private_key(const fs::path& path) {
   return key;
 }
 
+bool holds_pem(const fs::path& path) {
+  BioPtr bio(BIO_new_file(path.c_str(), "rb"));
+  if (!bio) {
+    ERR_clear_error();
+    return false;
+  }
+  char* name = nullptr;
+  char* header = nullptr;
+  unsigned char* data = nullptr;
+  long length = 0;
+  const bool found = PEM_read_bio(bio.get(), &name, &header, &data, &length) == 1;
+  OPENSSL_free(name);
+  OPENSSL_free(header);
+  if (data != nullptr) OPENSSL_clear_free(data, static_cast<std::size_t>(length));  // a key
+  ERR_clear_error();
+  return found;
+}
+
 core::Result<std::string> certificates_pem(const std::vector<X509*>& certs) {
   BioPtr bio(BIO_new(BIO_s_mem()));
   if (!bio) return make_error(ErrorCode::kInternal, openssl_error());
@@ -155,12 +173,21 @@ core::Status write_private_key(const fs::path& path, EVP_PKEY* key, bool overwri
                            overwrite);
 }
 
-core::Status write_file_atomic(const fs::path& path, std::string_view data, mode_t mode,
+core::Status write_file_atomic(const fs::path& link, std::string_view data, mode_t mode,
                                bool overwrite) {
   std::error_code ec;
-  if (!overwrite && fs::exists(path, ec)) {
+  if (!overwrite && fs::exists(link, ec)) {
     return make_error(ErrorCode::kAlreadyExists,
-                      path.string() + " already exists (use overwrite to replace it)");
+                      link.string() + " already exists (use overwrite to replace it)");
+  }
+  // A symlink (certbot's live/NAME/fullchain.pem) stays a symlink: its target is replaced.
+  fs::path path = link;
+  if (fs::is_symlink(link, ec)) {
+    path = fs::canonical(link, ec);
+    if (ec) {
+      return make_error(ErrorCode::kIo,
+                        "cannot resolve the symlink " + link.string() + ": " + ec.message());
+    }
   }
   const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
   std::string tmp = (dir / ("." + path.filename().string() + ".tmp-XXXXXX")).string();
@@ -185,6 +212,11 @@ core::Status write_file_atomic(const fs::path& path, std::string_view data, mode
   if (::fsync(fd.get()) != 0) return fail("cannot fsync");
   if (::close(fd.release()) != 0) return fail("cannot close");
   if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("cannot rename onto");
+  // The rename itself must survive a crash too.
+  const core::UniqueFd dir_fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dir_fd.get() < 0 || ::fsync(dir_fd.get()) != 0) {
+    return make_error(ErrorCode::kIo, errno_message("cannot fsync", dir));
+  }
   return core::ok_status();
 }
 

@@ -66,13 +66,18 @@ core::Result<std::vector<X509Ptr>> parse_certificates(std::string_view data);
 /// refused with a message saying so; there is never a terminal prompt.
 core::Result<PkeyPtr> read_private_key(const std::filesystem::path& path);
 
+/// Whether `path` holds a PEM block. The readers above also take DER, but the TLS contexts
+/// (tls/context.cpp) load PEM only.
+bool holds_pem(const std::filesystem::path& path);
+
 /// PEM text of certificates, concatenated in order.
 core::Result<std::string> certificates_pem(const std::vector<X509*>& certs);
 /// Writes `key` as unencrypted PKCS#8 PEM with mode 0600 (atomically, see below). The PEM
 /// text only lives in an OpenSSL buffer that is cleansed when freed.
 core::Status write_private_key(const std::filesystem::path& path, EVP_PKEY* key, bool overwrite);
 
-/// Writes `data` to a temporary file beside `path` with `mode`, fsyncs, renames over `path`.
+/// Writes `data` to a temporary file beside `path` with `mode`, fsyncs, renames over `path`,
+/// fsyncs the directory. When `path` is a symlink its target is replaced and the link stays.
 /// kAlreadyExists if `path` exists and `overwrite` is false.
 core::Status write_file_atomic(const std::filesystem::path& path, std::string_view data,
                                mode_t mode, bool overwrite);

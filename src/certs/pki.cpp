@@ -110,11 +110,11 @@ std::string_view key_type_name(KeySpec::Type type) {
 core::Result<KeySpec::Type> parse_key_type(std::string_view name) {
   const std::string n = lower(name);
   if (n == "ec-p256" || n == "ec" || n == "p256" || n == "p-256") return KeySpec::Type::kEcP256;
-  if (n == "rsa3072" || n == "rsa") return KeySpec::Type::kRsa3072;
-  if (n == "rsa2048") return KeySpec::Type::kRsa2048;
-  if (n == "rsa1024") return KeySpec::Type::kRsa1024;
+  if (n == "rsa-3072" || n == "rsa3072" || n == "rsa") return KeySpec::Type::kRsa3072;
+  if (n == "rsa-2048" || n == "rsa2048") return KeySpec::Type::kRsa2048;
+  if (n == "rsa-1024" || n == "rsa1024") return KeySpec::Type::kRsa1024;
   return make_error(ErrorCode::kInvalidArgument,
-                    "unknown key type '" + std::string(name) + "' (ec-p256, rsa3072, rsa2048)");
+                    "unknown key type '" + std::string(name) + "' (ec-p256, rsa-3072, rsa-2048)");
 }
 
 core::Result<PkeyPtr> generate_key(const KeySpec& spec) {

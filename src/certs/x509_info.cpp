@@ -230,6 +230,12 @@ void check_hostname(X509* leaf, const CertificateInfo& info, const std::string& 
                                  : " (" + join(info.sans) + ")"));
 }
 
+/// The readers take DER as well, but every TLS context of the gateway loads PEM only.
+std::string der_problem(const std::string& what, const std::string& openssl_command) {
+  return what + " is DER-encoded: dicom-gw loads PEM only (convert it with `openssl " +
+         openssl_command + " -inform der -in FILE -out FILE.pem`)";
+}
+
 void check_key(const CheckOptions& options, const std::vector<X509Ptr>& certs,
                const std::vector<CertificateInfo>& infos, CheckReport& report) {
   if (options.key.empty()) return;
@@ -238,6 +244,7 @@ void check_key(const CheckOptions& options, const std::vector<X509Ptr>& certs,
     report.problems.push_back("cannot read private key: " + key.error().message);
     return;
   }
+  if (!holds_pem(options.key)) report.problems.push_back(der_problem("private key", "pkey"));
   if (EVP_PKEY_eq(X509_get0_pubkey(certs.front().get()), key->get()) == 1) return;
   for (std::size_t i = 1; i < certs.size(); ++i) {
     if (EVP_PKEY_eq(X509_get0_pubkey(certs[i].get()), key->get()) == 1) {
@@ -270,6 +277,7 @@ std::vector<X509Ptr> verify_chain(const CheckOptions& options, const std::vector
       report.problems.push_back("cannot read CA file: " + anchors.error().message);
       return verified;
     }
+    if (!holds_pem(options.ca)) report.problems.push_back(der_problem("CA file", "x509"));
     for (const X509Ptr& anchor : *anchors) {
       if (X509_STORE_add_cert(store.get(), anchor.get()) != 1) ERR_clear_error();  // duplicate
     }
@@ -377,6 +385,7 @@ CheckReport check_certificate(const CheckOptions& options) {
     report.problems.push_back("cannot parse certificate: " + certs.error().message);
     return report;
   }
+  if (!holds_pem(options.cert)) report.problems.push_back(der_problem("certificate file", "x509"));
   for (const X509Ptr& cert : *certs) report.chain.push_back(describe_certificate(cert.get(), now));
   X509* leaf = certs->front().get();
   const CertificateInfo& info = report.chain.front();

@@ -81,7 +81,8 @@ struct CheckReport {
 
 /// Checks a certificate (and optionally its key and CA) for `purpose`: parse errors, key
 /// mismatch, validity window, key size (RSA < 2048, EC < 256), SHA-1/MD5 signatures, EKU,
-/// hostname against the SAN, chain verification. Never fails: unreadable inputs are problems.
+/// hostname against the SAN, chain verification, and PEM encoding (DER parses but the TLS
+/// contexts load PEM only). Never fails: unreadable inputs are problems.
 CheckReport check_certificate(const CheckOptions& options);
 
 }  // namespace gw::certs

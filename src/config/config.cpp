@@ -1,5 +1,6 @@
 #include "config/config.h"
 
+#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
 
@@ -17,6 +18,7 @@
 #include <system_error>
 #include <utility>
 
+#include "config/ip_network.h"
 #include "config/reader.h"
 #include "config/suggest.h"
 
@@ -45,8 +47,8 @@ constexpr std::array<std::string_view, 3> kStorageKeys = {"fsync", "encrypt", "d
 constexpr std::array<std::string_view, 6> kDatabaseKeys = {
     "url",       "encryption_key_env",           "encryption_key_file",
     "pool_size", "previous_encryption_key_file", "password_file"};
-constexpr std::array<std::string_view, 5> kHttpKeys = {"enabled", "bind", "port", "tls",
-                                                       "cors_origins"};
+constexpr std::array<std::string_view, 6> kHttpKeys = {
+    "enabled", "bind", "port", "tls", "cors_origins", "trusted_proxies"};
 constexpr std::array<std::string_view, 3> kHttpTlsKeys = {"enabled", "cert_file", "key_file"};
 constexpr std::array<std::string_view, 3> kAcmeKeys = {"certbot", "server", "renew_before_days"};
 constexpr std::array<std::string_view, 1> kAuditKeys = {"syslog"};
@@ -92,6 +94,15 @@ bool valid_env_name(std::string_view name) {
   });
 }
 
+/// What a listener may bind: an IPv4 or IPv6 literal (an IPv6 zone, "fe80::1%eth0", is left
+/// to the listener), as dicom::Listener::create parses it.
+bool is_ip_address(const std::string& text) {
+  std::array<unsigned char, sizeof(in6_addr)> buf{};
+  if (::inet_pton(AF_INET, text.c_str(), buf.data()) == 1) return true;
+  const std::string address = text.substr(0, text.find('%'));
+  return ::inet_pton(AF_INET6, address.c_str(), buf.data()) == 1;
+}
+
 /// A browser origin, lower-cased: http(s)://host[:port], host a DNS name, IPv4 or [IPv6].
 std::optional<std::string> canonical_origin(std::string_view text) {
   std::string origin(text);
@@ -122,7 +133,11 @@ std::vector<Listener> Reader::read_listeners(const Section& root) {
     if (!s.valid()) continue;
     Listener listener;
     if (require(s, "name")) read_non_empty(s, "name", listener.name);
-    read_non_empty(s, "bind", listener.bind);
+    if (read_non_empty(s, "bind", listener.bind) && !is_ip_address(listener.bind)) {
+      add(s.path("bind"), fmt::format("expected an IP address such as 0.0.0.0, :: or 127.0.0.1 "
+                                      "(not a host name), got `{}`",
+                                      listener.bind));
+    }
     if (require(s, "port")) read_port(s, "port", 0, listener.port);
     read_bool(s, "tls", listener.tls);
     listeners.push_back(std::move(listener));
@@ -213,11 +228,27 @@ Database Reader::read_database(const Section& root) {
   }
   std::string env;
   if (read_string(s, "encryption_key_env", env)) {
-    if (valid_env_name(env)) {
-      db.encryption_key_env = std::move(env);
-    } else {
+    // Never echo the value: an operator may have pasted the key itself here. Characters a name
+    // cannot hold, or 32 or more characters unless upper case with _ (a hex or base64url key
+    // passes as a name), look like a key.
+    const bool name_chars = std::all_of(env.begin(), env.end(), [](char c) {
+      return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+    });
+    const bool long_not_a_name =
+        env.size() >= 32 &&
+        (env.find('_') == std::string::npos ||
+         std::any_of(env.begin(), env.end(), [](char c) { return c >= 'a' && c <= 'z'; }));
+    if (!name_chars || long_not_a_name) {
       add(s.path("encryption_key_env"),
-          fmt::format("expected an environment variable name (letters, digits, _), got `{}`", env));
+          "this looks like a key rather than an environment variable name (the value is not "
+          "repeated here): put the key in the environment variable (or in "
+          "database.encryption_key_file) and give the variable's name here, e.g. "
+          "DICOM_GW_DB_ENCRYPTION_KEY");
+    } else if (!valid_env_name(env)) {
+      add(s.path("encryption_key_env"),
+          "expected an environment variable name (letters, digits, _, not starting with a digit)");
+    } else {
+      db.encryption_key_env = std::move(env);
     }
   }
   // Encryption keys from files (ADR 010); the permissions are checked when they are read.
@@ -257,6 +288,22 @@ Http Reader::read_http(const Section& root) {
         continue;
       }
       http.cors_origins.push_back(std::move(*origin));
+    }
+  }
+  if (auto proxies =
+          sequence(s, "trusted_proxies", "expected a list of IP addresses or CIDR blocks")) {
+    for (std::size_t i = 0; i < proxies->size(); ++i) {
+      const std::string path = fmt::format("{}[{}]", s.path("trusted_proxies"), i);
+      const YAML::Node item = (*proxies)[i];
+      if (!item.IsScalar()) {
+        add(path, "expected an IP address or CIDR block (127.0.0.1, 10.0.0.0/8, ::1)");
+        continue;
+      }
+      if (auto network = parse_ip_network(item.Scalar()); !network.ok()) {
+        add(path, network.error().message);
+        continue;
+      }
+      http.trusted_proxies.push_back(item.Scalar());
     }
   }
   if (http.enabled && http.tls.enabled) {

@@ -186,6 +186,9 @@ struct Http {
   /// Browser origins allowed to call the API from another site (CORS), exact and lower-case:
   /// "https://admin.example.org[:port]". Empty (the default): no CORS headers at all.
   std::vector<std::string> cors_origins;
+  /// Reverse proxies (IP addresses or CIDR blocks, validated) whose X-Forwarded-For names the
+  /// client for rate limiting and audit rows. Empty (the default): the TCP peer is the client.
+  std::vector<std::string> trusted_proxies;
 };
 
 struct Acme {

@@ -373,21 +373,29 @@ std::vector<Route> Reader::read_routes(const Section& root,
 // ---------------------------------------------------------------------------------------------
 // Across sections.
 
-/// Unique destination and route names, routes name existing destinations, one default route.
+/// Unique destination names (without regard to case, as the API's: same_destination_name) and
+/// route names, routes name existing destinations, one default route.
 void Reader::cross_check_routing(const Config& config) {
-  std::map<std::string, std::size_t> destination_names;
-  std::vector<std::string_view> known;  // in configuration order, for messages
+  std::set<std::string> destination_names;  // exact spellings: what routes must name
+  std::vector<std::string_view> known;      // in configuration order, for messages
   for (std::size_t i = 0; i < config.destinations.size(); ++i) {
     const Destination& d = config.destinations[i];
     if (d.name.empty()) continue;
-    auto [it, inserted] = destination_names.emplace(d.name, i);
-    if (inserted) {
+    const auto earlier = std::find_if(
+        config.destinations.begin(), config.destinations.begin() + static_cast<std::ptrdiff_t>(i),
+        [&](const Destination& e) { return same_destination_name(e.name, d.name); });
+    if (earlier == config.destinations.begin() + static_cast<std::ptrdiff_t>(i)) {
+      destination_names.insert(d.name);
       known.push_back(d.name);
-    } else {
-      add(index_path("destinations", i) + ".name",
-          fmt::format("duplicate destination name `{}` (also destinations[{}])", d.name,
-                      it->second));
+      continue;
     }
+    const auto j = static_cast<std::size_t>(earlier - config.destinations.begin());
+    add(index_path("destinations", i) + ".name",
+        earlier->name == d.name
+            ? fmt::format("duplicate destination name `{}` (also destinations[{}])", d.name, j)
+            : fmt::format("duplicate destination name `{}`: destinations[{}] is `{}` (names are "
+                          "compared without regard to case)",
+                          d.name, j, earlier->name));
   }
 
   std::map<std::string, std::size_t> route_names;

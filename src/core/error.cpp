@@ -38,6 +38,7 @@ constexpr std::array kTable = {
     Row{ErrorCode::kUnsupported, "unsupported", 422, 0x0122, 1},
     Row{ErrorCode::kConfig, "config_error", 422, 0x0110, 2},
     Row{ErrorCode::kDatabase, "database_error", 500, 0xA700, 1},
+    Row{ErrorCode::kOutcomeUnknown, "outcome_unknown", 503, 0xA700, 1},
     Row{ErrorCode::kDataLoss, "data_loss", 500, 0x0110, 1},
     Row{ErrorCode::kInternal, "internal", 500, 0x0110, 1},
 };

@@ -28,7 +28,8 @@ enum class ErrorCode {
   kUnsupported,
   kConfig,
   kDatabase,
-  kDataLoss,  ///< stored data failed authentication (corrupt or altered; ADR 010)
+  kOutcomeUnknown,  ///< a commit whose connection broke: the write may or may not have landed
+  kDataLoss,        ///< stored data failed authentication (corrupt or altered; ADR 010)
   kInternal,
 };
 

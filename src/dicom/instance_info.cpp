@@ -5,11 +5,13 @@
 #include <dcmtk/dcmdata/dcdeftag.h>
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcistrma.h>
+#include <dcmtk/dcmdata/dcspchrs.h>
 
 #include <algorithm>
 #include <optional>
 #include <vector>
 
+#include "core/utf8.h"
 #include "dicom/binary_vr.h"
 
 namespace gw::dicom {
@@ -25,6 +27,48 @@ std::string get(DcmDataset& ds, const DcmTagKey& tag) {
   if (ds.findAndGetOFStringArray(tag, value).bad()) return {};
   return std::string(value.c_str(), value.length());
 }
+
+/// Text values as UTF-8 whatever (0008,0005) declares: PostgreSQL refuses anything else and the
+/// API speaks JSON. Values in the declared character set are converted (DCMTK, iconv); what
+/// cannot be converted is kept when it already is UTF-8, read as ISO 8859-1 when the data set
+/// declares nothing (what such devices mean), and otherwise has its invalid bytes replaced by
+/// U+FFFD. Never an error: an unusual character set must not cost the instance.
+class TextDecoder {
+ public:
+  explicit TextDecoder(DcmDataset& ds) : charset_(get_raw(ds, DCM_SpecificCharacterSet)) {}
+
+  /// `delimiters`: where ISO 2022 code extensions reset ("\\^=" for person names).
+  std::string operator()(std::string raw, const char* delimiters = "\\") {
+    if (core::is_ascii(raw)) return raw;
+    if (!selected_) {
+      selected_ = true;
+      converts_ = !charset_.empty() &&
+                  converter_.selectCharacterSet(OFString(charset_.c_str()), "ISO_IR 192").good();
+    }
+    if (converts_) {
+      OFString out;
+      if (converter_.convertString(OFString(raw.data(), raw.size()), out, delimiters).good()) {
+        std::string text(out.c_str(), out.length());
+        if (core::is_utf8(text)) return text;
+      }
+    }
+    if (core::is_utf8(raw)) return raw;
+    if (charset_.empty()) return core::latin1_to_utf8(raw);
+    return core::utf8_replacing_invalid(raw);
+  }
+
+ private:
+  static std::string get_raw(DcmDataset& ds, const DcmTagKey& tag) {
+    OFString value;
+    if (ds.findAndGetOFStringArray(tag, value).bad()) return {};
+    return std::string(value.c_str(), value.length());
+  }
+
+  const std::string charset_;
+  DcmSpecificCharacterSet converter_;
+  bool selected_ = false;
+  bool converts_ = false;
+};
 
 void read_extra_tags(DcmDataset& ds, std::span<const std::uint32_t> tags,
                      std::map<std::uint32_t, std::string>& out) {
@@ -344,6 +388,21 @@ core::Result<InstanceInfo> info_from(DcmFileFormat& file,
   info.station_name = get(*ds, DCM_StationName);
   info.institution_name = get(*ds, DCM_InstitutionName);
   if (!extra_tags.empty()) read_extra_tags(*ds, extra_tags, info.extra_tags);
+
+  // (The SOP Class/Instance UIDs are checked against the command's, which must be valid UIDs.)
+  TextDecoder utf8(*ds);
+  constexpr const char* kPersonName = "\\^=";
+  info.patient_name = utf8(std::move(info.patient_name), kPersonName);
+  info.referring_physician = utf8(std::move(info.referring_physician), kPersonName);
+  for (std::string* text :
+       {&info.study_instance_uid, &info.series_instance_uid, &info.patient_id,
+        &info.patient_birth_date, &info.patient_sex, &info.study_date, &info.study_time,
+        &info.study_description, &info.accession_number, &info.study_id, &info.modality,
+        &info.series_description, &info.series_number, &info.instance_number,
+        &info.body_part_examined, &info.station_name, &info.institution_name}) {
+    *text = utf8(std::move(*text));
+  }
+  for (auto& [tag, text] : info.extra_tags) text = utf8(std::move(text));
   return info;
 }
 

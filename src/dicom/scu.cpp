@@ -48,6 +48,9 @@ Result<std::shared_ptr<const tls::TlsContext>> ScuTlsOptions::make_context() con
   o.ca = ca;
   o.profile = profile;
   o.verify_peer = !no_verify;
+  o.cert_name = cert_name;
+  o.key_name = key_name;
+  o.ca_name = ca_name;
   return tls::make_client_context(o);
 }
 

@@ -27,6 +27,10 @@ struct ScuTlsOptions {
   /// A context built once (make_context) and shared by every association; when null, open()
   /// builds one from the fields above.
   std::shared_ptr<const tls::TlsContext> context;
+  /// How error messages name cert, key and ca (tls::ClientTlsOptions).
+  std::string cert_name = "--cert";
+  std::string key_name = "--key";
+  std::string ca_name = "--ca";
 
   /// The client context for these options.
   Result<std::shared_ptr<const tls::TlsContext>> make_context() const;

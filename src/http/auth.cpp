@@ -6,6 +6,7 @@
 
 #include "core/log.h"
 #include "crypto/token.h"
+#include "http/rate_limiter.h"
 
 namespace gw::http {
 
@@ -14,6 +15,8 @@ namespace {
 using core::ErrorCode;
 
 constexpr std::int64_t kTouchIntervalMs = 60'000;
+/// How often an authenticated request looks for folded refusals to write.
+constexpr std::int64_t kSweepIntervalMs = 10'000;
 
 /// Query parameter names clients use for tokens; refused whatever their value.
 constexpr std::array<std::string_view, 8> kTokenParams = {
@@ -39,6 +42,24 @@ std::string actor_of(const index::User& user) { return "user:" + user.name; }
 Authenticator::Authenticator(index::Index& index, NowFn now_ms)
     : index_(index), now_ms_(std::move(now_ms)) {}
 
+Authenticator::~Authenticator() { write(denials_.take_all()); }
+
+void Authenticator::write(const std::vector<index::AuditEvent>& rows) {
+  for (const auto& row : rows) {
+    if (auto id = index_.append_audit(row); !id.ok()) {
+      core::logger("http")->warn("event=audit_failed action=auth.denied reason=\"{}\"",
+                                 id.error().message);
+    }
+  }
+}
+
+void Authenticator::sweep(std::int64_t now_ms) {
+  auto last = last_sweep_ms_.load();
+  if (now_ms - last < kSweepIntervalMs) return;
+  if (!last_sweep_ms_.compare_exchange_strong(last, now_ms)) return;  // another thread does it
+  write(denials_.take_due(now_ms));
+}
+
 core::Error Authenticator::deny(const Request& request, ErrorCode code, const std::string& reason,
                                 const std::string& message, const index::TokenOwner* owner) {
   index::AuditEvent e;
@@ -51,12 +72,15 @@ core::Error Authenticator::deny(const Request& request, ErrorCode code, const st
   Json details = {{"reason", reason}};
   if (owner != nullptr) details["token_id"] = owner->token.id;
   e.details = details.dump();
-  if (auto id = index_.append_audit(e); !id.ok()) {
-    core::logger("http")->warn("event=audit_failed action=auth.denied reason=\"{}\"",
-                               id.error().message);
-  }
-  core::logger("http")->info("event=auth_denied reason={} peer={} route=\"{}\"", reason,
-                             request.peer_address, e.target);
+  // Anyone can send these: one row per key and minute (see auth.h).
+  const std::string key = owner != nullptr
+                              ? "token:" + std::to_string(owner->token.id) + "|" + reason
+                              : reason + "|" + LoginRateLimiter::address_key(request.client_ip);
+  const auto now = e.at_ms;
+  write(denials_.record(key, std::move(e)));
+  write(denials_.take_due(now));
+  core::logger("http")->info("event=auth_denied reason={} peer={} route=\"{} {}\"", reason,
+                             request.peer_address, request.method, request.path);
   return core::make_error(code, message);
 }
 
@@ -116,6 +140,7 @@ core::Result<index::TokenOwner> Authenticator::authenticate(const Request& reque
                     std::string(index::to_string(owner.user.role)) + ")",
                 &owner);
   }
+  sweep(now);
   if (now - owner.token.last_used_at_ms >= kTouchIntervalMs) {
     if (auto st = index_.touch_token(owner.token.id, now); !st.ok()) {
       core::logger("http")->warn("event=token_touch_failed token_id={} reason=\"{}\"",

@@ -6,11 +6,19 @@
 ///
 /// Every refusal where credentials were presented is audited ("auth.denied", with the reason
 /// and the token id when known, never the token text). A missing token is not: it is what every
-/// first request of a client and every port scanner sends.
+/// first request of a client and every port scanner sends. Refusals go through an AuditThrottle
+/// (audit/throttle.h), since anyone can send them and audit rows are append-only: one row per
+/// key and minute, the rest folded into it ("attempts"). Anonymous refusals are keyed by reason
+/// and client address (an IPv6 client by its /64, as the login rate limiter counts it), those
+/// of a known token by token id and reason. What is still folded is written by the next
+/// refusal or authenticated request after its minute, and when the Authenticator goes away.
 
+#include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "audit/throttle.h"
 #include "core/result.h"
 #include "http/api.h"
 #include "index/index.h"
@@ -20,6 +28,10 @@ namespace gw::http {
 class Authenticator {
  public:
   explicit Authenticator(index::Index& index, NowFn now_ms = system_now_ms);
+  /// Writes the refusals still folded (the index must still be there).
+  ~Authenticator();
+  Authenticator(const Authenticator&) = delete;
+  Authenticator& operator=(const Authenticator&) = delete;
 
   /// The token and its user. kUnauthenticated (401) for a missing, malformed, unknown, expired
   /// or revoked token or a disabled user; kPermissionDenied (403) when the user's role is below
@@ -34,9 +46,14 @@ class Authenticator {
  private:
   core::Error deny(const Request& request, core::ErrorCode code, const std::string& reason,
                    const std::string& message, const index::TokenOwner* owner);
+  /// Writes folded refusals whose minute has passed; at most once every few seconds.
+  void sweep(std::int64_t now_ms);
+  void write(const std::vector<index::AuditEvent>& rows);
 
   index::Index& index_;
   NowFn now_ms_;
+  audit::AuditThrottle denials_;
+  std::atomic<std::int64_t> last_sweep_ms_{0};
 };
 
 /// "user:alice": the audit actor of an authenticated request.

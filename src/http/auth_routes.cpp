@@ -4,10 +4,12 @@
 // tell which names exist.
 //
 // Failed logins are audited ("auth.login_failed") through an AuditThrottle: the first failure of
-// a (user, address) is written at once, the next ones within a minute (refused by the rate
-// limiter or not) are folded into one row carrying their number ("attempts", "reasons"), written
-// when the minute has passed (on the next login request) or when the API stops. A brute force
-// costs the table a row a minute, and no attempt goes uncounted.
+// a (user, address) is written at once, the next ones within a minute are folded into one row
+// carrying their number ("attempts", "reasons"), written when the minute has passed (on the next
+// login request) or when the API stops. Logins refused by the rate limiter are keyed by the
+// address alone (its /64 for IPv6, as the limiter counts it): a fresh user name per request must
+// not open a fresh row. A brute force costs the table a row a minute, and no attempt goes
+// uncounted.
 #include <algorithm>
 #include <cctype>
 #include <memory>
@@ -54,18 +56,28 @@ class LoginFailureAudit {
   /// A failed attempt of `who` (lower case) from the request's address.
   void failed(const Request& request, const std::string& who, const std::string& username,
               const std::string& reason) {
-    auto event =
-        audit_event(ctx_, request, "auth.login_failed", "user:" + username, {{"reason", reason}});
-    event.outcome = "failed";
-    const auto now = event.at_ms;
-    write(throttle_.record(who + "|" + request.client_ip, std::move(event)));
-    write(throttle_.take_due(now));
+    record(request, who + "|" + LoginRateLimiter::address_key(request.client_ip), username, reason);
+  }
+  /// An attempt refused by the rate limiter: keyed by the address alone.
+  void rate_limited(const Request& request, const std::string& username) {
+    record(request, "rate_limited|" + LoginRateLimiter::address_key(request.client_ip), username,
+           "rate_limited");
   }
 
   /// Folded attempts of other keys whose minute has passed.
   void sweep() { write(throttle_.take_due(ctx_.now_ms())); }
 
  private:
+  void record(const Request& request, const std::string& key, const std::string& username,
+              const std::string& reason) {
+    auto event =
+        audit_event(ctx_, request, "auth.login_failed", "user:" + username, {{"reason", reason}});
+    event.outcome = "failed";
+    const auto now = event.at_ms;
+    write(throttle_.record(key, std::move(event)));
+    write(throttle_.take_due(now));
+  }
+
   void write(const std::vector<index::AuditEvent>& rows) {
     for (const auto& row : rows) {
       if (auto id = ctx_.index.append_audit(row); !id.ok()) {
@@ -97,7 +109,7 @@ core::Result<Response> login(const ApiContext& ctx, LoginFailureAudit& failures,
   // Names are unique without regard to case: "Admin" and "admin" share one count.
   const std::string who = lower_case(*username);
   if (auto wait = ctx.login_limiter.blocked(who, request.client_ip)) {
-    failures.failed(request, who, *username, "rate_limited");
+    failures.rate_limited(request, *username);
     core::logger("http")->warn("event=login_rate_limited peer={} retry_after_s={}",
                                request.peer_address, wait->count());
     Response r = error_response(429, "rate_limited",
@@ -131,13 +143,16 @@ core::Result<Response> login(const ApiContext& ctx, LoginFailureAudit& failures,
 
   if (crypto::password_needs_rehash(user->password_hash)) {
     // Stronger parameters than when it was set: store the new hash while we have the password.
+    // Only the hash, and only if it is still the one verified: an admin's change made during
+    // the argon2id work (disable, role, new password) must not be written over.
     if (auto rehashed = hash_password_bounded(*password); rehashed.ok()) {
-      index::User updated = *user;
-      updated.password_hash = *rehashed;
-      updated.updated_at_ms = ctx.now_ms();
-      if (auto st = ctx.index.update_user(updated, nullptr, /*revoke_tokens=*/false); !st.ok()) {
+      auto replaced = ctx.index.replace_password_hash(user->id, user->password_hash, *rehashed);
+      if (!replaced.ok()) {
         core::logger("http")->warn("event=password_rehash_failed user_id={} reason=\"{}\"",
-                                   user->id, st.error().message);
+                                   user->id, replaced.error().message);
+      } else if (!*replaced) {
+        core::logger("http")->info("event=password_rehash_skipped user_id={} reason=changed",
+                                   user->id);
       }
     }
   }

@@ -3,8 +3,9 @@
 // before anything on disk changes, so a refused upload (422, every reason) leaves the files and
 // the served certificate alone; an accepted one replaces the files atomically and hot-reloads
 // the listeners, and puts the old files back when the reload fails (the old certificate keeps
-// being served). Key material never reaches a response, a log line or an audit row.
-#include <fcntl.h>
+// being served). An uploaded ca_file replaces tls.ca_file, which is also the trust store for
+// client certificates: an upload that would drop one of its CAs needs replace_trust=true.
+// Key material never reaches a response, a log line or an audit row.
 #include <openssl/crypto.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -172,24 +173,48 @@ core::Result<SavedFile> save(const fs::path& path) {
   return saved;
 }
 
-/// write_file_atomic (temp file beside `path`, fsync, rename), then the directory is fsynced
-/// so the rename itself survives a crash.
+/// Temp file beside the target, fsync, rename, fsync of the directory; a symlinked path
+/// (certbot's live/NAME/fullchain.pem) keeps being a symlink, its target is replaced.
 core::Status write_durably(const fs::path& path, std::string_view data, mode_t mode) {
-  GW_RETURN_IF_ERROR(certs::write_file_atomic(path, data, mode, /*overwrite=*/true));
-  const fs::path dir = path.has_parent_path() ? path.parent_path() : fs::path(".");
-  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return core::make_error(ErrorCode::kIo, "cannot open " + dir.string());
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) return core::make_error(ErrorCode::kIo, "cannot fsync " + dir.string());
-  return core::ok_status();
+  return certs::write_file_atomic(path, data, mode, /*overwrite=*/true);
 }
 
 core::Status restore(const SavedFile& saved) {
   if (saved.existed) return write_durably(saved.path, saved.content, saved.mode);
   std::error_code ec;
-  fs::remove(saved.path, ec);
+  if (!fs::is_symlink(saved.path, ec)) fs::remove(saved.path, ec);  // a dangling link stays
   return core::ok_status();
+}
+
+/// The subjects of the certificates of `current` (tls.ca_file, the trust anchors for client
+/// certificates) that `uploaded` lacks: trust an upload would silently drop. An unreadable
+/// current file trusts nothing now, and an unreadable upload is a problem of the check.
+std::vector<std::string> dropped_ca_subjects(const fs::path& current, const fs::path& uploaded) {
+  std::vector<std::string> dropped;
+  auto trusted = certs::read_certificates(current);
+  auto next = certs::read_certificates(uploaded);
+  if (!trusted.ok() || !next.ok()) return dropped;
+  for (const auto& cert : *trusted) {
+    bool kept = false;
+    for (const auto& candidate : *next) kept = kept || X509_cmp(cert.get(), candidate.get()) == 0;
+    if (!kept) dropped.push_back(certs::describe_certificate(cert.get()).subject);
+  }
+  return dropped;
+}
+
+std::string join(const std::vector<std::string>& items, std::string_view separator) {
+  std::string out;
+  for (const auto& item : items) out += (out.empty() ? "" : std::string(separator)) + item;
+  return out;
+}
+
+/// 422 with every reason in `details`; nothing was changed.
+Response refused(const std::vector<std::string>& problems) {
+  const std::string summary =
+      problems.size() == 1 ? problems.front() : std::to_string(problems.size()) + " problems";
+  return error_response(422, "invalid_argument",
+                        "the certificate was refused: " + summary + "; nothing was changed",
+                        problems);
 }
 
 void restore_all(const std::vector<SavedFile>& saved) {
@@ -213,10 +238,11 @@ void audit(const ApiContext& ctx, const Request& request, const std::string& out
 core::Result<Response> upload_certificate(const ApiContext& ctx, const Request& request) {
   GW_ASSIGN_OR_RETURN(auto files, configured_files(ctx));
   for (const auto& [name, part] : request.files) {
-    if (name != "cert_file" && name != "key_file" && name != "ca_file") {
+    if (name != "cert_file" && name != "key_file" && name != "ca_file" && name != "replace_trust") {
       return core::make_error(ErrorCode::kInvalidArgument,
                               "unknown multipart field `" + name +
-                                  "` (expected cert_file, key_file and optionally ca_file)");
+                                  "` (expected cert_file, key_file, optionally ca_file and "
+                                  "replace_trust)");
     }
   }
   for (const char* required : {"cert_file", "key_file"}) {
@@ -227,6 +253,21 @@ core::Result<Response> upload_certificate(const ApiContext& ctx, const Request& 
     }
   }
   const bool with_ca = request.files.count("ca_file") > 0;
+  bool replace_trust = false;
+  if (auto it = request.files.find("replace_trust"); it != request.files.end()) {
+    if (it->second.content != "true" && it->second.content != "false") {
+      return core::make_error(ErrorCode::kInvalidArgument,
+                              "multipart/form-data field `replace_trust`: expected true or false");
+    }
+    replace_trust = it->second.content == "true";
+  }
+  if (with_ca && files.ca_file.empty()) {
+    const std::vector<std::string> problems = {
+        "tls.ca_file is not configured: there is no file to install ca_file into (configure "
+        "tls.ca_file first, or upload without ca_file)"};
+    audit(ctx, request, "failed", {{"problems", problems}});
+    return refused(problems);
+  }
 
   // Checked from a private copy: the configured files are not touched until all is well.
   GW_ASSIGN_OR_RETURN(auto staging, StagingDir::create());
@@ -242,12 +283,22 @@ core::Result<Response> upload_certificate(const ApiContext& ctx, const Request& 
         certs::write_file_atomic(ca, request.files.at("ca_file").content, 0600, true));
   }
   const auto report = check_files(cert, key, ca, files.expiring_days);
-  if (!report.ok()) {
-    audit(ctx, request, "failed", {{"problems", report.problems}});
-    return error_response(422, "invalid_argument",
-                          "the certificate was refused: " + std::to_string(report.problems.size()) +
-                              " problem(s); nothing was changed",
-                          report.problems);
+  std::vector<std::string> problems = report.problems;
+  // tls.ca_file is also the trust store for client certificates (mutual TLS): a public CA
+  // bundle sent along with a commercial certificate must not silently replace the site PKI.
+  if (with_ca && !replace_trust) {
+    if (auto dropped = dropped_ca_subjects(files.ca_file, ca); !dropped.empty()) {
+      problems.push_back(
+          "ca_file lacks " + std::to_string(dropped.size()) +
+          " CA certificate(s) of the current tls.ca_file, which also verifies client "
+          "certificates (mutual TLS); installing it would stop trusting: " +
+          join(dropped, "; ") +
+          ". Add them to ca_file, or send replace_trust=true to replace the trust store");
+    }
+  }
+  if (!problems.empty()) {
+    audit(ctx, request, "failed", {{"problems", problems}});
+    return refused(problems);
   }
   const certs::CertificateInfo& leaf = report.chain.front();
   const Json summary = {{"subject", leaf.subject},

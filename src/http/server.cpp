@@ -1,5 +1,6 @@
 #include "http/server.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
@@ -92,7 +93,35 @@ std::multimap<std::string, std::string> parse_query(const std::string& target) {
   return out;
 }
 
-Request to_request(const httplib::Request& req) {
+/// Canonical text of an address: dotted quad for IPv4 (mapped or not), RFC 5952 for IPv6.
+std::string address_text(const config::IpAddress& a) {
+  char text[INET6_ADDRSTRLEN] = {};
+  const bool v4 = std::all_of(a.begin(), a.begin() + 10, [](std::uint8_t b) { return b == 0; }) &&
+                  a[10] == 0xff && a[11] == 0xff;
+  if (v4) {
+    ::inet_ntop(AF_INET, a.data() + 12, text, sizeof text);
+  } else {
+    ::inet_ntop(AF_INET6, a.data(), text, sizeof text);
+  }
+  return text;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool trusted(const config::IpAddress& a, const std::vector<config::IpNetwork>& proxies) {
+  return std::any_of(proxies.begin(), proxies.end(),
+                     [&](const config::IpNetwork& n) { return n.contains(a); });
+}
+
+/// Hops of X-Forwarded-For read at most: a chain of trusted proxies is short.
+constexpr int kMaxForwardedHops = 32;
+
+Request to_request(const httplib::Request& req, const std::vector<config::IpNetwork>& proxies,
+                   std::atomic<bool>& warned) {
   Request r;
   r.method = req.method;
   r.path = req.path;
@@ -105,10 +134,22 @@ Request to_request(const httplib::Request& req) {
     if (!inserted) it->second += ", " + value;
   }
   r.content_type = req.get_header_value("Content-Type");
-  r.client_ip = req.remote_addr;
-  const bool v6 = req.remote_addr.find(':') != std::string::npos;
-  r.peer_address =
-      (v6 ? "[" + req.remote_addr + "]" : req.remote_addr) + ":" + std::to_string(req.remote_port);
+  const auto client = client_address(req.remote_addr, r.header("x-forwarded-for"), proxies);
+  if (client.malformed && !warned.exchange(true)) {
+    // Once: the header is the proxy's doing (or a client's behind it), not worth a line each.
+    log()->warn(
+        "event=x_forwarded_for_malformed peer={} (the TCP peer is used as the client; "
+        "logged once)",
+        req.remote_addr);
+  }
+  r.client_ip = client.ip;
+  if (client.forwarded) {
+    r.peer_address = client.ip;  // the proxy does not say which port the client used
+  } else {
+    const bool v6 = req.remote_addr.find(':') != std::string::npos;
+    r.peer_address = (v6 ? "[" + req.remote_addr + "]" : req.remote_addr) + ":" +
+                     std::to_string(req.remote_port);
+  }
   return r;
 }
 
@@ -227,6 +268,38 @@ int use_current_context(SSL* ssl, int* alert, void* arg) {
 }
 
 }  // namespace
+
+ClientAddress client_address(const std::string& peer_ip,
+                             const std::optional<std::string>& forwarded_for,
+                             const std::vector<config::IpNetwork>& trusted_proxies) {
+  ClientAddress out;
+  out.ip = peer_ip;
+  if (trusted_proxies.empty() || !forwarded_for || trim(*forwarded_for).empty()) return out;
+  const auto peer = config::parse_ip_address(peer_ip);
+  if (!peer.ok() || !trusted(*peer, trusted_proxies)) return out;
+  std::string_view rest = *forwarded_for;
+  std::optional<config::IpAddress> client;
+  for (int hop = 0; hop < kMaxForwardedHops; ++hop) {
+    const auto comma = rest.rfind(',');
+    const std::string_view text =
+        trim(comma == std::string_view::npos ? rest : rest.substr(comma + 1));
+    const auto address = config::parse_ip_address(text);
+    if (!address.ok()) {
+      out.malformed = true;
+      return out;
+    }
+    client = *address;
+    if (!trusted(*address, trusted_proxies) || comma == std::string_view::npos) break;
+    rest = rest.substr(0, comma);
+    if (hop + 1 == kMaxForwardedHops) {
+      out.malformed = true;  // more trusted hops than any real chain has
+      return out;
+    }
+  }
+  out.ip = address_text(*client);
+  out.forwarded = true;
+  return out;
+}
 
 config::Tls https_tls_config(const config::HttpTls& tls) {
   config::Tls t;
@@ -381,12 +454,16 @@ void Server::install_handlers() {
     to_httplib(response, res);
   };
   const std::string all = ".*";
-  auto without_body = [serve](const httplib::Request& req, httplib::Response& res) {
-    serve(to_request(req), res);
+  auto to_request_of = [this](const httplib::Request& req) {
+    return to_request(req, options_.trusted_proxies, warned_forwarded_for_);
   };
-  auto with_body = [serve, limit](const httplib::Request& req, httplib::Response& res,
-                                  const httplib::ContentReader& reader) {
-    Request request = to_request(req);
+  auto without_body = [serve, to_request_of](const httplib::Request& req, httplib::Response& res) {
+    serve(to_request_of(req), res);
+  };
+  auto with_body = [serve, to_request_of, limit](const httplib::Request& req,
+                                                 httplib::Response& res,
+                                                 const httplib::ContentReader& reader) {
+    Request request = to_request_of(req);
     switch (read_body(req, reader, limit, request)) {
       case BodyError::kNone:
         serve(std::move(request), res);
@@ -398,6 +475,7 @@ void Server::install_handlers() {
         return;
       case BodyError::kDuplicatePart:
         write_error(res, 400, "invalid_argument", "a multipart field appears twice");
+        res.set_header("Connection", "close");  // the rest of the body was not read
         return;
       case BodyError::kUnreadable:
         write_error(res, 400, "invalid_argument", "the request body could not be read");

@@ -8,6 +8,8 @@
 ///     compressed bodies alike) -> 413; a declared oversize body is refused before it is read;
 ///   - a body without Content-Length or Transfer-Encoding is empty (RFC 9112 6.3), not "read
 ///     until the client closes";
+///   - who the client is: the TCP peer, or behind a trusted reverse proxy the address its
+///     X-Forwarded-For names (http.trusted_proxies, client_address);
 ///   - threads of its own (blocking index calls run there, not on DICOM threads): `threads`
 ///     kept ready, more while connections wait, up to `max_threads` (http/task_queue.h), so
 ///     slow clients cannot take them all.
@@ -15,14 +17,17 @@
 /// HTTPS (http.tls): the certificate is a snapshot swapped by reload_tls() and picked up by the
 /// next handshake (a ClientHello callback switches each connection to the current context).
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "config/config.h"
+#include "config/ip_network.h"
 #include "core/result.h"
 #include "http/dispatcher.h"
 #include "tls/context.h"
@@ -44,7 +49,29 @@ struct ServerOptions {
   config::HttpTls tls;
   /// http.cors_origins: browser origins that get CORS headers (exact match); empty = none.
   std::vector<std::string> cors_origins;
+  /// http.trusted_proxies: reverse proxies whose X-Forwarded-For names the client (see
+  /// client_address); empty = the TCP peer is the client.
+  std::vector<config::IpNetwork> trusted_proxies;
 };
+
+/// Who the client of a request is, for rate limiting and audit rows.
+struct ClientAddress {
+  std::string ip;          ///< the TCP peer, or the address X-Forwarded-For names (canonical)
+  bool forwarded = false;  ///< `ip` comes from X-Forwarded-For
+  bool malformed = false;  ///< X-Forwarded-For could not be read: `ip` is the TCP peer
+};
+
+/// The client of a request from TCP peer `peer_ip` carrying X-Forwarded-For `forwarded_for`
+/// (repeated headers joined by commas; nullopt when absent). A peer outside `trusted_proxies`
+/// is the client whatever it sends. A trusted peer (nginx with `proxy_set_header
+/// X-Forwarded-For $proxy_add_x_forwarded_for`) appends the address it saw, so the list is read
+/// from the right: the first hop that is not a trusted proxy is the client (the leftmost when
+/// all are). Hops left of it are the client's own claims and are never read, so a client cannot
+/// make the header unreadable. A hop that must be read and is not an IP address makes the result
+/// the TCP peer, `malformed`.
+ClientAddress client_address(const std::string& peer_ip,
+                             const std::optional<std::string>& forwarded_for,
+                             const std::vector<config::IpNetwork>& trusted_proxies);
 
 class Server {
  public:
@@ -75,6 +102,7 @@ class Server {
   std::shared_ptr<tls::TlsContextHolder> tls_;  ///< null: plain HTTP
   std::unique_ptr<httplib::Server> server_;
   std::uint16_t port_ = 0;
+  std::atomic<bool> warned_forwarded_for_{false};  ///< a malformed X-Forwarded-For was logged
   std::jthread thread_;
 };
 

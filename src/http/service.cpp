@@ -18,6 +18,10 @@ core::Result<std::unique_ptr<HttpService>> HttpService::create(const config::Htt
   options.port = config.port;
   options.tls = config.tls;
   options.cors_origins = config.cors_origins;
+  for (const auto& proxy : config.trusted_proxies) {
+    GW_ASSIGN_OR_RETURN(auto network, config::parse_ip_network(proxy));
+    options.trusted_proxies.push_back(network);
+  }
   GW_ASSIGN_OR_RETURN(s->server_, Server::create(std::move(options), *s->dispatcher_));
   return s;
 }

@@ -1,7 +1,10 @@
 // /api/v1/tokens: every user lists, creates and revokes their own tokens; admins see and revoke
 // everyone's. A token is shown once, when created; listings carry ids and dates, never hashes.
 // Someone else's token is "not found" to a non-admin, so ids do not reveal other users' tokens.
+// A token never mints one that outlives it: the new token's expiry is capped at the caller's
+// (a leaked short-lived token must not turn into a 30-day one).
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 #include "http/params.h"
@@ -66,6 +69,24 @@ core::Result<Response> create_token(const ApiContext& ctx, const Request& reques
   if (description && description->size() > kMaxDescription) {
     return core::make_error(ErrorCode::kInvalidArgument,
                             "field `description`: at most 200 characters");
+  }
+  // The calling token's expiry caps the new one's (one that never expires caps nothing).
+  auto mine = ctx.index.list_tokens(request.user->id);
+  if (!mine.ok()) return index_error(mine.error());
+  const auto caller = std::find_if(mine->begin(), mine->end(), [&](const index::ApiToken& t) {
+    return t.id == request.token_id;
+  });
+  if (caller == mine->end()) {
+    return core::make_error(ErrorCode::kUnauthenticated, "token not found");
+  }
+  if (caller->expires_at_ms != 0) {
+    // Whole seconds, rounded down. issue_token reads the clock again: the new expiry can pass
+    // the caller's by no more than the milliseconds between the two reads.
+    const auto left = std::chrono::seconds((caller->expires_at_ms - ctx.now_ms()) / 1000);
+    if (left < std::chrono::seconds(1)) {
+      return core::make_error(ErrorCode::kUnauthenticated, "token expires within a second");
+    }
+    ttl = std::min(ttl, left);
   }
   return issue_token(ctx, request, *request.user, ttl, description.value_or("api"), "token.create",
                      201);

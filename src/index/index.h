@@ -295,6 +295,11 @@ class Index {
   /// user.updated_at_ms, in the same transaction: a password set by a person shuts out whoever
   /// held the old credentials (a rehash at login does not). kNotFound when there is none.
   virtual Status update_user(const User& user, const AuditEvent* audit, bool revoke_tokens) = 0;
+  /// Sets the password hash of user `user_id` to `new_hash` only if it still is `old_hash`
+  /// (nothing else changes, updated_at_ms included): a rehash at login, which must not undo a
+  /// change made since the user was read. false when the hash changed or the user is gone.
+  virtual Result<bool> replace_password_hash(std::int64_t user_id, const std::string& old_hash,
+                                             const std::string& new_hash) = 0;
   /// Removes the user and revokes (keeps) their tokens, revoked at audit->at_ms (now without
   /// an audit event); list_tokens(user_id) still shows them. kNotFound when there is none.
   virtual Status delete_user(std::int64_t user_id, const AuditEvent* audit) = 0;

@@ -33,7 +33,8 @@ Result<std::filesystem::path> sqlite_path(const std::string& url,
   return data_dir / (rest.empty() ? std::string("index.db") : rest);
 }
 
-/// The password file's first line. It must not be readable by others (like ~/.pgpass).
+}  // namespace
+
 Result<std::string> read_password_file(const std::filesystem::path& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
@@ -51,8 +52,6 @@ Result<std::string> read_password_file(const std::filesystem::path& path) {
   if (!line.empty() && line.back() == '\r') line.pop_back();
   return line;
 }
-
-}  // namespace
 
 bool is_postgres_url(const std::string& url) {
   return url.starts_with("postgresql://") || url.starts_with("postgres://");

@@ -26,6 +26,10 @@ struct OpenOptions {
 
 Result<std::unique_ptr<Index>> open_index(const OpenOptions& options);
 
+/// database.password_file's first line (open_index reads it for PostgreSQL; `config check` too).
+/// kConfig when it cannot be read or is readable by group or others (like ~/.pgpass).
+Result<std::string> read_password_file(const std::filesystem::path& path);
+
 /// True for a postgresql:// or postgres:// URL.
 bool is_postgres_url(const std::string& url);
 

@@ -115,6 +115,16 @@ Result<std::string> PhiCodec::open_field(std::string_view column, std::uint32_t 
   if (version == 0) return field.clear;  // stored before encryption was turned on
   if (!field.sealed) return std::string();
   const crypto::MasterKey* key = keyring_->find(version);
+  if (key == nullptr && version > current_version()) {
+    // A node-by-node key rollout: another node already writes with a newer key this one has
+    // not been reloaded with yet. Retryable (kDatabase: DIMSE 0xA700, the sender tries again),
+    // not a final failure; it ends when this node is reloaded with the new keys.
+    return make_error(ErrorCode::kDatabase,
+                      "index: a value is encrypted with key version " + std::to_string(version) +
+                          ", which is not loaded on this node yet (a key rollout in progress: "
+                          "reload this gateway with the new key as current and the old one as "
+                          "previous); try again later");
+  }
   if (key == nullptr) {
     return make_error(ErrorCode::kConfig,
                       "index: a value is encrypted with key version " + std::to_string(version) +

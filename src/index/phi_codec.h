@@ -95,6 +95,10 @@ class PhiCodec {
   const crypto::Keyring& keyring() const { return *keyring_; }
 
   Result<StoredPatient> seal(const PatientPhi& phi) const;
+  /// A row under a key version newer than current_version() (another node was reloaded with a
+  /// new key first, or turned encryption on first): kDatabase, retryable (DIMSE 0xA700), until
+  /// this node is reloaded. An older version the keyring lacks: kConfig. A value that fails
+  /// authentication: kDatabase.
   Result<PatientPhi> open(const StoredPatient& stored) const;
   Result<StoredStudy> seal(const StudyPhi& phi) const;
   Result<StudyPhi> open(const StoredStudy& stored) const;

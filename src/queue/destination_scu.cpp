@@ -21,6 +21,9 @@ dicom::ScuTlsOptions destination_tls_options(const config::Destination& destinat
   t.ca = destination.tls_ca_path;
   t.profile = destination.tls_profile;
   t.verify_hostname = destination.verify_hostname;
+  t.cert_name = "tls_cert_path";
+  t.key_name = "tls_key_path";
+  t.ca_name = "tls_ca_path";
   return t;
 }
 

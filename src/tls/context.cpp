@@ -291,14 +291,16 @@ core::Result<std::shared_ptr<const TlsContext>> make_client_context(
   if (!ctx) return make_error(ErrorCode::kTls, "SSL_CTX_new failed: " + openssl_errors());
   GW_RETURN_IF_ERROR(apply_profile(ctx.get(), profile));
   if (!options.cert.empty() || !options.key.empty()) {
-    GW_RETURN_IF_ERROR(load_identity(ctx.get(), "--cert", options.cert, "--key", options.key));
+    GW_RETURN_IF_ERROR(
+        load_identity(ctx.get(), options.cert_name, options.cert, options.key_name, options.key));
   }
   if (options.verify_peer && options.ca.empty()) {
     return make_error(ErrorCode::kConfig,
-                      "--ca: the CA bundle that signs the server is required (or --no-verify)");
+                      options.ca_name + ": the CA bundle that signs the server is required" +
+                          (options.ca_name == "--ca" ? " (or --no-verify)" : ""));
   }
   if (!options.ca.empty()) {
-    GW_RETURN_IF_ERROR(load_trust(ctx.get(), "--ca", options.ca, false));
+    GW_RETURN_IF_ERROR(load_trust(ctx.get(), options.ca_name, options.ca, false));
   }
   SSL_CTX_set_purpose(ctx.get(), X509_PURPOSE_SSL_SERVER);
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, verify_callback);

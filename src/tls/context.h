@@ -37,6 +37,11 @@ struct ClientTlsOptions {
   std::string min_version;  ///< "" | "1.2" | "1.3"
   std::string ciphers;      ///< optional TLS 1.2 override (AEAD only)
   bool verify_peer = true;  ///< false: accept any server certificate (loudly warned)
+  /// How error messages name cert, key and ca: the command-line flags by default, the config
+  /// keys for a destination or the audit export ("destinations[0].tls_key_path").
+  std::string cert_name = "--cert";
+  std::string key_name = "--key";
+  std::string ca_name = "--ca";
 };
 
 class TlsContext {

@@ -255,15 +255,19 @@ TEST_F(AuditE2eTest, BruteForceIsFoldedIntoFewRowsThatCountEveryAttempt) {
   }
   EXPECT_EQ(refused, 20);
   auto failed = events("auth.login_failed");
-  ASSERT_EQ(failed.size(), 1u) << "the first at once, the rest folded: " << failed.dump(2);
-  EXPECT_EQ(details(failed[0])["attempts"], 1);
+  // The first wrong password and the first refusal of the rate limiter (its own key: the
+  // address alone, so fresh user names cannot open a row each) are written at once; the rest
+  // are folded.
+  ASSERT_EQ(failed.size(), 2u) << "the first of each key at once, the rest folded: "
+                               << failed.dump(2);
+  for (const auto& e : failed) EXPECT_EQ(details(e)["attempts"], 1);
 
   // The folded attempts are written when the minute is over or the API stops: stop, start
   // again, and the trail counts all 20.
   ASSERT_EQ(gw_->stop(), 0) << gw_->log();
   gw_->restart();
   failed = events("auth.login_failed");
-  EXPECT_LE(failed.size(), 2u) << failed.dump(2);
+  EXPECT_LE(failed.size(), 4u) << failed.dump(2);
   EXPECT_EQ(sum(failed, "attempts"), 20) << failed.dump(2);
   for (const auto& e : failed) EXPECT_EQ(e["target"], "user:vic");
 }

@@ -154,6 +154,15 @@ TEST_F(ForwardTest, RoutesSendEachInstanceWhereItBelongs) {
       << gw->log();
   EXPECT_EQ(a.received_uids(), sop_instance_uids_of(ct));
   EXPECT_EQ(b.received_uids(), sop_instance_uids_of(mr));
+  // One outbox row per instance, each for its own destination: none for the other one.
+  const auto rows = queue_rows(*gw);
+  ASSERT_TRUE(rows.is_array()) << rows.dump(1);
+  EXPECT_EQ(rows.size(), ct.size() + mr.size()) << rows.dump(1);
+  EXPECT_EQ(gw->count_outbox("delivered"), static_cast<std::int64_t>(ct.size() + mr.size()));
+  std::map<std::string, std::size_t> per_destination;
+  for (const auto& r : rows) ++per_destination[r.value("destination", "")];
+  EXPECT_EQ(per_destination["A"], ct.size()) << rows.dump(1);
+  EXPECT_EQ(per_destination["B"], mr.size()) << rows.dump(1);
   EXPECT_EQ(gw->stop(), 0);
 }
 
@@ -183,9 +192,15 @@ TEST_F(ForwardTest, DestinationDownQueuesWithBackoffThenEverythingArrives) {
   for (const auto& r : rows) {
     EXPECT_EQ(r.value("state", ""), "pending") << r.dump();
     EXPECT_NE(r.value("last_error", "").find("refused"), std::string::npos) << r.dump();
-    EXPECT_GE(r.value("next_attempt_at_ms", std::int64_t{0}),
-              r.value("updated_at_ms", std::int64_t{0}))
-        << r.dump();
+    // Equal jitter (retry_policy.h): after attempt n the wait is drawn from [b/2, b], b =
+    // min(initial_backoff * 2^(n-1), max_backoff) = 2 s here from n = 2 on, so the next attempt
+    // is 1-2 s after the failure was decided. updated_at_ms is when the result was written, a
+    // little later: require at least initial_backoff / 2 (no back-off at all gives ~0) and at
+    // most max_backoff.
+    const auto gap =
+        r.value("next_attempt_at_ms", std::int64_t{0}) - r.value("updated_at_ms", std::int64_t{0});
+    EXPECT_GE(gap, 500) << r.dump();
+    EXPECT_LE(gap, 2000) << r.dump();
   }
 
   StoreScp scp = start_storescp(port, dir_.subdir("received"));
@@ -199,9 +214,11 @@ TEST_F(ForwardTest, DeadDestinationIsPausedAndProbedThenResumes) {
   const auto files = generate_dicom(dir_ / "source", {"--count", "12", "--seed", "61"});
   const std::uint16_t port = free_tcp_port();  // nothing listens yet
   GatewayOptions o;
+  // logging.level debug: each failed probe is logged (event=probe_failed), so the test waits
+  // for probes instead of sleeping.
   o.extra_yaml = "destinations:\n" + destination_yaml("PACS", "STORESCP", port) +
                  "routes:\n  - {name: all, destinations: [PACS]}\n" + kFastRetry +
-                 "  circuit_breaker_failures: 2\n";
+                 "  circuit_breaker_failures: 2\nlogging:\n  level: debug\n";
   auto gw = Gateway::start(o);
   ASSERT_TRUE(gw_send(gw->port(), files).ok());
   ASSERT_TRUE(
@@ -209,14 +226,30 @@ TEST_F(ForwardTest, DeadDestinationIsPausedAndProbedThenResumes) {
                  std::chrono::seconds(30)))
       << gw->log();
 
-  // Paused: probes only, no row is claimed, so attempts stop growing.
+  // Paused: probes only, no row is claimed, so attempts stop growing. Counted once the batch
+  // that failed has been written back (no row in flight any more).
   auto total_attempts = [&]() {
     std::int64_t sum = 0;
     for (const auto& r : queue_rows(*gw)) sum += r.value("attempts", 0);
     return sum;
   };
+  auto probes_failed = [&]() {
+    const std::string log = gw->log();
+    std::size_t n = 0;
+    for (auto at = log.find("event=probe_failed"); at != std::string::npos;
+         at = log.find("event=probe_failed", at + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  ASSERT_TRUE(
+      wait_until([&]() { return gw->count_outbox("in_flight") == 0; }, std::chrono::seconds(30)))
+      << queue_rows(*gw).dump(1);
   const auto before = total_attempts();
-  std::this_thread::sleep_for(std::chrono::seconds(3));  // 3 probe intervals
+  const auto probes_before = probes_failed();
+  ASSERT_TRUE(
+      wait_until([&]() { return probes_failed() >= probes_before + 3; }, std::chrono::seconds(30)))
+      << gw->log();
   EXPECT_EQ(total_attempts(), before) << queue_rows(*gw).dump(1);
 
   StoreScp scp = start_storescp(port, dir_.subdir("received"));

@@ -157,6 +157,38 @@ TEST_P(IndexAuth, UsersCrud) {
   EXPECT_GT(add_user("bob"), bob);
 }
 
+TEST_P(IndexAuth, ReplacePasswordHashOnlyWhileTheHashIsTheOneRead) {
+  const std::int64_t id = add_user("alice", Role::kAdmin);
+  const std::string read = make_user("alice").password_hash;
+  // An admin disables alice and resets her password while her login computes a new hash.
+  User changed = make_user("alice", Role::kViewer);
+  changed.id = id;
+  changed.disabled = true;
+  changed.password_hash = "$argon2id$reset";
+  changed.updated_at_ms = kNow + 5;
+  ASSERT_TRUE(index_->update_user(changed, nullptr, false).ok());
+  auto replaced = index_->replace_password_hash(id, read, "$argon2id$rehashed");
+  ASSERT_TRUE(replaced.ok()) << replaced.error().message;
+  EXPECT_FALSE(*replaced);
+  auto after = index_->find_user_by_id(id);
+  ASSERT_TRUE(after.ok() && after->has_value());
+  EXPECT_EQ(**after, changed) << "the admin's change stands";
+
+  // Unchanged since read: only the hash changes (not role, disabled or updated_at_ms).
+  replaced = index_->replace_password_hash(id, "$argon2id$reset", "$argon2id$rehashed");
+  ASSERT_TRUE(replaced.ok()) << replaced.error().message;
+  EXPECT_TRUE(*replaced);
+  after = index_->find_user_by_id(id);
+  ASSERT_TRUE(after.ok() && after->has_value());
+  User expected = changed;
+  expected.password_hash = "$argon2id$rehashed";
+  EXPECT_EQ(**after, expected);
+
+  replaced = index_->replace_password_hash(999, read, "$argon2id$x");
+  ASSERT_TRUE(replaced.ok()) << replaced.error().message;
+  EXPECT_FALSE(*replaced) << "no such user";
+}
+
 TEST_P(IndexAuth, DuplicateNamesAreRefusedWhateverTheirCase) {
   add_user("alice");
   for (const char* name : {"alice", "Alice", "ALICE"}) {

@@ -26,6 +26,7 @@
 #include "support/process.h"
 #include "support/temp_dir.h"
 #include "support/test_data.h"
+#include "support/text.h"
 
 namespace gw::test {
 namespace {
@@ -89,11 +90,6 @@ dicom::FileMeta meta_of(const fs::path& file) {
   auto header = dicom::read_part10_header(file);
   if (!header.ok()) throw std::runtime_error(file.string() + ": " + header.error().message);
   return header->meta;
-}
-
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
 /// One line of a `dicom-gw send --report` file: "OK 0x0000 UID FILE" / "FAILED REASON UID FILE".
@@ -308,13 +304,30 @@ struct DuplicateRun {
   std::vector<ReportLine> second_report;
 };
 
-/// Sends `file` twice (two `dicom-gw send` runs) to `gw`.
-DuplicateRun send_twice(const Gateway& gw, const fs::path& file, const TempDir& dir) {
+/// Sends `first`, then `second` (two `dicom-gw send` runs) to `gw`.
+DuplicateRun send_both(const Gateway& gw, const fs::path& first, const fs::path& second,
+                       const TempDir& dir) {
   DuplicateRun run;
-  run.first = gw_send(gw.port(), {file}, {"--report", (dir / "first.txt").string()});
-  run.second = gw_send(gw.port(), {file}, {"--report", (dir / "second.txt").string()});
+  run.first = gw_send(gw.port(), {first}, {"--report", (dir / "first.txt").string()});
+  run.second = gw_send(gw.port(), {second}, {"--report", (dir / "second.txt").string()});
   run.second_report = read_report(dir / "second.txt");
   return run;
+}
+
+/// A copy of `file` with the same SOP Instance UID and another data set (dcmodify inserts an
+/// Image Comments element), so a test can tell which copy the gateway kept.
+fs::path second_version(const fs::path& file, const fs::path& out_dir) {
+  fs::create_directories(out_dir);
+  const fs::path copy = out_dir / file.filename();
+  fs::copy_file(file, copy, fs::copy_options::overwrite_existing);
+  const CommandResult r =
+      run_command({"dcmodify", "-nb", "-i", "(0020,4000)=second version", copy.string()});
+  if (!r.ok()) throw std::runtime_error("dcmodify failed: " + r.out + r.err);
+  if (sop_instance_uid_of(copy) != sop_instance_uid_of(file) ||
+      data_set_bytes(copy) == data_set_bytes(file)) {
+    throw std::runtime_error("dcmodify did not make a second version of " + file.string());
+  }
+  return copy;
 }
 
 TEST(IngestDuplicates, KeepFirstKeepsOneRowAndAnswersSuccess) {
@@ -324,16 +337,18 @@ TEST(IngestDuplicates, KeepFirstKeepsOneRowAndAnswersSuccess) {
   GatewayOptions options;
   options.duplicates = "keep-first";
   auto gw = Gateway::start(options);
-  const DuplicateRun run = send_twice(*gw, files[0], dir);
+  const fs::path second = second_version(files[0], dir / "second");
+  const std::string uid = sop_instance_uid_of(files[0]);
+  const DuplicateRun run = send_both(*gw, files[0], second, dir);
   EXPECT_TRUE(run.first.ok()) << both(run.first);
   EXPECT_TRUE(run.second.ok()) << both(run.second);
   ASSERT_EQ(run.second_report.size(), 1u);
   EXPECT_TRUE(run.second_report[0].ok) << run.second_report[0].reason;
   EXPECT_EQ(gw->count_instances(), 1);
   EXPECT_EQ(gw->storage_files().size(), 1u) << "a duplicate left a file behind";
-  const auto stored = gw->stored_file(sop_instance_uid_of(files[0]));
+  const auto stored = gw->stored_file(uid);
   ASSERT_TRUE(stored.has_value());
-  EXPECT_TRUE(data_set_bytes(*stored) == data_set_bytes(files[0]));
+  EXPECT_TRUE(data_set_bytes(*stored) == data_set_bytes(files[0])) << "not the first copy";
   EXPECT_TRUE(gw->spool_files().empty());
 }
 
@@ -344,7 +359,7 @@ TEST(IngestDuplicates, RejectFailsTheSecondSendWith0x0111) {
   GatewayOptions options;
   options.duplicates = "reject";
   auto gw = Gateway::start(options);
-  const DuplicateRun run = send_twice(*gw, files[0], dir);
+  const DuplicateRun run = send_both(*gw, files[0], second_version(files[0], dir / "second"), dir);
   EXPECT_TRUE(run.first.ok()) << both(run.first);
   EXPECT_EQ(run.second.exit_code, 1) << both(run.second);
   ASSERT_EQ(run.second_report.size(), 1u) << read_text(dir / "second.txt");
@@ -365,15 +380,27 @@ TEST(IngestDuplicates, OverwriteKeepsOneRowAndTheNewFile) {
   GatewayOptions options;
   options.duplicates = "overwrite";
   auto gw = Gateway::start(options);
-  const DuplicateRun run = send_twice(*gw, files[0], dir);
-  EXPECT_TRUE(run.first.ok()) << both(run.first);
-  EXPECT_TRUE(run.second.ok()) << both(run.second);
+  const fs::path second = second_version(files[0], dir / "second");
+  const std::string uid = sop_instance_uid_of(files[0]);
+  ASSERT_TRUE(gw_send(gw->port(), {files[0]}).ok());
+  const auto first_stored = gw->stored_file(uid);
+  ASSERT_TRUE(first_stored.has_value());
+  ASSERT_TRUE(data_set_bytes(*first_stored) == data_set_bytes(files[0]));
+  const CommandResult again =
+      gw_send(gw->port(), {second}, {"--report", (dir / "second.txt").string()});
+  EXPECT_TRUE(again.ok()) << both(again);
+  const auto report = read_report(dir / "second.txt");
+  ASSERT_EQ(report.size(), 1u);
+  EXPECT_TRUE(report[0].ok) << report[0].reason;
   EXPECT_EQ(gw->count_instances(), 1);
   EXPECT_EQ(gw->storage_files().size(), 1u) << "the overwritten file was left behind";
-  const auto stored = gw->stored_file(sop_instance_uid_of(files[0]));
+  const auto stored = gw->stored_file(uid);
   ASSERT_TRUE(stored.has_value());
   ASSERT_TRUE(fs::is_regular_file(*stored));
-  EXPECT_TRUE(data_set_bytes(*stored) == data_set_bytes(files[0]));
+  EXPECT_TRUE(data_set_bytes(*stored) == data_set_bytes(second)) << "not the second copy";
+  EXPECT_NE(*stored, *first_stored) << "the row still points at the first file";
+  EXPECT_FALSE(fs::exists(*first_stored)) << "the first copy's file is still there";
+  EXPECT_TRUE(gw->spool_files().empty());
 }
 
 // ---- accept.calling_ae_titles -----------------------------------------------------------------

@@ -205,7 +205,9 @@ std::string judge(const Reply& reply, bool may_accept_first) {
 
 /// Streams that begin with a valid A-ASSOCIATE-RQ (the gateway may accept before refusing).
 const std::set<std::string>& starts_with_valid_rq() {
-  static const std::set<std::string> names = {"two_associate_rqs"};
+  static const std::set<std::string> names = {"two_associate_rqs", "p_data_zero_length_pdv",
+                                              "p_data_pdv_length_one",
+                                              "p_data_pdv_length_0xffffffff"};
   return names;
 }
 
@@ -350,6 +352,28 @@ TEST(MalformedPdu, EveryCorpusEntryIsRefusedAndTheGatewayKeepsServing) {
   const CommandResult echo = gateway_echo(gw->port());
   EXPECT_TRUE(echo.ok()) << echo.out << echo.err << "\n" << gw->log();
   EXPECT_TRUE(gw->process().running());
+}
+
+// The broken P-DATA-TF entries come after a valid A-ASSOCIATE-RQ: the gateway accepts, then its
+// PDV parser refuses the P-DATA-TF and it aborts (AC, then A-ABORT), and it keeps serving.
+TEST(MalformedPdu, BrokenPdvOnAnEstablishedAssociationIsAborted) {
+  auto gw = start_hardened_gateway();
+  for (const auto& [name, bytes] : malformed_pdu_corpus()) {
+    if (name.rfind("p_data_", 0) != 0 || !starts_with_valid_rq().contains(name)) continue;
+    SCOPED_TRACE(name);
+    RawConnection conn(gw->port());
+    conn.send_all(bytes);
+    const Reply reply = conn.read_until_closed(kReadBound);
+    EXPECT_FALSE(reply.timed_out);
+    std::vector<std::uint8_t> types;
+    std::vector<std::uint32_t> lengths;
+    ASSERT_TRUE(split_pdus(reply.bytes, types, lengths)) << hex_prefix(reply.bytes);
+    EXPECT_EQ(types, (std::vector<std::uint8_t>{0x02, 0x07}))
+        << "expected A-ASSOCIATE-AC then A-ABORT: " << hex_prefix(reply.bytes);
+    ASSERT_TRUE(gw->process().running()) << gw->log();
+  }
+  const CommandResult echo = gateway_echo(gw->port());
+  EXPECT_TRUE(echo.ok()) << echo.out << echo.err << "\n" << gw->log();
 }
 
 TEST(MalformedPdu, SilentAssociationIsAbortedAfterIdleTimeout) {

@@ -134,6 +134,37 @@ TEST_F(PostgresGatewayTest, StorescuToGatewayOnPostgresListedAndForwarded) {
   EXPECT_EQ(log.find(server_.password()), std::string::npos) << "the password reached the log";
 }
 
+// PostgreSQL refuses text that is not UTF-8: a study in ISO 8859-1 (the usual European
+// character set) is indexed converted, not refused with 0xA700 for ever.
+TEST_F(PostgresGatewayTest, Latin1TextIsStoredAsUtf8) {
+  const std::string database = server_.create_database();
+  const auto files = generate_dicom(dir_ / "source", {"--count", "1", "--seed", "72"});
+  ASSERT_EQ(files.size(), 1u);
+  const auto modified = run_command({"dcmodify", "-nb", "-i", "(0008,0005)=ISO_IR 100", "-i",
+                                     "(0008,1030)=Sch\xE4"
+                                     "del",
+                                     "-i",
+                                     "(0010,0010)=M\xFC"
+                                     "ller^J\xF6"
+                                     "rg",
+                                     files[0].string()},
+                                    {}, std::chrono::seconds(60));
+  ASSERT_TRUE(modified.ok()) << modified.out << modified.err;
+
+  GatewayOptions o;
+  o.extra_yaml = "database:\n  url: " + server_.url(database) + "\n";
+  auto gw = Gateway::start(o);
+  const auto sent = run_storescu("127.0.0.1", gw->port(), files, {"-aec", "DICOM_GW"});
+  ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err << gw->log();
+
+  const auto description = server_.psql(database, "SELECT study_description FROM studies");
+  ASSERT_TRUE(description.ok()) << description.err;
+  EXPECT_EQ(trim(description.out),
+            "Sch\xC3\xA4"
+            "del");
+  EXPECT_EQ(gw->stop(), 0);
+}
+
 TEST_F(PostgresGatewayTest, AnUnreachableDatabaseStopsTheStartNamingHostAndPort) {
   const std::uint16_t closed = free_tcp_port();
   const fs::path config = dir_ / "config.yaml";

@@ -1,135 +1,15 @@
 // DICOM TLS end to end (issue 3): the gateway's TLS listener against DCMTK (echoscu/storescu
-// +tls), openssl s_client probes that can actually fail (PEERS.md), `dicom-gw echo|send --tls`
-// against the gateway and against DCMTK's storescp, and SIGHUP certificate reload.
-//
-// Certificates are generated per test with gw::certs (a root CA with an intermediate; leaves
-// carry the intermediate in their cert file, as a server must present it).
+// +tls), `dicom-gw echo|send --tls` against the gateway and against DCMTK's storescp, client
+// certificate checks, AE title <-> certificate bindings and bad TLS configuration.
+// tls_policy_test.cpp has the protocol probes, require_tls_for, CRLs, silent connections and
+// reload under a held association.
 
-#include <gtest/gtest.h>
-#include <signal.h>
-
-#include <filesystem>
-#include <fstream>
-#include <string>
-#include <vector>
-
-#include "certs/pki.h"
-#include "support/dcmtk_tools.h"
-#include "support/gateway.h"
-#include "support/paths.h"
-#include "support/poll.h"
-#include "support/process.h"
-#include "support/temp_dir.h"
-#include "support/test_data.h"
-#include "support/test_pki.h"
+#include "tls_e2e_fixture.h"
 
 namespace gw::test {
 namespace {
 
-namespace fs = std::filesystem;
-using std::chrono::hours;
-using std::chrono::system_clock;
-
-bool contains(const std::string& haystack, const std::string& needle) {
-  return haystack.find(needle) != std::string::npos;
-}
-
-std::string strip_leading_zeros(std::string hex) {
-  const auto pos = hex.find_first_not_of('0');
-  return pos == std::string::npos ? "0" : hex.substr(pos);
-}
-
-class TlsE2eTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    pki_ = std::make_unique<TestPki>(dir_.path());
-    chain_ = pki_->chain();
-    root_ = pki_->root();
-    server_serial_ = issue("server", certs::CertKind::kServer, {"DNS:localhost", "IP:127.0.0.1"});
-    issue("client", certs::CertKind::kClient, {});
-  }
-
-  fs::path ca_dir() const { return pki_->ca_dir(); }
-  fs::path cert(const std::string& name) const { return pki_->cert(name); }
-  fs::path key(const std::string& name) const { return pki_->key(name); }
-
-  /// Issues NAME.pem/NAME.key (leaf + intermediate) from the test CA; returns the serial.
-  std::string issue(const std::string& name, certs::CertKind kind, std::vector<std::string> sans) {
-    return pki_->issue(name, kind, std::move(sans));
-  }
-
-  /// A certificate the gateway must refuse (leaf only in the cert file).
-  void issue_test(const std::string& name, certs::TestCertificateOptions o) {
-    pki_->issue_test(name, std::move(o));
-  }
-
-  /// The `tls:` block: server certificate NAME, CA bundle `ca` (default: intermediate + root).
-  std::string tls_yaml(const std::string& extra = "", const std::string& server = "server",
-                       fs::path ca = {}) const {
-    if (ca.empty()) ca = chain_;
-    return "tls:\n  enabled: true\n  cert_file: " + cert(server).string() +
-           "\n  key_file: " + key(server).string() + "\n  ca_file: " + ca.string() + "\n" + extra;
-  }
-
-  std::unique_ptr<Gateway> start(const std::string& tls) {
-    GatewayOptions o;
-    o.tls_yaml = tls;
-    return Gateway::start(o);
-  }
-
-  /// DCMTK's TLS flags: own identity NAME, trust `ca` (default: intermediate + root).
-  std::vector<std::string> dcmtk_tls(const std::string& name, fs::path ca = {}) const {
-    return {"+tls", key(name).string(), cert(name).string(), "+cf",
-            (ca.empty() ? chain_ : ca).string()};
-  }
-
-  /// `dicom-gw echo --aec DICOM_GW --tls [flags] HOST PORT`.
-  CommandResult gw_echo(const std::string& host, std::uint16_t port,
-                        std::vector<std::string> flags) const {
-    std::vector<std::string> argv{
-        gateway_binary().string(), "echo", "--aec", "DICOM_GW", "--timeout", "10", "--tls"};
-    argv.insert(argv.end(), flags.begin(), flags.end());
-    argv.push_back(host);
-    argv.push_back(std::to_string(port));
-    return run_command(argv, {}, std::chrono::seconds(30));
-  }
-  std::vector<std::string> gw_identity(const std::string& name) const {
-    return {"--cert", cert(name).string(), "--key", key(name).string(), "--ca", chain_.string()};
-  }
-
-  /// `openssl s_client -connect 127.0.0.1:PORT ARGS` (stdin /dev/null: it ends after the
-  /// handshake).
-  CommandResult s_client(std::uint16_t port, std::vector<std::string> args) const {
-    std::vector<std::string> argv{"openssl", "s_client", "-connect",
-                                  "127.0.0.1:" + std::to_string(port)};
-    argv.insert(argv.end(), args.begin(), args.end());
-    return run_command(argv, {}, std::chrono::seconds(20));
-  }
-
-  /// The serial number of the certificate the listener serves now.
-  std::string served_serial(std::uint16_t port) const {
-    const std::string cmd = "openssl s_client -connect 127.0.0.1:" + std::to_string(port) +
-                            " -cert " + cert("client").string() + " -key " +
-                            key("client").string() + " -CAfile " + chain_.string() +
-                            " </dev/null 2>/dev/null | openssl x509 -noout -serial";
-    auto r = run_command({"sh", "-c", cmd}, {}, std::chrono::seconds(20));
-    auto out = r.out;
-    while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-    const std::string prefix = "serial=";
-    return out.rfind(prefix, 0) == 0 ? strip_leading_zeros(out.substr(prefix.size())) : out;
-  }
-
-  /// Waits (bounded) until the gateway's log mentions `text`.
-  static bool log_shows(Gateway& gw, const std::string& text) {
-    return wait_until([&]() { return contains(gw.log(), text); }, std::chrono::seconds(10));
-  }
-
-  TempDir dir_{"gw-e2e-tls"};
-  std::unique_ptr<TestPki> pki_;
-  fs::path chain_;
-  fs::path root_;
-  std::string server_serial_;
-};
+using namespace tls_e2e;  // NOLINT(google-build-using-namespace): the fixture's helpers
 
 // ---- profiles against DCMTK ------------------------------------------------------------------
 
@@ -160,34 +40,6 @@ TEST_F(TlsE2eTest, DcmtkTls12UnderBcp195Nd) {
 }
 
 // ---- what the listener refuses ---------------------------------------------------------------
-
-TEST_F(TlsE2eTest, OldProtocolsAndCbcSuitesAreRefused) {
-  auto gw = start(tls_yaml());
-  const std::vector<std::string> id{"-cert", cert("client").string(), "-key",
-                                    key("client").string()};
-  for (const std::string version : {"-tls1", "-tls1_1"}) {
-    SCOPED_TRACE(version);
-    auto args = id;
-    // Lower the *client's* security level, or OpenSSL 3 refuses TLS 1.0/1.1 by itself.
-    args.insert(args.end(), {version, "-cipher", "ALL:@SECLEVEL=0"});
-    const auto r = s_client(gw->tls_port(), args);
-    EXPECT_NE(r.exit_code, 0) << r.out;
-    EXPECT_FALSE(contains(r.out, "New, TLSv1, ")) << r.out;
-    EXPECT_FALSE(contains(r.out, "New, TLSv1.1,")) << r.out;
-  }
-  auto cbc = id;
-  cbc.insert(cbc.end(), {"-tls1_2", "-cipher", "AES128-SHA"});
-  const auto r = s_client(gw->tls_port(), cbc);
-  EXPECT_NE(r.exit_code, 0) << r.out;
-  EXPECT_TRUE(log_shows(*gw, "protocol too old"));
-  EXPECT_TRUE(log_shows(*gw, "no shared cipher"));
-
-  // TLS 1.3 is what a modern client gets.
-  auto modern = id;
-  modern.insert(modern.end(), {"-CAfile", chain_.string()});
-  const auto ok = s_client(gw->tls_port(), modern);
-  EXPECT_TRUE(contains(ok.out, "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384")) << ok.out;
-}
 
 TEST_F(TlsE2eTest, ModernRefusesTls12) {
   auto gw = start(tls_yaml("  profile: modern\n"));
@@ -433,69 +285,7 @@ TEST_F(TlsE2eTest, PeersBindAeTitlesToCertificates) {
   EXPECT_EQ(gw->stop(), 0);
 }
 
-// ---- reload ------------------------------------------------------------------------------------
-
-TEST_F(TlsE2eTest, SighupReloadsTheCertificateMidTransferAndKeepsTheOldOnAMismatchedKey) {
-  constexpr int kCount = 200;
-  const auto files = generate_dicom(dir_.path() / "source", {"--count", std::to_string(kCount),
-                                                             "--size-kib", "1024", "--seed", "33"});
-  auto gw = start(tls_yaml());
-  ASSERT_EQ(served_serial(gw->tls_port()), strip_leading_zeros(server_serial_));
-
-  // A 200-instance transfer on one TLS association (the old snapshot)...
-  const fs::path report = dir_.path() / "send-report.txt";
-  std::vector<std::string> argv{gateway_binary().string(), "send",     "--aec",         "DICOM_GW",
-                                "--no-progress",           "--report", report.string(), "--tls"};
-  for (const auto& a : gw_identity("client")) argv.push_back(a);
-  argv.insert(argv.end(), {"127.0.0.1", std::to_string(gw->tls_port())});
-  argv.push_back((dir_.path() / "source").string());
-  ProcessOptions po;
-  po.argv = argv;
-  po.log_dir = dir_.path() / "send-log";
-  Process sender = Process::start(po);
-  // ... after about 50 acknowledged (committed before the response), new certificate and key
-  // in the same files and SIGHUP: new connections get the new certificate.
-  ASSERT_TRUE(wait_until([&]() { return gw->count_instances() >= 50 || !sender.running(); },
-                         std::chrono::seconds(120)))
-      << gw->log();
-  const bool overlapped = sender.running();
-  RecordProperty("reload_during_transfer", overlapped ? "yes" : "no");
-  const std::string second = issue("server", certs::CertKind::kServer, {"IP:127.0.0.1"});
-  ASSERT_NE(second, server_serial_);
-  ASSERT_TRUE(gw->process().signal_group(SIGHUP));
-  EXPECT_TRUE(
-      wait_until([&]() { return served_serial(gw->tls_port()) == strip_leading_zeros(second); },
-                 std::chrono::seconds(15)))
-      << gw->log();
-  EXPECT_TRUE(log_shows(*gw, "event=tls_reloaded"));
-  // The running association finishes on the snapshot it started with: every instance OK.
-  const auto sent = sender.wait_for_exit(std::chrono::seconds(180));
-  ASSERT_TRUE(sent.has_value()) << "send did not finish\n" << gw->log();
-  EXPECT_EQ(*sent, 0) << sender.read_stdout() << sender.read_stderr();
-  EXPECT_EQ(gw->count_instances(), kCount);
-  EXPECT_EQ(files.size(), static_cast<std::size_t>(kCount));
-  if (overlapped) {
-    // The reload happened while the transfer was on the wire (the usual case; on a very fast
-    // machine the transfer may have ended first, and the rest of the test still holds).
-    const std::string log = gw->log();
-    const auto reloaded = log.find("event=tls_reloaded");
-    const auto released = log.find("event=association_released");
-    EXPECT_NE(reloaded, std::string::npos);
-    EXPECT_NE(released, std::string::npos);
-    EXPECT_LT(reloaded, released) << log;
-  }
-
-  // A third certificate whose key file is not its own: the reload fails, the second stays.
-  issue("third", certs::CertKind::kServer, {"IP:127.0.0.1"});
-  fs::copy_file(cert("third"), cert("server"), fs::copy_options::overwrite_existing);
-  ASSERT_TRUE(gw->process().signal_group(SIGHUP));
-  EXPECT_TRUE(log_shows(*gw, "event=tls_reload_failed")) << gw->log();
-  EXPECT_TRUE(log_shows(*gw, "does not match"));
-  EXPECT_EQ(served_serial(gw->tls_port()), strip_leading_zeros(second));
-  // And associations still work on it.
-  EXPECT_TRUE(run_echoscu("127.0.0.1", gw->tls_port(), "DICOM_GW", dcmtk_tls("client")).ok());
-  EXPECT_EQ(gw->stop(), 0);
-}
+// ---- configuration -----------------------------------------------------------------------------
 
 TEST_F(TlsE2eTest, BadTlsConfigIsRefusedAtStartAndByConfigCheck) {
   // A CBC cipher override and a key that does not match: refused with the reason, exit 2.

@@ -43,13 +43,21 @@ class IndexReader {
       sqlite3_bind_text(stmt, static_cast<int>(i + 1), params[i].c_str(), -1, SQLITE_TRANSIENT);
     }
     std::vector<std::vector<std::string>> rows;
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
+    int rc = SQLITE_ROW;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
       std::vector<std::string> row;
       for (int c = 0; c < sqlite3_column_count(stmt); ++c) {
         const auto* text = sqlite3_column_text(stmt, c);
         row.emplace_back(text ? reinterpret_cast<const char*>(text) : "");
       }
       rows.push_back(std::move(row));
+    }
+    if (rc != SQLITE_DONE) {
+      // A read error (busy past the timeout, corrupt file...) is not "no rows": a negative
+      // check such as count_instances() == 0 must not pass on it.
+      const std::string why = sqlite3_errmsg(db_);
+      sqlite3_finalize(stmt);
+      throw std::runtime_error("index query failed: " + why + " (" + sql + ")");
     }
     sqlite3_finalize(stmt);
     return rows;
@@ -159,7 +167,10 @@ Gateway::LaunchResult Gateway::launch_once() {
   po.argv = {gateway_binary().string(), "serve", "--config", config_path().string()};
   po.log_dir = dir_.path() / "logs";
   po.log_name = "gateway-" + std::to_string(generation_);
-  po.die_with_parent = false;  // tests may start and stop it from different threads
+  // die_with_parent (the default): a crashed or killed test binary takes its gateways with it.
+  // Linux ties it to the starting thread; every test starts and restarts gateways on its main
+  // thread (worker threads only send), so the gateway lives as long as the test needs it.
+  po.die_with_parent = true;
   po.env = options_.env;
   process_ = std::make_unique<Process>(Process::start(po));
   // Up means the gateway itself said so for each of our ports (another process listening on
@@ -204,13 +215,13 @@ void Gateway::restart() { launch(); }
 std::int64_t Gateway::count_instances() const {
   IndexReader index(data_dir() / "index.db");
   auto rows = index.query("SELECT count(*) FROM instances");
-  return rows.empty() ? 0 : std::stoll(rows[0][0]);
+  return std::stoll(rows.at(0).at(0));
 }
 
 std::int64_t Gateway::count_outbox(const std::string& state) const {
   IndexReader index(data_dir() / "index.db");
   auto rows = index.query("SELECT count(*) FROM outbox WHERE state = ?", {state});
-  return rows.empty() ? 0 : std::stoll(rows[0][0]);
+  return std::stoll(rows.at(0).at(0));
 }
 
 std::vector<std::string> Gateway::sop_instance_uids() const {

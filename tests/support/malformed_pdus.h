@@ -1,6 +1,7 @@
 #pragma once
 /// Byte streams a hostile or broken client might send to a DICOM acceptor, each a complete
-/// PDU stream (6-byte header included) with a name for test output. The e2e tests send each one
+/// PDU stream (6-byte header included) with a name for test output; a few start with a valid
+/// A-ASSOCIATE-RQ to reach a later state. The e2e tests send each one
 /// to the running gateway on a fresh connection and check that it answers with A-ABORT (or
 /// closes) and keeps serving; unit tests feed them to the parsers.
 ///
@@ -185,10 +186,14 @@ inline std::vector<std::pair<std::string, std::vector<std::uint8_t>>> malformed_
   }
 
   // --- Broken P-DATA-TF / fixed-size PDUs ---
-  c.emplace_back("p_data_zero_length_pdv", pdu(0x04, {0x00, 0x00, 0x00, 0x00}));
-  c.emplace_back("p_data_pdv_length_one", pdu(0x04, {0x00, 0x00, 0x00, 0x01, 0x01}));
+  // After a valid A-ASSOCIATE-RQ, so that the acceptor is in Sta6 and the P-DATA-TF reaches
+  // the PDV parser (before association it is refused for its type alone).
+  const Bytes associated = pdu(0x01, valid_rq);
+  c.emplace_back("p_data_zero_length_pdv", cat({associated, pdu(0x04, {0x00, 0x00, 0x00, 0x00})}));
+  c.emplace_back("p_data_pdv_length_one",
+                 cat({associated, pdu(0x04, {0x00, 0x00, 0x00, 0x01, 0x01})}));
   c.emplace_back("p_data_pdv_length_0xffffffff",
-                 pdu(0x04, {0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x03, 0x00, 0x00}));
+                 cat({associated, pdu(0x04, {0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x03, 0x00, 0x00})}));
   c.emplace_back("p_data_empty", pdu(0x04, {}));
   c.emplace_back("abort_short_body", pdu(0x07, {0x00, 0x00}));
 

@@ -15,41 +15,61 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 Orthanc::Orthanc(const fs::path& dir, const Tls* tls, std::vector<Modality> modalities)
-    : dir_(dir), http_port_(free_tcp_port()), dicom_port_(free_tcp_port()) {
+    : dir_(dir), http_port_(0), dicom_port_(0) {
   fs::create_directories(dir / "storage");
   json peers = json::object();
   for (const auto& m : modalities) {
     peers[m.name] = {
         {"AET", m.aet}, {"Host", "127.0.0.1"}, {"Port", m.port}, {"UseDicomTls", m.tls}};
   }
-  json config = {
-      {"Name", "gw-e2e"},
-      {"StorageDirectory", (dir / "storage").string()},
-      {"IndexDirectory", (dir / "storage").string()},
-      {"DicomAet", "ORTHANC"},
-      {"DicomPort", dicom_port_},
-      {"HttpPort", http_port_},
-      {"RemoteAccessAllowed", false},
-      {"AuthenticationEnabled", false},
-      {"DicomModalities", peers},
-  };
-  if (tls != nullptr) {
-    config["DicomTlsEnabled"] = true;
-    config["DicomTlsCertificate"] = tls->cert.string();
-    config["DicomTlsPrivateKey"] = tls->key.string();
-    config["DicomTlsTrustedCertificates"] = tls->trusted.string();
-    config["DicomTlsRemoteCertificateRequired"] = true;
-  }
-  std::ofstream(dir / "orthanc.json") << config.dump(2);
-  ProcessOptions o;
-  o.argv = {kOrthancBinary, (dir / "orthanc.json").string()};
-  o.env = {{"TCP_NODELAY", "1"}};
-  o.log_dir = dir;  // orthanc.stdout / orthanc.stderr in the test's temp dir
-  o.log_name = "orthanc";
-  process_ = std::make_unique<Process>(Process::start(o));
-  if (!wait_until([&]() { return port_accepts(http_port_) && port_accepts(dicom_port_); },
-                  std::chrono::seconds(30))) {
-    throw std::runtime_error("Orthanc did not start:\n" + log());
+  // Ports come from free_tcp_port(), so another process may take one before Orthanc binds it:
+  // then Orthanc exits (or a stranger answers on the port) and we try again with fresh ports,
+  // as Gateway::start does. Bounded: a few attempts, each with its own deadline.
+  constexpr int kAttempts = 4;
+  for (int attempt = 1;; ++attempt) {
+    http_port_ = free_tcp_port();
+    do {
+      dicom_port_ = free_tcp_port();  // distinct: the kernel may hand out the same port twice
+    } while (dicom_port_ == http_port_);
+    json config = {
+        {"Name", "gw-e2e"},
+        {"StorageDirectory", (dir / "storage").string()},
+        {"IndexDirectory", (dir / "storage").string()},
+        {"DicomAet", "ORTHANC"},
+        {"DicomPort", dicom_port_},
+        {"HttpPort", http_port_},
+        {"RemoteAccessAllowed", false},
+        {"AuthenticationEnabled", false},
+        {"DicomModalities", peers},
+    };
+    if (tls != nullptr) {
+      config["DicomTlsEnabled"] = true;
+      config["DicomTlsCertificate"] = tls->cert.string();
+      config["DicomTlsPrivateKey"] = tls->key.string();
+      config["DicomTlsTrustedCertificates"] = tls->trusted.string();
+      config["DicomTlsRemoteCertificateRequired"] = true;
+    }
+    std::ofstream(dir / "orthanc.json") << config.dump(2);
+    ProcessOptions o;
+    o.argv = {kOrthancBinary, (dir / "orthanc.json").string()};
+    o.env = {{"TCP_NODELAY", "1"}};
+    o.log_dir = dir;  // orthanc-N.stdout / orthanc-N.stderr in the test's temp dir
+    o.log_name = "orthanc-" + std::to_string(attempt);
+    process_ = std::make_unique<Process>(Process::start(o));
+    // Stop waiting as soon as Orthanc has exited; up only if it still runs once both ports
+    // accept (a port some other process holds would accept too, and Orthanc then exits).
+    const bool ready = wait_until(
+        [&]() {
+          return !process_->running() || (port_accepts(http_port_) && port_accepts(dicom_port_));
+        },
+        std::chrono::seconds(30));
+    if (ready && process_->running()) return;
+    const std::string why = log();
+    process_->kill9();
+    if (attempt == kAttempts || !ready) {
+      throw std::runtime_error("Orthanc did not start (attempt " + std::to_string(attempt) +
+                               "):\n" + why);
+    }
   }
 }
 

@@ -28,6 +28,11 @@ class TestPki {
   /// A certificate checks must refuse (expired, weak key, wrong EKU, self-signed, …), issued
   /// by the CA unless `options.self_signed`.
   std::string issue_test(const std::string& name, certs::TestCertificateOptions options);
+  /// Writes <dir>/<file>: a PEM CRL (v2, SHA-256, valid from 5 minutes ago for 30 days) signed
+  /// by the CA that issues leaves (the intermediate, else the root), revoking `serials` (hex,
+  /// as issue() returns them; may be empty). Returns its path.
+  std::filesystem::path revoke(const std::vector<std::string>& serials,
+                               const std::string& file = "crl.pem");
 
  private:
   std::filesystem::path dir_;

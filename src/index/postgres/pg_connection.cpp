@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <utility>
 
+#include "core/check.h"
+
 namespace gw::index::pg {
 namespace {
 
@@ -54,7 +56,35 @@ std::string field(const PQconninfoOption* options, std::string_view keyword) {
   return {};
 }
 
+/// One host of a libpq host list is a Unix socket directory ("/run/postgresql", "@abstract")
+/// or a loopback name or address.
+bool local_host(std::string_view host) {
+  if (host.starts_with('/') || host.starts_with('@')) return true;
+  if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+  return host.starts_with("127.");
+}
+
 }  // namespace
+
+bool may_use_plaintext_over_network(std::string_view host, std::string_view hostaddr,
+                                    std::string_view sslmode) {
+  if (sslmode != "prefer" && sslmode != "allow" && sslmode != "disable" && !sslmode.empty()) {
+    return false;  // require, verify-ca, verify-full
+  }
+  // hostaddr, when set, is where libpq connects (host then only names the server for TLS).
+  const std::string_view where = hostaddr.empty() ? host : hostaddr;
+  if (where.empty()) return false;  // libpq's default: the local socket
+  std::size_t start = 0;
+  while (start <= where.size()) {
+    auto end = where.find(',', start);
+    if (end == std::string_view::npos) end = where.size();
+    const auto one = where.substr(start, end - start);
+    // An empty entry of a list is the default socket.
+    if (!one.empty() && !local_host(one)) return true;
+    start = end + 1;
+  }
+  return false;
+}
 
 // ---- ServerName ----
 
@@ -111,13 +141,14 @@ std::optional<std::vector<std::uint8_t>> Rows::bytea(int row, int col) const {
     return -1;
   };
   std::vector<std::uint8_t> out;
-  // The hex output form (bytea_output = hex, the default since PostgreSQL 9.0): "\x" + digits.
-  if (n < 2 || v[0] != '\\' || v[1] != 'x') return out;
+  // The hex output form, which configure_session() sets for every session: "\x" + digits. The
+  // escape form would otherwise read as garbage (or nothing), silently.
+  GW_CHECK(n >= 2 && n % 2 == 0 && v[0] == '\\' && v[1] == 'x');
   out.reserve((n - 2) / 2);
   for (std::size_t i = 2; i + 1 < n; i += 2) {
     const int hi = nibble(v[i]);
     const int lo = nibble(v[i + 1]);
-    if (hi < 0 || lo < 0) break;
+    GW_CHECK(hi >= 0 && lo >= 0);
     out.push_back(static_cast<std::uint8_t>(hi << 4 | lo));
   }
   return out;
@@ -146,10 +177,14 @@ Result<std::unique_ptr<PgConnection>> PgConnection::connect(const ConnectOptions
       options.password.empty() ? field(parsed.get(), "password") : options.password;
   const std::string timeout = std::to_string(options.connect_timeout_s);
   // Keywords before "dbname" are defaults the URL may override; "password" after it overrides
-  // the URL's (database.password_file wins).
-  std::vector<const char*> keys = {"connect_timeout", "application_name", "client_encoding",
-                                   "dbname"};
-  std::vector<const char*> values = {timeout.c_str(), "dicom-gw", "UTF8", options.url.c_str()};
+  // the URL's (database.password_file wins). TCP keepalives and a user timeout notice a peer
+  // that vanished (a failover, a dropped NAT entry) in about a minute instead of the kernel's
+  // two hours: a pool connection otherwise hangs on it, and the C-STOREs waiting with it.
+  std::vector<const char*> keys = {"connect_timeout",     "keepalives",       "keepalives_idle",
+                                   "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                                   "application_name",    "client_encoding",  "dbname"};
+  std::vector<const char*> values = {
+      timeout.c_str(), "1", "30", "10", "3", "30000", "dicom-gw", "UTF8", options.url.c_str()};
   if (!options.password.empty()) {
     keys.push_back("password");
     values.push_back(options.password.c_str());
@@ -173,6 +208,8 @@ Status PgConnection::configure_session() {
   // storage.fsync: false trades the last commits on a server crash for speed, as SQLite's
   // synchronous=NORMAL does; the database stays consistent either way.
   if (!synchronous_) GW_RETURN_IF_ERROR(exec_script("SET synchronous_commit = off", "configure"));
+  // Rows::bytea reads the hex form only, whatever the server's or database's default is.
+  GW_RETURN_IF_ERROR(exec_script("SET bytea_output = hex", "configure"));
   return core::ok_status();
 }
 
@@ -181,6 +218,16 @@ std::string PgConnection::connection_message() const {
 }
 
 bool PgConnection::healthy() const { return PQstatus(conn_.get()) == CONNECTION_OK; }
+
+bool PgConnection::transaction_failed() const {
+  return PQtransactionStatus(conn_.get()) == PQTRANS_INERROR;
+}
+
+std::string PgConnection::setting(std::string_view keyword) const {
+  std::unique_ptr<PQconninfoOption, ConninfoDeleter> options(PQconninfo(conn_.get()));
+  if (!options) return {};
+  return field(options.get(), keyword);
+}
 
 Status PgConnection::reset() {
   prepared_.clear();
@@ -243,6 +290,15 @@ Status PgConnection::exec_script(const char* sql, std::string_view what) {
   return core::ok_status();
 }
 
+Result<std::string> PgConnection::exec_command(const char* sql, std::string_view what) {
+  PGresult* raw = PQexec(conn_.get(), sql);
+  Rows rows(raw);
+  const auto status = PQresultStatus(raw);
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) return error_of(raw, what);
+  const char* tag = PQcmdStatus(raw);
+  return std::string(tag != nullptr ? tag : "");
+}
+
 // ---- Transaction ----
 
 Transaction::~Transaction() {
@@ -257,7 +313,30 @@ Status Transaction::begin() {
 
 Status Transaction::commit() {
   open_ = false;
-  return conn_.exec_script("COMMIT", "commit");
+  // Broken before COMMIT was sent: the server rolls back a transaction whose session ends.
+  if (!conn_.healthy()) {
+    return make_error(ErrorCode::kDatabase, "commit: lost the connection to PostgreSQL at " +
+                                                conn_.server().describe() +
+                                                " before COMMIT; nothing was committed");
+  }
+  auto tag = conn_.exec_command("COMMIT", "commit");
+  if (!tag.ok()) {
+    // COMMIT went out and no answer came back: the server may have committed just before the
+    // connection broke. Not a failure the caller may clean up after as if nothing was written.
+    if (!conn_.healthy()) {
+      return make_error(ErrorCode::kOutcomeUnknown,
+                        tag.error().message + " (whether the transaction committed is unknown)");
+    }
+    return tag.error();
+  }
+  // A transaction in which a statement failed ends in ROLLBACK, with COMMIT's success status.
+  if (*tag != "COMMIT") {
+    return make_error(ErrorCode::kDatabase,
+                      "commit: PostgreSQL rolled the transaction back (a statement in it had "
+                      "failed; answered " +
+                          *tag + ")");
+  }
+  return core::ok_status();
 }
 
 }  // namespace gw::index::pg

@@ -89,7 +89,8 @@ class Rows {
   std::string text(int row, int col) const;
   std::int64_t int64(int row, int col) const;
   bool boolean(int row, int col) const;
-  /// A bytea column (hex output form); nullopt for NULL.
+  /// A bytea column; nullopt for NULL. Every session sets bytea_output = hex
+  /// (configure_session), so any other form is a broken invariant (GW_CHECK), never a value.
   std::optional<std::vector<std::uint8_t>> bytea(int row, int col) const;
 
  private:
@@ -116,6 +117,12 @@ struct ConnectOptions {
 /// parses at all. The message never repeats the URL.
 Result<ServerName> parse_server_name(const ConnectOptions& options);
 
+/// Whether a connection with these effective settings (libpq keywords host, hostaddr, sslmode;
+/// host may list several) may travel in plaintext over a network: sslmode prefer (libpq's
+/// default), allow or disable, and some host that is neither a Unix socket nor loopback.
+bool may_use_plaintext_over_network(std::string_view host, std::string_view hostaddr,
+                                    std::string_view sslmode);
+
 class PgConnection {
  public:
   struct Deleter {
@@ -132,7 +139,15 @@ class PgConnection {
   Result<Rows> exec(const std::string& sql, const Params& params = {});
   /// Runs SQL text that may hold several statements and no parameters (migrations, BEGIN…).
   Status exec_script(const char* sql, std::string_view what);
+  /// Runs one parameterless command; its command tag (PQcmdStatus: "COMMIT", "ROLLBACK", …).
+  Result<std::string> exec_command(const char* sql, std::string_view what);
 
+  /// The connection's effective value of a libpq keyword (PQconninfo: the URL, the defaults
+  /// connect() adds, the environment); empty when unset. Never ask it for "password".
+  std::string setting(std::string_view keyword) const;
+  /// True after a statement failed inside a transaction block: PostgreSQL then refuses every
+  /// statement until ROLLBACK, and a COMMIT answers ROLLBACK.
+  bool transaction_failed() const;
   /// False once the connection broke (the pool resets it before handing it out again).
   bool healthy() const;
   /// Reconnects with the original parameters; forgets prepared statements.
@@ -157,6 +172,9 @@ class PgConnection {
 };
 
 /// BEGIN … COMMIT on one connection; rolls back when destroyed uncommitted.
+/// commit() fails with kDatabase when the server rolled back (a statement of the transaction
+/// had failed), and with kOutcomeUnknown when the connection broke during COMMIT: the server may
+/// have committed or not, so the caller must keep whatever a committed row would name.
 class Transaction {
  public:
   explicit Transaction(PgConnection& conn) : conn_(conn) {}

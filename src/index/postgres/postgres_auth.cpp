@@ -173,6 +173,16 @@ WHERE id = $1
   return tx.commit();
 }
 
+Result<bool> PostgresIndex::replace_password_hash(std::int64_t user_id, const std::string& old_hash,
+                                                  const std::string& new_hash) {
+  GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
+  GW_ASSIGN_OR_RETURN(
+      auto rows,
+      conn->exec("UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+                 Params().add(user_id).add(old_hash).add(new_hash)));
+  return rows.affected() == 1;
+}
+
 Status PostgresIndex::delete_user(std::int64_t user_id, const AuditEvent* audit) {
   // The interface has no clock argument here: the revocation time is the audited moment when
   // there is one, else now.

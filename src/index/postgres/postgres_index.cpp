@@ -1,5 +1,6 @@
 #include "index/postgres/postgres_index.h"
 
+#include <atomic>
 #include <string_view>
 #include <utility>
 
@@ -73,12 +74,33 @@ Result<std::unique_ptr<PostgresIndex>> PostgresIndex::open(const PostgresOptions
   connect.synchronous = options.synchronous;
   GW_ASSIGN_OR_RETURN(auto pool, pg::PgPool::create(connect, options.pool_size));
   std::unique_ptr<PostgresIndex> index(new PostgresIndex(std::move(pool)));
+  GW_RETURN_IF_ERROR(index->warn_if_plaintext_possible());
   GW_RETURN_IF_ERROR(index->migrate());
   GW_ASSIGN_OR_RETURN(int version, index->schema_version());
   core::logger("index")->info(
       "index opened backend=postgresql server=\"{}\" schema_version={} pool={}",
       index->pool_->server().describe(), version, index->pool_->size());
   return index;
+}
+
+Status PostgresIndex::warn_if_plaintext_possible() {
+  // Once per process: a reload or a CLI command opening the index again says nothing new.
+  static std::atomic<bool> warned{false};
+  if (warned) return core::ok_status();
+  GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
+  // The effective values: the URL, libpq's defaults and the environment (PGSSLMODE).
+  const std::string sslmode = conn->setting("sslmode");
+  if (!pg::may_use_plaintext_over_network(conn->setting("host"), conn->setting("hostaddr"),
+                                          sslmode)) {
+    return core::ok_status();
+  }
+  if (warned.exchange(true)) return core::ok_status();
+  core::logger("index")->warn(
+      "event=database_tls_not_required server=\"{}\" sslmode={} reason=\"libpq may connect "
+      "without TLS (or fall back to plaintext) over the network; add ?sslmode=verify-full to "
+      "database.url\"",
+      pool_->server().describe(), sslmode.empty() ? "prefer" : sslmode);
+  return core::ok_status();
 }
 
 Status PostgresIndex::migrate() {

@@ -84,6 +84,8 @@ class PostgresIndex : public Index {
 
   Result<std::int64_t> create_user(const User& user, const AuditEvent* audit) override;
   Status update_user(const User& user, const AuditEvent* audit, bool revoke_tokens) override;
+  Result<bool> replace_password_hash(std::int64_t user_id, const std::string& old_hash,
+                                     const std::string& new_hash) override;
   Status delete_user(std::int64_t user_id, const AuditEvent* audit) override;
   Result<std::optional<User>> find_user(const std::string& name) override;
   Result<std::optional<User>> find_user_by_id(std::int64_t user_id) override;
@@ -121,6 +123,9 @@ class PostgresIndex : public Index {
 
   explicit PostgresIndex(std::unique_ptr<pg::PgPool> pool);
   Status migrate();
+  /// Logs once per process when the connection may travel in plaintext over a network
+  /// (pg::may_use_plaintext_over_network); the default behaviour is left as it is.
+  Status warn_if_plaintext_possible();
   /// The records in one transaction, a savepoint each; one result per record.
   std::vector<Result<InsertResult>> write_batch(const std::vector<PendingInsert>& items);
   Result<InsertResult> insert_one(pg::PgConnection& conn, const InstanceRecord& record,

@@ -213,8 +213,16 @@ std::vector<Status> PostgresIndex::finish_outbox_rows(std::span<const OutboxFini
   auto begun = tx.begin();
   return finish_each_in_transaction(
       rows, std::move(begun),
-      [&](const OutboxFinish& r) {
-        return finish_outbox_on(**conn, r.id, owner, r.to, r.next_attempt_at_ms, r.result, now_ms);
+      [&](const OutboxFinish& r) -> Status {
+        auto st =
+            finish_outbox_on(**conn, r.id, owner, r.to, r.next_attempt_at_ms, r.result, now_ms);
+        // A failed statement (a deadlock is kConflict too) aborted the whole transaction: not
+        // one row's answer but the batch's, whatever its code (kDatabase ends the batch).
+        if (!st.ok() && (*conn)->transaction_failed()) {
+          return make_error(ErrorCode::kDatabase,
+                            st.error().message + "; the batch's transaction was aborted");
+        }
+        return st;
       },
       [&] { return tx.commit(); });
 }

@@ -143,51 +143,78 @@ RETURNING id
 Result<std::int64_t> PostgresIndex::upsert_sealed_study(PgConnection& conn, const PhiCodec& codec,
                                                         const InstanceRecord& r,
                                                         std::int64_t patient_pk) {
-  GW_ASSIGN_OR_RETURN(auto found, conn.exec("SELECT key_version, accession_number, "
-                                            "referring_physician, accession_number_enc, "
-                                            "referring_physician_enc FROM studies WHERE "
-                                            "study_instance_uid = $1 FOR UPDATE",
-                                            Params().add(r.study_instance_uid)));
-  std::optional<StoredStudy> stored;
-  if (!found.empty()) stored = read_study(found, 0, 0);
-  GW_ASSIGN_OR_RETURN(auto write, codec.upsert(stored, study_phi(r)));
-  const StoredStudy& sealed = write.row;
-  Params params;
-  params.add(r.study_instance_uid)
-      .add(patient_pk)
-      .add(r.study_date)
-      .add(r.study_time)
-      .add(r.study_description)
-      .add(sealed.accession_number.clear)
-      .add(r.study_id)
-      .add(sealed.referring_physician.clear)
-      .add(r.received_at_ms)
-      .add(static_cast<std::int64_t>(sealed.key_version))
-      .add(sealed.accession_number.sealed)
-      .add(sealed.referring_physician.sealed);
-  GW_ASSIGN_OR_RETURN(auto rows, conn.exec(R"sql(
-INSERT INTO studies AS s (study_instance_uid, patient_pk, study_date, study_time,
-                          study_description, accession_number, study_id, referring_physician,
-                          created_at_ms, updated_at_ms, key_version, accession_number_enc,
-                          referring_physician_enc)
+  const StudyPhi phi = study_phi(r);
+  // As upsert_sealed_patient: the sealed columns are merged by the codec with the row read
+  // under FOR UPDATE (an empty value never wipes a stored one), so a concurrent first insert of
+  // the same study is not overwritten: our INSERT does nothing and the next round merges.
+  for (int round = 0; round < 2; ++round) {
+    GW_ASSIGN_OR_RETURN(auto found, conn.exec("SELECT id, key_version, accession_number, "
+                                              "referring_physician, accession_number_enc, "
+                                              "referring_physician_enc FROM studies WHERE "
+                                              "study_instance_uid = $1 FOR UPDATE",
+                                              Params().add(r.study_instance_uid)));
+    if (!found.empty()) {
+      const std::int64_t id = found.int64(0, 0);
+      // Not changed: write.row is the stored row as it was, written back unchanged.
+      GW_ASSIGN_OR_RETURN(auto write, codec.upsert(read_study(found, 0, 1), phi));
+      const StoredStudy& sealed = write.row;
+      // The clear columns follow the plain path's rule (non-empty values replace).
+      GW_RETURN_IF_ERROR(done(conn.exec(R"sql(
+UPDATE studies AS s SET
+  patient_pk = $2,
+  study_date = coalesce(nullif($3::text, ''), s.study_date),
+  study_time = coalesce(nullif($4::text, ''), s.study_time),
+  study_description = coalesce(nullif($5::text, ''), s.study_description),
+  accession_number = $6,
+  study_id = coalesce(nullif($7::text, ''), s.study_id),
+  referring_physician = $8,
+  updated_at_ms = greatest(s.updated_at_ms, $9::bigint),
+  key_version = $10,
+  accession_number_enc = $11,
+  referring_physician_enc = $12
+WHERE id = $1
+)sql",
+                                        Params()
+                                            .add(id)
+                                            .add(patient_pk)
+                                            .add(r.study_date)
+                                            .add(r.study_time)
+                                            .add(r.study_description)
+                                            .add(sealed.accession_number.clear)
+                                            .add(r.study_id)
+                                            .add(sealed.referring_physician.clear)
+                                            .add(r.received_at_ms)
+                                            .add(static_cast<std::int64_t>(sealed.key_version))
+                                            .add(sealed.accession_number.sealed)
+                                            .add(sealed.referring_physician.sealed))));
+      return id;
+    }
+    GW_ASSIGN_OR_RETURN(auto write, codec.upsert(std::nullopt, phi));
+    const StoredStudy& sealed = write.row;
+    GW_ASSIGN_OR_RETURN(auto rows, conn.exec(R"sql(
+INSERT INTO studies (study_instance_uid, patient_pk, study_date, study_time, study_description,
+                     accession_number, study_id, referring_physician, created_at_ms,
+                     updated_at_ms, key_version, accession_number_enc, referring_physician_enc)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12)
-ON CONFLICT (study_instance_uid) DO UPDATE SET
-  patient_pk = excluded.patient_pk,
-  study_date = coalesce(nullif(excluded.study_date, ''), s.study_date),
-  study_time = coalesce(nullif(excluded.study_time, ''), s.study_time),
-  study_description = coalesce(nullif(excluded.study_description, ''), s.study_description),
-  accession_number = excluded.accession_number,
-  study_id = coalesce(nullif(excluded.study_id, ''), s.study_id),
-  referring_physician = excluded.referring_physician,
-  key_version = excluded.key_version,
-  accession_number_enc = excluded.accession_number_enc,
-  referring_physician_enc = excluded.referring_physician_enc,
-  updated_at_ms = greatest(s.updated_at_ms, excluded.updated_at_ms)
+ON CONFLICT (study_instance_uid) DO NOTHING
 RETURNING id
 )sql",
-                                           params));
-  if (rows.empty()) return make_error(ErrorCode::kDatabase, "upsert study: no id returned");
-  return rows.int64(0, 0);
+                                             Params()
+                                                 .add(r.study_instance_uid)
+                                                 .add(patient_pk)
+                                                 .add(r.study_date)
+                                                 .add(r.study_time)
+                                                 .add(r.study_description)
+                                                 .add(sealed.accession_number.clear)
+                                                 .add(r.study_id)
+                                                 .add(sealed.referring_physician.clear)
+                                                 .add(r.received_at_ms)
+                                                 .add(static_cast<std::int64_t>(sealed.key_version))
+                                                 .add(sealed.accession_number.sealed)
+                                                 .add(sealed.referring_physician.sealed)));
+    if (!rows.empty()) return rows.int64(0, 0);
+  }
+  return make_error(ErrorCode::kConflict, "upsert study: lost a race twice");
 }
 
 Result<std::shared_ptr<const crypto::Keyring>> PostgresIndex::use_keyring(crypto::Keyring keyring) {

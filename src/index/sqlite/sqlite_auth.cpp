@@ -154,6 +154,16 @@ WHERE id = ?1
   return tx.commit();
 }
 
+Result<bool> SqliteIndex::replace_password_hash(std::int64_t user_id, const std::string& old_hash,
+                                                const std::string& new_hash) {
+  std::lock_guard lock(mu_);
+  GW_ASSIGN_OR_RETURN(auto s, statement_locked("UPDATE users SET password_hash = ?3 "
+                                               "WHERE id = ?1 AND password_hash = ?2"));
+  s.bind(1, user_id).bind(2, old_hash).bind(3, new_hash);
+  GW_RETURN_IF_ERROR(s.run("replace password hash"));
+  return s.changes() == 1;
+}
+
 Status SqliteIndex::delete_user(std::int64_t user_id, const AuditEvent* audit) {
   // The interface has no clock argument here: the revocation time is the audited moment when
   // there is one, else now.

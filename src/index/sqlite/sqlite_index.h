@@ -86,6 +86,8 @@ class SqliteIndex : public Index {
 
   Result<std::int64_t> create_user(const User& user, const AuditEvent* audit) override;
   Status update_user(const User& user, const AuditEvent* audit, bool revoke_tokens) override;
+  Result<bool> replace_password_hash(std::int64_t user_id, const std::string& old_hash,
+                                     const std::string& new_hash) override;
   Status delete_user(std::int64_t user_id, const AuditEvent* audit) override;
   Result<std::optional<User>> find_user(const std::string& name) override;
   Result<std::optional<User>> find_user_by_id(std::int64_t user_id) override;

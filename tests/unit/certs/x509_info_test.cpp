@@ -136,6 +136,44 @@ TEST_F(X509InfoTest, InspectAcceptsDer) {
   EXPECT_EQ(from_der->sha256_fingerprint, pem->sha256_fingerprint);
 }
 
+/// Writes `bytes` (DER) to `to`.
+void write_der(const fs::path& to, unsigned char* bytes, int len) {
+  ASSERT_GT(len, 0);
+  std::ofstream out(to, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(bytes), len);
+  OPENSSL_free(bytes);
+}
+
+// DER parses (inspect, check) but the gateway's TLS contexts load PEM only: check says so for
+// the certificate, the key and the CA file, each once, and passes the same files as PEM.
+TEST_F(X509InfoTest, CheckRefusesDerBecauseTheGatewayLoadsPemOnly) {
+  auto leaf = read_certificates(path("server.pem"));
+  ASSERT_TRUE(leaf.ok());
+  unsigned char* der = nullptr;
+  write_der(path("check.crt.der"), der, i2d_X509(leaf->front().get(), &der));
+  auto key = read_private_key(path("server.key"));
+  ASSERT_TRUE(key.ok());
+  der = nullptr;
+  write_der(path("check.key.der"), der, i2d_PrivateKey(key->get(), &der));
+  auto ca = read_certificates(ca_dir() / "ca.pem");
+  ASSERT_TRUE(ca.ok());
+  der = nullptr;
+  write_der(path("check.ca.der"), der, i2d_X509(ca->front().get(), &der));
+
+  CheckOptions options = server_check();
+  ASSERT_TRUE(check_certificate(options).ok());
+  options.cert = path("check.crt.der");
+  options.key = path("check.key.der");
+  options.ca = path("check.ca.der");
+  const CheckReport report = check_certificate(options);
+  EXPECT_TRUE(has_problem(report, "certificate file is DER-encoded: dicom-gw loads PEM only"));
+  EXPECT_TRUE(has_problem(report, "private key is DER-encoded"));
+  EXPECT_TRUE(has_problem(report, "CA file is DER-encoded"));
+  // Nothing else is wrong with them: the key matches, the chain verifies.
+  EXPECT_EQ(report.problems.size(), 3u) << all_problems(report);
+  EXPECT_EQ(report.chain_verified, true);
+}
+
 TEST_F(X509InfoTest, InspectFailsOnGarbageAndMissingFiles) {
   {
     std::ofstream out(path("garbage.pem"));

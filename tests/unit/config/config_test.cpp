@@ -500,6 +500,31 @@ routes:
                                             "destinations[1].name", "routes[1].name"));
 }
 
+TEST_F(ConfigTest, ListenerBindIsAnIpAddress) {
+  // What the listener can bind (dicom::Listener::create): a host name would pass the check
+  // and then stop `serve` with "bad bind address".
+  const auto issues = issues_of(R"(
+data_dir: /d
+listeners:
+  - {name: a, bind: localhost, port: 104}
+  - {name: b, bind: 10.0.0.300, port: 105}
+  - {name: c, bind: "[::1]", port: 106}
+)");
+  EXPECT_THAT(paths_of(issues),
+              ElementsAre("listeners[0].bind", "listeners[1].bind", "listeners[2].bind"));
+  EXPECT_THAT(message_at(issues, "listeners[0].bind"), HasSubstr("got `localhost`"));
+
+  const Config c = parse_ok(R"(
+data_dir: /d
+listeners:
+  - {name: a, bind: 127.0.0.1, port: 104}
+  - {name: b, bind: "::", port: 105}
+  - {name: c, bind: "::1", port: 106}
+  - {name: d, bind: 0.0.0.0, port: 107}
+)");
+  EXPECT_EQ(c.listeners[1].bind, "::");
+}
+
 TEST_F(ConfigTest, RequiredKeys) {
   auto issues = issues_of("");
   EXPECT_THAT(paths_of(issues), ElementsAre("data_dir", "listeners"));

@@ -205,6 +205,17 @@ routes:
   EXPECT_EQ(issues[1].message, "duplicate route name `r` (also routes[0])");
 }
 
+TEST_F(ConfigTest, DestinationNamesClashWithoutRegardToCase) {
+  // As the API's names (same_destination_name): `a` and `A` would share one outbox and one URL.
+  const auto issues =
+      issues_of(with("  - {name: a, ae_title: A2, host: a2, port: 104}\n"
+                     "  - {name: b, ae_title: B2, host: b2, port: 104}\n"));
+  EXPECT_THAT(paths_of(issues), ElementsAre("destinations[2].name", "destinations[3].name"));
+  EXPECT_EQ(issues[0].message,
+            "duplicate destination name `a`: destinations[0] is `A` (names are compared without "
+            "regard to case)");
+}
+
 TEST_F(ConfigTest, DefaultRoutes) {
   const auto issues = issues_of(with(R"(routes:
   - {name: d1, default: true, destinations: [A]}

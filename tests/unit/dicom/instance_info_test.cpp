@@ -368,5 +368,83 @@ TEST_F(InstanceInfoTest, DeflateBombIsRefused) {
       << info.error().message;
 }
 
+/// A file whose text fields are the given bytes, declared in `charset` ("" = no (0008,0005)).
+fs::path text_file(const fs::path& dir, const std::string& charset, const std::string& name,
+                   const std::string& description) {
+  DcmFileFormat file;
+  DcmDataset& ds = *file.getDataset();
+  EXPECT_TRUE(ds.putAndInsertString(DCM_SOPClassUID, UID_CTImageStorage).good());
+  EXPECT_TRUE(ds.putAndInsertString(DCM_SOPInstanceUID, "1.2.826.0.1.3680043.2.1.3").good());
+  if (!charset.empty()) {
+    EXPECT_TRUE(ds.putAndInsertString(DCM_SpecificCharacterSet, charset.c_str()).good());
+  }
+  EXPECT_TRUE(ds.putAndInsertOFStringArray(DCM_PatientName, OFString(name.c_str())).good());
+  EXPECT_TRUE(
+      ds.putAndInsertOFStringArray(DCM_StudyDescription, OFString(description.c_str())).good());
+  const fs::path path =
+      dir /
+      ("text-" + std::to_string(std::hash<std::string>{}(charset + name + description)) + ".dcm");
+  EXPECT_TRUE(file.saveFile(path.c_str(), EXS_LittleEndianExplicit).good());
+  return path;
+}
+
+// PostgreSQL refuses text that is not UTF-8 and the API speaks JSON: the index gets UTF-8,
+// converted from the character set the data set declares.
+TEST_F(InstanceInfoTest, TextIsConvertedToUtf8FromTheDeclaredCharacterSet) {
+  // ISO 8859-1: "Schädel", "Müller^Jörg".
+  auto latin1 = read_instance_info(text_file(dir_, "ISO_IR 100", "M\xFCller^J\xF6rg",
+                                             "Sch\xE4"
+                                             "del"),
+                                   {});
+  ASSERT_TRUE(latin1.ok()) << latin1.error().message;
+  EXPECT_EQ(latin1->patient_name, "M\xC3\xBCller^J\xC3\xB6rg");
+  EXPECT_EQ(latin1->study_description,
+            "Sch\xC3\xA4"
+            "del");
+
+  // ISO 8859-5 (Cyrillic): 0xB8 0xD2 0xD0 0xDD is "Иван".
+  auto cyrillic = read_instance_info(text_file(dir_, "ISO_IR 144", "\xB8\xD2\xD0\xDD", "X"), {});
+  ASSERT_TRUE(cyrillic.ok()) << cyrillic.error().message;
+  EXPECT_EQ(cyrillic->patient_name, "\xD0\x98\xD0\xB2\xD0\xB0\xD0\xBD");
+}
+
+TEST_F(InstanceInfoTest, TextThatCannotBeConvertedStillBecomesUtf8) {
+  // Nothing declared: UTF-8 stays as it is, other bytes are read as ISO 8859-1.
+  auto utf8 = read_instance_info(text_file(dir_, "",
+                                           "Sch\xC3\xA4"
+                                           "del",
+                                           "plain"),
+                                 {});
+  ASSERT_TRUE(utf8.ok()) << utf8.error().message;
+  EXPECT_EQ(utf8->patient_name,
+            "Sch\xC3\xA4"
+            "del");
+  auto undeclared = read_instance_info(text_file(dir_, "",
+                                                 "Sch\xE4"
+                                                 "del",
+                                                 "plain"),
+                                       {});
+  ASSERT_TRUE(undeclared.ok()) << undeclared.error().message;
+  EXPECT_EQ(undeclared->patient_name,
+            "Sch\xC3\xA4"
+            "del");
+
+  // UTF-8 declared but a stray byte: replaced, the rest kept.
+  auto stray = read_instance_info(text_file(dir_, "ISO_IR 192",
+                                            "A\xFF"
+                                            "B",
+                                            "ok"),
+                                  {});
+  ASSERT_TRUE(stray.ok()) << stray.error().message;
+  EXPECT_EQ(stray->patient_name,
+            "A\xEF\xBF\xBD"
+            "B");
+
+  // A character set the converter does not know: invalid bytes replaced, never an error.
+  auto unknown = read_instance_info(text_file(dir_, "ISO_IR 999", "C\xE4", "ok"), {});
+  ASSERT_TRUE(unknown.ok()) << unknown.error().message;
+  EXPECT_EQ(unknown->patient_name, "C\xEF\xBF\xBD");
+}
+
 }  // namespace
 }  // namespace gw::dicom

@@ -2,6 +2,10 @@
 // token is refused, roles, query-string tokens, and what the audit trail records.
 #include "http/auth.h"
 
+#include <algorithm>
+#include <map>
+#include <vector>
+
 #include "api_fixture.h"
 
 namespace gw::http {
@@ -126,6 +130,79 @@ TEST_F(AuthTest, HealthNeedsNoTokenAndUnknownPathsAre404Json) {
   auto wrong_method = call("PATCH", "/api/v1/users");
   EXPECT_EQ(wrong_method.status, 405);
   EXPECT_EQ(header_of(wrong_method, "Allow"), "GET, POST");
+}
+
+// Anyone can send refusals and audit rows are append-only: they are folded per reason and
+// address (auth.h), and every attempt is still counted.
+TEST_F(AuthTest, ThousandRefusalsFromOneAddressAreFewRowsThatCountThemAll) {
+  auto unknown = crypto::new_api_token();
+  ASSERT_TRUE(unknown.ok());
+  constexpr int kRequests = 1000;
+  for (int i = 0; i < kRequests; ++i) {
+    Request r;
+    r.method = "GET";
+    r.path = "/api/v1/studies";
+    r.client_ip = "203.0.113.7";
+    r.peer_address = "203.0.113.7:40000";
+    switch (i % 4) {
+      case 0:
+        r.headers["authorization"] = "Bearer not-a-token";
+        break;
+      case 1:
+        r.headers["authorization"] = "Bearer " + *unknown;
+        break;
+      case 2:
+        r.headers["authorization"] = "Basic YWxpY2U6cGFzc3dvcmQ=";
+        break;
+      default:
+        r.query.emplace("access_token", "x");
+        break;
+    }
+    const auto status = dispatcher_->handle(r).status;
+    EXPECT_TRUE(status == 401 || status == 400) << status;
+    now_ += 250;  // 1000 requests over about four minutes
+  }
+  dispatcher_.reset();
+  auth_.reset();  // what is still folded is written when the authenticator goes away
+  const auto rows = audit("auth.denied");
+  // Four reasons, one row each per minute: about 4 x 5 rows, not 1000.
+  EXPECT_LE(rows.size(), 4u * 6u);
+  std::int64_t attempts = 0;
+  std::map<std::string, std::int64_t> per_reason;
+  for (const auto& row : rows) {
+    const auto d = Json::parse(row.details);
+    attempts += d["attempts"].get<std::int64_t>();
+    per_reason[d["reason"]] += d["attempts"].get<std::int64_t>();
+    EXPECT_EQ(row.peer_address, "203.0.113.7:40000");
+  }
+  EXPECT_EQ(attempts, kRequests);
+  EXPECT_EQ(per_reason, (std::map<std::string, std::int64_t>{{"malformed_token", 250},
+                                                             {"unknown_token", 250},
+                                                             {"not_bearer", 250},
+                                                             {"token_in_query", 250}}));
+}
+
+TEST_F(AuthTest, RefusalsOfAKnownTokenAreFoldedPerTokenNotPerAddress) {
+  const auto op = add_token(add_user("olga", index::Role::kOperator));
+  for (int i = 0; i < 50; ++i) {
+    // From a new address each time: the token, not the address, is the key.
+    EXPECT_EQ(
+        call("GET", "/api/v1/users", op, "", "application/json", "10.0.1." + std::to_string(i))
+            .status,
+        403);
+  }
+  EXPECT_EQ(audit("auth.denied").size(), 1u);
+  dispatcher_.reset();
+  auth_.reset();
+  const auto rows = audit("auth.denied");
+  ASSERT_EQ(rows.size(), 2u);
+  std::vector<std::int64_t> attempts;
+  for (const auto& row : rows) {
+    attempts.push_back(Json::parse(row.details)["attempts"].get<std::int64_t>());
+    EXPECT_EQ(row.actor, "user:olga");
+  }
+  std::sort(attempts.begin(), attempts.end());
+  EXPECT_EQ(attempts, (std::vector<std::int64_t>{1, 49}));
 }
 
 TEST(Dispatcher, AHandlerThatThrowsAnswers500AndTheNextRequestIsServed) {

@@ -9,6 +9,8 @@
 #include <fstream>
 
 #include "api_fixture.h"
+#include "certs/openssl_util.h"
+#include "certs/pki.h"
 #include "support/temp_dir.h"
 #include "support/test_pki.h"
 #include "tls/context.h"
@@ -289,6 +291,168 @@ TEST_F(CertsRoutesTest, ReloadFailureRestoresPreviousFiles) {
   const auto events = audit("certs.upload");
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].outcome, "failed");
+}
+
+/// DER bytes of the first certificate of a PEM file, or of a PEM private key.
+std::string der_certificate(const fs::path& pem) {
+  auto certs = certs::read_certificates(pem);
+  if (!certs.ok()) throw std::runtime_error(certs.error().message);
+  unsigned char* der = nullptr;
+  const int len = i2d_X509(certs->front().get(), &der);
+  if (len <= 0) throw std::runtime_error("i2d_X509");
+  std::string out(reinterpret_cast<const char*>(der), static_cast<std::size_t>(len));
+  OPENSSL_free(der);
+  return out;
+}
+
+std::string der_key(const fs::path& pem) {
+  auto key = certs::read_private_key(pem);
+  if (!key.ok()) throw std::runtime_error(key.error().message);
+  unsigned char* der = nullptr;
+  const int len = i2d_PrivateKey(key->get(), &der);
+  if (len <= 0) throw std::runtime_error("i2d_PrivateKey");
+  std::string out(reinterpret_cast<const char*>(der), static_cast<std::size_t>(len));
+  OPENSSL_free(der);
+  return out;
+}
+
+/// A certificate bought from a public CA: its files and the CA bundle that comes with it
+/// (another CA than the site PKI the configured ca_file holds).
+struct Bought {
+  std::string cert, key, ca;
+};
+
+Bought buy_certificate(const fs::path& dir) {
+  certs::CaOptions ca;
+  ca.common_name = "Commercial Root CA";
+  ca.with_intermediate = false;
+  auto files = certs::init_ca(dir / "ca", ca);
+  if (!files.ok()) throw std::runtime_error(files.error().message);
+  certs::IssueOptions o;
+  o.kind = certs::CertKind::kServer;
+  o.common_name = "gw.example.org";
+  o.out_cert = dir / "gw.pem";
+  o.out_key = dir / "gw.key";
+  if (auto issued = certs::issue(dir / "ca", o); !issued.ok()) {
+    throw std::runtime_error(issued.error().message);
+  }
+  return {read_all(o.out_cert), read_all(o.out_key), read_all(files->root_cert)};
+}
+
+TEST_F(CertsRoutesTest, CaFileDroppingTrustedCasNeedsReplaceTrust) {
+  const Bought bought = buy_certificate(dir_.path() / "bought");
+  const std::string site_ca = read_all(control_.tls.ca_file);
+  const std::string before = live_files();
+
+  // The public CA bundle alone would drop the site PKI that verifies the modalities' client
+  // certificates: refused, naming what would be dropped.
+  auto r = upload({{"cert_file", bought.cert}, {"key_file", bought.key}, {"ca_file", bought.ca}});
+  ASSERT_EQ(r.status, 422) << r.body;
+  const auto j = json_of(r);
+  const std::string message = j["message"];
+  EXPECT_NE(message.find("CN=dicom-gw Demo Root CA"), std::string::npos) << message;
+  EXPECT_NE(message.find("CN=dicom-gw Demo Intermediate CA"), std::string::npos) << message;
+  EXPECT_NE(message.find("client certificates"), std::string::npos) << message;
+  EXPECT_NE(message.find("replace_trust=true"), std::string::npos) << message;
+  EXPECT_EQ(j["details"].size(), 1u) << r.body;
+  EXPECT_EQ(live_files(), before);
+  EXPECT_EQ(strip_zeros(served_serial()), strip_zeros(old_serial_));
+  auto refused = upload({{"cert_file", bought.cert},
+                         {"key_file", bought.key},
+                         {"ca_file", bought.ca},
+                         {"replace_trust", "false"}});
+  EXPECT_EQ(refused.status, 422) << refused.body;
+  EXPECT_EQ(upload({{"cert_file", bought.cert},
+                    {"key_file", bought.key},
+                    {"ca_file", bought.ca},
+                    {"replace_trust", "yes please"}})
+                .status,
+            400);
+  EXPECT_EQ(live_files(), before);
+  EXPECT_EQ(control_.reloads, 0);
+
+  // A bundle that keeps the site PKI is accepted as it is.
+  const std::string both = bought.ca + site_ca;
+  auto kept = upload({{"cert_file", bought.cert}, {"key_file", bought.key}, {"ca_file", both}});
+  ASSERT_EQ(kept.status, 200) << kept.body;
+  EXPECT_EQ(read_all(control_.tls.ca_file), both);
+
+  // replace_trust=true replaces the trust store on purpose.
+  auto replaced = upload({{"cert_file", bought.cert},
+                          {"key_file", bought.key},
+                          {"ca_file", bought.ca},
+                          {"replace_trust", "true"}});
+  ASSERT_EQ(replaced.status, 200) << replaced.body;
+  EXPECT_EQ(read_all(control_.tls.ca_file), bought.ca);
+  EXPECT_EQ(read_all(control_.tls.cert_file), bought.cert);
+  const auto events = audit("certs.upload");
+  ASSERT_EQ(events.size(), 4u);  // two refused (422), two accepted; the 400 is not audited
+}
+
+TEST_F(CertsRoutesTest, CaFileWithoutConfiguredCaFileIsRefused) {
+  pki_.issue("server2", certs::CertKind::kServer);
+  control_.tls.ca_file.clear();  // peer_certificate none / no_verify: no trust store
+  const std::string cert = read_all(control_.tls.cert_file);
+  auto r = upload({{"cert_file", read_all(pki_.cert("server2"))},
+                   {"key_file", read_all(pki_.key("server2"))},
+                   {"ca_file", read_all(pki_.chain())}});
+  ASSERT_EQ(r.status, 422) << r.body;
+  EXPECT_NE(json_of(r)["message"].get<std::string>().find("tls.ca_file is not configured"),
+            std::string::npos)
+      << r.body;
+  EXPECT_EQ(read_all(control_.tls.cert_file), cert);
+  EXPECT_EQ(control_.reloads, 0);
+  EXPECT_EQ(std::distance(fs::directory_iterator(live_), fs::directory_iterator()), 3);
+}
+
+TEST_F(CertsRoutesTest, DerUploadIsRefusedBecauseTheListenersLoadPemOnly) {
+  pki_.issue("server2", certs::CertKind::kServer);
+  const std::string before = live_files();
+  auto r = upload({{"cert_file", der_certificate(pki_.cert("server2"))},
+                   {"key_file", der_key(pki_.key("server2"))}});
+  ASSERT_EQ(r.status, 422) << r.body;
+  const std::string details = json_of(r)["details"].dump();
+  EXPECT_NE(details.find("certificate file is DER-encoded"), std::string::npos) << details;
+  EXPECT_NE(details.find("private key is DER-encoded"), std::string::npos) << details;
+  EXPECT_EQ(live_files(), before);
+  EXPECT_EQ(control_.reloads, 0);
+}
+
+// certbot's layout: live/NAME/*.pem are symlinks into archive/NAME/. An upload (and the
+// restore after a failed reload) replaces the targets; the links stay, so a later certbot
+// renewal still reaches the gateway.
+TEST_F(CertsRoutesTest, SymlinkedFilesStaySymlinks) {
+  const fs::path archive = dir_.path() / "letsencrypt" / "archive" / "gw";
+  const fs::path links = dir_.path() / "letsencrypt" / "live" / "gw";
+  fs::create_directories(archive);
+  fs::create_directories(links);
+  fs::copy_file(control_.tls.cert_file, archive / "fullchain1.pem");
+  fs::copy_file(control_.tls.key_file, archive / "privkey1.pem");
+  fs::create_symlink("../../archive/gw/fullchain1.pem", links / "fullchain.pem");
+  fs::create_symlink("../../archive/gw/privkey1.pem", links / "privkey.pem");
+  control_.tls.cert_file = links / "fullchain.pem";
+  control_.tls.key_file = links / "privkey.pem";
+
+  pki_.issue("server2", certs::CertKind::kServer);
+  const std::string cert2 = read_all(pki_.cert("server2"));
+  auto r = upload({{"cert_file", cert2}, {"key_file", read_all(pki_.key("server2"))}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(fs::is_symlink(control_.tls.cert_file));
+  EXPECT_TRUE(fs::is_symlink(control_.tls.key_file));
+  EXPECT_EQ(read_all(archive / "fullchain1.pem"), cert2);
+  EXPECT_EQ(mode_of(archive / "privkey1.pem"), 0600u);
+  EXPECT_EQ(std::distance(fs::directory_iterator(links), fs::directory_iterator()), 2);
+  EXPECT_EQ(std::distance(fs::directory_iterator(archive), fs::directory_iterator()), 2);
+
+  // A failed reload restores through the links as well.
+  pki_.issue("server3", certs::CertKind::kServer);
+  control_.fail_reload = true;
+  auto failed = upload(
+      {{"cert_file", read_all(pki_.cert("server3"))}, {"key_file", read_all(pki_.key("server3"))}});
+  ASSERT_EQ(failed.status, 500) << failed.body;
+  EXPECT_TRUE(fs::is_symlink(control_.tls.cert_file));
+  EXPECT_TRUE(fs::is_symlink(control_.tls.key_file));
+  EXPECT_EQ(read_all(archive / "fullchain1.pem"), cert2);
 }
 
 }  // namespace

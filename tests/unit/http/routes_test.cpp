@@ -220,6 +220,34 @@ TEST_F(RoutesTest, UsersManageTheirOwnTokensAdminsEveryones) {
   EXPECT_EQ(post("/api/v1/tokens", viewer, {{"description", std::string(201, 'x')}}).status, 400);
 }
 
+TEST_F(RoutesTest, ATokenCannotMintOneThatOutlivesIt) {
+  const auto vic = add_user("vic", Role::kViewer);
+  const auto short_lived = add_token(vic, 10 * 60 * 1000);  // 10 minutes left
+  auto created = post("/api/v1/tokens", short_lived, {{"ttl", "30d"}});
+  ASSERT_EQ(created.status, 201) << created.body;
+  const auto new_id = json_of(created)["id"].get<std::int64_t>();
+  EXPECT_EQ(json_of(created)["expires_at"], format_time(now_ + 10 * 60 * 1000));
+  auto expiry_of = [&](std::int64_t id) {
+    const auto tokens = index_->list_tokens(vic.id);
+    if (!tokens.ok()) return std::int64_t{-2};
+    for (const auto& t : *tokens) {
+      if (t.id == id) return t.expires_at_ms;
+    }
+    return std::int64_t{-1};
+  };
+  EXPECT_EQ(expiry_of(new_id), now_ + 10 * 60 * 1000);
+  // A shorter ttl than what is left is kept as asked.
+  auto shorter = post("/api/v1/tokens", short_lived, {{"ttl", "1m"}});
+  ASSERT_EQ(shorter.status, 201);
+  EXPECT_EQ(expiry_of(json_of(shorter)["id"].get<std::int64_t>()), now_ + 60 * 1000);
+  // A token that never expires caps nothing.
+  const auto forever = add_token(vic, 0);
+  auto long_lived = post("/api/v1/tokens", forever, {{"ttl", "30d"}});
+  ASSERT_EQ(long_lived.status, 201);
+  EXPECT_EQ(expiry_of(json_of(long_lived)["id"].get<std::int64_t>()),
+            now_ + std::int64_t{30} * 86400 * 1000);
+}
+
 // ---- studies ----
 
 TEST_F(RoutesTest, StudiesSeriesAndInstances) {

@@ -124,5 +124,36 @@ INSERT INTO outbox (instance_pk, destination, state) VALUES (1, 'PACS', 'dead');
   EXPECT_TRUE(index.create_user(make_user("admin", Role::kAdmin), nullptr).ok());
 }
 
+// A rehash at login is written only over the hash it verified (the contract, on both backends,
+// is in tests/e2e/index_contract_auth_test.cpp).
+TEST(ReplacePasswordHash, AnAdminsChangeMadeMeanwhileStands) {
+  auto opened = SqliteIndex::open(":memory:");
+  ASSERT_TRUE(opened.ok()) << opened.error().message;
+  auto& index = **opened;
+  const User read = make_user("alice", Role::kAdmin);
+  auto id = index.create_user(read, nullptr);
+  ASSERT_TRUE(id.ok()) << id.error().message;
+  User disabled = read;
+  disabled.id = *id;
+  disabled.disabled = true;
+  disabled.updated_at_ms = kNow + 1;
+  ASSERT_TRUE(index.update_user(disabled, nullptr, false).ok());
+
+  // Same hash (the admin only disabled her): the hash changes, nothing else.
+  auto replaced = index.replace_password_hash(*id, read.password_hash, "$argon2id$new");
+  ASSERT_TRUE(replaced.ok()) << replaced.error().message;
+  EXPECT_TRUE(*replaced);
+  auto after = index.find_user_by_id(*id);
+  ASSERT_TRUE(after.ok() && after->has_value());
+  EXPECT_TRUE((*after)->disabled);
+  EXPECT_EQ((*after)->updated_at_ms, kNow + 1);
+  EXPECT_EQ((*after)->password_hash, "$argon2id$new");
+  // A stale hash changes nothing.
+  replaced = index.replace_password_hash(*id, read.password_hash, "$argon2id$stale");
+  ASSERT_TRUE(replaced.ok());
+  EXPECT_FALSE(*replaced);
+  EXPECT_EQ((*index.find_user_by_id(*id))->password_hash, "$argon2id$new");
+}
+
 }  // namespace
 }  // namespace gw::index

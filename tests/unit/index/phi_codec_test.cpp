@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/error.h"
 #include "index/index.h"
 
 namespace gw::index {
@@ -99,6 +100,43 @@ TEST_P(PhiCodecFormats, PreviousKeyRowsStillOpenAndMatch) {
   ASSERT_EQ(keys.size(), 3u);
   EXPECT_EQ(keys[1].first, old_row->patient_id.clear);
   EXPECT_EQ(keys[1].second, old_row->patient_name.clear);
+}
+
+TEST_P(PhiCodecFormats, ANewerKeyNotYetLoadedHereIsRetryableAnOlderMissingKeyIsNot) {
+  // Node-by-node rollout: another node already seals with key version 2 (key B); this one
+  // still runs with key A as version 1 only. The sender must try again (0xA7xx), not give up.
+  PhiCodec ahead(GetParam(), ring(kB, 2, kA));
+  PhiCodec behind(GetParam(), ring(kA, 1));
+  auto newer = ahead.seal(patient());
+  ASSERT_TRUE(newer.ok());
+  auto early = behind.open(*newer);
+  ASSERT_FALSE(early.ok());
+  EXPECT_EQ(early.error().code, core::ErrorCode::kDatabase);
+  EXPECT_EQ(core::dimse_status(early.error().code) & 0xFF00, 0xA700);
+  EXPECT_NE(early.error().message.find("not loaded on this node yet"), std::string::npos);
+  EXPECT_NE(early.error().message.find("key version 2"), std::string::npos);
+  auto study = ahead.seal(StudyPhi{"ACC-1", "Doe^Ref"});
+  ASSERT_TRUE(study.ok());
+  auto early_study = behind.upsert(std::optional<StoredStudy>(*study), StudyPhi{"ACC-1", ""});
+  ASSERT_FALSE(early_study.ok());
+  EXPECT_EQ(early_study.error().code, core::ErrorCode::kDatabase);
+  // A node without any key yet, while another one turned encryption on: the same window.
+  PhiCodec plain(GetParam(), nullptr);
+  auto no_key = plain.open(*newer);
+  ASSERT_FALSE(no_key.ok());
+  EXPECT_EQ(no_key.error().code, core::ErrorCode::kDatabase);
+  // Once reloaded with the new keys, it opens.
+  PhiCodec reloaded(GetParam(), ring(kB, 2, kA));
+  ASSERT_TRUE(reloaded.open(*newer).ok());
+  // An older version nobody gives any more is configuration (a key removed too early): final.
+  PhiCodec old_codec(GetParam(), ring(kA, 1));
+  auto old_row = old_codec.seal(patient());
+  ASSERT_TRUE(old_row.ok());
+  PhiCodec dropped(GetParam(), ring(kB, 2));
+  auto gone = dropped.open(*old_row);
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().code, core::ErrorCode::kConfig);
+  EXPECT_NE(gone.error().message.find("not configured"), std::string::npos);
 }
 
 // The upsert rule both backends share: what a new record does to a stored row.

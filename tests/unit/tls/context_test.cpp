@@ -2,8 +2,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <fstream>
+#include <stop_token>
 #include <thread>
+#include <vector>
 
 #include "tls_test_pki.h"
 
@@ -161,19 +165,24 @@ TEST_F(ContextTest, HolderSwapsOnReloadAndKeepsTheOldOnFailure) {
 TEST_F(ContextTest, HolderIsSafeUnderConcurrentReaders) {
   auto holder = TlsContextHolder::create(server_config());
   ASSERT_TRUE(holder.ok());
-  std::atomic<bool> stop{false};
   std::atomic<int> reads{0};
+  // The readers stop on their jthread's stop token: a failing ASSERT below returns early, and
+  // the jthreads' destructors (request_stop + join) still end them.
   std::vector<std::jthread> readers;
   for (int i = 0; i < 3; ++i) {
-    readers.emplace_back([&]() {
-      while (!stop) {
+    readers.emplace_back([&](const std::stop_token& stop) {
+      while (!stop.stop_requested()) {
         auto c = (*holder)->current();
         if (c && !c->certificate_serial().empty()) ++reads;
       }
     });
   }
   for (int i = 0; i < 5; ++i) ASSERT_TRUE((*holder)->reload(server_config()).ok());
-  stop = true;
+  // The readers may not have run yet on a busy machine: give them a bounded while.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (reads.load() == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
   readers.clear();
   EXPECT_GT(reads.load(), 0);
 }
