@@ -8,7 +8,9 @@
 #include "app/app.h"
 #include "app/encryption.h"
 #include "core/log.h"
+#include "http/server.h"
 #include "queue/routing.h"
+#include "tls/context.h"
 
 namespace gw::app {
 
@@ -125,13 +127,29 @@ http::ReloadOutcome App::apply_reload() {
   for (const auto& key : outcome.needs_restart) {
     log()->warn("event=reload_needs_restart key={} action=kept_running_value", key);
   }
+  // Everything that can fail is tried before anything changes: the certificates and keys of
+  // both listeners are loaded into throw-away contexts first, then the encryption keys.
+  if (tls_) {
+    if (auto probe = tls::make_server_context(fresh->tls); !probe.ok()) {
+      log()->error("event=tls_reload_failed reason=\"{}\" action=kept_running_certificate",
+                   probe.error().message);
+      return refuse("tls", probe.error().message);
+    }
+  }
+  if (http_ && config_.http.tls.enabled && fresh->http.tls.enabled) {
+    auto probe = tls::make_server_context(http::https_tls_config(fresh->http.tls));
+    if (!probe.ok()) {
+      log()->error("event=https_reload_failed reason=\"{}\" action=kept_running_certificate",
+                   probe.error().message);
+      return refuse("http.tls", probe.error().message);
+    }
+  }
   if (auto st = reload_keys_locked(*fresh); !st.ok()) {
     log()->error("event=encryption_keys_reload_failed reason=\"{}\" action=kept_running_keys",
                  st.error().message);
     return refuse("database", st.error().message);
   }
-  // The steps that can still fail come first. The HTTPS certificate goes before the DICOM one:
-  // when it is refused nothing has changed yet.
+  // The installs below repeat what was tried above; they fail only if a file changed between.
   if (http_ && config_.http.tls.enabled && fresh->http.tls.enabled) {
     if (auto st = http_->reload_tls(fresh->http.tls); !st.ok()) {
       log()->error("event=https_reload_failed reason=\"{}\" action=kept_running_certificate",

@@ -345,7 +345,10 @@ core::Result<InstanceInfo> read_instance_info(ByteSource& source,
     return core::make_error(core::ErrorCode::kInvalidArgument,
                             std::string("DICOM file not readable: ") + loaded.text());
   }
-  return info_from(file, extra_tags);
+  auto info = info_from(file, extra_tags);
+  // Values over the load limit are read now, through the factories: their errors too.
+  if (source_error) return std::move(*source_error);
+  return info;
 }
 
 namespace {

@@ -173,14 +173,11 @@ core::Result<SavedFile> save(const fs::path& path) {
   return saved;
 }
 
-/// Temp file beside the target, fsync, rename, fsync of the directory; a symlinked path
-/// (certbot's live/NAME/fullchain.pem) keeps being a symlink, its target is replaced.
-core::Status write_durably(const fs::path& path, std::string_view data, mode_t mode) {
-  return certs::write_file_atomic(path, data, mode, /*overwrite=*/true);
-}
-
 core::Status restore(const SavedFile& saved) {
-  if (saved.existed) return write_durably(saved.path, saved.content, saved.mode);
+  // A symlinked path (certbot's live/NAME/fullchain.pem) stays a symlink: its target is replaced.
+  if (saved.existed) {
+    return certs::write_file_atomic(saved.path, saved.content, saved.mode, /*overwrite=*/true);
+  }
   std::error_code ec;
   if (!fs::is_symlink(saved.path, ec)) fs::remove(saved.path, ec);  // a dangling link stays
   return core::ok_status();
@@ -327,7 +324,9 @@ core::Result<Response> upload_certificate(const ApiContext& ctx, const Request& 
   for (std::size_t n = 0; n < installs.size(); ++n) {
     SavedFile staged;  // wiped when dropped (the key)
     GW_ASSIGN_OR_RETURN(staged, save(installs[n].staged));
-    if (auto st = write_durably(installs[n].target, staged.content, installs[n].mode); !st.ok()) {
+    if (auto st = certs::write_file_atomic(installs[n].target, staged.content, installs[n].mode,
+                                           /*overwrite=*/true);
+        !st.ok()) {
       restore_all(saved);
       audit(ctx, request, "failed", {{"reason", st.error().message}});
       return core::make_error(ErrorCode::kInternal,
