@@ -31,12 +31,6 @@ constexpr const char* kMarker = ".dicom-gw-demo";
 
 std::string both(const CommandResult& r) { return r.out + r.err; }
 
-mode_t mode_of(const fs::path& p) {
-  struct stat st {};
-  if (::stat(p.c_str(), &st) != 0) return 0;
-  return st.st_mode & 07777;
-}
-
 long long count_rows(const fs::path& db_path) {
   sqlite3* db = nullptr;
   long long n = -1;

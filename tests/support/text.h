@@ -1,5 +1,7 @@
 #pragma once
-/// Small text helpers the e2e tests share: a whole file as a string, a line's words.
+/// Small file helpers the tests share: a whole file as a string, a line's words, a file's mode.
+
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
@@ -22,6 +24,13 @@ inline std::vector<std::string> words_of(const std::string& line) {
   std::istringstream in(line);
   for (std::string w; in >> w;) words.push_back(w);
   return words;
+}
+
+/// The permission bits of `p` (07777), 0 when it cannot be stat'ed.
+inline mode_t mode_of(const std::filesystem::path& p) {
+  struct stat st {};
+  if (::stat(p.c_str(), &st) != 0) return 0;
+  return st.st_mode & 07777;
 }
 
 }  // namespace gw::test

@@ -147,6 +147,20 @@ Result<std::int64_t> PostgresIndex::upsert_sealed_study(PgConnection& conn, cons
   // As upsert_sealed_patient: the sealed columns are merged by the codec with the row read
   // under FOR UPDATE (an empty value never wipes a stored one), so a concurrent first insert of
   // the same study is not overwritten: our INSERT does nothing and the next round merges.
+  // $2..$12 of both statements below, after the row's key ($1).
+  const auto study_values = [&](Params& params, const StoredStudy& sealed) {
+    return std::move(params.add(patient_pk)
+                         .add(r.study_date)
+                         .add(r.study_time)
+                         .add(r.study_description)
+                         .add(sealed.accession_number.clear)
+                         .add(r.study_id)
+                         .add(sealed.referring_physician.clear)
+                         .add(r.received_at_ms)
+                         .add(static_cast<std::int64_t>(sealed.key_version))
+                         .add(sealed.accession_number.sealed)
+                         .add(sealed.referring_physician.sealed));
+  };
   for (int round = 0; round < 2; ++round) {
     GW_ASSIGN_OR_RETURN(auto found, conn.exec("SELECT id, key_version, accession_number, "
                                               "referring_physician, accession_number_enc, "
@@ -157,7 +171,6 @@ Result<std::int64_t> PostgresIndex::upsert_sealed_study(PgConnection& conn, cons
       const std::int64_t id = found.int64(0, 0);
       // Not changed: write.row is the stored row as it was, written back unchanged.
       GW_ASSIGN_OR_RETURN(auto write, codec.upsert(read_study(found, 0, 1), phi));
-      const StoredStudy& sealed = write.row;
       // The clear columns follow the plain path's rule (non-empty values replace).
       GW_RETURN_IF_ERROR(done(conn.exec(R"sql(
 UPDATE studies AS s SET
@@ -174,24 +187,12 @@ UPDATE studies AS s SET
   referring_physician_enc = $12
 WHERE id = $1
 )sql",
-                                        Params()
-                                            .add(id)
-                                            .add(patient_pk)
-                                            .add(r.study_date)
-                                            .add(r.study_time)
-                                            .add(r.study_description)
-                                            .add(sealed.accession_number.clear)
-                                            .add(r.study_id)
-                                            .add(sealed.referring_physician.clear)
-                                            .add(r.received_at_ms)
-                                            .add(static_cast<std::int64_t>(sealed.key_version))
-                                            .add(sealed.accession_number.sealed)
-                                            .add(sealed.referring_physician.sealed))));
+                                        study_values(Params().add(id), write.row))));
       return id;
     }
     GW_ASSIGN_OR_RETURN(auto write, codec.upsert(std::nullopt, phi));
-    const StoredStudy& sealed = write.row;
-    GW_ASSIGN_OR_RETURN(auto rows, conn.exec(R"sql(
+    GW_ASSIGN_OR_RETURN(auto rows,
+                        conn.exec(R"sql(
 INSERT INTO studies (study_instance_uid, patient_pk, study_date, study_time, study_description,
                      accession_number, study_id, referring_physician, created_at_ms,
                      updated_at_ms, key_version, accession_number_enc, referring_physician_enc)
@@ -199,19 +200,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9, $10, $11, $12)
 ON CONFLICT (study_instance_uid) DO NOTHING
 RETURNING id
 )sql",
-                                             Params()
-                                                 .add(r.study_instance_uid)
-                                                 .add(patient_pk)
-                                                 .add(r.study_date)
-                                                 .add(r.study_time)
-                                                 .add(r.study_description)
-                                                 .add(sealed.accession_number.clear)
-                                                 .add(r.study_id)
-                                                 .add(sealed.referring_physician.clear)
-                                                 .add(r.received_at_ms)
-                                                 .add(static_cast<std::int64_t>(sealed.key_version))
-                                                 .add(sealed.accession_number.sealed)
-                                                 .add(sealed.referring_physician.sealed)));
+                                  study_values(Params().add(r.study_instance_uid), write.row)));
     if (!rows.empty()) return rows.int64(0, 0);
   }
   return make_error(ErrorCode::kConflict, "upsert study: lost a race twice");

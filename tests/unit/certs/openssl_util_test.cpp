@@ -11,22 +11,12 @@
 #include <string>
 
 #include "support/temp_dir.h"
+#include "support/text.h"
 
 namespace gw::certs {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-mode_t mode_of(const fs::path& p) {
-  struct stat st {};
-  EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
-  return st.st_mode & 0777;
-}
 
 std::size_t entries(const fs::path& dir) {
   return static_cast<std::size_t>(
@@ -37,15 +27,15 @@ TEST(WriteFileAtomic, WritesWithModeAndRefusesToOverwriteUnlessAsked) {
   test::TempDir dir("gw-unit-write-atomic");
   const fs::path file = dir.path() / "a.pem";
   ASSERT_TRUE(write_file_atomic(file, "one", 0640, false).ok());
-  EXPECT_EQ(read_all(file), "one");
-  EXPECT_EQ(mode_of(file), 0640u);
+  EXPECT_EQ(test::read_text(file), "one");
+  EXPECT_EQ(test::mode_of(file), 0640u);
   const auto refused = write_file_atomic(file, "two", 0640, false);
   ASSERT_FALSE(refused.ok());
   EXPECT_EQ(refused.error().code, core::ErrorCode::kAlreadyExists);
-  EXPECT_EQ(read_all(file), "one");
+  EXPECT_EQ(test::read_text(file), "one");
   ASSERT_TRUE(write_file_atomic(file, "two", 0600, true).ok());
-  EXPECT_EQ(read_all(file), "two");
-  EXPECT_EQ(mode_of(file), 0600u);
+  EXPECT_EQ(test::read_text(file), "two");
+  EXPECT_EQ(test::mode_of(file), 0600u);
   EXPECT_EQ(entries(dir.path()), 1u);  // no temporary file left
 }
 
@@ -63,8 +53,8 @@ TEST(WriteFileAtomic, ReplacesTheTargetOfASymlinkAndKeepsTheLink) {
   ASSERT_TRUE(write_file_atomic(link, "new", 0644, true).ok());
   EXPECT_TRUE(fs::is_symlink(link));
   EXPECT_EQ(fs::read_symlink(link), fs::path("../../archive/gw/fullchain1.pem"));
-  EXPECT_EQ(read_all(target), "new");
-  EXPECT_EQ(mode_of(target), 0644u);
+  EXPECT_EQ(test::read_text(target), "new");
+  EXPECT_EQ(test::mode_of(target), 0644u);
   // The temporary file was made beside the target, and is gone.
   EXPECT_EQ(entries(live), 1u);
   EXPECT_EQ(entries(archive), 1u);

@@ -13,6 +13,7 @@
 #include "certs/pki.h"
 #include "support/temp_dir.h"
 #include "support/test_pki.h"
+#include "support/text.h"
 #include "tls/context.h"
 
 namespace gw::http {
@@ -20,17 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using index::Role;
-
-std::string read_all(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-mode_t mode_of(const fs::path& p) {
-  struct stat st {};
-  EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
-  return st.st_mode & 0777;
-}
 
 /// The gateway as the certificate routes see it: configured files and a TLS context holder
 /// that reloads from them.
@@ -111,8 +101,8 @@ class CertsRoutesTest : public ApiFixture {
 
   /// The configured files, to show a refused upload left them alone.
   std::string live_files() const {
-    return read_all(control_.tls.cert_file) + read_all(control_.tls.key_file) +
-           read_all(control_.tls.ca_file);
+    return test::read_text(control_.tls.cert_file) + test::read_text(control_.tls.key_file) +
+           test::read_text(control_.tls.ca_file);
   }
 
   test::TempDir dir_{"gw-unit-certs-routes"};
@@ -170,9 +160,9 @@ TEST_F(CertsRoutesTest, InfoWithoutTlsIsNotFound) {
 
 TEST_F(CertsRoutesTest, ValidUploadReplacesFilesAndReloads) {
   const auto new_serial = pki_.issue("server2", certs::CertKind::kServer, {"DNS:gw2.example.org"});
-  const std::string cert = read_all(pki_.cert("server2"));
-  const std::string key = read_all(pki_.key("server2"));
-  const std::string ca = read_all(pki_.chain());
+  const std::string cert = test::read_text(pki_.cert("server2"));
+  const std::string key = test::read_text(pki_.key("server2"));
+  const std::string ca = test::read_text(pki_.chain());
   // Loose modes before: the upload sets them.
   fs::permissions(control_.tls.key_file, fs::perms(0644));
 
@@ -185,12 +175,12 @@ TEST_F(CertsRoutesTest, ValidUploadReplacesFilesAndReloads) {
   EXPECT_EQ(j["status"], "valid");
   EXPECT_EQ(j["reload_pending"], false);
   EXPECT_EQ(strip_zeros(served_serial()), strip_zeros(new_serial));
-  EXPECT_EQ(read_all(control_.tls.cert_file), cert);
-  EXPECT_EQ(read_all(control_.tls.key_file), key);
-  EXPECT_EQ(read_all(control_.tls.ca_file), ca);
-  EXPECT_EQ(mode_of(control_.tls.cert_file), 0644u);
-  EXPECT_EQ(mode_of(control_.tls.key_file), 0600u);
-  EXPECT_EQ(mode_of(control_.tls.ca_file), 0644u);
+  EXPECT_EQ(test::read_text(control_.tls.cert_file), cert);
+  EXPECT_EQ(test::read_text(control_.tls.key_file), key);
+  EXPECT_EQ(test::read_text(control_.tls.ca_file), ca);
+  EXPECT_EQ(test::mode_of(control_.tls.cert_file), 0644u);
+  EXPECT_EQ(test::mode_of(control_.tls.key_file), 0600u);
+  EXPECT_EQ(test::mode_of(control_.tls.ca_file), 0644u);
   // No temporary files left beside the installed ones.
   EXPECT_EQ(std::distance(fs::directory_iterator(live_), fs::directory_iterator()), 3);
 
@@ -206,11 +196,11 @@ TEST_F(CertsRoutesTest, ValidUploadReplacesFilesAndReloads) {
 
   // Without ca_file the configured one verifies the chain and stays as it is.
   const auto third = pki_.issue("server3", certs::CertKind::kServer);
-  auto again = upload(
-      {{"cert_file", read_all(pki_.cert("server3"))}, {"key_file", read_all(pki_.key("server3"))}});
+  auto again = upload({{"cert_file", test::read_text(pki_.cert("server3"))},
+                       {"key_file", test::read_text(pki_.key("server3"))}});
   ASSERT_EQ(again.status, 200) << again.body;
   EXPECT_EQ(strip_zeros(served_serial()), strip_zeros(third));
-  EXPECT_EQ(read_all(control_.tls.ca_file), ca);
+  EXPECT_EQ(test::read_text(control_.tls.ca_file), ca);
 }
 
 TEST_F(CertsRoutesTest, RefusedUploadsListEveryReasonAndChangeNothing) {
@@ -232,24 +222,28 @@ TEST_F(CertsRoutesTest, RefusedUploadsListEveryReasonAndChangeNothing) {
   };
   const std::vector<Case> cases = {
       {"mismatched key",
-       {{"cert_file", read_all(pki_.cert("server"))}, {"key_file", read_all(pki_.key("other"))}},
+       {{"cert_file", test::read_text(pki_.cert("server"))},
+        {"key_file", test::read_text(pki_.key("other"))}},
        {"private key does not match"}},
       {"expired",
-       {{"cert_file", read_all(pki_.cert("expired"))}, {"key_file", read_all(pki_.key("expired"))}},
+       {{"cert_file", test::read_text(pki_.cert("expired"))},
+        {"key_file", test::read_text(pki_.key("expired"))}},
        {"expired on"}},
       {"1024-bit key",
-       {{"cert_file", read_all(pki_.cert("weak"))}, {"key_file", read_all(pki_.key("weak"))}},
+       {{"cert_file", test::read_text(pki_.cert("weak"))},
+        {"key_file", test::read_text(pki_.key("weak"))}},
        {"key too small"}},
       {"garbage",
        {{"cert_file", "not a certificate"}, {"key_file", "not a key"}},
        {"cannot parse certificate"}},
       {"expired and mismatched",
-       {{"cert_file", read_all(pki_.cert("expired"))}, {"key_file", read_all(pki_.key("other"))}},
+       {{"cert_file", test::read_text(pki_.cert("expired"))},
+        {"key_file", test::read_text(pki_.key("other"))}},
        {"expired on", "private key does not match"}},
       {"foreign CA",
-       {{"cert_file", read_all(pki_.cert("server"))},
-        {"key_file", read_all(pki_.key("server"))},
-        {"ca_file", read_all(pki_.cert("weak"))}},
+       {{"cert_file", test::read_text(pki_.cert("server"))},
+        {"key_file", test::read_text(pki_.key("server"))},
+        {"ca_file", test::read_text(pki_.cert("weak"))}},
        {"chain does not verify"}},
   };
   for (const auto& c : cases) {
@@ -271,7 +265,7 @@ TEST_F(CertsRoutesTest, RefusedUploadsListEveryReasonAndChangeNothing) {
   EXPECT_EQ(audit("certs.upload").size(), cases.size());
 
   // Not a complete upload: 400.
-  EXPECT_EQ(upload({{"cert_file", read_all(pki_.cert("server"))}}).status, 400);
+  EXPECT_EQ(upload({{"cert_file", test::read_text(pki_.cert("server"))}}).status, 400);
   EXPECT_EQ(upload({{"cert_file", "x"}, {"key_file", "y"}, {"extra", "z"}}).status, 400);
   EXPECT_EQ(live_files(), before);
 }
@@ -280,9 +274,9 @@ TEST_F(CertsRoutesTest, ReloadFailureRestoresPreviousFiles) {
   pki_.issue("server2", certs::CertKind::kServer);
   const std::string before = live_files();
   control_.fail_reload = true;
-  auto r = upload({{"cert_file", read_all(pki_.cert("server2"))},
-                   {"key_file", read_all(pki_.key("server2"))},
-                   {"ca_file", read_all(pki_.chain())}});
+  auto r = upload({{"cert_file", test::read_text(pki_.cert("server2"))},
+                   {"key_file", test::read_text(pki_.key("server2"))},
+                   {"ca_file", test::read_text(pki_.chain())}});
   EXPECT_EQ(r.status, 500) << r.body;
   EXPECT_NE(json_of(r)["message"].get<std::string>().find("simulated reload failure"),
             std::string::npos);
@@ -336,12 +330,13 @@ Bought buy_certificate(const fs::path& dir) {
   if (auto issued = certs::issue(dir / "ca", o); !issued.ok()) {
     throw std::runtime_error(issued.error().message);
   }
-  return {read_all(o.out_cert), read_all(o.out_key), read_all(files->root_cert)};
+  return {test::read_text(o.out_cert), test::read_text(o.out_key),
+          test::read_text(files->root_cert)};
 }
 
 TEST_F(CertsRoutesTest, CaFileDroppingTrustedCasNeedsReplaceTrust) {
   const Bought bought = buy_certificate(dir_.path() / "bought");
-  const std::string site_ca = read_all(control_.tls.ca_file);
+  const std::string site_ca = test::read_text(control_.tls.ca_file);
   const std::string before = live_files();
 
   // The public CA bundle alone would drop the site PKI that verifies the modalities' client
@@ -375,7 +370,7 @@ TEST_F(CertsRoutesTest, CaFileDroppingTrustedCasNeedsReplaceTrust) {
   const std::string both = bought.ca + site_ca;
   auto kept = upload({{"cert_file", bought.cert}, {"key_file", bought.key}, {"ca_file", both}});
   ASSERT_EQ(kept.status, 200) << kept.body;
-  EXPECT_EQ(read_all(control_.tls.ca_file), both);
+  EXPECT_EQ(test::read_text(control_.tls.ca_file), both);
 
   // replace_trust=true replaces the trust store on purpose.
   auto replaced = upload({{"cert_file", bought.cert},
@@ -383,8 +378,8 @@ TEST_F(CertsRoutesTest, CaFileDroppingTrustedCasNeedsReplaceTrust) {
                           {"ca_file", bought.ca},
                           {"replace_trust", "true"}});
   ASSERT_EQ(replaced.status, 200) << replaced.body;
-  EXPECT_EQ(read_all(control_.tls.ca_file), bought.ca);
-  EXPECT_EQ(read_all(control_.tls.cert_file), bought.cert);
+  EXPECT_EQ(test::read_text(control_.tls.ca_file), bought.ca);
+  EXPECT_EQ(test::read_text(control_.tls.cert_file), bought.cert);
   const auto events = audit("certs.upload");
   ASSERT_EQ(events.size(), 4u);  // two refused (422), two accepted; the 400 is not audited
 }
@@ -392,15 +387,15 @@ TEST_F(CertsRoutesTest, CaFileDroppingTrustedCasNeedsReplaceTrust) {
 TEST_F(CertsRoutesTest, CaFileWithoutConfiguredCaFileIsRefused) {
   pki_.issue("server2", certs::CertKind::kServer);
   control_.tls.ca_file.clear();  // peer_certificate none / no_verify: no trust store
-  const std::string cert = read_all(control_.tls.cert_file);
-  auto r = upload({{"cert_file", read_all(pki_.cert("server2"))},
-                   {"key_file", read_all(pki_.key("server2"))},
-                   {"ca_file", read_all(pki_.chain())}});
+  const std::string cert = test::read_text(control_.tls.cert_file);
+  auto r = upload({{"cert_file", test::read_text(pki_.cert("server2"))},
+                   {"key_file", test::read_text(pki_.key("server2"))},
+                   {"ca_file", test::read_text(pki_.chain())}});
   ASSERT_EQ(r.status, 422) << r.body;
   EXPECT_NE(json_of(r)["message"].get<std::string>().find("tls.ca_file is not configured"),
             std::string::npos)
       << r.body;
-  EXPECT_EQ(read_all(control_.tls.cert_file), cert);
+  EXPECT_EQ(test::read_text(control_.tls.cert_file), cert);
   EXPECT_EQ(control_.reloads, 0);
   EXPECT_EQ(std::distance(fs::directory_iterator(live_), fs::directory_iterator()), 3);
 }
@@ -434,25 +429,25 @@ TEST_F(CertsRoutesTest, SymlinkedFilesStaySymlinks) {
   control_.tls.key_file = links / "privkey.pem";
 
   pki_.issue("server2", certs::CertKind::kServer);
-  const std::string cert2 = read_all(pki_.cert("server2"));
-  auto r = upload({{"cert_file", cert2}, {"key_file", read_all(pki_.key("server2"))}});
+  const std::string cert2 = test::read_text(pki_.cert("server2"));
+  auto r = upload({{"cert_file", cert2}, {"key_file", test::read_text(pki_.key("server2"))}});
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_TRUE(fs::is_symlink(control_.tls.cert_file));
   EXPECT_TRUE(fs::is_symlink(control_.tls.key_file));
-  EXPECT_EQ(read_all(archive / "fullchain1.pem"), cert2);
-  EXPECT_EQ(mode_of(archive / "privkey1.pem"), 0600u);
+  EXPECT_EQ(test::read_text(archive / "fullchain1.pem"), cert2);
+  EXPECT_EQ(test::mode_of(archive / "privkey1.pem"), 0600u);
   EXPECT_EQ(std::distance(fs::directory_iterator(links), fs::directory_iterator()), 2);
   EXPECT_EQ(std::distance(fs::directory_iterator(archive), fs::directory_iterator()), 2);
 
   // A failed reload restores through the links as well.
   pki_.issue("server3", certs::CertKind::kServer);
   control_.fail_reload = true;
-  auto failed = upload(
-      {{"cert_file", read_all(pki_.cert("server3"))}, {"key_file", read_all(pki_.key("server3"))}});
+  auto failed = upload({{"cert_file", test::read_text(pki_.cert("server3"))},
+                        {"key_file", test::read_text(pki_.key("server3"))}});
   ASSERT_EQ(failed.status, 500) << failed.body;
   EXPECT_TRUE(fs::is_symlink(control_.tls.cert_file));
   EXPECT_TRUE(fs::is_symlink(control_.tls.key_file));
-  EXPECT_EQ(read_all(archive / "fullchain1.pem"), cert2);
+  EXPECT_EQ(test::read_text(archive / "fullchain1.pem"), cert2);
 }
 
 }  // namespace
