@@ -215,6 +215,8 @@ TEST_F(TlsE2eTest, SighupReloadKeepsAHeldAssociationOnItsSessionAndTheOldOnAMism
   const auto released = io.run<core::Status>([&]() { return held->release(); });
   EXPECT_TRUE(released.ok()) << released.error().message;
   EXPECT_EQ(gw->count_instances(), 2);
+  // The gateway logs the release after it has sent A-RELEASE-RP: wait for the line.
+  ASSERT_TRUE(log_shows(*gw, "event=association_released")) << gw->log();
   {
     const std::string log = gw->log();
     const auto accepted = log.find("calling_ae=\"HOLDER\" called_ae=\"DICOM_GW\" tls=true");
