@@ -286,6 +286,20 @@ asio::awaitable<void> App::shutdown_sequence() {
   io_.stop();
 }
 
+asio::awaitable<void> App::checkpoint_loop() {
+  asio::steady_timer timer(io_);
+  while (!stopping_) {
+    timer.expires_after(std::chrono::seconds(30));
+    co_await timer.async_wait(dicom::use_nothrow);
+    if (stopping_) break;
+    asio::post(workers_, [this]() {
+      if (auto st = store_->checkpoint(); !st.ok()) {
+        log()->warn("event=storage_checkpoint_failed error={}", st.error().message);
+      }
+    });
+  }
+}
+
 int App::run() {
   std::function<void(const std::error_code&, int)> on_signal;
   on_signal = [this, &on_signal](const std::error_code& ec, int sig) {
@@ -314,6 +328,7 @@ int App::run() {
                 config_.ae_title);
   }
   association_threads_->start();
+  asio::co_spawn(io_, checkpoint_loop(), asio::detached);
   std::vector<std::jthread> threads;
   const auto n = io_threads();
   for (std::size_t i = 1; i < n; ++i) threads.emplace_back([this]() { io_.run(); });

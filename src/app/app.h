@@ -60,6 +60,9 @@ class App final : public http::GatewayControl {
   /// (app/ingest_recovery.h).
   core::Status startup_checks();
   asio::awaitable<void> shutdown_sequence();
+  /// Every 30 s, on the worker pool: Store::checkpoint(), so that the recovery after a crash
+  /// looks at the files of the last interval only, not at everything since the start.
+  asio::awaitable<void> checkpoint_loop();
   /// SIGHUP: reads the config file again and applies it atomically or not at all (TLS
   /// context, routes, destinations); keys that need a restart (listeners, data_dir, database,
   /// storage, limits) are reported and keep their running values.

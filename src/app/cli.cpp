@@ -208,7 +208,10 @@ void add_scu_options(CLI::App* cmd, dicom::ScuOptions& scu, int& timeout_s, TlsF
   add_tls_options(cmd, tls);
   cmd->add_option("--aet,--calling-ae", scu.calling_ae, "calling AE title")->capture_default_str();
   cmd->add_option("--aec,--called-ae", scu.called_ae, "called AE title")->capture_default_str();
-  cmd->add_option("--max-pdu", scu.max_pdu_length, "maximum PDU length we receive")
+  cmd->add_option("--max-pdu", scu.max_pdu_length,
+                  "maximum PDU length we receive, in the range of the config's "
+                  "limits.max_pdu_length (DCMTK's 0, \"unlimited\", is refused)")
+      ->check(CLI::Range(dicom::kMinScuMaxPduLength, dicom::kMaxScuMaxPduLength))
       ->capture_default_str();
   cmd->add_option("--timeout", timeout_s, "seconds to wait for connect/association/response")
       ->capture_default_str();

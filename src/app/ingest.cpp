@@ -92,6 +92,13 @@ class IngestSession final : public dicom::StoreSession {
  private:
   StoreOutcome fail(std::uint16_t code, std::string why) { return {code, std::move(why)}; }
 
+  /// keep-first kept the row of an earlier copy (in another file), or reject refused this one.
+  static bool kept_another_copy(const core::Result<index::InsertResult>& inserted) {
+    if (!inserted.ok()) return inserted.error().code == ErrorCode::kAlreadyExists;
+    return inserted->outcome == index::InsertOutcome::kDuplicateKept &&
+           !inserted->replaced_path.empty();
+  }
+
   StoreOutcome finish_inner() {
     if (error_) return fail(core::dimse_status(error_->code), error_->message);
     // One snapshot of the rules for this instance, even if a reload swaps them meanwhile.
@@ -151,7 +158,7 @@ class IngestSession final : public dicom::StoreSession {
       if (synced.ok()) synced = std::move(dir_status);
       if (!synced.ok()) {
         published->fd.reset();
-        (void)store.remove(published->path);
+        if (!store.remove(published->path).ok()) published->pending.keep();
         return fail(core::dimse_status(synced.error().code), synced.error().message);
       }
     }
@@ -159,6 +166,15 @@ class IngestSession final : public dicom::StoreSession {
     record.storage_path = path;
 
     auto inserted = service_.commit(record, *published, shared);
+    if (kept_another_copy(inserted)) {
+      // keep-first and reject answer "already stored": true only while that copy is there.
+      auto replaced = service_.replace_lost_copy(record, *published);
+      if (!replaced.ok()) {
+        inserted = std::move(replaced).error();
+      } else if (*replaced) {
+        inserted = index::InsertResult{index::InsertOutcome::kReplaced, {}};
+      }
+    }
     published->fd.reset();
     if (!inserted.ok()) {
       // After a failed flush the row may name this file: the next start checks both. So may a
@@ -166,12 +182,13 @@ class IngestSession final : public dicom::StoreSession {
       // instance, a file no row names only disk space, which the next start (unclean) reclaims.
       if (inserted.error().code == ErrorCode::kOutcomeUnknown) {
         service_.store().mark_unclean();
+        published->pending.keep();
         log()->warn(
             "assoc={} event=index_commit_outcome_unknown sop_instance_uid={} "
             "storage_path={} action=file_kept",
             association_id_, record.sop_instance_uid, path);
-      } else if (!service_.flush_failed()) {
-        (void)service_.store().remove(path);
+      } else if (service_.flush_failed() || !service_.store().remove(path).ok()) {
+        published->pending.keep();  // for the next start's check
       }
       if (inserted.error().code == ErrorCode::kAlreadyExists) {
         service_.counters().duplicates++;
@@ -190,7 +207,9 @@ class IngestSession final : public dicom::StoreSession {
         break;
       case index::InsertOutcome::kReplaced:
         service_.counters().duplicates++;
-        (void)service_.store().remove(inserted->replaced_path);
+        if (!inserted->replaced_path.empty()) {
+          (void)service_.store().remove(inserted->replaced_path);
+        }
         break;
     }
     service_.counters().stored++;
@@ -278,6 +297,37 @@ core::Result<index::InsertResult> IngestService::flush_shared(index::InsertResul
   if (flush_failed_) return flush_failed_error();
   if (inserted.marker != 0) index_.confirm_unflushed(inserted.marker);
   return inserted;
+}
+
+core::Result<bool> IngestService::replace_lost_copy(const index::InstanceRecord& record,
+                                                    const storage::PublishedFile& file) {
+  auto row = index_.find_instance(record.sop_instance_uid);
+  if (!row.ok() || !row->has_value() || (*row)->storage_path == record.storage_path) {
+    return false;  // nothing to compare with: the duplicate policy's answer stands
+  }
+  const auto& kept = **row;
+  auto intact = store_.check_stored(kept.storage_path, kept.size_bytes, /*digest=*/"");
+  if (!intact.ok()) {
+    log()->warn("event=duplicate_kept_copy_unreadable sop_instance_uid={} storage_path={} error={}",
+                record.sop_instance_uid, kept.storage_path, intact.error().message);
+    return false;
+  }
+  if (*intact) return false;
+  // The stored copy is gone or cut short (deleted by hand, a partial restore, a disk fault):
+  // this copy takes its place, durable before the row names it, as with storage.duplicates:
+  // overwrite. The row keeps its id, so its outbox rows (and any this insert adds) send it.
+  log()->warn("event=duplicate_replaces_lost_copy sop_instance_uid={} lost_path={} storage_path={}",
+              record.sop_instance_uid, kept.storage_path, record.storage_path);
+  const auto dir_synced =
+      store_.directory_syncer().request(store_.absolute(file.path).parent_path());
+  auto synced = store_.sync_data(file);
+  auto dir_status = store_.directory_syncer().wait(dir_synced);
+  if (synced.ok()) synced = std::move(dir_status);
+  if (!synced.ok()) return synced.error();
+  GW_ASSIGN_OR_RETURN(auto replaced,
+                      index_.insert_instance(record, index::DuplicatePolicy::kOverwrite));
+  if (!replaced.replaced_path.empty()) (void)store_.remove(replaced.replaced_path);
+  return true;
 }
 
 void IngestService::set_routing(std::shared_ptr<const queue::RoutingTable> routing) {

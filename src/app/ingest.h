@@ -77,6 +77,12 @@ class IngestService final : public dicom::StoreService {
   bool takes_shared_flush(const dicom::StoreRequest& request) const {
     return shared_flush_ && !request.overlapped;
   }
+  /// A duplicate that keep-first or reject would not store: if the copy the index names is
+  /// missing or has the wrong size, `file` (this copy, published) is flushed and replaces it in
+  /// the index (true), so "already stored" stays true. false: the kept copy is there, or cannot
+  /// be checked (logged). An error: the copy is lost and replacing it failed.
+  core::Result<bool> replace_lost_copy(const index::InstanceRecord& record,
+                                       const storage::PublishedFile& file);
   /// A shared flush failed: every instance is refused until a restart, and files are left for
   /// the start-up checks (a row may name them).
   bool flush_failed() const { return flush_failed_; }

@@ -249,6 +249,19 @@ int queue_retry(index::Index& index, const QueueRetryArgs& args, std::int64_t no
       out << "queued " << *n << " dead deliver" << (*n == 1 ? "y" : "ies") << where
           << " again, due now\n";
     }
+    if (args.destination.empty()) {
+      // What the index left dead: the rows of deleted destinations (nobody would send them).
+      auto depths = index.queue_depths();
+      std::int64_t left = 0;
+      if (depths.ok()) {
+        for (const auto& d : *depths) left += d.dead;
+      }
+      if (left > 0) {
+        out << "left " << left << " dead deliver" << (left == 1 ? "y" : "ies")
+            << " of deleted destinations dead; retry them with --destination once the "
+               "destination exists again\n";
+      }
+    }
     return 0;
   }
   int rc = 0;

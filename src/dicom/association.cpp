@@ -307,6 +307,15 @@ asio::awaitable<Result<std::optional<Incoming>>> Association::next_pdv(Pdv& out)
       case PduType::kAssociateRq:
         co_await apply(Event::kEvt6);
         co_return protocol_error("A-ASSOCIATE-RQ on an established association");
+      case PduType::kAssociateAc:  // recognised but unexpected here: AA-8, reason 2
+        co_await apply(Event::kEvt3);
+        co_return protocol_error("A-ASSOCIATE-AC on an established association");
+      case PduType::kAssociateRj:
+        co_await apply(Event::kEvt4);
+        co_return protocol_error("A-ASSOCIATE-RJ on an established association");
+      case PduType::kReleaseRp:
+        co_await apply(Event::kEvt13);
+        co_return protocol_error("A-RELEASE-RP without an A-RELEASE-RQ");
       default:
         co_await apply(Event::kEvt19);
         co_return protocol_error("unexpected PDU type " + std::to_string(static_cast<int>(*type)));

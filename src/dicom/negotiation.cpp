@@ -21,6 +21,9 @@ bool serves(std::string_view abstract_syntax, const NegotiationPolicy& policy) {
   return policy.accept_storage && is_storage_sop_class(abstract_syntax);
 }
 
+/// No abstract syntax, or more than one (the parser leaves it empty then: pdu.h).
+bool malformed(const PresentationContextRq& pc) { return trim_uid(pc.abstract_syntax).empty(); }
+
 }  // namespace
 
 std::vector<PresentationContextAc> negotiate(const std::vector<PresentationContextRq>& proposed,
@@ -34,7 +37,7 @@ std::vector<PresentationContextAc> negotiate(const std::vector<PresentationConte
   for (const auto& pc : proposed) {
     PresentationContextAc ac;
     ac.id = pc.id;
-    if (pc.id % 2 == 0 || id_count[pc.id] > 1) {
+    if (pc.id % 2 == 0 || id_count[pc.id] > 1 || malformed(pc)) {
       ac.result = PcResult::kNoReason;
     } else if (!serves(trim_uid(pc.abstract_syntax), policy)) {
       ac.result = PcResult::kAbstractSyntaxNotSupported;

@@ -21,7 +21,9 @@ struct NegotiationPolicy {
 ///  - no proposed transfer syntax supported -> kTransferSyntaxesNotSupported
 ///  - otherwise accepted with the *first transfer syntax the SCU listed* that we support, so
 ///    compressed data arrives exactly as it was sent.
-///  - a context with an even or duplicate id is answered kNoReason (provider rejection).
+///    (Also a context that proposes no transfer syntax at all: pdu.h.)
+///  - a context with an even or duplicate id, or with no abstract syntax or more than one
+///    (pdu.h), is answered kNoReason (provider rejection).
 std::vector<PresentationContextAc> negotiate(const std::vector<PresentationContextRq>& proposed,
                                              const NegotiationPolicy& policy);
 

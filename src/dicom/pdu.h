@@ -61,6 +61,9 @@ enum class PcResult : std::uint8_t {
 struct PresentationContextRq {
   std::uint8_t id = 0;  ///< odd, 1..255
   std::string abstract_syntax;
+  /// A parsed item with no abstract syntax or more than one leaves abstract_syntax empty (the
+  /// negotiation answers it kNoReason); one with no transfer syntax leaves transfer_syntaxes
+  /// empty (answered kTransferSyntaxesNotSupported). Either way the other contexts go ahead.
   std::vector<std::string> transfer_syntaxes;
 
   friend bool operator==(const PresentationContextRq&, const PresentationContextRq&) = default;
@@ -129,6 +132,9 @@ struct UserInformation {                    // item 0x50
   std::optional<UserIdentityRq> user_identity_rq;
   std::optional<UserIdentityAc> user_identity_ac;
   std::vector<RawItem> other_items;
+  /// Set by the parser (never encoded): types of optional sub-items (0x54, 0x56, 0x58, 0x59)
+  /// whose fields did not fit their sub-item, skipped (the gateway does not act on them).
+  std::vector<std::uint8_t> skipped_sub_items;
 
   friend bool operator==(const UserInformation&, const UserInformation&) = default;
 };

@@ -79,35 +79,28 @@ Result<std::span<const std::uint8_t>> read_u16_field(ByteReader& reader, std::st
   return value;
 }
 
+/// A context item whose sub-items are all within bounds but do not make a proposal (no
+/// abstract syntax, two of them, no transfer syntax) is returned with the abstract syntax or
+/// the transfer syntaxes empty (see PresentationContextRq): it is rejected (provider
+/// rejection) while the other contexts are negotiated. Only a length that runs past
+/// the item, or an item too short for its ID, fails the whole PDU.
 Result<PresentationContextRq> parse_pc_rq(std::span<const std::uint8_t> value) {
   ByteReader reader(value);
   PresentationContextRq pc;
   if (!reader.u8(pc.id) || !reader.skip(3)) {
     return protocol_error("presentation context item (0x20) shorter than 4 bytes");
   }
-  bool have_abstract_syntax = false;
+  int abstract_syntaxes = 0;
   while (!reader.empty()) {
     GW_ASSIGN_OR_RETURN(const Item sub, read_item(reader, "presentation context item (0x20)"));
     if (sub.type == kItemAbstractSyntax) {
-      if (have_abstract_syntax) {
-        return protocol_error("presentation context " + std::to_string(pc.id) +
-                              ": more than one abstract syntax");
-      }
-      have_abstract_syntax = true;
-      pc.abstract_syntax = trim_uid(sub.value);
+      if (++abstract_syntaxes == 1) pc.abstract_syntax = trim_uid(sub.value);
     } else if (sub.type == kItemTransferSyntax) {
       pc.transfer_syntaxes.push_back(trim_uid(sub.value));
     }
     // Other sub-item types are not defined for 0x20; ignored like unknown items.
   }
-  if (!have_abstract_syntax) {
-    return protocol_error("presentation context " + std::to_string(pc.id) +
-                          ": no abstract syntax sub-item");
-  }
-  if (pc.transfer_syntaxes.empty()) {
-    return protocol_error("presentation context " + std::to_string(pc.id) +
-                          ": no transfer syntax sub-item");
-  }
+  if (abstract_syntaxes > 1) pc.abstract_syntax.clear();
   return pc;
 }
 
@@ -219,20 +212,29 @@ Result<UserInformation> parse_user_information(std::span<const std::uint8_t> val
         info.async_ops_window = window;
         break;
       }
+      // Optional sub-items the gateway does not act on (PS3.7 D.3.3.4, D.3.3.5, D.3.3.7): one
+      // whose own length fits (read_item checked it) but whose fields do not is skipped and
+      // noted, instead of failing the whole association.
       case kSubRoleSelection:
-        GW_RETURN_IF_ERROR(parse_role_selection(sub.value, info));
+        if (!parse_role_selection(sub.value, info).ok()) info.skipped_sub_items.push_back(sub.type);
         break;
       case kSubImplementationVersionName:
         info.implementation_version_name = trim_uid(sub.value);
         break;
       case kSubExtendedNegotiation:
-        GW_RETURN_IF_ERROR(parse_extended_negotiation(sub.value, info));
+        if (!parse_extended_negotiation(sub.value, info).ok()) {
+          info.skipped_sub_items.push_back(sub.type);
+        }
         break;
       case kSubUserIdentityRq:
-        GW_RETURN_IF_ERROR(parse_user_identity_rq(sub.value, info));
+        if (!parse_user_identity_rq(sub.value, info).ok()) {
+          info.skipped_sub_items.push_back(sub.type);
+        }
         break;
       case kSubUserIdentityAc:
-        GW_RETURN_IF_ERROR(parse_user_identity_ac(sub.value, info));
+        if (!parse_user_identity_ac(sub.value, info).ok()) {
+          info.skipped_sub_items.push_back(sub.type);
+        }
         break;
       default:  // 0x57 and anything unknown: kept raw
         info.other_items.push_back({sub.type, to_vector(sub.value)});

@@ -215,6 +215,17 @@ asio::awaitable<void> serve_connection(std::shared_ptr<Channel> channel, std::st
   }
   info.calling_ae = rq->calling_ae;
   info.called_ae = rq->called_ae;
+  for (const auto& pc : rq->contexts) {
+    if (pc.abstract_syntax.empty() || pc.transfer_syntaxes.empty()) {
+      log()->info(
+          "assoc={} event=presentation_context_malformed pcid={} reason=\"no single abstract "
+          "syntax or no transfer syntax\"",
+          info.id, pc.id);
+    }
+  }
+  for (const std::uint8_t type : rq->user_info.skipped_sub_items) {
+    log()->info("assoc={} event=user_information_sub_item_skipped type=0x{:02X}", info.id, type);
+  }
 
   auto rejection = check_policy(*rq, info, *policy);
   if (!rejection) {

@@ -249,6 +249,21 @@ asio::awaitable<AssociationEnd> serve_requests(std::shared_ptr<AssociationRun> r
       case CommandField::kCCancelRq:
         break;  // a C-STORE in progress is past the point where cancelling it means anything
       default:
+        if ((static_cast<std::uint16_t>(command.command_field) & 0x8000) != 0) {
+          // A response, yet we never send requests: the peer is out of step. Treated like the
+          // other protocol errors in a command (A-ABORT, as DCMTK's storescp also does);
+          // answering it with another response could set two confused peers ping-ponging.
+          ctx.counters().associations_aborted++;
+          log()->info(
+              "assoc={} event=association_aborted reason=\"unexpected DIMSE response "
+              "0x{:04X}\" messages={}",
+              info.id, static_cast<std::uint16_t>(command.command_field), messages);
+          end = AssociationEnd::kAborted;
+          co_await assoc.abort(AbortSource::kServiceProvider,
+                               abort_reason::kUnexpectedPduParameter);
+          alive = false;
+          break;
+        }
         alive = co_await refuse_request(assoc, command, pcid);
     }
     if (!alive) {

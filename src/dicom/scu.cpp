@@ -91,6 +91,13 @@ ScuAssociation::~ScuAssociation() {
 asio::awaitable<Result<std::unique_ptr<ScuAssociation>>> ScuAssociation::open(
     asio::any_io_executor ex, const ScuOptions& options,
     std::vector<PresentationContextRq> contexts, std::optional<AssociateRj>* rejection) {
+  if (options.max_pdu_length < kMinScuMaxPduLength ||
+      options.max_pdu_length > kMaxScuMaxPduLength) {
+    co_return make_error(ErrorCode::kInvalidArgument,
+                         "maximum PDU length " + std::to_string(options.max_pdu_length) +
+                             " is outside " + std::to_string(kMinScuMaxPduLength) + ".." +
+                             std::to_string(kMaxScuMaxPduLength));
+  }
   auto socket = co_await connect_tcp(ex, options.host, options.port, options.connect_timeout);
   if (!socket.ok()) co_return socket.error();
   std::shared_ptr<Channel> channel;

@@ -102,8 +102,10 @@ bool is_valid_uid(std::string_view uid) {
   for (std::size_t i = 0; i <= uid.size(); ++i) {
     if (i == uid.size() || uid[i] == '.') {
       const std::size_t len = i - component_start;
-      if (len == 0) return false;                                // empty component
-      if (len > 1 && uid[component_start] == '0') return false;  // leading zero
+      // A leading zero ("1.2.840.0604.1") breaks PS3.5 9.1 but legacy modalities send such
+      // UIDs and other toolkits accept them; an empty component is refused (the REST API
+      // could not look such an instance up).
+      if (len == 0) return false;
       component_start = i + 1;
     } else if (uid[i] < '0' || uid[i] > '9') {
       return false;

@@ -41,8 +41,9 @@ bool is_storage_sop_class(std::string_view uid);
 /// A readable name ("CT Image Storage") or the UID itself when unknown.
 std::string sop_class_name(std::string_view uid);
 
-/// Syntax check for a UID (PS3.5 9.1): 1-64 chars, digits and dots, no empty or leading-zero
-/// components.
+/// Syntax check for a received UID: 1-64 chars, digits and dots, no empty component. Leading
+/// zeros in a component ("1.2.840.0604.1"), which PS3.5 9.1 forbids, are accepted: legacy
+/// modalities send them and refusing them would only refuse real-world data.
 bool is_valid_uid(std::string_view uid);
 
 }  // namespace gw::dicom

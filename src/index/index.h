@@ -277,6 +277,15 @@ class Index {
   /// to their sender. One transaction. Returns how many rows changed.
   virtual Result<std::int64_t> dead_letter_deleted_outbox(std::span<const std::string> destinations,
                                                           std::int64_t now_ms) = 0;
+  /// Rows of a paused `destination` (circuit breaker open: nothing is claimed, so no attempt
+  /// ends and retry.max_age is never checked): each of its oldest `max_rows` pending rows (by
+  /// id) queued, or last retried, at or before `queued_before_ms` becomes kDead with `reason`.
+  /// One statement; returns how many rows changed.
+  virtual Result<std::int64_t> dead_letter_expired_outbox(const std::string& destination,
+                                                          std::int64_t queued_before_ms,
+                                                          std::int64_t max_rows,
+                                                          const std::string& reason,
+                                                          std::int64_t now_ms) = 0;
   /// When `destination` next has a row to claim: the earliest next_attempt_at_ms of its pending
   /// rows or lease_expires_at_ms of its in-flight ones; nullopt when it has neither.
   virtual Result<std::optional<std::int64_t>> next_outbox_due(const std::string& destination) = 0;

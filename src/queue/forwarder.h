@@ -25,7 +25,9 @@
 /// associations, and a C-ECHO probe runs every forwarding.probe_interval (timers only, no CPU).
 /// A successful probe (an accepted association is enough) or delivery closes the breaker. Pause
 /// and resume are logged once each. Because a paused destination claims nothing, an outage
-/// does not use up retry.max_attempts, and the back-off of its rows stays short.
+/// does not use up retry.max_attempts, and the back-off of its rows stays short; retry.max_age
+/// still applies: after each failed probe, the rows older than it go dead with the pause reason
+/// (a bounded number per probe).
 ///
 /// Threads: all coroutines of one forwarder share one strand of the I/O context, so its state
 /// needs no lock (destinations run in parallel on the I/O threads); index calls and Part 10
@@ -167,6 +169,9 @@ class Forwarder {
   asio::awaitable<core::Result<dicom::ScuOptions>> scu_options();
   asio::awaitable<core::Result<std::shared_ptr<const tls::TlsContext>>> tls_context();
   asio::awaitable<core::Status> probe_once();
+  /// While paused: the rows older than retry.max_age go dead with the pause reason (nothing is
+  /// claimed, so no attempt would ever end them). One bounded index call (kMaxPausedDeadLetters).
+  asio::awaitable<void> dead_letter_expired_while_paused(const std::string& reason);
 
   /// Turns one row's classification into its next state (counted, logged, queued for writing).
   /// `serial`: the association attempt it was sent on (ForwardObserver). `shared_draw`: the

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "core/clock.h"
 #include "core/log.h"
 #include "dicom/uids.h"
 #include "queue/forwarder.h"
@@ -18,6 +19,10 @@ using SteadyClock = std::chrono::steady_clock;
 namespace {
 
 std::shared_ptr<spdlog::logger> log() { return core::logger("queue"); }
+
+/// Rows one probe round dead-letters at most (dead_letter_expired_while_paused): a bounded
+/// statement; a larger backlog goes over the next rounds.
+constexpr std::int64_t kMaxPausedDeadLetters = 1000;
 
 }  // namespace
 
@@ -83,8 +88,34 @@ asio::awaitable<void> Forwarder::probe_loop() {
     }
     log()->debug("event=probe_failed destination={} reason=\"{}\"", name_, st.error().message);
     set_pause_reason(st.error().message);
+    co_await dead_letter_expired_while_paused(st.error().message);
   }
   probing_ = false;
+}
+
+asio::awaitable<void> Forwarder::dead_letter_expired_while_paused(const std::string& reason) {
+  const auto max_age = settings_->destination.retry.max_age;
+  const auto max_age_ms = std::chrono::duration_cast<std::chrono::milliseconds>(max_age).count();
+  if (max_age_ms <= 0) co_return;
+  const std::int64_t now_ms = core::wall_clock_ms();
+  const std::string comment =
+      fmt::format("gave up after retry.max_age ({}) while the destination was paused: {}",
+                  format_duration(std::chrono::milliseconds(max_age_ms)), reason);
+  auto expire = [&]() {
+    return index_.dead_letter_expired_outbox(name_, now_ms - max_age_ms, kMaxPausedDeadLetters,
+                                             comment, now_ms);
+  };
+  auto changed = co_await on_pool(expire);
+  if (!changed.ok()) {
+    log()->warn("event=outbox_update_failed destination={} reason=\"{}\"", name_,
+                changed.error().message);
+    co_return;
+  }
+  if (*changed <= 0) co_return;
+  counters_.failed += static_cast<std::uint64_t>(*changed);
+  counters_.dead += static_cast<std::uint64_t>(*changed);
+  // Dead letters need an operator: one line for the round.
+  log()->warn("event=dead_letter destination={} rows={} reason=\"{}\"", name_, *changed, comment);
 }
 
 asio::awaitable<core::Status> Forwarder::probe_once() {

@@ -34,6 +34,14 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
                                                std::vector<index::OutboxItem> items) {
   hold_rows(items);
   auto prepared = co_await prepare_on_pool(items);
+  // Set when a stored file fails a read while its data set is being sent (note_read_errors).
+  const auto read_failed = std::make_shared<bool>(false);
+  auto watch_reads = [&read_failed](std::vector<core::Result<dicom::SendItem>>& batch) {
+    for (auto& p : batch) {
+      if (p.ok()) p->open = note_read_errors(std::move(p->open), read_failed);
+    }
+  };
+  watch_reads(prepared);
   if (conn.assoc && conn.settings_generation != settings_generation_) {
     co_await close_connection(conn, "settings changed");
   }
@@ -121,6 +129,7 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
       hold_rows(more);
       counters_.claimed_ahead += more.size();
       auto prepared_more = co_await prepare_on_pool(more);
+      watch_reads(prepared_more);
       for (std::size_t k = 0; k < more.size(); ++k) {
         unsent.push_back(items.size());
         items.push_back(std::move(more[k]));
@@ -166,26 +175,31 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
           unsent.pop_front();
           continue;
         }
+        *read_failed = false;
         auto sent = co_await conn.assoc->send_store(*prepared[j]);
         if (sent.ok()) {
           outstanding.emplace(*sent, j);
           unsent.pop_front();
           continue;
         }
-        if (sent.error().code == ErrorCode::kDataLoss) {
-          // The stored file failed authentication (ADR 010): it is never forwarded. If its data
-          // set had begun, send_store() aborted the association; the rows it left unanswered
-          // and the next ones get a new one.
+        if (sent.error().code == ErrorCode::kDataLoss || *read_failed) {
+          // Our own stored file failed us, not the destination: it failed authentication
+          // (kDataLoss, ADR 010: never forwarded), or a read of it failed (EIO, ESTALE) or came
+          // up short while its data set was being sent. Only this row ends (as when its header
+          // cannot be read), and the breaker does not count it. If its data set had begun,
+          // send_store() aborted the association; the rows it left unanswered and the next ones
+          // get a new one.
           unsent.pop_front();
           std::size_t resent = 0;
-          if (!conn.assoc->association().established()) {
+          if (!conn.assoc->usable() || !conn.assoc->association().established()) {
             resent = outstanding.size();
             drop_association();
             end_attempt(conn, sent.error().message);
           }
-          log()->error(
-              "event=stored_file_corrupt destination={} outbox_id={} resent={} reason=\"{}\"",
-              name_, item.id, resent, sent.error().message);
+          log()->error("event={} destination={} outbox_id={} resent={} reason=\"{}\"",
+                       sent.error().code == ErrorCode::kDataLoss ? "stored_file_corrupt"
+                                                                 : "stored_file_unreadable",
+                       name_, item.id, resent, sent.error().message);
           finish(updates, conn.serial, item, unreadable_file(sent.error()));
           continue;
         }

@@ -1,6 +1,7 @@
 #include "queue/send_batch.h"
 
 #include <memory>
+#include <system_error>
 
 namespace gw::queue {
 
@@ -19,10 +20,34 @@ class LentSource final : public dicom::ByteSource {
   dicom::ByteSource& source_;
 };
 
+/// A reader whose failed reads are noted (note_read_errors).
+class WatchedSource final : public dicom::ByteSource {
+ public:
+  WatchedSource(std::unique_ptr<dicom::ByteSource> source, std::shared_ptr<bool> failed)
+      : source_(std::move(source)), failed_(std::move(failed)) {}
+  std::uint64_t size() const override { return source_->size(); }
+  core::Result<std::size_t> read_at(std::uint64_t offset, std::span<std::uint8_t> out) override {
+    auto n = source_->read_at(offset, out);
+    if (!n.ok()) *failed_ = true;
+    return n;
+  }
+
+ private:
+  std::unique_ptr<dicom::ByteSource> source_;
+  std::shared_ptr<bool> failed_;
+};
+
 /// A SourceOpener for one item that opens its file once for two users: the first call (the
 /// header read) opens the file, keeps the reader and lends it; the second (the send) takes the
 /// kept reader; any later call (a resend) opens the file again. Calls are sequential (the
 /// worker pool, then the strand), never concurrent.
+///
+/// The kept reader is handed over only while its file is still there: with storage.duplicates:
+/// overwrite, ingest removes an instance's old file once its row names the new one, and a kept
+/// descriptor would still read the old version, which (sent after the new row delivered the new
+/// version) would leave the destination with the old one. A file gone from its path fails the
+/// send with kNotFound before anything is sent, as a row opened only at send time does, and the
+/// forwarder asks the index what became of the row (Forwarder::finish_missing_files).
 dicom::SourceOpener open_once(const dicom::SourceOpener& open) {
   struct Kept {
     std::unique_ptr<dicom::ByteSource> source;
@@ -31,7 +56,16 @@ dicom::SourceOpener open_once(const dicom::SourceOpener& open) {
   return
       [open, kept = std::make_shared<Kept>()](
           const std::filesystem::path& path) -> core::Result<std::unique_ptr<dicom::ByteSource>> {
-        if (kept->source) return std::move(kept->source);
+        if (kept->source) {
+          std::error_code ec;
+          const auto status = std::filesystem::status(path, ec);
+          if (status.type() == std::filesystem::file_type::not_found) {
+            kept->source.reset();
+            return core::make_error(core::ErrorCode::kNotFound,
+                                    "the stored file was removed since it was prepared");
+          }
+          return std::move(kept->source);
+        }
         auto opened = open ? open(path) : dicom::open_file_source(path);
         if (!opened.ok() || kept->lent) return opened;
         kept->lent = true;
@@ -56,6 +90,17 @@ std::vector<core::Result<dicom::SendItem>> prepare_batch(
     }
   }
   return out;
+}
+
+dicom::SourceOpener note_read_errors(dicom::SourceOpener open, std::shared_ptr<bool> failed) {
+  return
+      [open = std::move(open), failed = std::move(failed)](
+          const std::filesystem::path& path) -> core::Result<std::unique_ptr<dicom::ByteSource>> {
+        auto opened = open ? open(path) : dicom::open_file_source(path);
+        if (!opened.ok()) return opened;
+        return std::unique_ptr<dicom::ByteSource>(
+            std::make_unique<WatchedSource>(std::move(opened).value(), failed));
+      };
 }
 
 ContextPair pair_of(const dicom::SendItem& item) {

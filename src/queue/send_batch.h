@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <filesystem>
+#include <memory>
 #include <set>
 #include <string>
 #include <utility>
@@ -40,6 +41,12 @@ inline constexpr std::size_t kMaxHeldFiles = 8;
 std::vector<core::Result<dicom::SendItem>> prepare_batch(
     const std::filesystem::path& data_dir, const std::vector<index::OutboxItem>& items,
     const dicom::SourceOpener& open);
+
+/// `open` (empty: plain files) with every read of the sources it opens watched: a failed read
+/// sets `*failed`. send_store() returns a read error of the stored file with the file's own
+/// code (kIo for EIO or ESTALE), which alone would not tell it from a broken connection; the
+/// flag does: the file failed, not the destination.
+dicom::SourceOpener note_read_errors(dicom::SourceOpener open, std::shared_ptr<bool> failed);
 
 /// The pair a prepared item is sent in.
 ContextPair pair_of(const dicom::SendItem& item);

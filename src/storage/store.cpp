@@ -12,6 +12,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdio>
+#include <ctime>
 #include <optional>
 #include <string_view>
 #include <system_error>
@@ -61,6 +62,16 @@ std::string shard_name(int i) {
 std::filesystem::path own_dir(const StoreOptions& options, const char* top) {
   if (options.node_id.empty()) return top;
   return std::filesystem::path(top) / options.node_id;
+}
+
+/// The clock the kernel stamps file times with (coarse: it may lag the precise clock by a
+/// tick), so that a time read before a file is written is not later than the file's mtime.
+std::chrono::system_clock::time_point timestamp_clock_now() {
+  struct timespec ts {};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return std::chrono::system_clock::time_point(
+      std::chrono::duration_cast<std::chrono::system_clock::duration>(
+          std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
 }
 
 /// The config's rule again (config::Config::node_id): it becomes a directory name.
@@ -155,7 +166,8 @@ SpoolFile::SpoolFile(SpoolFile&& other) noexcept
       encrypted_(std::move(other.encrypted_)),
       keyring_(std::move(other.keyring_)),
       finished_(std::exchange(other.finished_, false)),
-      failed_(std::exchange(other.failed_, false)) {}
+      failed_(std::exchange(other.failed_, false)),
+      pending_(std::move(other.pending_)) {}
 
 SpoolFile& SpoolFile::operator=(SpoolFile&& other) noexcept {
   if (this != &other) {
@@ -170,6 +182,7 @@ SpoolFile& SpoolFile::operator=(SpoolFile&& other) noexcept {
     encrypted_ = std::move(other.encrypted_);
     keyring_ = std::move(other.keyring_);
     finished_ = std::exchange(other.finished_, false);
+    pending_ = std::move(other.pending_);
   }
   return *this;
 }
@@ -363,6 +376,7 @@ Result<std::unique_ptr<Store>> Store::create(const StoreOptions& options) {
               storage.string());
   }
   std::unique_ptr<Store> store(new Store(options, std::move(lock)));
+  store->lock_path_ = lock_path;
   store->shared_lock_ = std::move(shared_lock);
   store->previous_run_unclean_ = previous_run_unclean;
   store->recovered_ = !previous_run_unclean;
@@ -385,6 +399,24 @@ Store::~Store() {
   if (lock_.valid() && !unclean_ && recovered_ && ::ftruncate(lock_.get(), 0) == 0) {
     (void)::pwrite(lock_.get(), "clean\n", 6, 0);
   }
+}
+
+Status Store::checkpoint() {
+  if (!lock_.valid() || !recovered_) return core::ok_status();
+  const auto now = timestamp_clock_now();
+  const auto mark = std::min(pending_->oldest().value_or(now), now);
+  // The lock file's mtime is where the next start's recovery_candidates() begins after a crash.
+  const auto since_epoch = mark.time_since_epoch();
+  const auto secs = std::chrono::duration_cast<std::chrono::seconds>(since_epoch);
+  const struct timespec times[2] = {
+      {.tv_sec = 0, .tv_nsec = UTIME_OMIT},
+      {.tv_sec = static_cast<time_t>(secs.count()),
+       .tv_nsec = static_cast<long>(
+           std::chrono::duration_cast<std::chrono::nanoseconds>(since_epoch - secs).count())}};
+  if (::futimens(lock_.get(), times) != 0) return errno_error(errno, "set the time of", lock_path_);
+  // fsync, not fdatasync: a time stamp alone is metadata fdatasync may skip.
+  if (options_.fsync && ::fsync(lock_.get()) != 0) return errno_error(errno, "fsync", lock_path_);
+  return core::ok_status();
 }
 
 Result<std::vector<std::string>> Store::recovery_candidates() const {
@@ -417,12 +449,15 @@ Result<SpoolFile> Store::begin() {
   for (int attempt = 0; attempt < kNameAttempts; ++attempt) {
     GW_ASSIGN_OR_RETURN(std::string name, random_hex_name());
     auto path = spool / (name + std::string(kSpoolSuffix));
+    // Taken before the file exists: every time stamp of the file is later than its ticket's.
+    auto pending = pending_->add(timestamp_clock_now());
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, kFileMode);
     if (fd < 0) {
       if (errno == EEXIST || errno == EINTR) continue;
       return errno_error(errno, "create spool file", path);
     }
     SpoolFile file(fd, std::move(path));
+    file.pending_ = std::move(pending);
     file.early_writeback_ = options_.fsync;
     if (options_.encrypt) {
       file.keyring_ = keyring();
@@ -488,7 +523,7 @@ Result<PublishedFile> Store::publish(SpoolFile&& file) {
     if (*renamed == RenameResult::kExists) continue;
     f.path_.clear();  // the spool entry is gone; the destructor must not touch it
     return PublishedFile{(own_dir(options_, "storage") / shard / file_name).string(),
-                         core::UniqueFd(std::exchange(f.fd_, -1))};
+                         core::UniqueFd(std::exchange(f.fd_, -1)), std::move(f.pending_)};
   }
   return make_error(ErrorCode::kInternal, "could not pick a unique storage file name");
 }

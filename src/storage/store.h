@@ -31,6 +31,7 @@
 #include "storage/content_reader.h"
 #include "storage/directory_syncer.h"
 #include "storage/encrypted_file.h"
+#include "storage/pending_files.h"
 
 namespace gw::crypto {
 struct Keyring;
@@ -98,12 +99,16 @@ class SpoolFile {
   /// on): +12 % instances/s for 512 KiB files on 1 association, +8 % on 4, +10 % for 50 MiB.
   static constexpr std::uint64_t kWritebackChunk = 256u << 10;
   bool failed_ = false;  ///< a write failed: the content is incomplete and must not be committed
+  PendingFiles::Ticket pending_;  ///< moves into PublishedFile
 };
 
 /// A file renamed into storage/ (see Store::publish).
 struct PublishedFile {
   std::string path;   ///< relative: "storage/[<node_id>/]<2 hex>/<32 hex>.dcm"
   core::UniqueFd fd;  ///< still open, for sync_data() or sync_filesystem()
+  /// Holds back Store::checkpoint() until the caller has indexed or removed the file (destroy
+  /// or release() it then), or keep() it when that is unknown.
+  PendingFiles::Ticket pending;
 };
 
 class Store {
@@ -147,8 +152,9 @@ class Store {
   /// (permissions, I/O, no configured key for its key version), which proves nothing about it.
   Result<bool> check_stored(const std::string& relative_path, std::int64_t size_bytes,
                             const std::string& digest) const;
-  /// The next start treats this run as unclean (recovery_candidates() then lists its files),
-  /// even if it stops cleanly: files may be left that no row names. Thread-safe.
+  /// The next start treats this run as unclean (recovery_candidates() then lists its files
+  /// since its last checkpoint(), which the files kept pending hold back), even if it stops
+  /// cleanly: files may be left that no row names. Thread-safe.
   void mark_unclean() { unclean_ = true; }
   /// After an unclean previous run: its leftovers have been dealt with (remove_unreferenced
   /// files). Until then the lock file keeps saying "running" with that run's start time, so a
@@ -162,10 +168,16 @@ class Store {
   /// Removes a committed file (relative path as returned by commit). Missing file is not an error.
   Status remove(const std::string& relative_path);
 
+  /// Records (in the lock file's time stamp, flushed) that every file this run began before
+  /// now, or before the oldest one still pending (PublishedFile::pending), has its index row
+  /// or is gone, so that after a crash recovery_candidates() starts there. Blocking; the gateway
+  /// calls it every 30 s. Does nothing before mark_recovered().
+  Status checkpoint();
   /// After a run that did not end cleanly (crash, kill -9): the stored files written since that
-  /// run started, relative paths — the only files that can be in storage/ without an index row
-  /// (renamed, then the process died before the commit). Empty after a clean shutdown. Only
-  /// this store's own shard directories are looked at (with a node_id: storage/<node_id>/).
+  /// run's last checkpoint() (or its start), relative paths — the only files that can be in
+  /// storage/ without an index row (renamed, then the process died before the commit). Empty after
+  /// a clean shutdown. Only this store's own shard directories are looked at (with a node_id:
+  /// storage/<node_id>/).
   Result<std::vector<std::string>> recovery_candidates() const;
 
   std::filesystem::path absolute(const std::string& relative_path) const;
@@ -206,6 +218,8 @@ class Store {
   bool previous_run_unclean_ = false;
   std::atomic<bool> recovered_{true};  ///< false after an unclean run until mark_recovered()
   std::filesystem::file_time_type previous_start_{};
+  std::filesystem::path lock_path_;
+  std::shared_ptr<PendingFiles> pending_ = std::make_shared<PendingFiles>();
   std::unique_ptr<DirectorySyncer> directory_syncer_;
 };
 

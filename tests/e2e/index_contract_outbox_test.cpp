@@ -420,6 +420,82 @@ TEST_P(IndexOutbox, RetryAndDeleteRules) {
 }
 
 /// A retried row keeps its place: claims go by id, not by when it was queued or retried.
+// A crash leaves a row in flight; if its destination is then removed, no forwarder ever claims
+// it again. Once its lease has expired, nobody is sending it: the operator can retry it.
+TEST_P(IndexOutbox, AnInFlightRowWhoseLeaseExpiredCanBeRetried) {
+  insert(make_record("7.9", {"GONE"}));
+  const auto items = claim("GONE", 1, "node-a", 1000);
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(index_->retry_outbox(items[0].id, 1000 + kLease - 1, nullptr).error().code,
+            ErrorCode::kConflict)
+      << "the lease still runs";
+  ASSERT_TRUE(index_->retry_outbox(items[0].id, 1000 + kLease, nullptr).ok());
+  const auto row = find(items[0].id);
+  EXPECT_EQ(row.state, OutboxState::kPending);
+  EXPECT_EQ(row.attempts, 0);
+  EXPECT_EQ(row.next_attempt_at_ms, 1000 + kLease);
+  EXPECT_EQ(row.lease_owner, "");
+  EXPECT_EQ(row.lease_expires_at_ms, 0);
+  // The old owner's late result changes nothing.
+  EXPECT_EQ(
+      index_->complete_outbox(items[0].id, "node-a", result(0), 1000 + kLease + 1).error().code,
+      ErrorCode::kConflict);
+  EXPECT_EQ(find(items[0].id).state, OutboxState::kPending);
+}
+
+// `queue retry --dead` without a destination leaves the rows of deleted destinations dead
+// (nobody would send them); named, they are retried.
+TEST_P(IndexOutbox, BulkRetryOfEveryDestinationLeavesDeletedDestinationsDead) {
+  insert(make_record("7.10", {"PACS", "GONE"}));
+  const auto pacs = claim("PACS", 1, "node-a", 1000);
+  ASSERT_EQ(pacs.size(), 1u);
+  ASSERT_TRUE(index_->fail_outbox(pacs[0].id, "node-a", result(0xC000, "refused"), 1100).ok());
+  const std::vector<std::string> gone = {"GONE"};
+  ASSERT_EQ(*index_->dead_letter_deleted_outbox(gone, 1200), 1);
+  auto n = index_->retry_dead_outbox("", 2000, nullptr);
+  ASSERT_TRUE(n.ok()) << n.error().message;
+  EXPECT_EQ(*n, 1);
+  EXPECT_EQ(find(pacs[0].id).state, OutboxState::kPending);
+  const auto gone_rows = list("GONE");
+  ASSERT_EQ(gone_rows.size(), 1u);
+  EXPECT_EQ(gone_rows[0].state, OutboxState::kDead);
+  EXPECT_EQ(*index_->retry_dead_outbox("GONE", 2000, nullptr), 1) << "named: retried";
+  EXPECT_EQ(list("GONE")[0].state, OutboxState::kPending);
+}
+
+// A paused destination claims nothing, so no attempt ever ends its rows: the forwarder's probe
+// dead-letters those older than retry.max_age, a bounded number per call.
+TEST_P(IndexOutbox, DeadLetterExpiredTakesOldPendingRowsOfOneDestinationOnly) {
+  insert(make_record("7.20", {"PACS", "OTHER"}, 1000));
+  insert(make_record("7.21", {"PACS"}, 1000));
+  insert(make_record("7.22", {"PACS"}, 1000));
+  insert(make_record("7.23", {"PACS"}, 6000));
+  const auto in_flight = claim("PACS", 1, "node-a", 1000);  // 7.20's row: in flight, untouched
+  ASSERT_EQ(in_flight.size(), 1u);
+  auto rows = list("PACS");
+  ASSERT_EQ(rows.size(), 4u);
+  ASSERT_TRUE(index_->retry_outbox(rows[1].id, 4000, nullptr).ok());  // 7.21: max_age from 4000
+
+  auto n = index_->dead_letter_expired_outbox("PACS", 3000, 10, "gave up: paused", 9000);
+  ASSERT_TRUE(n.ok()) << n.error().message;
+  EXPECT_EQ(*n, 1) << "only 7.22: 7.21 was retried since, 7.23 is young, 7.20 in flight";
+  rows = list("PACS");
+  EXPECT_EQ(rows[0].state, OutboxState::kInFlight);
+  EXPECT_EQ(rows[1].state, OutboxState::kPending);
+  EXPECT_EQ(rows[2].state, OutboxState::kDead);
+  EXPECT_EQ(rows[2].last_error, "gave up: paused");
+  EXPECT_EQ(rows[2].updated_at_ms, 9000);
+  EXPECT_EQ(rows[3].state, OutboxState::kPending);
+  EXPECT_EQ(list("OTHER")[0].state, OutboxState::kPending) << "another destination";
+
+  // Bounded: at most max_rows of the oldest pending rows are looked at.
+  EXPECT_EQ(*index_->dead_letter_expired_outbox("PACS", 10'000, 1, "later", 11'000), 1);
+  rows = list("PACS");
+  EXPECT_EQ(rows[1].state, OutboxState::kDead);
+  EXPECT_EQ(rows[3].state, OutboxState::kPending);
+  EXPECT_EQ(*index_->dead_letter_expired_outbox("PACS", 10'000, 0, "none", 11'000), 0);
+}
+
 TEST_P(IndexOutbox, ARetriedRowIsClaimedInItsOriginalOrder) {
   for (const auto* sop : {"7.1", "7.2", "7.3"}) insert(make_record(sop, {"PACS"}));
   const auto first = claim("PACS", 1, "node-a", 2000);

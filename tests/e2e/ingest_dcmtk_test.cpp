@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -330,6 +331,30 @@ fs::path second_version(const fs::path& file, const fs::path& out_dir) {
   return copy;
 }
 
+/// Sends `second` (another copy of the instance `uid`) and checks that it is answered success
+/// and is now the one stored copy, in a file the row names; returns that file (nullopt: it is
+/// not).
+std::optional<fs::path> send_second_copy(const Gateway& gw, const fs::path& second,
+                                         const std::string& uid, const TempDir& dir) {
+  const CommandResult again =
+      gw_send(gw.port(), {second}, {"--report", (dir / "second.txt").string()});
+  EXPECT_TRUE(again.ok()) << both(again);
+  const auto report = read_report(dir / "second.txt");
+  EXPECT_EQ(report.size(), 1u);
+  if (report.size() == 1) {
+    EXPECT_TRUE(report[0].ok) << report[0].reason;
+  }
+  EXPECT_EQ(gw.count_instances(), 1);
+  EXPECT_EQ(gw.storage_files().size(), 1u) << "the first copy's file was left behind";
+  const auto stored = gw.stored_file(uid);
+  if (!stored || !fs::is_regular_file(*stored)) {
+    ADD_FAILURE() << "the row names no file that is there";
+    return std::nullopt;
+  }
+  EXPECT_TRUE(data_set_bytes(*stored) == data_set_bytes(second)) << "not the second copy";
+  return stored;
+}
+
 TEST(IngestDuplicates, KeepFirstKeepsOneRowAndAnswersSuccess) {
   TempDir dir("gw-ingest");
   const auto files = generate_dicom(dir / "source", {"--count", "1", "--seed", "21"});
@@ -386,21 +411,54 @@ TEST(IngestDuplicates, OverwriteKeepsOneRowAndTheNewFile) {
   const auto first_stored = gw->stored_file(uid);
   ASSERT_TRUE(first_stored.has_value());
   ASSERT_TRUE(data_set_bytes(*first_stored) == data_set_bytes(files[0]));
-  const CommandResult again =
-      gw_send(gw->port(), {second}, {"--report", (dir / "second.txt").string()});
-  EXPECT_TRUE(again.ok()) << both(again);
-  const auto report = read_report(dir / "second.txt");
-  ASSERT_EQ(report.size(), 1u);
-  EXPECT_TRUE(report[0].ok) << report[0].reason;
-  EXPECT_EQ(gw->count_instances(), 1);
-  EXPECT_EQ(gw->storage_files().size(), 1u) << "the overwritten file was left behind";
-  const auto stored = gw->stored_file(uid);
+  const auto stored = send_second_copy(*gw, second, uid, dir);
   ASSERT_TRUE(stored.has_value());
-  ASSERT_TRUE(fs::is_regular_file(*stored));
-  EXPECT_TRUE(data_set_bytes(*stored) == data_set_bytes(second)) << "not the second copy";
   EXPECT_NE(*stored, *first_stored) << "the row still points at the first file";
   EXPECT_FALSE(fs::exists(*first_stored)) << "the first copy's file is still there";
   EXPECT_TRUE(gw->spool_files().empty());
+}
+
+/// Stores `first` under `policy`, loses its stored file (`truncate`: cut to half instead of
+/// deleted), then sends `second` (same SOP Instance UID): the resend must take its place.
+void expect_resend_replaces_lost_copy(const std::string& policy, bool truncate, int seed) {
+  TempDir dir("gw-ingest");
+  const auto files =
+      generate_dicom(dir / "source", {"--count", "1", "--seed", std::to_string(seed)});
+  ASSERT_EQ(files.size(), 1u);
+  GatewayOptions options;
+  options.duplicates = policy;
+  auto gw = Gateway::start(options);
+  const fs::path second = second_version(files[0], dir / "second");
+  const std::string uid = sop_instance_uid_of(files[0]);
+  ASSERT_TRUE(gw_send(gw->port(), {files[0]}).ok());
+  const auto first_stored = gw->stored_file(uid);
+  ASSERT_TRUE(first_stored.has_value());
+  if (truncate) {
+    fs::resize_file(*first_stored, fs::file_size(*first_stored) / 2);
+  } else {
+    fs::remove(*first_stored);
+  }
+  ASSERT_TRUE(send_second_copy(*gw, second, uid, dir).has_value());
+  EXPECT_NE(gw->log().find("event=duplicate_replaces_lost_copy"), std::string::npos);
+  // With the copy back, the policy applies again: a third send is a plain duplicate.
+  const CommandResult third = gw_send(gw->port(), {files[0]});
+  EXPECT_EQ(third.ok(), policy == "keep-first") << both(third);
+  const auto still = gw->stored_file(uid);
+  ASSERT_TRUE(still.has_value());
+  EXPECT_TRUE(data_set_bytes(*still) == data_set_bytes(second));
+  EXPECT_TRUE(gw->spool_files().empty());
+}
+
+TEST(IngestDuplicates, KeepFirstResendReplacesADeletedCopy) {
+  expect_resend_replaces_lost_copy("keep-first", /*truncate=*/false, 24);
+}
+
+TEST(IngestDuplicates, KeepFirstResendReplacesATruncatedCopy) {
+  expect_resend_replaces_lost_copy("keep-first", /*truncate=*/true, 25);
+}
+
+TEST(IngestDuplicates, RejectAcceptsAResendWhoseCopyWasDeleted) {
+  expect_resend_replaces_lost_copy("reject", /*truncate=*/false, 26);
 }
 
 // ---- accept.calling_ae_titles -----------------------------------------------------------------

@@ -80,6 +80,10 @@ class PostgresIndex : public Index {
   Result<std::optional<std::int64_t>> newer_outbox_row(std::int64_t id) override;
   Result<std::int64_t> dead_letter_deleted_outbox(std::span<const std::string> destinations,
                                                   std::int64_t now_ms) override;
+  Result<std::int64_t> dead_letter_expired_outbox(const std::string& destination,
+                                                  std::int64_t queued_before_ms,
+                                                  std::int64_t max_rows, const std::string& reason,
+                                                  std::int64_t now_ms) override;
   Result<std::optional<std::int64_t>> next_outbox_due(const std::string& destination) override;
 
   Result<std::int64_t> create_user(const User& user, const AuditEvent* audit) override;

@@ -79,6 +79,13 @@ constexpr const char* kRetrySet =
     "UPDATE outbox SET state = 'pending', next_attempt_at_ms = $2, attempts = 0, "
     "updated_at_ms = $2, retried_at_ms = $2 ";
 
+/// retry_outbox's row: not in flight, or in flight under a lease that has expired (nobody is
+/// sending it: a crash left it, and its destination may be gone, so no forwarder ever claims
+/// it again). Its lease goes with it: a late result of the old owner is refused.
+constexpr const char* kRetryWhere =
+    ", lease_owner = '', lease_expires_at_ms = 0 "
+    "WHERE id = $1 AND (state <> 'in_flight' OR lease_expires_at_ms <= $2)";
+
 /// A bigint[] literal of the ids ("{1,2,3}"): one parameter for any number of ids.
 std::string array_of(std::span<const std::int64_t> ids) {
   std::string out = "{";
@@ -260,9 +267,8 @@ Status PostgresIndex::retry_outbox(std::int64_t id, std::int64_t now_ms, const A
   GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
   pg::Transaction tx(*conn);
   GW_RETURN_IF_ERROR(tx.begin());
-  GW_ASSIGN_OR_RETURN(auto rows,
-                      conn->exec(std::string(kRetrySet) + "WHERE id = $1 AND state <> 'in_flight'",
-                                 Params().add(id).add(now_ms)));
+  GW_ASSIGN_OR_RETURN(
+      auto rows, conn->exec(std::string(kRetrySet) + kRetryWhere, Params().add(id).add(now_ms)));
   if (rows.affected() != 1) {
     return outbox_unchanged(*conn, id, "in flight: an attempt is under way");
   }
@@ -280,7 +286,11 @@ Result<std::int64_t> PostgresIndex::retry_dead_outbox(const std::string& destina
   GW_ASSIGN_OR_RETURN(
       auto rows,
       destination.empty()
-          ? conn->exec(std::string(kRetrySet) + "WHERE state = 'dead' AND $1::text = ''",
+          // Without a destination, rows dead because theirs was deleted stay dead: nobody
+          // would send them (retry them by destination, after creating it again).
+          ? conn->exec(std::string(kRetrySet) +
+                           "WHERE state = 'dead' AND $1::text = '' AND last_error IS DISTINCT "
+                           "FROM 'destination deleted'",
                        Params().add("").add(now_ms))
           : conn->exec(std::string(kRetrySet) + "WHERE destination = $1 AND state = 'dead'",
                        Params().add(destination).add(now_ms)));
@@ -415,6 +425,29 @@ WHERE destination = $1 AND state IN ('pending', 'in_flight')
   }
   GW_RETURN_IF_ERROR(tx.commit());
   return changed;
+}
+
+Result<std::int64_t> PostgresIndex::dead_letter_expired_outbox(const std::string& destination,
+                                                               std::int64_t queued_before_ms,
+                                                               std::int64_t max_rows,
+                                                               const std::string& reason,
+                                                               std::int64_t now_ms) {
+  if (max_rows <= 0) return std::int64_t{0};
+  GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
+  // outbox_queue serves the inner walk (destination, state, by id): O(max_rows) rows read.
+  GW_ASSIGN_OR_RETURN(
+      auto rows,
+      conn->exec(
+          R"sql(
+UPDATE outbox SET state = 'dead', last_error = $3, updated_at_ms = $4
+WHERE id IN (SELECT id FROM (SELECT id, created_at_ms, retried_at_ms FROM outbox
+                             WHERE destination = $1 AND state = 'pending'
+                             ORDER BY id LIMIT $5) oldest
+             WHERE greatest(created_at_ms, retried_at_ms) <= $2)
+  AND state = 'pending'
+)sql",
+          Params().add(destination).add(queued_before_ms).add(reason).add(now_ms).add(max_rows)));
+  return static_cast<std::int64_t>(rows.affected());
 }
 
 Result<std::optional<std::int64_t>> PostgresIndex::next_outbox_due(const std::string& destination) {

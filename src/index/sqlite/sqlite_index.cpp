@@ -237,7 +237,14 @@ std::vector<Result<InsertResult>> SqliteIndex::write_batch(const std::vector<Pen
     (void)exec_locked("RELEASE one");
   }
   if (auto st = tx.commit(); !st.ok()) {
-    for (auto& r : results) r = st.error();
+    // An I/O error at COMMIT (a failed WAL fsync) may come after the commit's frames were
+    // written: a later start can find these rows in the WAL. So their files must stay until
+    // that start's checks (the caller keeps them). A full disk or a lock never got that far.
+    const bool unknown = (sqlite3_extended_errcode(db_.get()) & 0xff) == SQLITE_IOERR;
+    const auto error = unknown ? core::make_error(ErrorCode::kOutcomeUnknown,
+                                                  "commit outcome unknown: " + st.error().message)
+                               : st.error();
+    for (auto& r : results) r = error;
     markers.clear();
     return results;
   }

@@ -238,9 +238,12 @@ Status SqliteIndex::retry_outbox(std::int64_t id, std::int64_t now_ms, const Aud
   {
     GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
 UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?2, attempts = 0, updated_at_ms = ?2,
-                  retried_at_ms = ?2
-WHERE id = ?1 AND state <> 'in_flight'
+                  retried_at_ms = ?2, lease_owner = '', lease_expires_at_ms = 0
+WHERE id = ?1 AND (state <> 'in_flight' OR lease_expires_at_ms <= ?2)
 )sql"));
+    // An in-flight row whose lease has expired is sent by nobody (a crash left it, and its
+    // destination may be gone, so no forwarder ever claims it again): it can be retried. Its
+    // lease goes with it, so a late result of the old owner is refused.
     s.bind(1, id).bind(2, now_ms);
     GW_RETURN_IF_ERROR(s.run("retry outbox row"));
     if (s.changes() != 1) return outbox_unchanged_locked(id, "in flight: an attempt is under way");
@@ -254,11 +257,13 @@ Result<std::int64_t> SqliteIndex::retry_dead_outbox(const std::string& destinati
   std::lock_guard lock(mu_);
   Transaction tx(*this);
   GW_RETURN_IF_ERROR(tx.begin());
-  // Two statements rather than "?1 = '' OR destination = ?1", which no index serves.
+  // Two statements rather than "?1 = '' OR destination = ?1", which no index serves. Without a
+  // destination, rows dead because theirs was deleted stay dead: nobody would send them (retry
+  // them by destination, after creating it again).
   GW_ASSIGN_OR_RETURN(auto s, statement_locked(destination.empty() ? R"sql(
 UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?2, attempts = 0, updated_at_ms = ?2,
                   retried_at_ms = ?2
-WHERE state = 'dead'
+WHERE state = 'dead' AND last_error IS NOT 'destination deleted'
 )sql"
                                                                    : R"sql(
 UPDATE outbox SET state = 'pending', next_attempt_at_ms = ?2, attempts = 0, updated_at_ms = ?2,
@@ -419,6 +424,27 @@ WHERE destination = ?1 AND state IN ('pending', 'in_flight')
   }
   GW_RETURN_IF_ERROR(tx.commit());
   return changed;
+}
+
+Result<std::int64_t> SqliteIndex::dead_letter_expired_outbox(const std::string& destination,
+                                                             std::int64_t queued_before_ms,
+                                                             std::int64_t max_rows,
+                                                             const std::string& reason,
+                                                             std::int64_t now_ms) {
+  if (max_rows <= 0) return std::int64_t{0};
+  std::lock_guard lock(mu_);
+  // outbox_queue serves the inner walk (destination, state, by id): O(max_rows) rows read.
+  GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
+UPDATE outbox SET state = 'dead', last_error = ?3, updated_at_ms = ?4
+WHERE id IN (SELECT id FROM (SELECT id, created_at_ms, retried_at_ms FROM outbox
+                             WHERE destination = ?1 AND state = 'pending'
+                             ORDER BY id LIMIT ?5)
+             WHERE max(created_at_ms, retried_at_ms) <= ?2)
+)sql"));
+  s.bind(1, destination).bind(2, queued_before_ms).bind(3, reason).bind(4, now_ms);
+  s.bind(5, max_rows);
+  GW_RETURN_IF_ERROR(s.run("dead-letter expired rows of a paused destination"));
+  return static_cast<std::int64_t>(s.changes());
 }
 
 Result<std::optional<std::int64_t>> SqliteIndex::next_outbox_due(const std::string& destination) {

@@ -237,5 +237,35 @@ TEST(AssociationTest, APeerLimitTooSmallForAnyDataGetsOneBytePerPdv) {
   EXPECT_EQ(received, kSize);
 }
 
+TEST(AssociationTest, AnAssociationPduDuringDataTransferIsAbortedAsUnexpected) {
+  // A-ASSOCIATE-AC, A-ASSOCIATE-RJ and A-RELEASE-RP are recognised PDUs arriving in the wrong
+  // state (Evt3/Evt4/Evt13 in Sta6 -> AA-8): A-ABORT reason 2 (unexpected PDU), not 1
+  // (unrecognized PDU).
+  const std::vector<std::vector<std::uint8_t>> pdus = {
+      encode_associate_ac(AssociateAc{}),
+      encode_associate_rj(AssociateRj{}),
+      encode_release_rp(),
+  };
+  for (const auto& pdu : pdus) {
+    SCOPED_TRACE("PDU type " + std::to_string(pdu[0]));
+    std::optional<bool> receive_failed;
+    std::vector<std::uint8_t> reply(10, 0xEE);
+    std::optional<Status> read;
+    with_association([&](Pair& p) -> asio::awaitable<void> {
+      std::array<asio::const_buffer, 1> bufs{asio::buffer(pdu)};
+      EXPECT_TRUE((co_await p.requestor->channel().write_all(bufs)).ok());
+      Command command;
+      std::uint8_t pcid = 0;
+      receive_failed = !(co_await p.acceptor->receive_command(command, pcid)).ok();
+      p.requestor->channel().expires_after(5s);
+      read = co_await p.requestor->channel().read_exact(reply);
+    });
+    EXPECT_EQ(receive_failed, true);
+    ASSERT_TRUE(read.has_value());
+    ASSERT_TRUE(read->ok()) << read->error().message;
+    EXPECT_EQ(reply, (std::vector<std::uint8_t>{0x07, 0, 0, 0, 0, 4, 0, 0, 2, 2}));
+  }
+}
+
 }  // namespace
 }  // namespace gw::dicom

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "dicom/negotiation.h"
 #include "dicom/pdu.h"
 #include "dicom/state_machine.h"
 
@@ -86,11 +87,36 @@ TEST(MalformedPdus, AcceptorRefusesEveryEntry) {
   }
 }
 
+TEST(MalformedPdus, ToleratedEntriesParseWithoutTheBrokenPart) {
+  std::size_t seen = 0;
+  for (const auto& [n, bytes] : gw::test::malformed_pdu_corpus()) {
+    if (!gw::test::tolerated_malformed_pdus().contains(n)) continue;
+    ++seen;
+    auto rq = parse_associate_rq(std::span(bytes).subspan(kPduHeaderSize));
+    ASSERT_TRUE(rq.ok()) << n << ": " << rq.error().message;
+    EXPECT_FALSE(rq->user_info.user_identity_rq.has_value()) << n;
+    EXPECT_TRUE(rq->user_info.role_selections.empty()) << n;
+    const auto results = negotiate(rq->contexts, {});
+    ASSERT_EQ(results.size(), rq->contexts.size()) << n;
+    ASSERT_EQ(results.size(), 1u) << n;
+    if (n == "rq_no_abstract_syntax") {
+      EXPECT_EQ(results.at(0).result, PcResult::kNoReason);
+    } else if (n == "rq_no_transfer_syntax") {
+      EXPECT_EQ(results.at(0).result, PcResult::kTransferSyntaxesNotSupported);
+    } else {
+      EXPECT_EQ(rq->user_info.skipped_sub_items.size(), 1u) << n;
+      EXPECT_EQ(results.at(0).result, PcResult::kAcceptance) << n;  // Verification goes ahead
+    }
+  }
+  EXPECT_EQ(seen, gw::test::tolerated_malformed_pdus().size());
+}
+
 TEST(MalformedPdus, StructuralEntriesFailToParse) {
   // Entries whose first PDU is complete but malformed must be rejected by the parser itself,
   // not only by the state machine.
   for (const auto& [n, bytes] : gw::test::malformed_pdu_corpus()) {
     if (n.rfind("rq_", 0) != 0 || bytes.size() < kPduHeaderSize) continue;
+    if (gw::test::tolerated_malformed_pdus().contains(n)) continue;
     auto header = parse_pdu_header(std::span<const std::uint8_t, kPduHeaderSize>(bytes.data(), 6));
     ASSERT_TRUE(header.ok()) << n;
     if (header->length != bytes.size() - kPduHeaderSize) continue;  // incomplete by design

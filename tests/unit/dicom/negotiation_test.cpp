@@ -56,6 +56,21 @@ TEST(NegotiationTest, UnsupportedTransferSyntaxes) {
   EXPECT_EQ(results[1].result, PcResult::kTransferSyntaxesNotSupported);
 }
 
+TEST(NegotiationTest, ContextWithoutASingleAbstractSyntaxIsRejectedForNoReason) {
+  // The parser leaves the abstract syntax empty when the item had none or two (pdu.h); the
+  // other contexts are negotiated as usual.
+  const auto results =
+      negotiate({context(1, "", {std::string(kImplicitVrLittleEndian)}),
+                 context(3, std::string(1, '\0'), {std::string(kImplicitVrLittleEndian)}),
+                 context(5, kCtImageStorage, {std::string(kImplicitVrLittleEndian)})},
+                {});
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[0].result, PcResult::kNoReason);
+  EXPECT_EQ(results[1].result, PcResult::kNoReason);
+  EXPECT_EQ(results[2].result, PcResult::kAcceptance);
+  EXPECT_EQ(results[2].transfer_syntax, kImplicitVrLittleEndian);
+}
+
 TEST(NegotiationTest, Verification) {
   const std::vector<PresentationContextRq> proposed = {
       context(1, std::string(kVerificationSopClass), {std::string(kImplicitVrLittleEndian)})};

@@ -244,10 +244,12 @@ TEST(AssociateRq, SubItemLengthBeyondItem) {
   expect_protocol_error(rq.error());
 }
 
-TEST(AssociateRq, SubItemFieldLengthsBeyondSubItem) {
-  // Role selection whose UID length points past the sub-item.
+TEST(AssociateRq, OptionalSubItemWithBadFieldsIsSkipped) {
+  // Role selection whose UID length points past the sub-item (the sub-item's own length fits
+  // the user information item): skipped, the association can go ahead (PS3.7 D.3.3.4).
   AssociateRq rq = full_associate_rq();
   rq.user_info = UserInformation{};
+  rq.user_info.max_pdu_length = 16384;
   rq.user_info.role_selections.push_back({"1.2.3", true, true});
   Bytes pdu = encode_associate_rq(rq);
   // Find the 0x54 sub-item and corrupt its inner UID length.
@@ -261,7 +263,12 @@ TEST(AssociateRq, SubItemFieldLengthsBeyondSubItem) {
     }
   }
   ASSERT_TRUE(found);
-  EXPECT_FALSE(parse_associate_rq(body_of(pdu)).ok());
+  auto parsed = parse_associate_rq(body_of(pdu));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_TRUE(parsed->user_info.role_selections.empty());
+  EXPECT_EQ(parsed->user_info.skipped_sub_items, std::vector<std::uint8_t>{0x54});
+  EXPECT_EQ(parsed->user_info.max_pdu_length, 16384u);
+  EXPECT_EQ(parsed->contexts, rq.contexts);
 
   // User identity with a primary field length beyond the sub-item.
   rq.user_info = UserInformation{};
@@ -277,7 +284,10 @@ TEST(AssociateRq, SubItemFieldLengthsBeyondSubItem) {
     }
   }
   ASSERT_TRUE(found);
-  EXPECT_FALSE(parse_associate_rq(body_of(pdu)).ok());
+  parsed = parse_associate_rq(body_of(pdu));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_FALSE(parsed->user_info.user_identity_rq.has_value());
+  EXPECT_EQ(parsed->user_info.skipped_sub_items, std::vector<std::uint8_t>{0x58});
 }
 
 TEST(AssociateRq, MaxLengthSubItemMustBeFourBytes) {
@@ -325,17 +335,81 @@ TEST(AssociateRq, MinimalItemsParse) {
   EXPECT_EQ(rq->called_ae, "CALLED");
 }
 
-TEST(AssociateRq, PresentationContextWithoutTransferSyntaxFails) {
-  const Bytes pc = item(0x20, cat({{0x01, 0, 0, 0}, item(0x30, str("1.2.840.10008.1.1"))}));
-  auto rq = parse_associate_rq(body_of(rq_with_items({kAppContext, pc, kUserInfo})));
-  ASSERT_FALSE(rq.ok());
-  expect_protocol_error(rq.error());
-  EXPECT_NE(rq.error().message.find("transfer syntax"), std::string::npos);
+TEST(AssociateRq, MalformedPresentationContextIsKeptForARejection) {
+  // No transfer syntax, no abstract syntax, two abstract syntaxes: the context is kept (so it
+  // can be answered "no reason") with the missing part empty, and a good one beside it parses.
+  const Bytes no_ts = item(0x20, cat({{0x01, 0, 0, 0}, item(0x30, str("1.2.840.10008.1.1"))}));
+  const Bytes no_as = item(0x20, cat({{0x03, 0, 0, 0}, item(0x40, str("1.2.840.10008.1.2"))}));
+  const Bytes two_as = item(0x20, cat({{0x05, 0, 0, 0},
+                                       item(0x30, str("1.2.840.10008.1.1")),
+                                       item(0x30, str("1.2.840.10008.5.1.4.1.1.2")),
+                                       item(0x40, str("1.2.840.10008.1.2"))}));
+  const Bytes good = item(0x20, cat({{0x07, 0, 0, 0},
+                                     item(0x30, str("1.2.840.10008.1.1")),
+                                     item(0x40, str("1.2.840.10008.1.2"))}));
+  auto rq = parse_associate_rq(
+      body_of(rq_with_items({kAppContext, no_ts, no_as, two_as, good, kUserInfo})));
+  ASSERT_TRUE(rq.ok()) << rq.error().message;
+  ASSERT_EQ(rq->contexts.size(), 4u);
+  EXPECT_EQ(rq->contexts[0].id, 1);
+  EXPECT_EQ(rq->contexts[0].abstract_syntax, "1.2.840.10008.1.1");
+  EXPECT_TRUE(rq->contexts[0].transfer_syntaxes.empty());
+  EXPECT_EQ(rq->contexts[1].id, 3);
+  EXPECT_TRUE(rq->contexts[1].abstract_syntax.empty());
+  EXPECT_EQ(rq->contexts[2].id, 5);
+  EXPECT_TRUE(rq->contexts[2].abstract_syntax.empty());
+  EXPECT_EQ(rq->contexts[3],
+            (PresentationContextRq{7, "1.2.840.10008.1.1", {"1.2.840.10008.1.2"}}));
 }
 
-TEST(AssociateRq, PresentationContextWithoutAbstractSyntaxFails) {
-  const Bytes pc = item(0x20, cat({{0x01, 0, 0, 0}, item(0x40, str("1.2.840.10008.1.2"))}));
-  EXPECT_FALSE(parse_associate_rq(body_of(rq_with_items({kAppContext, pc, kUserInfo}))).ok());
+TEST(AssociateRq, PresentationContextStillFailsWhenItsLengthsDoNot) {
+  // Shorter than its 4 fixed bytes.
+  const Bytes short_pc = item(0x20, {0x01, 0, 0});
+  EXPECT_FALSE(parse_associate_rq(body_of(rq_with_items({kAppContext, short_pc, kUserInfo}))).ok());
+  // A sub-item running past the context item.
+  Bytes overrun = item(0x20, cat({{0x01, 0, 0, 0}, item(0x30, str("1.2.840.10008.1.1"))}));
+  overrun[4 + 4 + 3] = 0x40;
+  EXPECT_FALSE(parse_associate_rq(body_of(rq_with_items({kAppContext, overrun, kUserInfo}))).ok());
+}
+
+TEST(AssociateRq, UserInformationSubItemRunningPastItsItemStillFails) {
+  // A user identity sub-item declaring more bytes than the user information item holds.
+  Bytes identity = item(0x58, {0x01, 0x00, 0x00, 0x01, 'u'});
+  identity[3] = 0x40;
+  const Bytes ui = item(0x50, cat({item(0x51, {0x00, 0x00, 0x40, 0x00}), identity}));
+  auto rq = parse_associate_rq(body_of(rq_with_items({kAppContext, ui})));
+  ASSERT_FALSE(rq.ok());
+  expect_protocol_error(rq.error());
+}
+
+TEST(AssociateRq, UserIdentityWithoutSecondaryFieldLengthIsSkipped) {
+  // Type 2 (username and passcode), primary field "user", and no secondary-field length.
+  const Bytes identity = item(0x58, {0x02, 0x00, 0x00, 0x04, 'u', 's', 'e', 'r'});
+  // Role selection with no role bytes after its UID.
+  const Bytes role = item(0x54, cat({{0x00, 0x05}, str("1.2.3")}));
+  const Bytes ui =
+      item(0x50,
+           cat({item(0x51, {0x00, 0x00, 0x40, 0x00}), role, identity, item(0x52, str("1.2.3.4"))}));
+  auto rq = parse_associate_rq(body_of(rq_with_items({kAppContext, ui})));
+  ASSERT_TRUE(rq.ok()) << rq.error().message;
+  EXPECT_FALSE(rq->user_info.user_identity_rq.has_value());
+  EXPECT_TRUE(rq->user_info.role_selections.empty());
+  EXPECT_EQ(rq->user_info.skipped_sub_items, (std::vector<std::uint8_t>{0x54, 0x58}));
+  EXPECT_EQ(rq->user_info.max_pdu_length, 0x4000u);
+  EXPECT_EQ(rq->user_info.implementation_class_uid, "1.2.3.4");  // parsing went on after them
+}
+
+TEST(AssociateAc, EncodesAContextRejectedForNoReason) {
+  AssociateAc ac;
+  ac.called_ae = "SCP";
+  ac.calling_ae = "SCU";
+  ac.contexts = {{1, PcResult::kNoReason, ""}, {3, PcResult::kAcceptance, "1.2.840.10008.1.2"}};
+  ac.user_info.max_pdu_length = 16384;
+  ac.user_info.implementation_class_uid = "1.2.3";
+  const Bytes pdu = encode_associate_ac(ac);
+  auto parsed = parse_associate_ac(body_of(pdu));
+  ASSERT_TRUE(parsed.ok()) << parsed.error().message;
+  EXPECT_EQ(parsed->contexts, ac.contexts);
 }
 
 TEST(AssociateRq, MissingApplicationContextOrUserInformationFails) {

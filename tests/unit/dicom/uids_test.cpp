@@ -78,14 +78,17 @@ TEST(UidsTest, IsValidUid) {
   EXPECT_TRUE(is_valid_uid("1.0.3"));
   EXPECT_TRUE(is_valid_uid(kImplementationClassUid));
   EXPECT_TRUE(is_valid_uid(std::string(64, '1')));
+  // Leading zeros (forbidden by PS3.5 9.1) are sent by legacy modalities and accepted.
+  EXPECT_TRUE(is_valid_uid("1.2.840.0604.1"));
+  EXPECT_TRUE(is_valid_uid("1.02"));
+  EXPECT_TRUE(is_valid_uid("01.2"));
+  EXPECT_TRUE(is_valid_uid("1.2.840.10008.5.1.4.1.1.0002"));
   EXPECT_FALSE(is_valid_uid(std::string(65, '1')));
   EXPECT_FALSE(is_valid_uid(""));
   EXPECT_FALSE(is_valid_uid("."));
   EXPECT_FALSE(is_valid_uid("1..2"));
   EXPECT_FALSE(is_valid_uid(".1.2"));
   EXPECT_FALSE(is_valid_uid("1.2."));
-  EXPECT_FALSE(is_valid_uid("1.02"));
-  EXPECT_FALSE(is_valid_uid("01.2"));
   EXPECT_FALSE(is_valid_uid("1.2a"));
   EXPECT_FALSE(is_valid_uid("1.2 "));
   EXPECT_FALSE(is_valid_uid(std::string("1.2\0", 4)));

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
+#include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -92,6 +95,52 @@ TEST_F(SendBatchTest, AMissingFileFailsItsItemOnly) {
   EXPECT_TRUE(prepared[0].ok());
   EXPECT_FALSE(prepared[1].ok());
   EXPECT_TRUE(prepared[2].ok());
+}
+
+// storage.duplicates: overwrite removes an instance's old file once its row names the new one.
+// A reader kept since the header read must not send the old version through its descriptor:
+// the send finds the file gone (kNotFound, nothing sent), as an item opened only then would.
+TEST_F(SendBatchTest, AKeptReaderIsNotUsedOnceItsFileWasRemoved) {
+  auto rows = make_rows(2);
+  auto prepared = prepare_batch(tmp_.path(), rows, counting_opener());
+  ASSERT_TRUE(prepared[0].ok() && prepared[1].ok());
+  fs::remove(tmp_.path() / rows[0].storage_path);  // replaced by an overwrite meanwhile
+  auto gone = prepared[0]->open(prepared[0]->path);
+  ASSERT_FALSE(gone.ok()) << "the old version would be sent";
+  EXPECT_EQ(gone.error().code, core::ErrorCode::kNotFound);
+  auto kept = prepared[1]->open(prepared[1]->path);
+  ASSERT_TRUE(kept.ok()) << kept.error().message;
+}
+
+// A failed read of a watched source is noted (the forwarder tells it from a lost connection);
+// successful reads and a failed open are not.
+TEST_F(SendBatchTest, NoteReadErrorsFlagsAFailedReadOnly) {
+  class Failing final : public dicom::ByteSource {
+   public:
+    std::uint64_t size() const override { return 100; }
+    core::Result<std::size_t> read_at(std::uint64_t offset, std::span<std::uint8_t> out) override {
+      if (offset >= 50) return core::make_error(core::ErrorCode::kIo, "Input/output error");
+      return std::min<std::size_t>(out.size(), 50 - offset);
+    }
+  };
+  auto failed = std::make_shared<bool>(false);
+  auto open = note_read_errors(
+      [](const fs::path& path) -> core::Result<std::unique_ptr<dicom::ByteSource>> {
+        if (path == "missing") return core::make_error(core::ErrorCode::kNotFound, "gone");
+        return std::unique_ptr<dicom::ByteSource>(std::make_unique<Failing>());
+      },
+      failed);
+  EXPECT_FALSE(open("missing").ok());
+  EXPECT_FALSE(*failed) << "an open that fails is not a read error";
+  auto source = open("file");
+  ASSERT_TRUE(source.ok());
+  std::vector<std::uint8_t> buf(10);
+  ASSERT_TRUE((*source)->read_at(0, buf).ok());
+  EXPECT_FALSE(*failed);
+  auto n = (*source)->read_at(60, buf);
+  ASSERT_FALSE(n.ok());
+  EXPECT_EQ(n.error().code, core::ErrorCode::kIo) << "the error is passed on as it is";
+  EXPECT_TRUE(*failed);
 }
 
 TEST_F(SendBatchTest, ProposesThePairsTheItemsNeedThenThePreviousOnesEachOnce) {
