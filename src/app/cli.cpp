@@ -211,7 +211,7 @@ void add_scu_options(CLI::App* cmd, dicom::ScuOptions& scu, int& timeout_s, TlsF
   cmd->add_option("--max-pdu", scu.max_pdu_length,
                   "maximum PDU length we receive, in the range of the config's "
                   "limits.max_pdu_length (DCMTK's 0, \"unlimited\", is refused)")
-      ->check(CLI::Range(dicom::kMinScuMaxPduLength, dicom::kMaxScuMaxPduLength))
+      ->check(CLI::Range(config::kMinMaxPduLength, config::kMaxMaxPduLength))
       ->capture_default_str();
   cmd->add_option("--timeout", timeout_s, "seconds to wait for connect/association/response")
       ->capture_default_str();

@@ -37,6 +37,16 @@ std::string_view peer_ip(std::string_view address) {
   return colon == std::string_view::npos ? address : address.substr(0, colon);
 }
 
+/// The per-file flush: the file's content and its new directory entry are flushed at the same
+/// time (this thread and the directory syncer's); both are durable when it returns ok.
+core::Status flush_published(storage::Store& store, const storage::PublishedFile& file) {
+  const auto dir_synced = store.directory_syncer().request(store.absolute(file.path).parent_path());
+  auto synced = store.sync_data(file);
+  auto dir_status = store.directory_syncer().wait(dir_synced);
+  if (synced.ok()) synced = std::move(dir_status);
+  return synced;
+}
+
 index::InstanceRecord make_record(const dicom::InstanceInfo& info,
                                   const dicom::StoreRequest& request) {
   index::InstanceRecord r;
@@ -149,16 +159,11 @@ class IngestSession final : public dicom::StoreSession {
     }
     const bool shared = service_.takes_shared_flush(request_);
     if (!shared) {
-      // The file's content and its new directory entry are flushed at the same time (this
-      // thread and the directory syncer's); both are durable before the row naming it commits.
-      const auto dir_synced =
-          store.directory_syncer().request(store.absolute(published->path).parent_path());
-      auto synced = store.sync_data(*published);
-      auto dir_status = store.directory_syncer().wait(dir_synced);
-      if (synced.ok()) synced = std::move(dir_status);
+      // The file and its directory entry are durable before the row naming it commits.
+      auto synced = flush_published(store, *published);
       if (!synced.ok()) {
         published->fd.reset();
-        if (!store.remove(published->path).ok()) published->pending.keep();
+        if (!store.remove(published->path).ok()) store.keep_for_recovery(*published);
         return fail(core::dimse_status(synced.error().code), synced.error().message);
       }
     }
@@ -181,14 +186,13 @@ class IngestSession final : public dicom::StoreSession {
       // commit whose connection broke (kOutcomeUnknown): a row naming a removed file is a lost
       // instance, a file no row names only disk space, which the next start (unclean) reclaims.
       if (inserted.error().code == ErrorCode::kOutcomeUnknown) {
-        service_.store().mark_unclean();
-        published->pending.keep();
+        service_.store().keep_for_recovery(*published);
         log()->warn(
             "assoc={} event=index_commit_outcome_unknown sop_instance_uid={} "
             "storage_path={} action=file_kept",
             association_id_, record.sop_instance_uid, path);
       } else if (service_.flush_failed() || !service_.store().remove(path).ok()) {
-        published->pending.keep();  // for the next start's check
+        service_.store().keep_for_recovery(*published);
       }
       if (inserted.error().code == ErrorCode::kAlreadyExists) {
         service_.counters().duplicates++;
@@ -318,12 +322,7 @@ core::Result<bool> IngestService::replace_lost_copy(const index::InstanceRecord&
   // overwrite. The row keeps its id, so its outbox rows (and any this insert adds) send it.
   log()->warn("event=duplicate_replaces_lost_copy sop_instance_uid={} lost_path={} storage_path={}",
               record.sop_instance_uid, kept.storage_path, record.storage_path);
-  const auto dir_synced =
-      store_.directory_syncer().request(store_.absolute(file.path).parent_path());
-  auto synced = store_.sync_data(file);
-  auto dir_status = store_.directory_syncer().wait(dir_synced);
-  if (synced.ok()) synced = std::move(dir_status);
-  if (!synced.ok()) return synced.error();
+  GW_RETURN_IF_ERROR(flush_published(store_, file));
   GW_ASSIGN_OR_RETURN(auto replaced,
                       index_.insert_instance(record, index::DuplicatePolicy::kOverwrite));
   if (!replaced.replaced_path.empty()) (void)store_.remove(replaced.replaced_path);

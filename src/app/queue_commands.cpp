@@ -240,27 +240,31 @@ int queue_retry(index::Index& index, const QueueRetryArgs& args, std::int64_t no
   if (args.dead) {
     const auto event = cli_event("queue.retry", "queue:dead",
                                  {{"destination", args.destination}, {"state", "dead"}}, now_ms);
+    // Without a destination the index leaves the rows of deleted destinations dead (nobody
+    // would send them): what was dead before and was not retried.
+    const auto dead_rows = [&index]() -> std::int64_t {
+      auto depths = index.queue_depths();
+      std::int64_t dead = 0;
+      if (depths.ok()) {
+        for (const auto& d : *depths) dead += d.dead;
+      }
+      return dead;
+    };
+    const std::int64_t dead_before = args.destination.empty() ? dead_rows() : 0;
     auto n = index.retry_dead_outbox(args.destination, now_ms, &event);
     if (!n.ok()) return fail(n.error(), err);
+    const std::int64_t left = std::max<std::int64_t>(0, dead_before - *n);
     const std::string where = args.destination.empty() ? "" : " to " + args.destination;
-    if (*n == 0) {
-      out << "no dead deliveries" << where << '\n';
-    } else {
+    if (*n > 0) {
       out << "queued " << *n << " dead deliver" << (*n == 1 ? "y" : "ies") << where
           << " again, due now\n";
+    } else if (left == 0) {
+      out << "no dead deliveries" << where << '\n';
     }
-    if (args.destination.empty()) {
-      // What the index left dead: the rows of deleted destinations (nobody would send them).
-      auto depths = index.queue_depths();
-      std::int64_t left = 0;
-      if (depths.ok()) {
-        for (const auto& d : *depths) left += d.dead;
-      }
-      if (left > 0) {
-        out << "left " << left << " dead deliver" << (left == 1 ? "y" : "ies")
-            << " of deleted destinations dead; retry them with --destination once the "
-               "destination exists again\n";
-      }
+    if (left > 0) {
+      out << "left " << left << " dead deliver" << (left == 1 ? "y" : "ies")
+          << " of deleted destinations dead; retry them with --destination once the "
+             "destination exists again\n";
     }
     return 0;
   }
@@ -276,14 +280,13 @@ int queue_retry(index::Index& index, const QueueRetryArgs& args, std::int64_t no
   return rc;
 }
 
-int queue_delete(index::Index& index, const QueueDeleteArgs& args, std::ostream& out,
-                 std::ostream& err) {
+int queue_delete(index::Index& index, const QueueDeleteArgs& args, std::int64_t now_ms,
+                 std::ostream& out, std::ostream& err) {
   if (auto usage = delete_usage_error(args)) return usage_error(*usage, err);
   int rc = 0;
   for (auto id : args.ids) {
-    const auto event =
-        cli_event("queue.delete", "queue:" + std::to_string(id), {}, core::wall_clock_ms());
-    if (auto st = index.delete_outbox(id, &event); !st.ok()) {
+    const auto event = cli_event("queue.delete", "queue:" + std::to_string(id), {}, now_ms);
+    if (auto st = index.delete_outbox(id, now_ms, &event); !st.ok()) {
       rc = std::max(rc, report_refused(id, st.error(), "delete", err));
     } else {
       out << id << ": deleted\n";
@@ -312,7 +315,7 @@ int run_queue_retry(const QueueRetryArgs& args) {
 int run_queue_delete(const QueueDeleteArgs& args) {
   if (auto usage = delete_usage_error(args)) return usage_error(*usage, std::cerr);
   return with_configured_index(args.config, "queue", [&](index::Index& index) {
-    return queue_delete(index, args, std::cout, std::cerr);
+    return queue_delete(index, args, core::wall_clock_ms(), std::cout, std::cerr);
   });
 }
 

@@ -45,7 +45,7 @@ int queue_list(index::Index& index, const QueueListArgs& args, std::int64_t now_
                std::ostream& out, std::ostream& err);
 int queue_retry(index::Index& index, const QueueRetryArgs& args, std::int64_t now_ms,
                 std::ostream& out, std::ostream& err);
-int queue_delete(index::Index& index, const QueueDeleteArgs& args, std::ostream& out,
-                 std::ostream& err);
+int queue_delete(index::Index& index, const QueueDeleteArgs& args, std::int64_t now_ms,
+                 std::ostream& out, std::ostream& err);
 
 }  // namespace gw::app

@@ -84,9 +84,6 @@ std::string_view enum_name(EnumTable<E> table, E value) {
 // ---------------------------------------------------------------------------------------------
 // Small pure helpers.
 
-constexpr std::uint64_t kMaxPdu = 16 * 1024 * 1024;  // PS3.8 allows 2^32-1; we cap
-constexpr std::uint64_t kMinPdu = 4096;
-
 bool valid_env_name(std::string_view name) {
   if (name.empty() || (name.front() >= '0' && name.front() <= '9')) return false;
   return std::all_of(name.begin(), name.end(), [](char c) {
@@ -187,7 +184,7 @@ Limits Reader::read_limits(const Section& root) {
   Section s(*this, root.value("limits").value_or(YAML::Node()), "limits", kLimitsKeys);
   read_uint(s, "max_associations", 1, kU32Max, limits.max_associations);
   read_uint(s, "max_pending_connections", 1, kU32Max, limits.max_pending_connections);
-  read_uint(s, "max_pdu_length", kMinPdu, kMaxPdu, limits.max_pdu_length);
+  read_uint(s, "max_pdu_length", kMinMaxPduLength, kMaxMaxPduLength, limits.max_pdu_length);
   read_uint(s, "max_associate_rq_length", 1, kU32Max, limits.max_associate_rq_length);
   read_uint(s, "max_async_operations", 1, kMaxAsyncOperations, limits.max_async_operations);
   read_duration(s, "artim_timeout", 1, limits.artim_timeout);

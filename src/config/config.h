@@ -16,6 +16,11 @@
 
 namespace gw::config {
 
+/// The range of limits.max_pdu_length and of the SCU tools' --max-pdu (PS3.8 allows up to
+/// 2^32-1, and 0 for "unlimited"; we cap, so a peer cannot make us allocate more).
+inline constexpr std::uint32_t kMinMaxPduLength = 4096;
+inline constexpr std::uint32_t kMaxMaxPduLength = 16 * 1024 * 1024;
+
 using Seconds = std::chrono::seconds;
 
 struct Listener {

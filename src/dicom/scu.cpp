@@ -8,6 +8,7 @@
 #include <cstring>
 #include <optional>
 
+#include "config/config.h"
 #include "core/check.h"
 #include "core/unique_fd.h"
 #include "dicom/negotiation.h"
@@ -91,12 +92,12 @@ ScuAssociation::~ScuAssociation() {
 asio::awaitable<Result<std::unique_ptr<ScuAssociation>>> ScuAssociation::open(
     asio::any_io_executor ex, const ScuOptions& options,
     std::vector<PresentationContextRq> contexts, std::optional<AssociateRj>* rejection) {
-  if (options.max_pdu_length < kMinScuMaxPduLength ||
-      options.max_pdu_length > kMaxScuMaxPduLength) {
+  if (options.max_pdu_length < config::kMinMaxPduLength ||
+      options.max_pdu_length > config::kMaxMaxPduLength) {
     co_return make_error(ErrorCode::kInvalidArgument,
                          "maximum PDU length " + std::to_string(options.max_pdu_length) +
-                             " is outside " + std::to_string(kMinScuMaxPduLength) + ".." +
-                             std::to_string(kMaxScuMaxPduLength));
+                             " is outside " + std::to_string(config::kMinMaxPduLength) + ".." +
+                             std::to_string(config::kMaxMaxPduLength));
   }
   auto socket = co_await connect_tcp(ex, options.host, options.port, options.connect_timeout);
   if (!socket.ok()) co_return socket.error();

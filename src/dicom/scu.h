@@ -36,18 +36,15 @@ struct ScuTlsOptions {
   Result<std::shared_ptr<const tls::TlsContext>> make_context() const;
 };
 
-/// The range of ScuOptions::max_pdu_length, the same as the config's limits.max_pdu_length.
-/// It is also our own receive limit, so 0 (PS3.8's "no limit", DCMTK's --max-pdu 0) would
-/// refuse every P-DATA-TF, and a huge value would let the peer make us allocate that much.
-inline constexpr std::uint32_t kMinScuMaxPduLength = 4096;
-inline constexpr std::uint32_t kMaxScuMaxPduLength = 16 * 1024 * 1024;
-
 struct ScuOptions {
   std::string calling_ae = "DICOM_GW";
   std::string called_ae = "ANY-SCP";
   std::string host = "127.0.0.1";
   std::uint16_t port = 104;
-  std::uint32_t max_pdu_length = 262144;  ///< kMinScuMaxPduLength..kMaxScuMaxPduLength
+  /// Also our own receive limit, so within config::kMinMaxPduLength..kMaxMaxPduLength: 0
+  /// (PS3.8's "no limit", DCMTK's --max-pdu 0) would refuse every P-DATA-TF, and a huge value
+  /// would let the peer make us allocate that much.
+  std::uint32_t max_pdu_length = 262144;
   Clock::duration connect_timeout = std::chrono::seconds(10);
   Clock::duration association_timeout = std::chrono::seconds(30);  ///< waiting for AC/RJ
   Clock::duration response_timeout = std::chrono::seconds(120);    ///< waiting for a DIMSE response

@@ -119,7 +119,7 @@ core::Result<Response> delete_item(const ApiContext& ctx, const Request& request
   GW_ASSIGN_OR_RETURN(auto id, path_id(request, "id"));
   GW_ASSIGN_OR_RETURN(auto before, existing_item(ctx, id));
   const auto audit = queue_audit(ctx, request, "queue.delete", before);
-  if (auto st = ctx.index.delete_outbox(id, &audit); !st.ok()) {
+  if (auto st = ctx.index.delete_outbox(id, ctx.now_ms(), &audit); !st.ok()) {
     return outbox_error(st.error(), id);
   }
   return no_content();

@@ -259,8 +259,9 @@ class Index {
   /// in one transaction. Returns how many rows were retried.
   virtual Result<std::int64_t> retry_dead_outbox(const std::string& destination,
                                                  std::int64_t now_ms, const AuditEvent* audit) = 0;
-  /// Operator: removes a row that is not in flight. kNotFound / kConflict as above.
-  virtual Status delete_outbox(std::int64_t id, const AuditEvent* audit) = 0;
+  /// Operator: removes a row that is not in flight (an in-flight row whose lease expired by
+  /// `now_ms` is not: nobody is sending it). kNotFound / kConflict as above.
+  virtual Status delete_outbox(std::int64_t id, std::int64_t now_ms, const AuditEvent* audit) = 0;
   virtual Result<std::optional<OutboxItem>> find_outbox(std::int64_t id) = 0;
   virtual Result<std::vector<OutboxItem>> list_outbox(const OutboxQuery& query) = 0;
   /// One entry per destination that has any row, sorted by name.

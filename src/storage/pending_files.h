@@ -31,8 +31,8 @@ class PendingFiles : public std::enable_shared_from_this<PendingFiles> {
 
     /// The file is indexed (its row committed, durably) or removed.
     void release() noexcept;
-    /// Whether the file has a row is unknown (a commit whose outcome is unknown, a failed
-    /// flush): it stays pending until the process ends, so the next start checks it.
+    /// Whether the file has a row is unknown: it stays pending until the process ends (see
+    /// Store::keep_for_recovery, which also makes the next start check it).
     void keep() noexcept { owner_.reset(); }
 
    private:

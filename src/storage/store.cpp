@@ -422,8 +422,9 @@ Status Store::checkpoint() {
 Result<std::vector<std::string>> Store::recovery_candidates() const {
   std::vector<std::string> out;
   if (!previous_run_unclean_) return out;
-  // Margin for file systems whose timestamps are coarser than the clock.
-  const auto since = previous_start_ - std::chrono::seconds(2);
+  // Margin for file systems whose timestamps are coarser than the clock, and for a storage
+  // server (NFS) whose clock, which stamps the files, lags ours, which stamped the checkpoint.
+  const auto since = previous_start_ - std::chrono::minutes(5);
   // Only this gateway's own shard directories, one level deep: the files of other nodes
   // (storage/<node_id>/…) may be renamed and not yet committed by a node that runs now.
   const auto storage = own_dir(options_, "storage");

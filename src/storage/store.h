@@ -156,6 +156,13 @@ class Store {
   /// since its last checkpoint(), which the files kept pending hold back), even if it stops
   /// cleanly: files may be left that no row names. Thread-safe.
   void mark_unclean() { unclean_ = true; }
+  /// A published file whose index row may or may not exist (a commit whose outcome is unknown,
+  /// a failed flush, a removal that failed): it stays pending for the rest of this run and the
+  /// run is marked unclean, so the next start checks it however this run ends.
+  void keep_for_recovery(PublishedFile& file) {
+    file.pending.keep();
+    mark_unclean();
+  }
   /// After an unclean previous run: its leftovers have been dealt with (remove_unreferenced
   /// files). Until then the lock file keeps saying "running" with that run's start time, so a
   /// start that fails before this point leaves the next one the same work.

@@ -258,7 +258,7 @@ TEST_P(IndexOutboxAudit, ChangeAndRowCommitTogether) {
   EXPECT_EQ(audit_rows(), 1u);
 
   const auto del = event("queue.delete", "queue:" + std::to_string(rows[1].id));
-  ASSERT_TRUE(index_->delete_outbox(rows[1].id, &del).ok());
+  ASSERT_TRUE(index_->delete_outbox(rows[1].id, 3000, &del).ok());
   EXPECT_EQ(audit_rows(), 2u);
   EXPECT_EQ(items().size(), 2u);
 
@@ -272,14 +272,14 @@ TEST_P(IndexOutboxAudit, ChangeAndRowCommitTogether) {
 TEST_P(IndexOutboxAudit, RefusedChangeLeavesNoRow) {
   const auto missing = event("queue.retry", "queue:999");
   EXPECT_EQ(index_->retry_outbox(999, 3000, &missing).error().code, ErrorCode::kNotFound);
-  EXPECT_EQ(index_->delete_outbox(999, &missing).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(index_->delete_outbox(999, 3000, &missing).error().code, ErrorCode::kNotFound);
   // In flight: claimed by a forwarder.
   auto claimed = index_->claim_outbox("PACS", 1, "node/PACS", 3000, 60'000);
   ASSERT_TRUE(claimed.ok());
   ASSERT_EQ(claimed->size(), 1u);
   const auto id = claimed->front().id;
   const auto busy = event("queue.delete", "queue:" + std::to_string(id));
-  EXPECT_EQ(index_->delete_outbox(id, &busy).error().code, ErrorCode::kConflict);
+  EXPECT_EQ(index_->delete_outbox(id, 3000, &busy).error().code, ErrorCode::kConflict);
   EXPECT_EQ(index_->retry_outbox(id, 3000, &busy).error().code, ErrorCode::kConflict);
   EXPECT_EQ(audit_rows(), 0u);
 }
@@ -288,7 +288,8 @@ TEST_P(IndexOutboxAudit, InvalidAuditEventRefusesTheChange) {
   const auto rows = items();
   AuditEvent bad = event("queue.delete", "queue:x");
   bad.actor.clear();
-  EXPECT_EQ(index_->delete_outbox(rows[0].id, &bad).error().code, ErrorCode::kInvalidArgument);
+  EXPECT_EQ(index_->delete_outbox(rows[0].id, 3000, &bad).error().code,
+            ErrorCode::kInvalidArgument);
   EXPECT_EQ(items().size(), 3u) << "rolled back with its audit row";
 }
 

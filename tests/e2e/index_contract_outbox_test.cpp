@@ -386,13 +386,13 @@ TEST_P(IndexOutbox, RetryAndDeleteRules) {
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
 
-  auto del_in_flight = index_->delete_outbox(items[2].id, nullptr);
+  auto del_in_flight = index_->delete_outbox(items[2].id, 5000, nullptr);
   ASSERT_FALSE(del_in_flight.ok());
   EXPECT_EQ(del_in_flight.error().code, ErrorCode::kConflict);
-  auto del_missing = index_->delete_outbox(999, nullptr);
+  auto del_missing = index_->delete_outbox(999, 5000, nullptr);
   ASSERT_FALSE(del_missing.ok());
   EXPECT_EQ(del_missing.error().code, ErrorCode::kNotFound);
-  ASSERT_TRUE(index_->delete_outbox(items[0].id, nullptr).ok());
+  ASSERT_TRUE(index_->delete_outbox(items[0].id, 5000, nullptr).ok());
   EXPECT_FALSE(index_->find_outbox(items[0].id)->has_value());
   EXPECT_EQ(*index_->count_instances(), 5) << "deleting a delivery keeps the instance";
 
@@ -441,6 +441,20 @@ TEST_P(IndexOutbox, AnInFlightRowWhoseLeaseExpiredCanBeRetried) {
       index_->complete_outbox(items[0].id, "node-a", result(0), 1000 + kLease + 1).error().code,
       ErrorCode::kConflict);
   EXPECT_EQ(find(items[0].id).state, OutboxState::kPending);
+}
+
+TEST_P(IndexOutbox, AnInFlightRowWhoseLeaseExpiredCanBeDeleted) {
+  insert(make_record("7.11", {"GONE"}));
+  const auto items = claim("GONE", 1, "node-a", 1000);
+  ASSERT_EQ(items.size(), 1u);
+  EXPECT_EQ(index_->delete_outbox(items[0].id, 1000 + kLease - 1, nullptr).error().code,
+            ErrorCode::kConflict)
+      << "the lease still runs";
+  ASSERT_TRUE(index_->delete_outbox(items[0].id, 1000 + kLease, nullptr).ok());
+  EXPECT_FALSE(index_->find_outbox(items[0].id)->has_value());
+  EXPECT_EQ(
+      index_->complete_outbox(items[0].id, "node-a", result(0), 1000 + kLease + 1).error().code,
+      ErrorCode::kNotFound);
 }
 
 // `queue retry --dead` without a destination leaves the rows of deleted destinations dead

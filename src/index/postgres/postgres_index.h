@@ -73,7 +73,7 @@ class PostgresIndex : public Index {
   Status retry_outbox(std::int64_t id, std::int64_t now_ms, const AuditEvent* audit) override;
   Result<std::int64_t> retry_dead_outbox(const std::string& destination, std::int64_t now_ms,
                                          const AuditEvent* audit) override;
-  Status delete_outbox(std::int64_t id, const AuditEvent* audit) override;
+  Status delete_outbox(std::int64_t id, std::int64_t now_ms, const AuditEvent* audit) override;
   Result<std::optional<OutboxItem>> find_outbox(std::int64_t id) override;
   Result<std::vector<OutboxItem>> list_outbox(const OutboxQuery& query) override;
   Result<std::vector<QueueDepth>> queue_depths() override;

@@ -300,13 +300,14 @@ Result<std::int64_t> PostgresIndex::retry_dead_outbox(const std::string& destina
   return retried;
 }
 
-Status PostgresIndex::delete_outbox(std::int64_t id, const AuditEvent* audit) {
+Status PostgresIndex::delete_outbox(std::int64_t id, std::int64_t now_ms, const AuditEvent* audit) {
   GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
   pg::Transaction tx(*conn);
   GW_RETURN_IF_ERROR(tx.begin());
-  GW_ASSIGN_OR_RETURN(auto rows, conn->exec("DELETE FROM outbox WHERE id = $1 AND state <> "
-                                            "'in_flight'",
-                                            Params().add(id)));
+  // An in-flight row whose lease expired is sent by nobody (see retry_outbox).
+  GW_ASSIGN_OR_RETURN(auto rows, conn->exec("DELETE FROM outbox WHERE id = $1 AND (state <> "
+                                            "'in_flight' OR lease_expires_at_ms <= $2)",
+                                            Params().add(id).add(now_ms)));
   if (rows.affected() != 1) {
     return outbox_unchanged(*conn, id, "in flight: an attempt is under way");
   }
@@ -434,16 +435,17 @@ Result<std::int64_t> PostgresIndex::dead_letter_expired_outbox(const std::string
                                                                std::int64_t now_ms) {
   if (max_rows <= 0) return std::int64_t{0};
   GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
-  // outbox_queue serves the inner walk (destination, state, by id): O(max_rows) rows read.
+  // outbox_queue serves the inner walk (destination, state, by id); it stops at max_rows
+  // expired rows (rows an operator retried recently are passed over, not counted).
   GW_ASSIGN_OR_RETURN(
       auto rows,
       conn->exec(
           R"sql(
 UPDATE outbox SET state = 'dead', last_error = $3, updated_at_ms = $4
-WHERE id IN (SELECT id FROM (SELECT id, created_at_ms, retried_at_ms FROM outbox
-                             WHERE destination = $1 AND state = 'pending'
-                             ORDER BY id LIMIT $5) oldest
-             WHERE greatest(created_at_ms, retried_at_ms) <= $2)
+WHERE id IN (SELECT id FROM outbox
+             WHERE destination = $1 AND state = 'pending'
+               AND greatest(created_at_ms, retried_at_ms) <= $2
+             ORDER BY id LIMIT $5)
   AND state = 'pending'
 )sql",
           Params().add(destination).add(queued_before_ms).add(reason).add(now_ms).add(max_rows)));

@@ -279,14 +279,16 @@ WHERE destination = ?1 AND state = 'dead'
   return retried;
 }
 
-Status SqliteIndex::delete_outbox(std::int64_t id, const AuditEvent* audit) {
+Status SqliteIndex::delete_outbox(std::int64_t id, std::int64_t now_ms, const AuditEvent* audit) {
   std::lock_guard lock(mu_);
   Transaction tx(*this);
   GW_RETURN_IF_ERROR(tx.begin());
   {
-    GW_ASSIGN_OR_RETURN(
-        auto s, statement_locked("DELETE FROM outbox WHERE id = ? AND state <> 'in_flight'"));
-    s.bind(1, id);
+    // An in-flight row whose lease expired is sent by nobody (see retry_outbox).
+    GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
+DELETE FROM outbox WHERE id = ?1 AND (state <> 'in_flight' OR lease_expires_at_ms <= ?2)
+)sql"));
+    s.bind(1, id).bind(2, now_ms);
     GW_RETURN_IF_ERROR(s.run("delete outbox row"));
     if (s.changes() != 1) return outbox_unchanged_locked(id, "in flight: an attempt is under way");
   }
@@ -433,13 +435,14 @@ Result<std::int64_t> SqliteIndex::dead_letter_expired_outbox(const std::string& 
                                                              std::int64_t now_ms) {
   if (max_rows <= 0) return std::int64_t{0};
   std::lock_guard lock(mu_);
-  // outbox_queue serves the inner walk (destination, state, by id): O(max_rows) rows read.
+  // outbox_queue serves the inner walk (destination, state, by id); it stops at max_rows
+  // expired rows (rows an operator retried recently are passed over, not counted).
   GW_ASSIGN_OR_RETURN(auto s, statement_locked(R"sql(
 UPDATE outbox SET state = 'dead', last_error = ?3, updated_at_ms = ?4
-WHERE id IN (SELECT id FROM (SELECT id, created_at_ms, retried_at_ms FROM outbox
-                             WHERE destination = ?1 AND state = 'pending'
-                             ORDER BY id LIMIT ?5)
-             WHERE max(created_at_ms, retried_at_ms) <= ?2)
+WHERE id IN (SELECT id FROM outbox
+             WHERE destination = ?1 AND state = 'pending'
+               AND max(created_at_ms, retried_at_ms) <= ?2
+             ORDER BY id LIMIT ?5)
 )sql"));
   s.bind(1, destination).bind(2, queued_before_ms).bind(3, reason).bind(4, now_ms);
   s.bind(5, max_rows);

@@ -174,11 +174,31 @@ TEST_F(QueueCommandsTest, RetryAndDeleteReportEachId) {
   std::ostringstream del_out, del_err;
   QueueDeleteArgs del;
   del.ids = {1, 4};
-  EXPECT_EQ(queue_delete(*index_, del, del_out, del_err), 1);
+  EXPECT_EQ(queue_delete(*index_, del, kNow, del_out, del_err), 1);
   EXPECT_EQ(del_out.str(), "1: deleted\n");
   EXPECT_NE(del_err.str().find("4: being sent right now; delete it"), std::string::npos);
   EXPECT_FALSE(index_->find_outbox(1)->has_value());
-  EXPECT_EQ(queue_delete(*index_, QueueDeleteArgs{}, del_out, del_err), 2);
+  EXPECT_EQ(queue_delete(*index_, QueueDeleteArgs{}, kNow, del_out, del_err), 2);
+}
+
+TEST_F(QueueCommandsTest, BulkRetrySaysWhatItLeftDeadForDeletedDestinations) {
+  // Row 2 (PACS) is dead; ARCHIVE's in-flight row 4 is dead-lettered as its destination goes.
+  ASSERT_TRUE(index_->release_outbox_leases("node-a", kNow).ok());
+  const std::vector<std::string> gone = {"ARCHIVE"};
+  ASSERT_EQ(*index_->dead_letter_deleted_outbox(gone, kNow), 1);
+  QueueRetryArgs all;
+  all.dead = true;
+  ASSERT_EQ(queue_retry(*index_, all, kNow, out_, err_), 0) << err_.str();
+  EXPECT_EQ(out_.str(),
+            "queued 1 dead delivery again, due now\n"
+            "left 1 dead delivery of deleted destinations dead; retry them with --destination "
+            "once the destination exists again\n");
+  out_.str({});
+  ASSERT_EQ(queue_retry(*index_, all, kNow, out_, err_), 0) << err_.str();
+  EXPECT_EQ(out_.str(),
+            "left 1 dead delivery of deleted destinations dead; retry them with --destination "
+            "once the destination exists again\n")
+      << "nothing to retry, but not \"no dead deliveries\"";
 }
 
 TEST(QueueCommandsRun, OpensTheIndexTheConfigurationNames) {

@@ -71,7 +71,7 @@ TEST_F(StoreCheckpointTest, FilesBeforeTheCheckpointAreNotRecoveryCandidates) {
   indexed.pending.release();
   age(indexed.path, minutes(10));
   auto orphan = publish();
-  orphan.pending.keep();  // e.g. a commit whose outcome is unknown
+  store_->keep_for_recovery(orphan);  // e.g. a commit whose outcome is unknown
   const std::string indexed_path = indexed.path;
   const std::string orphan_path = orphan.path;
   ASSERT_TRUE(store_->checkpoint().ok());
