@@ -5,6 +5,7 @@
 // A's own leftovers only, never B's files. And the locks: two nodes with different node_ids
 // share a data_dir, two gateways without node_id (or two with the same one) cannot.
 #include <gtest/gtest.h>
+#include <signal.h>
 
 #include <chrono>
 #include <filesystem>
@@ -151,17 +152,26 @@ TEST_F(MultiNodeTest, KillNineOfOneNodeMidForwardTheOtherDeliversEverything) {
   ASSERT_TRUE(wait_until([&]() { return scp.received_uids().size() >= kKillAfterReceived; },
                          std::chrono::seconds(60), std::chrono::milliseconds(5)))
       << a->log() << b->log();
-  a->kill9();
+  // Node A is frozen (SIGSTOP) at a moment it holds rows, so what it held is what it dies with:
+  // between two batches it holds none, and on a busy machine the kill can land there.
+  std::vector<std::string> held_by_a;
+  const pid_t a_pid = a->process().pid();
+  for (int attempt = 0; attempt < 100 && held_by_a.empty(); ++attempt) {
+    ASSERT_EQ(::kill(a_pid, SIGSTOP), 0);
+    held_by_a = lines(sql(database,
+                          "SELECT id FROM outbox WHERE state = 'in_flight' AND lease_owner = "
+                          "'node-a/PACS' ORDER BY id"));
+    if (held_by_a.empty()) {
+      ASSERT_EQ(::kill(a_pid, SIGCONT), 0);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  a->kill9();  // nobody renews the leases of the rows it held any more
   const auto killed_at = std::chrono::steady_clock::now();
   const auto at_kill = scp.received_uids();
   std::cout << "received before kill -9 of node-a: " << at_kill.size() << "/" << kInstances << "\n";
   ASSERT_LT(at_kill.size(), static_cast<std::size_t>(kInstances))
       << "forwarding finished before the kill; nothing was interrupted";
-  // What node A held when it died: nobody renews these leases any more.
-  const auto held_by_a =
-      lines(sql(database,
-                "SELECT id FROM outbox WHERE state = 'in_flight' AND lease_owner = "
-                "'node-a/PACS' ORDER BY id"));
   std::cout << "rows in flight on node-a at the kill: " << held_by_a.size() << "\n";
   ASSERT_FALSE(held_by_a.empty()) << "node-a held no rows when it was killed";
   ASSERT_LE(held_by_a.size(), static_cast<std::size_t>(kMaxAssociations * kBatch));
