@@ -1,6 +1,7 @@
 #include "storage/pending_files.h"
 
 #include <algorithm>
+#include <ctime>
 #include <utility>
 
 namespace gw::storage {
@@ -19,6 +20,13 @@ PendingFiles::Ticket& PendingFiles::Ticket::operator=(Ticket&& other) noexcept {
 
 void PendingFiles::Ticket::release() noexcept {
   if (owner_) std::exchange(owner_, nullptr)->remove(id_);
+}
+
+PendingFiles::TimePoint PendingFiles::file_time_now() {
+  struct timespec ts {};
+  ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return TimePoint(std::chrono::duration_cast<TimePoint::duration>(
+      std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
 }
 
 PendingFiles::Ticket PendingFiles::add(TimePoint started) {

@@ -43,6 +43,10 @@ class PendingFiles : public std::enable_shared_from_this<PendingFiles> {
     std::uint64_t id_ = 0;
   };
 
+  /// The clock the kernel stamps file times with (coarse: it may lag the precise clock by a
+  /// tick), so that a time read before a file is written is not later than the file's mtime.
+  static TimePoint file_time_now();
+
   /// A file begun at `started` (before its first byte is written, so before its mtime).
   Ticket add(TimePoint started);
   /// When the oldest pending file was begun; nullopt when none is pending.

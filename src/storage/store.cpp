@@ -12,7 +12,6 @@
 #include <array>
 #include <cerrno>
 #include <cstdio>
-#include <ctime>
 #include <optional>
 #include <string_view>
 #include <system_error>
@@ -62,16 +61,6 @@ std::string shard_name(int i) {
 std::filesystem::path own_dir(const StoreOptions& options, const char* top) {
   if (options.node_id.empty()) return top;
   return std::filesystem::path(top) / options.node_id;
-}
-
-/// The clock the kernel stamps file times with (coarse: it may lag the precise clock by a
-/// tick), so that a time read before a file is written is not later than the file's mtime.
-std::chrono::system_clock::time_point timestamp_clock_now() {
-  struct timespec ts {};
-  ::clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-  return std::chrono::system_clock::time_point(
-      std::chrono::duration_cast<std::chrono::system_clock::duration>(
-          std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec)));
 }
 
 /// The config's rule again (config::Config::node_id): it becomes a directory name.
@@ -403,7 +392,7 @@ Store::~Store() {
 
 Status Store::checkpoint() {
   if (!lock_.valid() || !recovered_) return core::ok_status();
-  const auto now = timestamp_clock_now();
+  const auto now = PendingFiles::file_time_now();
   const auto mark = std::min(pending_->oldest().value_or(now), now);
   // The lock file's mtime is where the next start's recovery_candidates() begins after a crash.
   const auto since_epoch = mark.time_since_epoch();
@@ -451,7 +440,7 @@ Result<SpoolFile> Store::begin() {
     GW_ASSIGN_OR_RETURN(std::string name, random_hex_name());
     auto path = spool / (name + std::string(kSpoolSuffix));
     // Taken before the file exists: every time stamp of the file is later than its ticket's.
-    auto pending = pending_->add(timestamp_clock_now());
+    auto pending = pending_->add(PendingFiles::file_time_now());
     int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, kFileMode);
     if (fd < 0) {
       if (errno == EEXIST || errno == EINTR) continue;
