@@ -7,7 +7,9 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <utility>
 
+#include "app/encryption.h"
 #include "config/config.h"
 #include "core/log.h"
 
@@ -46,8 +48,12 @@ index::OpenOptions index_options(const config::Config& config) {
   return options;
 }
 
-int with_configured_index(const std::filesystem::path& config_path, std::string_view command,
-                          const std::function<int(index::Index&)>& body) {
+namespace {
+
+/// Loads the configuration and opens its index; nullopt when both are in `config`/`index`.
+std::optional<int> open_index_for(const std::filesystem::path& config_path,
+                                  std::string_view command, config::Config& config_out,
+                                  std::unique_ptr<index::Index>& index_out) {
   core::init_logging("warn");  // "index opened" and friends are noise on a command line
   auto config = config::load_config(config_path);
   if (!config.ok()) {
@@ -64,7 +70,28 @@ int with_configured_index(const std::filesystem::path& config_path, std::string_
   }
   auto index = index::open_index(index_options(*config));
   if (!index.ok()) return fail(index.error(), std::cerr);
-  return body(**index);
+  config_out = std::move(config).value();
+  index_out = std::move(index).value();
+  return std::nullopt;
+}
+
+}  // namespace
+
+int with_configured_index(const std::filesystem::path& config_path, std::string_view command,
+                          const std::function<int(index::Index&)>& body) {
+  config::Config config;
+  std::unique_ptr<index::Index> index;
+  if (auto rc = open_index_for(config_path, command, config, index)) return *rc;
+  return body(*index);
+}
+
+std::optional<int> open_configured_index(const std::filesystem::path& config_path,
+                                         std::string_view command, ConfiguredIndex& out) {
+  if (auto rc = open_index_for(config_path, command, out.config, out.index)) return *rc;
+  auto keyring = load_keys(out.config, *out.index);
+  if (!keyring.ok()) return fail(keyring.error(), std::cerr);
+  out.keyring = std::move(keyring).value();
+  return std::nullopt;
 }
 
 namespace {

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <ostream>
@@ -15,6 +16,10 @@
 #include "core/result.h"
 #include "index/index.h"
 #include "index/open.h"
+
+namespace gw::crypto {
+struct Keyring;
+}
 
 namespace gw::app {
 
@@ -36,6 +41,19 @@ index::OpenOptions index_options(const config::Config& config);
 /// (2 for configuration problems, as every command).
 int with_configured_index(const std::filesystem::path& config_path, std::string_view command,
                           const std::function<int(index::Index&)>& body);
+
+/// The configuration and its index with the encryption keys registered (commands that read
+/// or change sealed values and encrypted files).
+struct ConfiguredIndex {
+  config::Config config;
+  std::unique_ptr<index::Index> index;
+  std::shared_ptr<const crypto::Keyring> keyring;
+};
+
+/// with_configured_index's checks, then the keys (app/encryption.h load_keys); nullopt when
+/// `out` is ready, else the exit code after saying what is wrong on stderr.
+std::optional<int> open_configured_index(const std::filesystem::path& config_path,
+                                         std::string_view command, ConfiguredIndex& out);
 
 /// The audit row of a local command's change, written in the change's transaction. The actor
 /// is "cli"; details say which local account ran it (and who sudo says asked: informative

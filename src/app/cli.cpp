@@ -10,6 +10,7 @@
 #include "app/pki_commands.h"
 #include "app/queue_commands.h"
 #include "app/scu_commands.h"
+#include "app/storage_commands.h"
 #include "app/user_commands.h"
 #include "audit/syslog_export.h"
 #include "config/config.h"
@@ -413,6 +414,25 @@ int run_cli(int argc, char** argv) {
                    "wait between batches, to spare a busy database (0-60000)")
       ->capture_default_str();
 
+  auto* storage_cmd =
+      app.add_subcommand("storage", "the stored files: verify them against the index");
+  storage_cmd->require_subcommand(1);
+  StorageVerifyArgs verify_args;
+  auto* storage_verify_cmd = storage_cmd->add_subcommand(
+      "verify",
+      "read every stored file back and check it against its index row (present, size, content "
+      "digest), then list files no row names; read-only, safe while serving");
+  storage_verify_cmd->add_option("--config,-c", config_path, "configuration file")
+      ->capture_default_str();
+  storage_verify_cmd->add_flag("--sizes-only", verify_args.sizes_only,
+                               "check presence and size only (reads no file content)");
+  storage_verify_cmd->add_flag("--no-orphans", verify_args.no_orphans,
+                               "skip listing the files under storage/ that no row names");
+  storage_verify_cmd
+      ->add_option("--max-mb-per-s", verify_args.max_mb_per_s,
+                   "read at most this many MB per second, to spare a serving gateway (0: no cap)")
+      ->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -458,6 +478,10 @@ int run_cli(int argc, char** argv) {
   if (*db_migrate_cmd) return run_db_migrate(db_args);
   if (*db_status_cmd) return run_db_status(db_args);
   if (*db_rotate_cmd) return run_db_rotate_key(db_args);
+  if (*storage_verify_cmd) {
+    verify_args.config = config_path;
+    return run_storage_verify(verify_args);
+  }
   if (*demo_cmd) {
     auto path = prepare_demo(demo);
     if (!path.ok()) {

@@ -17,35 +17,8 @@
 namespace gw::app {
 namespace {
 
-/// The configuration and its index with the keys registered; an exit code when it fails.
-struct Opened {
-  config::Config config;
-  std::unique_ptr<index::Index> index;
-  std::shared_ptr<const crypto::Keyring> keyring;
-};
-
-std::optional<int> open_configured(const DbArgs& args, Opened& out) {
-  core::init_logging("warn");
-  auto config = config::load_config(args.config);
-  if (!config.ok()) {
-    std::cerr << "configuration error in " << args.config.string() << ":\n"
-              << config.error().message << '\n';
-    return 2;
-  }
-  if (auto problem = index::is_postgres_url(config->database.url)
-                         ? std::nullopt
-                         : foreign_owner_error(config->data_dir, "db")) {
-    std::cerr << "error: " << *problem << '\n';
-    return 2;
-  }
-  auto index = index::open_index(index_options(*config));
-  if (!index.ok()) return fail(index.error(), std::cerr);
-  auto keyring = load_keys(*config, **index);
-  if (!keyring.ok()) return fail(keyring.error(), std::cerr);
-  out.config = std::move(config).value();
-  out.index = std::move(index).value();
-  out.keyring = std::move(keyring).value();
-  return std::nullopt;
+std::optional<int> open_configured(const DbArgs& args, ConfiguredIndex& out) {
+  return open_configured_index(args.config, "db", out);
 }
 
 std::string versions_text(const index::EncryptionStatus& status) {
@@ -61,7 +34,7 @@ std::string versions_text(const index::EncryptionStatus& status) {
 }  // namespace
 
 int run_db_migrate(const DbArgs& args) {
-  Opened db;
+  ConfiguredIndex db;
   if (auto rc = open_configured(args, db)) return *rc;
   auto version = db.index->schema_version();
   if (!version.ok()) return fail(version.error(), std::cerr);
@@ -72,7 +45,7 @@ int run_db_migrate(const DbArgs& args) {
 }
 
 int run_db_status(const DbArgs& args) {
-  Opened db;
+  ConfiguredIndex db;
   if (auto rc = open_configured(args, db)) return *rc;
   auto status = db.index->encryption_status();
   if (!status.ok()) return fail(status.error(), std::cerr);
@@ -96,7 +69,7 @@ int run_db_rotate_key(const DbArgs& args) {
     std::cerr << "error: --pause-ms must be 0-60000\n";
     return 2;
   }
-  Opened db;
+  ConfiguredIndex db;
   if (auto rc = open_configured(args, db)) return *rc;
   if (db.keyring->empty()) {
     std::cerr << "error: rotate-key: no encryption key is configured: set "

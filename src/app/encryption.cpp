@@ -143,8 +143,9 @@ core::Result<RotationProgress> rotate_keys(index::Index& index,
   for (;;) {
     GW_ASSIGN_OR_RETURN(auto page, index.list_stored_files(after, options.batch));
     if (page.empty()) break;
-    for (const auto& [id, relative] : page) {
-      after = id;
+    for (const auto& file : page) {
+      after = file.id;
+      const auto& relative = file.storage_path;
       ++progress.files_listed;
       const auto path = data_dir / relative;
       GW_ASSIGN_OR_RETURN(const auto kind, probe_stored_file(path));

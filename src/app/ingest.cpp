@@ -310,16 +310,19 @@ core::Result<bool> IngestService::replace_lost_copy(const index::InstanceRecord&
     return false;  // nothing to compare with: the duplicate policy's answer stands
   }
   const auto& kept = **row;
-  auto intact = store_.check_stored(kept.storage_path, kept.size_bytes, /*digest=*/"");
+  // Size and content digest: a copy cut short, gone, or changed on disk (bit rot, a bad
+  // restore) is no copy to keep. The read costs one file's worth of I/O, on duplicates only.
+  auto intact = store_.check_stored(kept.storage_path, kept.size_bytes, kept.digest);
   if (!intact.ok()) {
     log()->warn("event=duplicate_kept_copy_unreadable sop_instance_uid={} storage_path={} error={}",
                 record.sop_instance_uid, kept.storage_path, intact.error().message);
     return false;
   }
   if (*intact) return false;
-  // The stored copy is gone or cut short (deleted by hand, a partial restore, a disk fault):
-  // this copy takes its place, durable before the row names it, as with storage.duplicates:
-  // overwrite. The row keeps its id, so its outbox rows (and any this insert adds) send it.
+  // The stored copy is gone, cut short or changed (deleted by hand, a partial restore, a disk
+  // fault): this copy takes its place, durable before the row names it, as with
+  // storage.duplicates: overwrite. The row keeps its id, so its outbox rows (and any this insert
+  // adds) send it.
   log()->warn("event=duplicate_replaces_lost_copy sop_instance_uid={} lost_path={} storage_path={}",
               record.sop_instance_uid, kept.storage_path, record.storage_path);
   GW_RETURN_IF_ERROR(flush_published(store_, file));

@@ -8,6 +8,7 @@
 #include <dcmtk/dcmdata/dcspchrs.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <optional>
 #include <vector>
 
@@ -21,10 +22,85 @@ namespace {
 /// loaded just to index an instance.
 constexpr Uint32 kMaxLoadedValueLength = 4096;
 
-std::string get(DcmDataset& ds, const DcmTagKey& tag) {
+/// Bounds on a deflated data set, from its compressed size C (what the peer sent). PS3.5 A.5
+/// allows deflate's full ratio: a 258-byte match costs at least 2 bits, so one deflate stream
+/// never inflates beyond 1032 times its size, and a blank image comes close (512x512 16-bit
+/// frames of one value: 999:1 at 128 frames, 1021:1 at 512, with zlib's default level). So the
+/// bound on what one instance may inflate, counting the data set's re-inflation for each long
+/// value read later, is that ceiling plus an allowance: no valid stream exceeds it in one pass.
+constexpr std::uint64_t kInflateAllowance = 64ull << 20;
+constexpr std::uint64_t kMaxInflateRatio = 1032;
+/// What the parse keeps in memory is bounded apart, as memory and not bytes inflated: DCMTK
+/// holds every element header and short value it reads (not the long ones it skips), and an
+/// empty element or item of 8 to 12 bytes costs it about 200 to 260 bytes of heap. So each read
+/// counts kReadCost bytes on top of its length, and what a deflated data set may hold is
+/// kHeldAllowance plus kMaxHeldRatio times its compressed size. A realistic data set holds a few
+/// MiB; 64 MiB allows some 250,000 elements (a multi-frame header of thousands of frames).
+constexpr std::uint64_t kHeldAllowance = 64ull << 20;
+constexpr std::uint64_t kMaxHeldRatio = 64;
+constexpr std::uint64_t kReadCost = 64;
+
+/// What all the streams of one parse share: the first error, and a deflated data set's bounds.
+struct ParseContext {
+  std::optional<core::Error> error;
+  bool deflated = false;
+  std::uint64_t compressed = 0;  ///< bytes of the deflated data set in the source
+  std::uint64_t inflated = 0;    ///< by every stream of the parse, values skipped included
+  std::uint64_t held = 0;        ///< read into memory (kReadCost per read included)
+  std::uint64_t inflate_limit() const { return kInflateAllowance + kMaxInflateRatio * compressed; }
+  std::uint64_t held_limit() const { return kHeldAllowance + kMaxHeldRatio * compressed; }
+
+  void fail(std::string why) {
+    if (!error) error = core::make_error(core::ErrorCode::kInvalidArgument, std::move(why));
+  }
+  /// False (and the parse refused) once the data set inflated past its bound.
+  bool inflate(std::uint64_t bytes) {
+    inflated += bytes;
+    if (inflated <= inflate_limit()) return true;
+    fail("deflated data set refused: it inflates to more than " + std::to_string(inflate_limit()) +
+         " bytes (64 MiB + " + std::to_string(kMaxInflateRatio) + " times its " +
+         std::to_string(compressed) + " compressed bytes, deflate's own maximum)");
+    return false;
+  }
+  /// False (and the parse refused) once parsing would hold more than its bound in memory.
+  bool hold(std::uint64_t bytes) {
+    held += bytes;
+    if (held <= held_limit()) return true;
+    fail("deflated data set refused: parsing it would take more than " +
+         std::to_string(held_limit()) + " bytes of memory (64 MiB + " +
+         std::to_string(kMaxHeldRatio) + " times its " + std::to_string(compressed) +
+         " compressed bytes)");
+    return false;
+  }
+  /// Whether a value left in the source may be loaded: DCMTK allocates its declared length
+  /// before it reads, so a value that would take the parse past its memory bound is refused
+  /// before the allocation.
+  bool may_load(DcmElement& element) {
+    if (!deflated || element.valueLoaded()) return true;
+    // (getLength() would load a string value to compute it: the declared length, unloaded.)
+    const std::uint64_t length = element.getLengthField();
+    if (held + length + kReadCost <= held_limit()) return true;
+    const DcmTagKey tag = element.getTag();
+    char name[16];
+    std::snprintf(name, sizeof(name), "(%04X,%04X)", tag.getGroup(), tag.getElement());
+    fail("deflated data set refused: its value " + std::string(name) + " of " +
+         std::to_string(length) + " bytes would take the parse past " +
+         std::to_string(held_limit()) + " bytes of memory (64 MiB + " +
+         std::to_string(kMaxHeldRatio) + " times its " + std::to_string(compressed) +
+         " compressed bytes)");
+    return false;
+  }
+};
+
+/// The value of `tag` at the top level, "" when absent, unreadable or too large to load.
+std::string get(DcmDataset& ds, const DcmTagKey& tag, ParseContext& ctx) {
+  DcmElement* element = nullptr;
+  if (ds.findAndGetElement(tag, element, /*searchIntoSub=*/OFFalse).bad() || element == nullptr)
+    return {};
+  if (!ctx.may_load(*element)) return {};
   OFString value;
   // All values, backslashes included: a PN stays the raw string as received.
-  if (ds.findAndGetOFStringArray(tag, value).bad()) return {};
+  if (element->getOFStringArray(value).bad()) return {};
   return std::string(value.c_str(), value.length());
 }
 
@@ -35,7 +111,8 @@ std::string get(DcmDataset& ds, const DcmTagKey& tag) {
 /// U+FFFD. Never an error: an unusual character set must not cost the instance.
 class TextDecoder {
  public:
-  explicit TextDecoder(DcmDataset& ds) : charset_(get_raw(ds, DCM_SpecificCharacterSet)) {}
+  TextDecoder(DcmDataset& ds, ParseContext& ctx)
+      : charset_(get(ds, DCM_SpecificCharacterSet, ctx)) {}
 
   /// `delimiters`: where ISO 2022 code extensions reset ("\\^=" for person names).
   std::string operator()(std::string raw, const char* delimiters = "\\") {
@@ -58,12 +135,6 @@ class TextDecoder {
   }
 
  private:
-  static std::string get_raw(DcmDataset& ds, const DcmTagKey& tag) {
-    OFString value;
-    if (ds.findAndGetOFStringArray(tag, value).bad()) return {};
-    return std::string(value.c_str(), value.length());
-  }
-
   const std::string charset_;
   DcmSpecificCharacterSet converter_;
   bool selected_ = false;
@@ -71,7 +142,7 @@ class TextDecoder {
 };
 
 void read_extra_tags(DcmDataset& ds, std::span<const std::uint32_t> tags,
-                     std::map<std::uint32_t, std::string>& out) {
+                     std::map<std::uint32_t, std::string>& out, ParseContext& ctx) {
   for (const std::uint32_t tag : tags) {
     const DcmTagKey key(static_cast<Uint16>(tag >> 16), static_cast<Uint16>(tag & 0xFFFF));
     DcmElement* element = nullptr;
@@ -80,7 +151,7 @@ void read_extra_tags(DcmDataset& ds, std::span<const std::uint32_t> tags,
     }
     std::string& text = out[tag];
     OFString value;
-    if ((element->getVR() == EVR_UN || is_binary_vr(element->getVR())) ||
+    if ((element->getVR() == EVR_UN || is_binary_vr(element->getVR())) || !ctx.may_load(*element) ||
         element->getOFStringArray(value).bad())
       continue;
     text.assign(value.c_str(), value.length());
@@ -95,8 +166,8 @@ constexpr std::size_t kReadAhead = 64 * 1024;
 /// the stream and is kept for the caller (DCMTK only knows "stream error").
 class SourceProducer final : public DcmProducer {
  public:
-  SourceProducer(ByteSource& source, std::uint64_t start, std::optional<core::Error>* error)
-      : source_(source), size_(source.size()), pos_(std::min(start, size_)), error_(error) {}
+  SourceProducer(ByteSource& source, std::uint64_t start, ParseContext* ctx)
+      : source_(source), size_(source.size()), pos_(std::min(start, size_)), ctx_(ctx) {}
 
   OFBool good() const override { return status_.good(); }
   OFCondition status() const override { return status_; }
@@ -162,7 +233,7 @@ class SourceProducer final : public DcmProducer {
   /// False (and the stream stopped) when `n` is an error.
   bool fail_on(const core::Result<std::size_t>& n) {
     if (n.ok()) return true;
-    if (!error_->has_value()) *error_ = n.error();
+    if (!ctx_->error) ctx_->error = n.error();
     status_ = EC_InvalidStream;
     return false;
   }
@@ -170,18 +241,13 @@ class SourceProducer final : public DcmProducer {
   ByteSource& source_;
   const std::uint64_t size_;
   std::uint64_t pos_;
-  std::optional<core::Error>* error_;
+  ParseContext* ctx_;
   OFCondition status_ = EC_Normal;
   std::vector<std::uint8_t> buffer_;
   std::uint64_t buffer_start_ = 0;
 };
 
-/// A deflated data set may inflate to at most this many bytes plus kMaxInflateRatio times its
-/// compressed size. Without a cap a small "deflate bomb" from an allowed peer would cost
-/// minutes of CPU, and DCMTK keeps every element it parses in memory.
-constexpr std::uint64_t kInflateAllowance = 16ull << 20;
-constexpr std::uint64_t kMaxInflateRatio = 32;
-/// Values are skipped (inflated and dropped) this much at a time, checking the cap in between.
+/// Values are skipped (inflated and dropped) this much at a time, checking the bound in between.
 constexpr offile_off_t kSkipStep = 1 << 20;
 
 /// Where a deflated data set starts (compressed, in the source) and what a stream must skip
@@ -194,20 +260,21 @@ struct DeflatedAt {
 /// A DcmInputStream over a ByteSource. Values longer than the read limit are skipped and
 /// left to a factory (newFactory), as DCMTK does for files: never read unless asked for. In a
 /// deflated data set too, where DCMTK's own file stream would load every value into memory:
-/// there the factory inflates again from the start of the data set.
+/// there the factory inflates again from the start of the data set. What a deflated data set
+/// inflates and what its parse reads into memory count against the ParseContext's bounds.
 class SourceStream final : public DcmInputStream {
  public:
-  SourceStream(ByteSource& source, std::uint64_t start, std::optional<core::Error>* error)
+  SourceStream(ByteSource& source, std::uint64_t start, ParseContext* ctx)
       : DcmInputStream(&producer_),
-        producer_(source, start, error),
+        producer_(source, start, ctx),
         source_(source),
         start_(start),
-        error_(error) {}
+        ctx_(ctx) {}
 
   /// A stream at `at.inflated_offset` of the deflated data set that starts at
   /// `at.compressed_start`.
-  SourceStream(ByteSource& source, const DeflatedAt& at, std::optional<core::Error>* error)
-      : SourceStream(source, at.compressed_start, error) {
+  SourceStream(ByteSource& source, const DeflatedAt& at, ParseContext* ctx)
+      : SourceStream(source, at.compressed_start, ctx) {
     if (installCompressionFilter(ESC_zlib).good())
       skip(static_cast<offile_off_t>(at.inflated_offset));
   }
@@ -215,8 +282,8 @@ class SourceStream final : public DcmInputStream {
   OFCondition installCompressionFilter(E_StreamCompression filterType) override {
     compressed_start_ = producer_.position();
     inflated_base_ = static_cast<std::uint64_t>(tell());
-    const std::uint64_t compressed = producer_.size() - producer_.position();
-    inflate_limit_ = kInflateAllowance + kMaxInflateRatio * compressed;
+    ctx_->deflated = true;
+    ctx_->compressed = producer_.size() - producer_.position();
     return DcmInputStream::installCompressionFilter(filterType);
   }
 
@@ -230,11 +297,15 @@ class SourceStream final : public DcmInputStream {
   offile_off_t read(void* buf, offile_off_t buflen) override {
     if (over_limit_) return 0;
     const offile_off_t n = DcmInputStream::read(buf, buflen);
+    if (compressed_start_ &&
+        !ctx_->hold(static_cast<std::uint64_t>(std::max<offile_off_t>(n, 0)) + kReadCost)) {
+      over_limit_ = true;
+    }
     check_inflated();
     return n;
   }
 
-  /// Skips in steps, so that a deflated value declared 4 GiB long stops at the cap.
+  /// Skips in steps, so that a deflated value declared 4 GiB long stops at the bound.
   offile_off_t skip(offile_off_t skiplen) override {
     offile_off_t done = 0;
     while (done < skiplen && !over_limit_) {
@@ -250,43 +321,38 @@ class SourceStream final : public DcmInputStream {
   DcmInputStreamFactory* newFactory() const override;
 
  private:
-  /// Stops the stream once a deflated data set has inflated beyond its cap.
+  /// Counts what this stream inflated since the last check; stops it past the bound.
   void check_inflated() {
     if (!compressed_start_ || over_limit_) return;
     const auto inflated = static_cast<std::uint64_t>(tell()) - inflated_base_;
-    if (inflated <= inflate_limit_) return;
-    over_limit_ = true;
-    if (!error_->has_value()) {
-      *error_ = core::make_error(core::ErrorCode::kInvalidArgument,
-                                 "deflated data set inflates to more than " +
-                                     std::to_string(inflate_limit_) + " bytes (16 MiB + " +
-                                     std::to_string(kMaxInflateRatio) +
-                                     " times its compressed size): refused");
-    }
+    // (A putback moves tell() back: bytes read again count again.)
+    const std::uint64_t added = inflated > counted_ ? inflated - counted_ : 0;
+    counted_ = inflated;
+    if (!ctx_->inflate(added)) over_limit_ = true;
   }
 
   SourceProducer producer_;
   ByteSource& source_;
   std::uint64_t start_;
-  std::optional<core::Error>* error_;
+  ParseContext* ctx_;
   /// Set once DCMTK installs the inflate filter; tell() then counts inflated bytes from
   /// inflated_base_.
   std::optional<std::uint64_t> compressed_start_;
   std::uint64_t inflated_base_ = 0;
-  std::uint64_t inflate_limit_ = 0;
+  std::uint64_t counted_ = 0;  ///< inflated bytes already added to the context
   bool over_limit_ = false;
 };
 
 /// Creates streams at a value's position, plain or deflated.
 class SourceStreamFactory final : public DcmInputStreamFactory {
  public:
-  SourceStreamFactory(ByteSource& source, std::uint64_t offset, std::optional<core::Error>* error)
-      : source_(source), offset_(offset), error_(error) {}
-  SourceStreamFactory(ByteSource& source, const DeflatedAt& at, std::optional<core::Error>* error)
-      : source_(source), deflated_(at), error_(error) {}
+  SourceStreamFactory(ByteSource& source, std::uint64_t offset, ParseContext* ctx)
+      : source_(source), offset_(offset), ctx_(ctx) {}
+  SourceStreamFactory(ByteSource& source, const DeflatedAt& at, ParseContext* ctx)
+      : source_(source), deflated_(at), ctx_(ctx) {}
   DcmInputStream* create() const override {
-    if (deflated_) return new SourceStream(source_, *deflated_, error_);
-    return new SourceStream(source_, offset_, error_);
+    if (deflated_) return new SourceStream(source_, *deflated_, ctx_);
+    return new SourceStream(source_, offset_, ctx_);
   }
   DcmInputStreamFactory* clone() const override { return new SourceStreamFactory(*this); }
   DcmInputStreamFactoryType ident() const override { return DFT_DcmInputFileStreamFactory; }
@@ -295,23 +361,23 @@ class SourceStreamFactory final : public DcmInputStreamFactory {
   ByteSource& source_;
   std::uint64_t offset_ = 0;
   std::optional<DeflatedAt> deflated_;
-  std::optional<core::Error>* error_;
+  ParseContext* ctx_;
 };
 
 DcmInputStreamFactory* SourceStream::newFactory() const {
   if (currentProducer() == &producer_) {
-    return new SourceStreamFactory(source_, start_ + static_cast<std::uint64_t>(tell()), error_);
+    return new SourceStreamFactory(source_, start_ + static_cast<std::uint64_t>(tell()), ctx_);
   }
   if (!compressed_start_) return nullptr;
   // Inflated positions are not file offsets: a value is reached by inflating up to it again.
   DeflatedAt at;
   at.compressed_start = *compressed_start_;
   at.inflated_offset = static_cast<std::uint64_t>(tell()) - inflated_base_;
-  return new SourceStreamFactory(source_, at, error_);
+  return new SourceStreamFactory(source_, at, ctx_);
 }
 
-core::Result<InstanceInfo> info_from(DcmFileFormat& file,
-                                     std::span<const std::uint32_t> extra_tags);
+core::Result<InstanceInfo> info_from(DcmFileFormat& file, std::span<const std::uint32_t> extra_tags,
+                                     ParseContext& ctx);
 
 }  // namespace
 
@@ -327,16 +393,16 @@ core::Result<InstanceInfo> read_instance_info(const std::filesystem::path& part1
 
 core::Result<InstanceInfo> read_instance_info(ByteSource& source,
                                               std::span<const std::uint32_t> extra_tags) {
-  std::optional<core::Error> source_error;
+  ParseContext ctx;
   DcmFileFormat file;
   OFCondition loaded = EC_Normal;
   {
-    SourceStream stream(source, 0, &source_error);
+    SourceStream stream(source, 0, &ctx);
     file.transferInit();
     loaded = file.read(stream, EXS_Unknown, EGL_noChange, kMaxLoadedValueLength);
     file.transferEnd();
   }
-  if (source_error) return std::move(*source_error);
+  if (ctx.error) return std::move(*ctx.error);
   if (loaded == EC_MemoryExhausted) {
     return core::make_error(core::ErrorCode::kResourceExhausted,
                             "not enough memory to read the data set");
@@ -345,24 +411,24 @@ core::Result<InstanceInfo> read_instance_info(ByteSource& source,
     return core::make_error(core::ErrorCode::kInvalidArgument,
                             std::string("DICOM file not readable: ") + loaded.text());
   }
-  auto info = info_from(file, extra_tags);
+  auto info = info_from(file, extra_tags, ctx);
   // Values over the load limit are read now, through the factories: their errors too.
-  if (source_error) return std::move(*source_error);
+  if (ctx.error) return std::move(*ctx.error);
   return info;
 }
 
 namespace {
 
-core::Result<InstanceInfo> info_from(DcmFileFormat& file,
-                                     std::span<const std::uint32_t> extra_tags) {
+core::Result<InstanceInfo> info_from(DcmFileFormat& file, std::span<const std::uint32_t> extra_tags,
+                                     ParseContext& ctx) {
   DcmDataset* ds = file.getDataset();
   if (ds == nullptr) {
     return core::make_error(core::ErrorCode::kInvalidArgument, "DICOM file has no data set");
   }
 
   InstanceInfo info;
-  info.sop_class_uid = get(*ds, DCM_SOPClassUID);
-  info.sop_instance_uid = get(*ds, DCM_SOPInstanceUID);
+  info.sop_class_uid = get(*ds, DCM_SOPClassUID, ctx);
+  info.sop_instance_uid = get(*ds, DCM_SOPInstanceUID, ctx);
   if (info.sop_class_uid.empty()) {
     return core::make_error(core::ErrorCode::kInvalidArgument,
                             "DICOM file has no SOP Class UID (0008,0016)");
@@ -371,29 +437,29 @@ core::Result<InstanceInfo> info_from(DcmFileFormat& file,
     return core::make_error(core::ErrorCode::kInvalidArgument,
                             "DICOM file has no SOP Instance UID (0008,0018)");
   }
-  info.study_instance_uid = get(*ds, DCM_StudyInstanceUID);
-  info.series_instance_uid = get(*ds, DCM_SeriesInstanceUID);
-  info.patient_id = get(*ds, DCM_PatientID);
-  info.patient_name = get(*ds, DCM_PatientName);
-  info.patient_birth_date = get(*ds, DCM_PatientBirthDate);
-  info.patient_sex = get(*ds, DCM_PatientSex);
-  info.study_date = get(*ds, DCM_StudyDate);
-  info.study_time = get(*ds, DCM_StudyTime);
-  info.study_description = get(*ds, DCM_StudyDescription);
-  info.accession_number = get(*ds, DCM_AccessionNumber);
-  info.study_id = get(*ds, DCM_StudyID);
-  info.referring_physician = get(*ds, DCM_ReferringPhysicianName);
-  info.modality = get(*ds, DCM_Modality);
-  info.series_description = get(*ds, DCM_SeriesDescription);
-  info.series_number = get(*ds, DCM_SeriesNumber);
-  info.instance_number = get(*ds, DCM_InstanceNumber);
-  info.body_part_examined = get(*ds, DCM_BodyPartExamined);
-  info.station_name = get(*ds, DCM_StationName);
-  info.institution_name = get(*ds, DCM_InstitutionName);
-  if (!extra_tags.empty()) read_extra_tags(*ds, extra_tags, info.extra_tags);
+  info.study_instance_uid = get(*ds, DCM_StudyInstanceUID, ctx);
+  info.series_instance_uid = get(*ds, DCM_SeriesInstanceUID, ctx);
+  info.patient_id = get(*ds, DCM_PatientID, ctx);
+  info.patient_name = get(*ds, DCM_PatientName, ctx);
+  info.patient_birth_date = get(*ds, DCM_PatientBirthDate, ctx);
+  info.patient_sex = get(*ds, DCM_PatientSex, ctx);
+  info.study_date = get(*ds, DCM_StudyDate, ctx);
+  info.study_time = get(*ds, DCM_StudyTime, ctx);
+  info.study_description = get(*ds, DCM_StudyDescription, ctx);
+  info.accession_number = get(*ds, DCM_AccessionNumber, ctx);
+  info.study_id = get(*ds, DCM_StudyID, ctx);
+  info.referring_physician = get(*ds, DCM_ReferringPhysicianName, ctx);
+  info.modality = get(*ds, DCM_Modality, ctx);
+  info.series_description = get(*ds, DCM_SeriesDescription, ctx);
+  info.series_number = get(*ds, DCM_SeriesNumber, ctx);
+  info.instance_number = get(*ds, DCM_InstanceNumber, ctx);
+  info.body_part_examined = get(*ds, DCM_BodyPartExamined, ctx);
+  info.station_name = get(*ds, DCM_StationName, ctx);
+  info.institution_name = get(*ds, DCM_InstitutionName, ctx);
+  if (!extra_tags.empty()) read_extra_tags(*ds, extra_tags, info.extra_tags, ctx);
 
   // (The SOP Class/Instance UIDs are checked against the command's, which must be valid UIDs.)
-  TextDecoder utf8(*ds);
+  TextDecoder utf8(*ds, ctx);
   constexpr const char* kPersonName = "\\^=";
   info.patient_name = utf8(std::move(info.patient_name), kPersonName);
   info.referring_physician = utf8(std::move(info.referring_physician), kPersonName);

@@ -143,6 +143,19 @@ struct EncryptionStatus {
   std::optional<bool> pgcrypto;  ///< PostgreSQL: whether the extension is installed
 };
 
+/// One stored file as its instance row describes it (Index::list_stored_files): what a
+/// re-encryption or a storage check needs, no patient data.
+struct StoredFileRow {
+  std::int64_t id = 0;
+  std::string sop_instance_uid;
+  std::string storage_path;  ///< relative to data_dir
+  std::int64_t size_bytes = 0;
+  std::string digest;
+  std::int64_t received_at_ms = 0;
+
+  bool operator==(const StoredFileRow&) const = default;
+};
+
 class Index {
  public:
   virtual ~Index() = default;
@@ -380,9 +393,9 @@ class Index {
   /// version (plaintext included), in one transaction, skipping rows another writer holds.
   /// Returns how many rows it changed: 0 when none is left.
   virtual Result<std::int64_t> reencrypt_batch(std::int64_t max_rows) = 0;
-  /// Stored files, by instance id after `after_id`, at most `limit`: (id, storage_path).
-  virtual Result<std::vector<std::pair<std::int64_t, std::string>>> list_stored_files(
-      std::int64_t after_id, std::int64_t limit) = 0;
+  /// Stored files, by instance id after `after_id`, at most `limit`.
+  virtual Result<std::vector<StoredFileRow>> list_stored_files(std::int64_t after_id,
+                                                               std::int64_t limit) = 0;
 
   /// The schema version after migrations ran.
   virtual Result<int> schema_version() = 0;

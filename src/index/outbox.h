@@ -39,6 +39,10 @@ struct OutboxItem {
   std::string study_instance_uid;
   std::string storage_path;  ///< relative to data_dir
   std::int64_t size_bytes = 0;
+  /// The stored file's content digest ("xxh128:<hex>", storage/content_digest.h; "sha256:<hex>"
+  /// on rows from before ADR 008; may be empty): the forwarder checks the bytes it sends against
+  /// it (queue/send_batch.h).
+  std::string digest;
   // Delivery state.
   OutboxState state = OutboxState::kPending;
   int attempts = 0;  ///< claims so far (a claim counts as an attempt)

@@ -19,6 +19,12 @@
 /// falls due (at most 30 s, so rows whose lease expired on a dead node are picked up); no polling
 /// in between.
 ///
+/// Every stored file is checked against the content digest recorded when it was received
+/// (send_batch.h check_digest: XXH3 over the bytes as they are read, no second read): a file
+/// changed on disk since is never completed at the destination (the read that completes it
+/// fails, so its last fragment is not sent and the association is aborted), and its row goes
+/// dead at once (event=forward_digest_mismatch), without counting toward the circuit breaker.
+///
 /// Circuit breaker: forwarding.circuit_breaker_failures consecutive transient failures of
 /// association set-up or transfer (or one permanent A-ASSOCIATE-RJ, see retry_policy.h) pause
 /// the destination (0 disables the breaker): workers stop claiming and release their

@@ -57,6 +57,19 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
   // retry.
   bool may_be_stale = conn.assoc && conn.used;
 
+  // The end of a row whose own stored file failed it: at its header read (prepare_batch) or
+  // while it was being sent. A file that no longer matches its recorded digest (changed on disk
+  // since it was received, send_batch.h check_digest) goes dead at once, with a warning that
+  // names it (no patient data: the SOP Instance UID and where the file is).
+  auto file_failed = [&](const index::OutboxItem& item, const core::Error& error,
+                         std::size_t resent) {
+    if (!is_digest_mismatch(error)) return unreadable_file(error);
+    log()->warn(
+        "event=forward_digest_mismatch destination={} outbox_id={} sop_instance_uid={} "
+        "storage_path={} resent={} action=dead_letter reason=\"{}\"",
+        name_, item.id, item.sop_instance_uid, item.storage_path, resent, kDigestMismatch);
+    return digest_mismatch(item.storage_path, kDigestMismatch);
+  };
   // A row finished without being sent lets go of the reader prepare_batch may have kept open
   // for it (a later send would open the file again).
   auto let_go = [&](std::size_t j) {
@@ -70,7 +83,7 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
     const Random same = [draw]() { return draw; };
     for (const std::size_t j : unsent) {
       finish(updates, conn.serial, items[j],
-             prepared[j].ok() ? c : unreadable_file(prepared[j].error()), &same);
+             prepared[j].ok() ? c : file_failed(items[j], prepared[j].error(), 0), &same);
       let_go(j);
     }
     unsent.clear();
@@ -148,7 +161,7 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
       const std::size_t j = unsent.front();
       const auto& item = items[j];
       if (!prepared[j].ok()) {
-        finish(updates, conn.serial, item, unreadable_file(prepared[j].error()));
+        finish(updates, conn.serial, item, file_failed(item, prepared[j].error(), 0));
         unsent.pop_front();
         continue;
       }
@@ -184,11 +197,12 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
         }
         if (sent.error().code == ErrorCode::kDataLoss || *read_failed) {
           // Our own stored file failed us, not the destination: it failed authentication
-          // (kDataLoss, ADR 010: never forwarded), or a read of it failed (EIO, ESTALE) or came
-          // up short while its data set was being sent. Only this row ends (as when its header
-          // cannot be read), and the breaker does not count it. If its data set had begun,
-          // send_store() aborted the association; the rows it left unanswered and the next ones
-          // get a new one.
+          // (kDataLoss, ADR 010: never forwarded), it no longer matches its recorded digest
+          // (kDataLoss, check_digest: the read that completed it failed, so its last fragment
+          // never went out), or a read of it failed (EIO, ESTALE) or came up short while its
+          // data set was being sent. Only this row ends (as when its header cannot be read),
+          // and the breaker does not count it. If its data set had begun, send_store() aborted
+          // the association; the rows it left unanswered and the next ones get a new one.
           unsent.pop_front();
           std::size_t resent = 0;
           if (!conn.assoc->usable() || !conn.assoc->association().established()) {
@@ -196,11 +210,13 @@ asio::awaitable<void> Forwarder::process_batch(Connection& conn, std::size_t wor
             drop_association();
             end_attempt(conn, sent.error().message);
           }
-          log()->error("event={} destination={} outbox_id={} resent={} reason=\"{}\"",
-                       sent.error().code == ErrorCode::kDataLoss ? "stored_file_corrupt"
-                                                                 : "stored_file_unreadable",
-                       name_, item.id, resent, sent.error().message);
-          finish(updates, conn.serial, item, unreadable_file(sent.error()));
+          if (!is_digest_mismatch(sent.error())) {
+            log()->error("event={} destination={} outbox_id={} resent={} reason=\"{}\"",
+                         sent.error().code == ErrorCode::kDataLoss ? "stored_file_corrupt"
+                                                                   : "stored_file_unreadable",
+                         name_, item.id, resent, sent.error().message);
+          }
+          finish(updates, conn.serial, item, file_failed(item, sent.error(), resent));
           continue;
         }
         if (conn.assoc->usable()) {

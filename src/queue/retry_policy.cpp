@@ -137,6 +137,13 @@ Classification unreadable_file(const core::Error& error) {
   return c;
 }
 
+Classification digest_mismatch(std::string_view storage_path, std::string_view reason) {
+  Classification c;
+  c.outcome = Outcome::kPermanent;
+  c.reason = fmt::format("{}: {}", storage_path, reason);
+  return c;
+}
+
 std::chrono::milliseconds backoff(const config::Retry& retry, int attempts, const Random& random) {
   using std::chrono::milliseconds;
   const double initial = static_cast<double>(std::max<std::int64_t>(

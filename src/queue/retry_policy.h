@@ -92,6 +92,12 @@ Classification unreadable_file(std::string_view why);
 /// (kNotFound) is permanent with `file_missing` set.
 Classification unreadable_file(const core::Error& error);
 
+/// The stored file does not match the content digest recorded when it was received (changed
+/// on disk: bit rot, an edit; send_batch.h check_digest): permanent (the file will not heal),
+/// and, like any fault of our own file, not counted toward the circuit breaker.
+/// `storage_path`: relative to data_dir; `reason` is kDigestMismatch's words.
+Classification digest_mismatch(std::string_view storage_path, std::string_view reason);
+
 /// A uniform draw from [0, 1) (injected so tests can pin the jitter).
 using Random = std::function<double()>;
 

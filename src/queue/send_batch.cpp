@@ -1,7 +1,12 @@
 #include "queue/send_batch.h"
 
+#include <algorithm>
+#include <cctype>
 #include <memory>
 #include <system_error>
+#include <vector>
+
+#include "storage/content_digest.h"
 
 namespace gw::queue {
 
@@ -36,6 +41,89 @@ class WatchedSource final : public dicom::ByteSource {
   std::unique_ptr<dicom::ByteSource> source_;
   std::shared_ptr<bool> failed_;
 };
+
+/// A reader whose bytes are hashed as they are read and checked against a content digest
+/// (check_digest).
+class DigestCheckedSource final : public dicom::ByteSource {
+ public:
+  DigestCheckedSource(std::unique_ptr<dicom::ByteSource> source, std::string expected)
+      : source_(std::move(source)), expected_(std::move(expected)) {}
+  std::uint64_t size() const override { return source_->size(); }
+
+  core::Result<std::size_t> read_at(std::uint64_t offset, std::span<std::uint8_t> out) override {
+    if (mismatch_) return mismatch();
+    const std::uint64_t size = source_->size();
+    if (!checked_ && offset > hashed_) {
+      // A gap: hash what lies before this read first (the bytes must be hashed in order).
+      GW_RETURN_IF_ERROR(hash_up_to(std::min(offset, size)));
+      if (mismatch_) return mismatch();
+    }
+    auto n = source_->read_at(offset, out);
+    if (!n.ok()) return n;
+    if (!checked_ && offset <= hashed_ && offset + *n > hashed_) {
+      const auto skip = static_cast<std::size_t>(hashed_ - offset);  // hashed before
+      digest_.update(std::span<const std::uint8_t>(out.data() + skip, *n - skip));
+      hashed_ = offset + *n;
+      compare_if_complete();
+      if (mismatch_) return mismatch();  // none of these bytes may be used
+    }
+    return n;
+  }
+
+ private:
+  static core::Error mismatch() {
+    return core::make_error(core::ErrorCode::kDataLoss, std::string(kDigestMismatch));
+  }
+
+  /// Reads and hashes [hashed_, end) (a gap the caller skipped).
+  core::Status hash_up_to(std::uint64_t end) {
+    std::vector<std::uint8_t> buf(
+        static_cast<std::size_t>(std::min<std::uint64_t>(end - hashed_, 64 * 1024)));
+    while (hashed_ < end) {
+      const auto want =
+          static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), end - hashed_));
+      auto n = source_->read_at(hashed_, std::span(buf.data(), want));
+      if (!n.ok()) return std::move(n).error();
+      if (*n == 0) {
+        return core::make_error(core::ErrorCode::kDataLoss,
+                                "the stored file ended before its recorded size");
+      }
+      digest_.update(std::span<const std::uint8_t>(buf.data(), *n));
+      hashed_ += *n;
+    }
+    compare_if_complete();
+    return core::ok_status();
+  }
+
+  void compare_if_complete() {
+    if (checked_ || hashed_ < source_->size()) return;
+    checked_ = true;
+    mismatch_ = digest_.text() != expected_;
+  }
+
+  std::unique_ptr<dicom::ByteSource> source_;
+  std::string expected_;  ///< "xxh128:<32 lower-case hex>"
+  storage::ContentDigest digest_;
+  std::uint64_t hashed_ = 0;  ///< bytes [0, hashed_) are in digest_
+  bool checked_ = false;      ///< the whole file was hashed and compared
+  bool mismatch_ = false;
+};
+
+/// The digest in ContentDigest's spelling when check_digest can check it; empty otherwise.
+std::string checkable(std::string_view digest) {
+  if (!digest.starts_with(storage::kDigestPrefix)) return {};
+  std::string out(digest);
+  const auto hex = std::string_view(out).substr(storage::kDigestPrefix.size());
+  if (hex.size() != 32 || !std::all_of(hex.begin(), hex.end(),
+                                       [](unsigned char ch) { return std::isxdigit(ch) != 0; })) {
+    return {};
+  }
+  std::transform(out.begin() + static_cast<std::ptrdiff_t>(storage::kDigestPrefix.size()),
+                 out.end(),
+                 out.begin() + static_cast<std::ptrdiff_t>(storage::kDigestPrefix.size()),
+                 [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+  return out;
+}
 
 /// A SourceOpener for one item that opens its file once for two users: the first call (the
 /// header read) opens the file, keeps the reader and lends it; the second (the send) takes the
@@ -76,6 +164,29 @@ dicom::SourceOpener open_once(const dicom::SourceOpener& open) {
 
 }  // namespace
 
+bool is_digest_mismatch(const core::Error& error) {
+  return error.code == core::ErrorCode::kDataLoss && error.message.ends_with(kDigestMismatch);
+}
+
+std::unique_ptr<dicom::ByteSource> check_digest(std::unique_ptr<dicom::ByteSource> source,
+                                                std::string_view digest) {
+  auto expected = checkable(digest);
+  if (expected.empty() || !source) return source;
+  return std::make_unique<DigestCheckedSource>(std::move(source), std::move(expected));
+}
+
+dicom::SourceOpener check_digests(dicom::SourceOpener open, std::string digest) {
+  auto expected = checkable(digest);
+  if (expected.empty()) return open;
+  return
+      [open = std::move(open), expected = std::move(expected)](
+          const std::filesystem::path& path) -> core::Result<std::unique_ptr<dicom::ByteSource>> {
+        auto opened = open ? open(path) : dicom::open_file_source(path);
+        if (!opened.ok()) return opened;
+        return check_digest(std::move(opened).value(), expected);
+      };
+}
+
 std::vector<core::Result<dicom::SendItem>> prepare_batch(
     const std::filesystem::path& data_dir, const std::vector<index::OutboxItem>& items,
     const dicom::SourceOpener& open) {
@@ -83,10 +194,12 @@ std::vector<core::Result<dicom::SendItem>> prepare_batch(
   out.reserve(items.size());
   for (const auto& item : items) {
     const auto path = data_dir / item.storage_path;
+    // Under open_once: the header read and the first send share one reader and one check.
+    auto checked = check_digests(open, item.digest);
     if (out.size() < kMaxHeldFiles) {
-      out.push_back(dicom::prepare_send_item(path, open_once(open)));
+      out.push_back(dicom::prepare_send_item(path, open_once(checked)));
     } else {
-      out.push_back(dicom::prepare_send_item(path, open));
+      out.push_back(dicom::prepare_send_item(path, checked));
     }
   }
   return out;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -30,8 +31,37 @@ inline constexpr std::size_t kMaxContexts = 128;
 /// twice (header, then send), which costs little.
 inline constexpr std::size_t kMaxHeldFiles = 8;
 
+/// The message of the error (kDataLoss) a stored file fails with when its bytes do not match the
+/// content digest recorded when it was received (check_digest).
+inline constexpr std::string_view kDigestMismatch =
+    "stored file does not match its recorded digest (changed on disk since it was received)";
+
+/// Whether `error` is check_digest()'s, as passed on (send_store() and prepare_send_item() put
+/// the file's path in front of the message).
+bool is_digest_mismatch(const core::Error& error);
+
+/// `source` with every byte hashed as it is read and checked against `digest` ("xxh128:<32
+/// hex>", storage/content_digest.h, ADR 008). Each byte is hashed once, in order: a read that
+/// starts past what was hashed so far reads the gap itself first (a send starts at the data
+/// set, after the header was read by another reader), and a read over bytes already hashed
+/// (the header read, then the send from the data set on) hashes only its new part. The read
+/// that completes the file compares: on a mismatch it fails with kDataLoss (kDigestMismatch)
+/// and hands none of its bytes on, so the last fragment of the data set is never sent (the
+/// sender aborts the association instead), and so does every later read. An empty digest, or
+/// one of another algorithm (rows from before ADR 008: "sha256:"), is not checked: `source` is
+/// returned as it is. Costs XXH3 over each byte once, plus the rare gap (the File Meta group of
+/// a file opened again for its send).
+std::unique_ptr<dicom::ByteSource> check_digest(std::unique_ptr<dicom::ByteSource> source,
+                                                std::string_view digest);
+
+/// `open` (empty: plain files) with every source it opens checked against `digest`
+/// (check_digest); `open` itself when the digest is not checked.
+dicom::SourceOpener check_digests(dicom::SourceOpener open, std::string digest);
+
 /// Reads the Part 10 header of each row's stored file (data_dir / storage_path) through `open`
-/// (empty: plain files). Blocking file I/O: call it on the worker pool. The reader that read the
+/// (empty: plain files), every byte checked against the row's digest (check_digests: the
+/// header read and the send share the check when they share the reader). Blocking file I/O:
+/// call it on the worker pool. The reader that read the
 /// header of one of the first kMaxHeldFiles items stays open in its SendItem and is the one its
 /// first send streams from, so each such file is opened once (for an encrypted file, ADR 010,
 /// opening means reading the key slots, unwrapping the data key and authenticating the last

@@ -89,4 +89,41 @@ Result<std::string> digest_content(ContentReader& reader) {
   return digest.text();
 }
 
+const char* to_string(StoredState state) {
+  switch (state) {
+    case StoredState::kIntact:
+      return "intact";
+    case StoredState::kMissing:
+      return "missing";
+    case StoredState::kWrongSize:
+      return "wrong size";
+    case StoredState::kChanged:
+      return "content changed";
+  }
+  return "unknown";
+}
+
+Result<StoredState> check_stored_file(const std::filesystem::path& path,
+                                      const crypto::Keyring* keyring, std::int64_t size_bytes,
+                                      std::string_view digest, bool check_digest) {
+  drop_cached(path);
+  auto reader = open_content(path, keyring);
+  if (!reader.ok()) {
+    if (reader.error().code == ErrorCode::kNotFound) return StoredState::kMissing;
+    // An encrypted file whose header fails authentication was altered.
+    if (reader.error().code == ErrorCode::kDataLoss) return StoredState::kChanged;
+    return std::move(reader).error();
+  }
+  if ((*reader)->size() != static_cast<std::uint64_t>(size_bytes)) return StoredState::kWrongSize;
+  if (!check_digest || !digest.starts_with(kDigestPrefix)) return StoredState::kIntact;
+  auto actual = digest_content(**reader);
+  if (!actual.ok()) {
+    if (actual.error().code == ErrorCode::kDataLoss) return StoredState::kChanged;
+    // Removed between the open and the read cannot happen (the descriptor keeps it); any
+    // other read error proves nothing.
+    return std::move(actual).error();
+  }
+  return *actual == digest ? StoredState::kIntact : StoredState::kChanged;
+}
+
 }  // namespace gw::storage

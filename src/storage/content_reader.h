@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 
 #include "core/result.h"
 
@@ -40,6 +41,28 @@ core::Result<std::unique_ptr<ContentReader>> open_content(const std::filesystem:
 /// The content digest (storage/content_digest.h) of everything `reader` holds, read from the
 /// start; the errors of ContentReader::read.
 core::Result<std::string> digest_content(ContentReader& reader);
+
+/// What a stored file holds, compared with its index row.
+enum class StoredState {
+  kIntact,     ///< there, with the row's size (and digest, when checked)
+  kMissing,    ///< no file at the path
+  kWrongSize,  ///< a different plaintext size: cut short, or another file
+  kChanged,    ///< same size, other content (digest mismatch, or encrypted data that fails
+               ///< authentication): bit rot, a bad restore, an edit
+};
+
+/// "intact", "missing", "wrong size", "content changed".
+const char* to_string(StoredState state);
+
+/// Checks the stored file at `path` (absolute) against its row's plaintext `size_bytes` and
+/// `digest`, reading it from the disk rather than the page cache. The digest is checked only
+/// when it is an XXH3 one ("xxh128:…"; rows from before ADR 008 carry "sha256:…") and
+/// `check_digest` is set; otherwise the size alone decides. An error when the file cannot be
+/// read for another reason (permissions, I/O, no configured key for its key version), which
+/// proves nothing about the file.
+core::Result<StoredState> check_stored_file(const std::filesystem::path& path,
+                                            const crypto::Keyring* keyring, std::int64_t size_bytes,
+                                            std::string_view digest, bool check_digest = true);
 
 /// A plain file, read with pread on `fd` (owned).
 core::Result<std::unique_ptr<ContentReader>> plain_content(int fd,

@@ -532,24 +532,9 @@ Result<bool> Store::check_stored(const std::string& relative_path, std::int64_t 
   const auto keys = keyring();
   // A file encrypted with a key the keyring lacks (kConfig) proves nothing about the file: the
   // keys are wrong (a previous key removed too early), and the caller stops instead.
-  const auto shows_broken = [](const core::Error& error) {
-    return error.code == ErrorCode::kNotFound || error.code == ErrorCode::kDataLoss;
-  };
-  const auto path = absolute(relative_path);
-  drop_cached(path);
-  auto reader = storage::open_content(path, keys.get());
-  if (!reader.ok()) {
-    if (shows_broken(reader.error())) return false;
-    return reader.error();
-  }
-  if ((*reader)->size() != static_cast<std::uint64_t>(size_bytes)) return false;
-  if (digest.empty()) return true;
-  auto actual = digest_content(**reader);
-  if (!actual.ok()) {
-    if (shows_broken(actual.error())) return false;
-    return actual.error();
-  }
-  return *actual == digest;
+  GW_ASSIGN_OR_RETURN(const auto state,
+                      check_stored_file(absolute(relative_path), keys.get(), size_bytes, digest));
+  return state == StoredState::kIntact;
 }
 
 Result<bool> Store::on_storage_filesystem(const std::filesystem::path& path) const {

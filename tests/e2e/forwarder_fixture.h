@@ -11,10 +11,12 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <list>
 #include <map>
 #include <memory>
 #include <set>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -25,6 +27,7 @@
 #include "dicom/part10.h"
 #include "index/index.h"
 #include "queue/forwarding_service.h"
+#include "storage/content_digest.h"
 #include "support/dcmtk_tools.h"
 #include "support/gateway.h"
 #include "support/net.h"
@@ -40,6 +43,16 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
 inline constexpr const char* kDestination = "PACS";
+
+/// The content digest ingest records for a stored file (storage/content_digest.h): the
+/// forwarder checks what it sends against it.
+inline std::string file_digest(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(in)),
+                                std::istreambuf_iterator<char>());
+  return storage::ContentDigest::of(
+      std::span(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size()));
+}
 
 /// The daemon's threading in miniature: I/O threads running an io_context, and a worker pool.
 class Runtime {
@@ -100,6 +113,7 @@ class ForwarderTest : public ::testing::Test {
       r.transfer_syntax_uid = header->meta.transfer_syntax_uid;
       r.storage_path = relative.string();
       r.size_bytes = static_cast<std::int64_t>(fs::file_size(files[i]));
+      r.digest = file_digest(files[i]);
       r.received_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();

@@ -1,8 +1,10 @@
 // Store-and-forward when a stored file changes under the forwarder (fixture:
 // forwarder_fixture.h): an instance overwritten (storage.duplicates: overwrite) while its row
-// is being sent, a file that fails reads in the middle of its data set.
+// is being sent, a file that fails reads in the middle of its data set, a file that no longer
+// matches its recorded content digest.
 
 #include "forwarder_fixture.h"
+#include "queue/send_batch.h"
 
 namespace gw::test {
 namespace {
@@ -29,6 +31,7 @@ class ForwarderStoredFilesTest : public ForwarderTest {
     auto record = records_.at(uid);
     record.storage_path = new_relative.string();
     record.size_bytes = static_cast<std::int64_t>(fs::file_size(new_file_));
+    record.digest = file_digest(new_file_);
     record.received_at_ms = core::wall_clock_ms();
     return [this, record, old_file, trigger](const fs::path& path) {
       if (path == trigger && !overwritten_.exchange(true)) {
@@ -169,6 +172,139 @@ TEST_F(ForwarderStoredFilesTest, AReadErrorOfAStoredFileMidSendEndsOnlyThatRow) 
       EXPECT_TRUE(received.contains(uid)) << uid << " did not arrive";
     }
   }
+}
+
+/// Flips one byte in the middle of `file` (same size): bit rot, or an edit on disk.
+void flip_middle_byte(const fs::path& file) {
+  const auto size = fs::file_size(file);
+  std::fstream f(file, std::ios::binary | std::ios::in | std::ios::out);
+  f.seekg(static_cast<std::streamoff>(size / 2));
+  char c = 0;
+  f.get(c);
+  f.seekp(static_cast<std::streamoff>(size / 2));
+  f.put(static_cast<char>(c ^ 0x01));
+  f.close();
+  ASSERT_EQ(fs::file_size(file), size);
+}
+
+/// What storescp wrote: SOP Instance UIDs of the files it completed, and every file name.
+std::pair<std::set<std::string>, std::vector<std::string>> received_by(const fs::path& out_dir) {
+  std::set<std::string> uids;
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(out_dir)) {
+    if (!entry.is_regular_file()) continue;
+    names.push_back(entry.path().filename().string());
+    uids.insert(sop_instance_uid_of(entry.path()));
+  }
+  return {uids, names};
+}
+
+/// A plain stored file that changed on disk since it was received (one byte flipped in the
+/// middle of its pixel data, same size) no longer matches its recorded digest. Files of 3 MiB:
+/// the change is found by the read that completes the file, in the middle of its send (data
+/// set PDUs already went out), and that read's bytes never go out: the association is aborted
+/// before the last fragment, so storescp never completes (stores) the instance. The row goes
+/// dead on its first attempt with the digest's words, the breaker (open at the first counted
+/// failure) does not count it, the other rows are delivered on a new association, bit-exact.
+TEST_F(ForwarderStoredFilesTest, AStoredFileThatNoLongerMatchesItsDigestIsNeverCompleted) {
+  const auto uids = add_instances(
+      "rot", {"--count", "4", "--sop-class", "ct", "--seed", "79", "--size-kib", "3072"});
+  ASSERT_EQ(uids.size(), 4u);
+  const std::string bad = uids[1];
+  flip_middle_byte(stored_.at(bad));
+  const std::string bad_path = records_.at(bad).storage_path;
+  stored_.erase(bad);
+
+  auto& scp = keep(start_storescp(0, dir_ / "received"));
+  auto config = make_config(scp.port);
+  config.destinations[0].max_associations = 1;
+  config.forwarding.circuit_breaker_failures = 1;
+  start_service(config);
+
+  ASSERT_TRUE(wait_settled(60s)) << "rows still queued";
+  for (const auto& row : rows()) {
+    if (row.sop_instance_uid == bad) {
+      EXPECT_EQ(row.state, index::OutboxState::kDead);
+      EXPECT_EQ(row.attempts, 1) << "not retried: the file will not heal";
+      EXPECT_EQ(row.last_status, -1);
+      EXPECT_EQ(row.last_error, bad_path + ": " + std::string(queue::kDigestMismatch));
+    } else {
+      EXPECT_EQ(row.state, index::OutboxState::kDelivered) << row.last_error;
+      EXPECT_EQ(row.attempts, 1) << row.sop_instance_uid << ": " << row.last_error;
+    }
+  }
+  const auto status = service_->status(kDestination);
+  EXPECT_FALSE(status->paused) << status->pause_reason;
+  EXPECT_EQ(status->consecutive_failures, 0u);
+  EXPECT_EQ(status->counts.dead, 1u);
+  EXPECT_EQ(status->counts.forwarded, uids.size() - 1);
+  EXPECT_EQ(status->counts.associations_opened, 2u) << "one more after the abort";
+
+  // storescp writes (+B) as the data set arrives and removes the file of an aborted instance:
+  // nothing of the changed one is left, not even a partial file.
+  const auto [received, names] = received_by(scp.out_dir);
+  EXPECT_FALSE(received.contains(bad)) << "the destination stored the changed instance";
+  for (const auto& name : names) {
+    EXPECT_EQ(name.find(bad), std::string::npos) << "a file of the changed instance: " << name;
+  }
+  EXPECT_EQ(expect_bit_exact(scp.out_dir).size(), uids.size() - 1);
+}
+
+/// The same for a small file (under the 64 KiB the header read takes whole): the change is
+/// found before anything of it is sent; the row goes dead, the others go out.
+TEST_F(ForwarderStoredFilesTest, ASmallStoredFileThatNoLongerMatchesItsDigestIsNotSent) {
+  const auto uids = add_instances(
+      "rots", {"--count", "3", "--sop-class", "ct", "--seed", "80", "--size-kib", "16"});
+  ASSERT_EQ(uids.size(), 3u);
+  const std::string bad = uids[0];
+  flip_middle_byte(stored_.at(bad));
+  const std::string bad_path = records_.at(bad).storage_path;
+  stored_.erase(bad);
+
+  auto& scp = keep(start_storescp(0, dir_ / "received"));
+  auto config = make_config(scp.port);
+  config.destinations[0].max_associations = 1;
+  config.forwarding.circuit_breaker_failures = 1;
+  start_service(config);
+
+  ASSERT_TRUE(wait_settled(30s)) << "rows still queued";
+  for (const auto& row : rows()) {
+    if (row.sop_instance_uid == bad) {
+      EXPECT_EQ(row.state, index::OutboxState::kDead);
+      EXPECT_EQ(row.attempts, 1);
+      EXPECT_EQ(row.last_error, bad_path + ": " + std::string(queue::kDigestMismatch));
+    } else {
+      EXPECT_EQ(row.state, index::OutboxState::kDelivered) << row.last_error;
+    }
+  }
+  const auto status = service_->status(kDestination);
+  EXPECT_FALSE(status->paused) << status->pause_reason;
+  EXPECT_EQ(status->counts.dead, 1u);
+  EXPECT_EQ(status->counts.associations_opened, 1u) << "nothing of it was sent: no abort";
+  EXPECT_FALSE(received_by(scp.out_dir).first.contains(bad));
+  EXPECT_EQ(expect_bit_exact(scp.out_dir).size(), uids.size() - 1);
+}
+
+/// A row from before ADR 008 ("sha256:…" digest) is sent as it is: only XXH3 digests are
+/// checked (the forwarder does not compute SHA-256).
+TEST_F(ForwarderStoredFilesTest, ALegacyDigestIsNotChecked) {
+  const auto uids = add_instances(
+      "legacy", {"--count", "2", "--sop-class", "ct", "--seed", "81", "--size-kib", "16"});
+  ASSERT_EQ(uids.size(), 2u);
+  // Re-recorded with a SHA-256 digest that does not match anything (not checked, so not seen).
+  auto record = records_.at(uids[0]);
+  record.digest = "sha256:" + std::string(64, '0');
+  auto replaced = index_->insert_instance(record, index::DuplicatePolicy::kOverwrite);
+  ASSERT_TRUE(replaced.ok()) << replaced.error().message;
+  ASSERT_EQ(rows().size(), uids.size()) << "its pending row is kept, not doubled";
+
+  auto& scp = keep(start_storescp(0, dir_ / "received"));
+  start_service(make_config(scp.port));
+  ASSERT_TRUE(wait_settled(30s));
+  for (const auto& row : rows()) {
+    EXPECT_EQ(row.state, index::OutboxState::kDelivered) << row.last_error;
+  }
+  EXPECT_EQ(expect_bit_exact(scp.out_dir).size(), uids.size());
 }
 
 }  // namespace

@@ -28,6 +28,7 @@ InstanceRecord make_record(const std::string& sop, std::vector<std::string> dest
   r.transfer_syntax_uid = "1.2.840.10008.1.2.1";
   r.size_bytes = 1234;
   r.storage_path = "storage/ab/" + sop + ".dcm";
+  r.digest = "xxh128:00112233445566778899aabbccddeeff";
   r.received_at_ms = received_at_ms;
   r.series_instance_uid = "5.1.1";
   r.study_instance_uid = "5.1";
@@ -110,6 +111,7 @@ TEST_P(IndexOutbox, InsertQueuesOnePendingRowPerDestination) {
     EXPECT_EQ(item.study_instance_uid, "5.1");
     EXPECT_EQ(item.storage_path, "storage/ab/1.1.dcm");
     EXPECT_EQ(item.size_bytes, 1234);
+    EXPECT_EQ(item.digest, "xxh128:00112233445566778899aabbccddeeff");
   }
   EXPECT_LT(items[0].id, items[1].id);
   EXPECT_EQ(find(items[0].id), items[0]);
@@ -146,6 +148,7 @@ TEST_P(IndexOutbox, ClaimTakesTheOldestDueRowsUpToMax) {
     EXPECT_EQ(item.lease_expires_at_ms, 10'000 + kLease);
     EXPECT_EQ(item.updated_at_ms, 10'000);
     EXPECT_EQ(item.storage_path, "storage/ab/" + item.sop_instance_uid + ".dcm");
+    EXPECT_EQ(item.digest, "xxh128:00112233445566778899aabbccddeeff") << "the forwarder checks it";
   }
   auto second = claim("PACS", 3, "node-a", 10'000);
   EXPECT_EQ(ids_of(second), (std::vector<std::int64_t>{all[3], all[4]}));
@@ -570,6 +573,7 @@ TEST_P(IndexOutbox, OverwriteKeepsTheRowsOnTheCurrentFile) {
   auto second = make_record("9.1", {"PACS", "ARCHIVE"}, 2000);
   second.storage_path = "storage/cd/second.dcm";
   second.size_bytes = 99;
+  second.digest = "xxh128:ffeeddccbbaa99887766554433221100";
   second.transfer_syntax_uid = "1.2.840.10008.1.2.4.50";
   EXPECT_EQ(insert(second, DuplicatePolicy::kOverwrite), InsertOutcome::kReplaced);
 
@@ -579,6 +583,7 @@ TEST_P(IndexOutbox, OverwriteKeepsTheRowsOnTheCurrentFile) {
   EXPECT_EQ(archive[0].id, archive_id);
   EXPECT_EQ(archive[0].storage_path, "storage/cd/second.dcm");
   EXPECT_EQ(archive[0].size_bytes, 99);
+  EXPECT_EQ(archive[0].digest, "xxh128:ffeeddccbbaa99887766554433221100") << "the new file's";
   EXPECT_EQ(archive[0].transfer_syntax_uid, "1.2.840.10008.1.2.4.50");
   // PACS had delivered the old version: the new one is queued.
   auto pacs = list("PACS", OutboxState::kPending);

@@ -418,9 +418,12 @@ TEST(IngestDuplicates, OverwriteKeepsOneRowAndTheNewFile) {
   EXPECT_TRUE(gw->spool_files().empty());
 }
 
-/// Stores `first` under `policy`, loses its stored file (`truncate`: cut to half instead of
-/// deleted), then sends `second` (same SOP Instance UID): the resend must take its place.
-void expect_resend_replaces_lost_copy(const std::string& policy, bool truncate, int seed) {
+/// What happens to a stored copy before the resend.
+enum class Damage { kDeleted, kTruncated, kCorrupted };
+
+/// Stores `first` under `policy`, damages its stored file, then sends `second` (same SOP
+/// Instance UID): the resend must take its place.
+void expect_resend_replaces_lost_copy(const std::string& policy, Damage damage, int seed) {
   TempDir dir("gw-ingest");
   const auto files =
       generate_dicom(dir / "source", {"--count", "1", "--seed", std::to_string(seed)});
@@ -433,10 +436,23 @@ void expect_resend_replaces_lost_copy(const std::string& policy, bool truncate, 
   ASSERT_TRUE(gw_send(gw->port(), {files[0]}).ok());
   const auto first_stored = gw->stored_file(uid);
   ASSERT_TRUE(first_stored.has_value());
-  if (truncate) {
-    fs::resize_file(*first_stored, fs::file_size(*first_stored) / 2);
-  } else {
-    fs::remove(*first_stored);
+  switch (damage) {
+    case Damage::kDeleted:
+      fs::remove(*first_stored);
+      break;
+    case Damage::kTruncated:
+      fs::resize_file(*first_stored, fs::file_size(*first_stored) / 2);
+      break;
+    case Damage::kCorrupted: {  // bit rot: same size, one byte changed in the pixel data
+      std::fstream file(*first_stored, std::ios::in | std::ios::out | std::ios::binary);
+      const auto middle = static_cast<std::streamoff>(fs::file_size(*first_stored) / 2);
+      file.seekg(middle);
+      const char byte = static_cast<char>(file.get() ^ 0x5a);
+      file.seekp(middle);
+      file.put(byte);
+      ASSERT_TRUE(file.good());
+      break;
+    }
   }
   ASSERT_TRUE(send_second_copy(*gw, second, uid, dir).has_value());
   EXPECT_NE(gw->log().find("event=duplicate_replaces_lost_copy"), std::string::npos);
@@ -450,15 +466,19 @@ void expect_resend_replaces_lost_copy(const std::string& policy, bool truncate, 
 }
 
 TEST(IngestDuplicates, KeepFirstResendReplacesADeletedCopy) {
-  expect_resend_replaces_lost_copy("keep-first", /*truncate=*/false, 24);
+  expect_resend_replaces_lost_copy("keep-first", Damage::kDeleted, 24);
 }
 
 TEST(IngestDuplicates, KeepFirstResendReplacesATruncatedCopy) {
-  expect_resend_replaces_lost_copy("keep-first", /*truncate=*/true, 25);
+  expect_resend_replaces_lost_copy("keep-first", Damage::kTruncated, 25);
+}
+
+TEST(IngestDuplicates, KeepFirstResendReplacesACorruptedCopy) {
+  expect_resend_replaces_lost_copy("keep-first", Damage::kCorrupted, 27);
 }
 
 TEST(IngestDuplicates, RejectAcceptsAResendWhoseCopyWasDeleted) {
-  expect_resend_replaces_lost_copy("reject", /*truncate=*/false, 26);
+  expect_resend_replaces_lost_copy("reject", Damage::kDeleted, 26);
 }
 
 // ---- accept.calling_ae_titles -----------------------------------------------------------------

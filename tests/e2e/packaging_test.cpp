@@ -1,7 +1,8 @@
 // packaging/: the systemd unit, sysusers.d and tmpfiles.d files. systemd's own tools check them
 // (systemd-analyze verify and security, systemd-sysusers and systemd-tmpfiles into a scratch
 // root), and the unit's command lines run against the built binary: ExecStart serves,
-// ExecReload's signal reloads, KillSignal stops it with exit 0.
+// ExecReload's signal reloads, KillSignal stops it with exit 0; the weekly storage check's
+// timer and service.
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -163,6 +164,48 @@ TEST(Packaging, UnitCommandsServeReloadAndStop) {
   // KillSignal=SIGTERM: a clean stop (exit 0, which Restart=on-failure leaves stopped).
   ASSERT_EQ(unit["Service.KillSignal"].front(), "SIGTERM");
   EXPECT_EQ(gateway.terminate(40s), 0) << gateway.read_stderr();
+}
+
+/// The weekly storage check: systemd accepts the timer and its service, the service is as
+/// sandboxed as the gateway's, and its command line runs `storage verify` on this build.
+TEST(Packaging, VerifyTimerRunsTheStorageCheck) {
+  TempDir dir("gw-pkg");
+  const fs::path service = dir / "dicom-gw-verify.service";
+  std::ofstream(service) << replace_all(read_text(packaging_file("dicom-gw-verify.service")),
+                                        kInstalledBinary, gateway_binary().string());
+  fs::copy_file(packaging_file("dicom-gw-verify.timer"), dir / "dicom-gw-verify.timer");
+  const CommandResult verify = run_command(
+      {"systemd-analyze", "verify", service.string(), (dir / "dicom-gw-verify.timer").string()});
+  EXPECT_EQ(verify.exit_code, 0) << both(verify);
+  EXPECT_EQ(verify.err.find("dicom-gw-verify"), std::string::npos) << verify.err;
+  const CommandResult security = run_command(
+      {"systemd-analyze", "security", "--offline=true", "--threshold=20", service.string()});
+  EXPECT_EQ(security.exit_code, 0) << both(security);
+
+  auto timer = parse_unit(packaging_file("dicom-gw-verify.timer"));
+  EXPECT_EQ(timer["Timer.Persistent"], std::vector<std::string>{"true"});
+  EXPECT_EQ(timer["Timer.OnCalendar"].size(), 1u);
+  auto unit = parse_unit(packaging_file("dicom-gw-verify.service"));
+  EXPECT_EQ(unit["Service.Type"], std::vector<std::string>{"oneshot"});
+  EXPECT_EQ(unit["Service.User"], std::vector<std::string>{"dicom-gw"});
+  EXPECT_EQ(unit["Service.ReadWritePaths"], std::vector<std::string>{"/var/lib/dicom-gw"});
+
+  // ExecStart as written, on this build's binary and a test config with an empty archive.
+  ASSERT_EQ(unit["Service.ExecStart"].size(), 1u);
+  const fs::path config = dir / "config.yaml";
+  std::ofstream(config) << "data_dir: " << (dir / "data").string() << "\n"
+                        << "listeners:\n  - {name: plain, bind: 127.0.0.1, port: 0}\n"
+                        << "http:\n  enabled: false\n";
+  fs::create_directories(dir / "data");
+  std::vector<std::string> argv;
+  for (const auto& word : words_of(unit["Service.ExecStart"].front())) {
+    argv.push_back(word == kInstalledBinary   ? gateway_binary().string()
+                   : word == kInstalledConfig ? config.string()
+                                              : word);
+  }
+  const CommandResult run = run_command(argv);
+  EXPECT_EQ(run.exit_code, 0) << both(run);
+  EXPECT_NE(run.out.find("0 rows checked"), std::string::npos) << run.out;
 }
 
 /// systemd-sysusers makes the user in a scratch root, systemd-tmpfiles the directories.

@@ -30,7 +30,7 @@ namespace {
 // its instance (an overwritten instance is forwarded from its current file).
 constexpr const char* kItemColumns = R"sql(
        o.id, o.destination, i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax_uid,
-       st.study_instance_uid, i.storage_path, i.size_bytes, o.state, o.attempts,
+       st.study_instance_uid, i.storage_path, i.size_bytes, i.digest, o.state, o.attempts,
        o.created_at_ms, o.retried_at_ms, o.next_attempt_at_ms, o.updated_at_ms, o.lease_owner,
        o.lease_expires_at_ms, o.last_status, o.last_error, o.warning
 )sql";
@@ -51,6 +51,7 @@ Result<OutboxItem> read_item(const Rows& rows, int row) {
   item.study_instance_uid = rows.text(row, c++);
   item.storage_path = rows.text(row, c++);
   item.size_bytes = rows.int64(row, c++);
+  item.digest = rows.text(row, c++);
   GW_ASSIGN_OR_RETURN(item.state, stored_outbox_state(item.id, rows.text(row, c++)));
   item.attempts = static_cast<int>(rows.int64(row, c++));
   item.created_at_ms = rows.int64(row, c++);

@@ -343,15 +343,19 @@ WHERE id = $6
   return changed;
 }
 
-Result<std::vector<std::pair<std::int64_t, std::string>>> PostgresIndex::list_stored_files(
-    std::int64_t after_id, std::int64_t limit) {
+Result<std::vector<StoredFileRow>> PostgresIndex::list_stored_files(std::int64_t after_id,
+                                                                    std::int64_t limit) {
   GW_ASSIGN_OR_RETURN(auto conn, pool_->acquire());
-  GW_ASSIGN_OR_RETURN(auto rows, conn->exec("SELECT id, storage_path FROM instances WHERE id > "
-                                            "$1 ORDER BY id LIMIT $2",
+  GW_ASSIGN_OR_RETURN(auto rows, conn->exec("SELECT id, sop_instance_uid, storage_path, "
+                                            "size_bytes, digest, received_at_ms FROM instances "
+                                            "WHERE id > $1 ORDER BY id LIMIT $2",
                                             Params().add(after_id).add(limit)));
-  std::vector<std::pair<std::int64_t, std::string>> out;
+  std::vector<StoredFileRow> out;
   out.reserve(static_cast<std::size_t>(rows.size()));
-  for (int i = 0; i < rows.size(); ++i) out.emplace_back(rows.int64(i, 0), rows.text(i, 1));
+  for (int i = 0; i < rows.size(); ++i) {
+    out.push_back({rows.int64(i, 0), rows.text(i, 1), rows.text(i, 2), rows.int64(i, 3),
+                   rows.text(i, 4), rows.int64(i, 5)});
+  }
   return out;
 }
 

@@ -117,8 +117,8 @@ class SqliteIndex : public Index {
   Result<std::shared_ptr<const crypto::Keyring>> use_keyring(crypto::Keyring keyring) override;
   Result<EncryptionStatus> encryption_status() override;
   Result<std::int64_t> reencrypt_batch(std::int64_t max_rows) override;
-  Result<std::vector<std::pair<std::int64_t, std::string>>> list_stored_files(
-      std::int64_t after_id, std::int64_t limit) override;
+  Result<std::vector<StoredFileRow>> list_stored_files(std::int64_t after_id,
+                                                       std::int64_t limit) override;
 
  private:
   struct DbDeleter {

@@ -22,7 +22,7 @@ using core::make_error;
 // the instance row, so an overwritten instance is forwarded from its current file.
 constexpr const char* kItemSelect = R"sql(
 SELECT o.id, o.destination, i.sop_instance_uid, i.sop_class_uid, i.transfer_syntax_uid,
-       st.study_instance_uid, i.storage_path, i.size_bytes, o.state, o.attempts,
+       st.study_instance_uid, i.storage_path, i.size_bytes, i.digest, o.state, o.attempts,
        o.created_at_ms, o.retried_at_ms, o.next_attempt_at_ms, o.updated_at_ms, o.lease_owner,
        o.lease_expires_at_ms, o.last_status, o.last_error, o.warning
 FROM outbox o
@@ -42,6 +42,7 @@ Result<OutboxItem> read_item(const auto& s) {
   item.study_instance_uid = s.text(c++);
   item.storage_path = s.text(c++);
   item.size_bytes = s.int64(c++);
+  item.digest = s.text(c++);
   GW_ASSIGN_OR_RETURN(item.state, stored_outbox_state(item.id, s.text(c++)));
   item.attempts = static_cast<int>(s.int64(c++));
   item.created_at_ms = s.int64(c++);

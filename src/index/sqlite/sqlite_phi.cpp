@@ -318,18 +318,18 @@ WHERE id = ?6
   return changed;
 }
 
-Result<std::vector<std::pair<std::int64_t, std::string>>> SqliteIndex::list_stored_files(
-    std::int64_t after_id, std::int64_t limit) {
+Result<std::vector<StoredFileRow>> SqliteIndex::list_stored_files(std::int64_t after_id,
+                                                                  std::int64_t limit) {
   std::lock_guard lock(mu_);
-  GW_ASSIGN_OR_RETURN(
-      auto s, statement_locked("SELECT id, storage_path FROM instances WHERE id > ? ORDER BY "
-                               "id LIMIT ?"));
+  GW_ASSIGN_OR_RETURN(auto s, statement_locked("SELECT id, sop_instance_uid, storage_path, "
+                                               "size_bytes, digest, received_at_ms FROM instances "
+                                               "WHERE id > ? ORDER BY id LIMIT ?"));
   s.bind(1, after_id).bind(2, limit);
-  std::vector<std::pair<std::int64_t, std::string>> out;
+  std::vector<StoredFileRow> out;
   for (;;) {
     GW_ASSIGN_OR_RETURN(bool row, s.step("list stored files"));
     if (!row) break;
-    out.emplace_back(s.int64(0), s.text(1));
+    out.push_back({s.int64(0), s.text(1), s.text(2), s.int64(3), s.text(4), s.int64(5)});
   }
   return out;
 }

@@ -8,7 +8,6 @@
 #include <dcmtk/dcmdata/dcsequen.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <gtest/gtest.h>
-#include <zlib.h>
 
 #include <cstdint>
 #include <filesystem>
@@ -21,6 +20,7 @@
 
 #include "dicom/part10.h"
 #include "dicom/uids.h"
+#include "support/deflated_writer.h"
 #include "support/temp_dir.h"
 
 namespace gw::dicom {
@@ -210,88 +210,8 @@ TEST_F(InstanceInfoTest, GarbageFileIsError) {
   EXPECT_EQ(missing.error().code, core::ErrorCode::kInvalidArgument);
 }
 
-/// Writes a Deflated Explicit VR Little Endian file by hand, streaming: its large values are
-/// never in memory, so the test measures only what the parser holds.
-class DeflatedWriter {
- public:
-  explicit DeflatedWriter(const fs::path& path) : out_(path, std::ios::binary) {
-    FileMeta meta;
-    meta.media_storage_sop_class_uid = UID_CTImageStorage;
-    meta.media_storage_sop_instance_uid = "1.2.826.0.1.3680043.2.1.9";
-    meta.transfer_syntax_uid = std::string(kDeflatedExplicitVrLittleEndian);
-    meta.implementation_class_uid = "1.2.826.0.1.3680043.2.1.99";
-    const auto head = encode_file_meta(meta);
-    out_.write(reinterpret_cast<const char*>(head.data()),
-               static_cast<std::streamsize>(head.size()));
-    z_.zalloc = Z_NULL;
-    z_.zfree = Z_NULL;
-    z_.opaque = Z_NULL;
-    ok_ = deflateInit2(&z_, 1, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK;
-  }
-
-  /// A value with a 2-byte length (UI, LO, LT...).
-  void short_element(std::uint32_t tag, const char* vr, const std::string& value) {
-    header(tag, vr);
-    le(static_cast<std::uint16_t>(value.size()), 2);
-    put(value.data(), value.size());
-  }
-
-  /// An OB value declared `length` bytes long, of which the first `written` (all by default)
-  /// are written, `chunk(buffer)` filling each piece.
-  void long_element(std::uint32_t tag, std::uint32_t length,
-                    const std::function<void(std::vector<char>&)>& chunk,
-                    std::uint32_t written = UINT32_MAX) {
-    header(tag, "OB");
-    le(0, 2);
-    le(length, 4);
-    std::vector<char> buffer;
-    written = std::min(written, length);
-    for (std::uint32_t done = 0; done < written;) {
-      buffer.resize(std::min<std::uint32_t>(written - done, 1 << 20));
-      chunk(buffer);
-      put(buffer.data(), buffer.size());
-      done += static_cast<std::uint32_t>(buffer.size());
-    }
-  }
-
-  bool finish() {
-    deflate_some(nullptr, 0, Z_FINISH);
-    deflateEnd(&z_);
-    out_.close();
-    return ok_ && out_.good();
-  }
-
- private:
-  void header(std::uint32_t tag, const char* vr) {
-    le(tag >> 16, 2);
-    le(tag & 0xFFFF, 2);
-    put(vr, 2);
-  }
-  void le(std::uint32_t value, int bytes) {
-    char b[4];
-    for (int i = 0; i < bytes; ++i) b[i] = static_cast<char>((value >> (8 * i)) & 0xFF);
-    put(b, static_cast<std::size_t>(bytes));
-  }
-  void put(const char* data, std::size_t size) { deflate_some(data, size, Z_NO_FLUSH); }
-  void deflate_some(const char* data, std::size_t size, int flush) {
-    z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data));
-    z_.avail_in = static_cast<uInt>(size);
-    for (int rounds = 0; rounds < 1'000'000; ++rounds) {
-      char out[64 * 1024];
-      z_.next_out = reinterpret_cast<Bytef*>(out);
-      z_.avail_out = sizeof(out);
-      const int rc = deflate(&z_, flush);
-      if (rc == Z_STREAM_ERROR) ok_ = false;
-      out_.write(out, static_cast<std::streamsize>(sizeof(out) - z_.avail_out));
-      if (flush == Z_FINISH ? rc == Z_STREAM_END : z_.avail_out != 0) return;
-    }
-    ok_ = false;
-  }
-
-  std::ofstream out_;
-  z_stream z_{};
-  bool ok_ = false;
-};
+using test::DeflatedWriter;
+constexpr const char* kTestInstanceUid = "1.2.826.0.1.3680043.2.1.9";
 
 constexpr std::uint32_t kPrivateCreator = 0x00090010;
 constexpr std::uint32_t kPrivateBlob = 0x00091010;
@@ -319,12 +239,12 @@ TEST_F(InstanceInfoTest, DeflatedLongValuesStayOnDisk) {
   const fs::path path = dir_ / "deflated-large.dcm";
   const std::string comments(6000, 'c');  // (0020,4000) LT: longer than the 4 KiB load limit
   {
-    DeflatedWriter writer(path);
+    DeflatedWriter writer(path, UID_CTImageStorage, kTestInstanceUid);
     writer.short_element(key(DCM_SOPClassUID), "UI", std::string(UID_CTImageStorage));
     writer.short_element(key(DCM_SOPInstanceUID), "UI", "1.2.826.0.1.3680043.2.1.9 ");
     writer.short_element(kPrivateCreator, "LO", "GW TEST ");
     std::mt19937 rng(7);  // incompressible: well within the inflate cap
-    writer.long_element(kPrivateBlob, 48u << 20, [&](std::vector<char>& b) {
+    writer.long_element(kPrivateBlob, "OB", 48u << 20, [&](std::vector<char>& b) {
       for (char& c : b) c = static_cast<char>(rng() & 0xFF);
     });
     writer.short_element(key(DCM_PatientID), "LO", "TEST-0001 ");
@@ -345,27 +265,200 @@ TEST_F(InstanceInfoTest, DeflatedLongValuesStayOnDisk) {
   EXPECT_LT(peak - before, 16 * 1024) << "KiB held while parsing a 48 MiB deflated value";
 }
 
-// A few KiB of compressed zeros can declare gigabytes: the parse stops at 16 MiB plus 32 times
-// the compressed size, and says so.
-TEST_F(InstanceInfoTest, DeflateBombIsRefused) {
-  const fs::path path = dir_ / "deflate-bomb.dcm";
+/// A deflated data set's header (SOP class and instance) as DeflatedWriter writes it.
+void write_header(DeflatedWriter& writer) {
+  writer.short_element(key(DCM_SOPClassUID), "UI", UID_CTImageStorage);
+  writer.short_element(key(DCM_SOPInstanceUID), "UI", kTestInstanceUid);
+  writer.short_element(kPrivateCreator, "LO", "GW TEST ");
+}
+
+void fill_zeros(std::vector<char>& b) { std::fill(b.begin(), b.end(), '\0'); }
+
+// A value declared 4 GiB long behind 256 MiB of compressed zeros (about 250 KiB): the parse
+// skips what there is (it is never loaded) and refuses the data set for its missing bytes.
+TEST_F(InstanceInfoTest, DeflatedValueDeclaredGigabytesLongIsRefused) {
+  const fs::path path = dir_ / "deflate-declared.dcm";
   {
-    DeflatedWriter writer(path);
-    writer.short_element(key(DCM_SOPClassUID), "UI", std::string(UID_CTImageStorage));
-    writer.short_element(key(DCM_SOPInstanceUID), "UI", "1.2.826.0.1.3680043.2.1.9 ");
-    writer.short_element(kPrivateCreator, "LO", "GW TEST ");
-    // Declared 4 GiB; 256 MiB of zeros (about 1 MiB compressed) is already over the cap.
-    writer.long_element(
-        kPrivateBlob, 0xFFFFFFF0u,
-        [](std::vector<char>& b) { std::fill(b.begin(), b.end(), '\0'); }, 256u << 20);
+    DeflatedWriter writer(path, UID_CTImageStorage, kTestInstanceUid, 6);
+    write_header(writer);
+    writer.long_element(kPrivateBlob, "OB", 0xFFFFFFF0u, fill_zeros, 256u << 20);
     ASSERT_TRUE(writer.finish());
   }
-  ASSERT_LT(fs::file_size(path), 4u << 20);
+  ASSERT_LT(fs::file_size(path), 1u << 20);
+  ASSERT_TRUE(reset_peak_memory());
+  const long before = memory_kib("VmRSS:");
   auto info = read_instance_info(path);
+  const long peak = memory_kib("VmHWM:");
   ASSERT_FALSE(info.ok());
   EXPECT_EQ(info.error().code, core::ErrorCode::kInvalidArgument);
-  EXPECT_NE(info.error().message.find("inflates to more than"), std::string::npos)
+  EXPECT_NE(info.error().message.find("not readable"), std::string::npos) << info.error().message;
+  ASSERT_GT(before, 0);
+  EXPECT_LT(peak - before, 16 * 1024) << "KiB held while refusing a 4 GiB declared value";
+}
+
+// The memory bomb of deflate: empty items compress about 1000:1 and cost DCMTK some 260 bytes of
+// heap each, so 64 MiB of them (8 million items, about 70 KiB compressed) would cost it 2 GiB.
+// The parse stops at its memory bound (64 MiB + 64 times the compressed size), and says so.
+TEST_F(InstanceInfoTest, DeflatedEmptyItemsBombIsRefusedInBoundedMemory) {
+  const fs::path path = dir_ / "deflate-items.dcm";
+  {
+    DeflatedWriter writer(path, UID_CTImageStorage, kTestInstanceUid, 9);
+    write_header(writer);
+    writer.empty_items(0x00091020, 8u << 20);
+    ASSERT_TRUE(writer.finish());
+  }
+  ASSERT_LT(fs::file_size(path), 1u << 20);
+  ASSERT_TRUE(reset_peak_memory());
+  const long before = memory_kib("VmRSS:");
+  auto info = read_instance_info(path);
+  const long peak = memory_kib("VmHWM:");
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_NE(info.error().message.find("deflated data set refused"), std::string::npos)
       << info.error().message;
+  EXPECT_NE(info.error().message.find("bytes of memory"), std::string::npos)
+      << info.error().message;
+  ASSERT_GT(before, 0);
+  // The bound is 64 MiB of counted memory; DCMTK's real cost per item is a little more.
+  EXPECT_LT(peak - before, 160 * 1024) << "KiB held while refusing 8 million empty items";
+  RecordProperty("compressed_bytes", std::to_string(fs::file_size(path)));
+  RecordProperty("peak_kib", std::to_string(peak - before));
+}
+
+// A long text value the index or a routing rule asks for is loaded when asked, and DCMTK
+// allocates its declared length first: 200 MiB of one letter (about 200 KiB compressed) is
+// refused before that allocation, as beyond the data set's memory bound.
+TEST_F(InstanceInfoTest, DeflatedLongValueIsRefusedBeforeItIsAllocated) {
+  const fs::path path = dir_ / "deflate-long-text.dcm";
+  {
+    DeflatedWriter writer(path, UID_CTImageStorage, kTestInstanceUid, 6);
+    write_header(writer);
+    writer.long_element(kPrivateBlob, "UT", 200u << 20,
+                        [](std::vector<char>& b) { std::fill(b.begin(), b.end(), 'A'); });
+    ASSERT_TRUE(writer.finish());
+  }
+  ASSERT_LT(fs::file_size(path), 1u << 20);
+  ASSERT_TRUE(reset_peak_memory());
+  const long before = memory_kib("VmRSS:");
+  const std::uint32_t wanted[] = {kPrivateBlob};
+  auto info = read_instance_info(path, wanted);
+  const long peak = memory_kib("VmHWM:");
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_NE(info.error().message.find("(0009,1010) of 209715200 bytes"), std::string::npos)
+      << info.error().message;
+  ASSERT_GT(before, 0);
+  EXPECT_LT(peak - before, 16 * 1024) << "KiB held while refusing a 200 MiB text value";
+
+  // Not asked for, the value is skipped and the data set is fine.
+  auto plain = read_instance_info(path);
+  ASSERT_TRUE(plain.ok()) << plain.error().message;
+}
+
+// Each long value asked for inflates the data set again up to it: those passes count towards
+// the one bound on what an instance may inflate (64 MiB + 1032 times its compressed size).
+TEST_F(InstanceInfoTest, DeflatedRereadsCountTowardsTheInflateBound) {
+  const fs::path path = dir_ / "deflate-rereads.dcm";
+  const std::uint32_t texts[] = {0x00091011, 0x00091012, 0x00091013};
+  {
+    DeflatedWriter writer(path, UID_CTImageStorage, kTestInstanceUid, 6);
+    write_header(writer);
+    writer.long_element(kPrivateBlob, "OB", 48u << 20, fill_zeros);  // about 50 KiB compressed
+    for (const std::uint32_t tag : texts) writer.short_element(tag, "LT", std::string(5000, 't'));
+    ASSERT_TRUE(writer.finish());
+  }
+  // The bound is about 64 MiB + 50 MiB: two passes over the 48 MiB value are within it.
+  auto one = read_instance_info(path, std::span(texts, 1));
+  ASSERT_TRUE(one.ok()) << one.error().message;
+  EXPECT_EQ(one->extra_tags[texts[0]], std::string(5000, 't'));
+  auto three = read_instance_info(path, texts);  // four passes are not
+  ASSERT_FALSE(three.ok());
+  EXPECT_EQ(three.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_NE(three.error().message.find("inflates to more than"), std::string::npos)
+      << three.error().message;
+}
+
+// A blank multi-frame CT (512x512, 16 bits, 600 frames of one value: 300 MiB) deflates about
+// 1020:1 with zlib's default level, close to deflate's ceiling of 1032:1: it is parsed, in
+// little memory.
+TEST_F(InstanceInfoTest, BlankDeflatedMultiFrameIsAccepted) {
+  const fs::path path = dir_ / "deflate-blank.dcm";
+  constexpr std::uint32_t kFrame = 512 * 512 * 2;
+  {
+    DeflatedWriter writer(path, UID_CTImageStorage, kTestInstanceUid, 6);
+    write_header(writer);
+    writer.short_element(key(DCM_PatientID), "LO", "TEST-0001");
+    writer.short_element(key(DCM_NumberOfFrames), "IS", "600");
+    writer.long_element(key(DCM_PixelData), "OW", 600 * kFrame, [](std::vector<char>& b) {
+      for (std::size_t i = 0; i < b.size(); i += 2) {
+        b[i] = 0x18;  // 24: air at a rescale intercept of -1024
+        b[i + 1] = 0;
+      }
+    });
+    ASSERT_TRUE(writer.finish());
+  }
+  const auto compressed = fs::file_size(path);
+  EXPECT_GT(600.0 * kFrame / static_cast<double>(compressed), 1000.0) << compressed;
+  ASSERT_TRUE(reset_peak_memory());
+  const long before = memory_kib("VmRSS:");
+  auto info = read_instance_info(path);
+  const long peak = memory_kib("VmHWM:");
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_EQ(info->patient_id, "TEST-0001");
+  ASSERT_GT(before, 0);
+  EXPECT_LT(peak - before, 16 * 1024) << "KiB held while parsing a 300 MiB blank image";
+  RecordProperty("compressed_bytes", std::to_string(compressed));
+  RecordProperty("peak_kib", std::to_string(peak - before));
+}
+
+// An enhanced multi-frame header is the largest a realistic data set holds in memory: 5,000
+// frames of per-frame functional groups (some 100,000 elements and items), written by DCMTK at
+// its default level, with blank pixels, is parsed.
+TEST_F(InstanceInfoTest, DeflatedEnhancedMultiFrameHeaderIsAccepted) {
+  constexpr int kFrames = 5000;
+  DcmFileFormat file;
+  DcmDataset& ds = *file.getDataset();
+  ASSERT_TRUE(ds.putAndInsertString(DCM_SOPClassUID, UID_EnhancedCTImageStorage).good());
+  ASSERT_TRUE(ds.putAndInsertString(DCM_SOPInstanceUID, kTestInstanceUid).good());
+  ASSERT_TRUE(ds.putAndInsertString(DCM_PatientID, "TEST-0001").good());
+  ASSERT_TRUE(ds.putAndInsertString(DCM_NumberOfFrames, std::to_string(kFrames).c_str()).good());
+  for (int f = 0; f < kFrames; ++f) {
+    DcmItem* frame = nullptr;
+    ASSERT_TRUE(
+        ds.findOrCreateSequenceItem(DCM_PerFrameFunctionalGroupsSequence, frame, -2).good());
+    DcmItem* item = nullptr;
+    ASSERT_TRUE(frame->findOrCreateSequenceItem(DCM_FrameContentSequence, item, -2).good());
+    item->putAndInsertUint32(DCM_DimensionIndexValues, static_cast<Uint32>(f + 1));
+    item->putAndInsertString(DCM_FrameAcquisitionDateTime, "20260101120000.000000");
+    item->putAndInsertString(DCM_StackID, "1");
+    item->putAndInsertUint32(DCM_InStackPositionNumber, static_cast<Uint32>(f + 1));
+    ASSERT_TRUE(frame->findOrCreateSequenceItem(DCM_PlanePositionSequence, item, -2).good());
+    const std::string z = "-125.0\\-125.0\\" + std::to_string(f * 0.625);
+    item->putAndInsertString(DCM_ImagePositionPatient, z.c_str());
+    ASSERT_TRUE(frame->findOrCreateSequenceItem(DCM_PlaneOrientationSequence, item, -2).good());
+    item->putAndInsertString(DCM_ImageOrientationPatient, "1\\0\\0\\0\\1\\0");
+    ASSERT_TRUE(frame->findOrCreateSequenceItem(DCM_FrameVOILUTSequence, item, -2).good());
+    item->putAndInsertString(DCM_WindowCenter, "40");
+    item->putAndInsertString(DCM_WindowWidth, "400");
+    ASSERT_TRUE(
+        frame->findOrCreateSequenceItem(DCM_PixelValueTransformationSequence, item, -2).good());
+    item->putAndInsertString(DCM_RescaleIntercept, "-1024");
+    item->putAndInsertString(DCM_RescaleSlope, "1");
+    item->putAndInsertString(DCM_RescaleType, "HU");
+  }
+  const std::vector<Uint16> pixels(static_cast<std::size_t>(kFrames) * 64 * 64, 24);
+  ASSERT_TRUE(ds.putAndInsertUint16Array(DCM_PixelData, pixels.data(), pixels.size()).good());
+  const fs::path path = dir_ / "deflate-enhanced.dcm";
+  ASSERT_TRUE(file.saveFile(path.c_str(), EXS_DeflatedLittleEndianExplicit).good());
+  RecordProperty("compressed_bytes", std::to_string(fs::file_size(path)));
+
+  ASSERT_TRUE(reset_peak_memory());
+  const long before = memory_kib("VmRSS:");
+  auto info = read_instance_info(path);
+  const long peak = memory_kib("VmHWM:");
+  ASSERT_TRUE(info.ok()) << info.error().message;
+  EXPECT_EQ(info->patient_id, "TEST-0001");
+  RecordProperty("peak_kib", std::to_string(peak - before));
 }
 
 /// A file whose text fields are the given bytes, declared in `charset` ("" = no (0008,0005)).
