@@ -311,8 +311,12 @@ core::Result<bool> IngestService::replace_lost_copy(const index::InstanceRecord&
   }
   const auto& kept = **row;
   // Size and content digest: a copy cut short, gone, or changed on disk (bit rot, a bad
-  // restore) is no copy to keep. The read costs one file's worth of I/O, on duplicates only.
-  auto intact = store_.check_stored(kept.storage_path, kept.size_bytes, kept.digest);
+  // restore) is no copy to keep. The digest costs a read of the whole kept file, on duplicates
+  // only, and only on the worker pool: with storage.fsync off this runs on the association's
+  // I/O thread, which serves other connections too (finish_is_quick), so there the size alone
+  // decides and `dicom-gw storage verify` finds changed content.
+  const std::string digest = finish_is_quick() ? std::string() : kept.digest;
+  auto intact = store_.check_stored(kept.storage_path, kept.size_bytes, digest);
   if (!intact.ok()) {
     log()->warn("event=duplicate_kept_copy_unreadable sop_instance_uid={} storage_path={} error={}",
                 record.sop_instance_uid, kept.storage_path, intact.error().message);

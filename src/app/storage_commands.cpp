@@ -73,7 +73,9 @@ int run_storage_verify(const StorageVerifyArgs& args) {
     details["wrong_size"] = report->wrong_size;
     details["content_changed"] = report->changed;
     details["unreadable"] = report->unreadable;
+    if (report->size_only > 0) details["size_only"] = report->size_only;
     if (options.find_orphans) details["orphans"] = report->orphans;
+    if (!report->orphan_error.empty()) details["orphan_error"] = report->orphan_error;
   } else {
     details["error"] = report.error().message;
   }
@@ -87,11 +89,20 @@ int run_storage_verify(const StorageVerifyArgs& args) {
     return 2;
   }
   std::cout << "storage verify: " << summary(*report);
+  if (report->size_only > 0) {
+    std::cout << " (" << report->size_only
+              << " by size only: their rows carry a SHA-256 digest from before ADR 008, which "
+                 "this check does not compute)";
+  }
   if (!args.sizes_only) {
     std::cout << "; " << megabytes(report->bytes_read) << " read in "
               << fmt::format("{:.1f}", seconds) << " s";
   }
   std::cout << '\n';
+  if (!report->orphan_error.empty()) {
+    std::cout << "storage verify: the orphan listing stopped early: " << report->orphan_error
+              << '\n';
+  }
   if (options.find_orphans) {
     std::cout << "storage verify: " << report->orphans << " orphan files (no row names them) among "
               << report->files_listed << " files under storage/"

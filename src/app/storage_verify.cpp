@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <optional>
+#include <string_view>
 #include <system_error>
 #include <thread>
 #include <utility>
 
+#include "storage/content_digest.h"
 #include "storage/content_reader.h"
 
 namespace gw::app {
@@ -41,15 +43,18 @@ class Verifier {
     }
   }
 
+  /// Lists the files no row names. A directory that cannot be read ends the listing (noted in
+  /// the report); an index that cannot be asked ends the check.
   core::Status find_orphans() {
     const auto storage = data_dir_ / "storage";
     const auto young = fs::file_time_type::clock::now() - options_.orphan_min_age;
     std::error_code ec;
     fs::recursive_directory_iterator it(storage, ec);
     if (ec == std::errc::no_such_file_or_directory) return core::ok_status();
-    if (ec)
-      return core::make_error(core::ErrorCode::kIo,
-                              "cannot list " + storage.string() + ": " + ec.message());
+    if (ec) {
+      report_.orphan_error = "cannot list " + storage.string() + ": " + ec.message();
+      return core::ok_status();
+    }
     for (const fs::recursive_directory_iterator end; !ec && it != end; it.increment(ec)) {
       std::error_code file_ec;
       if (!it->is_regular_file(file_ec)) continue;
@@ -62,10 +67,7 @@ class Verifier {
       ++report_.orphans;
       problem({"orphan", "", relative, "no index row names this file"});
     }
-    if (ec) {
-      return core::make_error(core::ErrorCode::kIo,
-                              "listing " + storage.string() + " stopped: " + ec.message());
-    }
+    if (ec) report_.orphan_error = "listing " + storage.string() + " stopped: " + ec.message();
     return core::ok_status();
   }
 
@@ -85,6 +87,9 @@ class Verifier {
         judged = judge({judged.row.id, now->sop_instance_uid, now->storage_path, now->size_bytes,
                         now->digest, now->received_at_ms});
       }
+    }
+    if (!judged.state.ok() && judged.state.error().code == core::ErrorCode::kConfig) {
+      return judged.state.error();  // a key the keyring lacks: wrong keys, not a bad file
     }
     ++report_.rows_checked;
     if (!judged.state.ok()) {
@@ -133,9 +138,15 @@ class Verifier {
       return {std::move(row), core::make_error(core::ErrorCode::kInvalidArgument,
                                                "the row names a path outside storage/")};
     }
+    // Rows from before ADR 008 ("sha256:…") are judged by presence and size only.
+    const bool by_digest =
+        options_.check_digest && std::string_view(row.digest).starts_with(storage::kDigestPrefix);
+    if (options_.check_digest && !by_digest) ++report_.size_only;
     auto state = storage::check_stored_file(data_dir_ / relative, keyring_, row.size_bytes,
-                                            row.digest, options_.check_digest);
-    if (options_.check_digest && state.ok() && *state != StoredState::kMissing) {
+                                            row.digest, by_digest);
+    // Only a file of the recorded size is read to the end.
+    if (by_digest && state.ok() && *state != StoredState::kMissing &&
+        *state != StoredState::kWrongSize) {
       report_.bytes_read += static_cast<std::uint64_t>(std::max<std::int64_t>(0, row.size_bytes));
       pace();
     }

@@ -35,10 +35,16 @@ struct VerifyReport {
   std::int64_t missing = 0;
   std::int64_t wrong_size = 0;
   std::int64_t changed = 0;
-  std::int64_t unreadable = 0;    ///< could not be read (permissions, I/O, no key): unknown state
+  std::int64_t unreadable = 0;  ///< could not be read (permissions, I/O): unknown state
+  /// Rows judged by presence and size only although content was to be checked: their digest
+  /// is not an XXH3 one (rows from before ADR 008 carry "sha256:…").
+  std::int64_t size_only = 0;
   std::int64_t files_listed = 0;  ///< files under storage/ looked at for orphans
   std::int64_t orphans = 0;
-  std::uint64_t bytes_read = 0;
+  std::uint64_t bytes_read = 0;  ///< content read and hashed
+  /// Why the orphan listing stopped early (a directory that cannot be read); empty if it did
+  /// not. The rows' results stand either way.
+  std::string orphan_error;
 
   /// Rows whose file is missing, cut short, changed or unreadable.
   std::int64_t damaged() const { return missing + wrong_size + changed + unreadable; }
@@ -60,9 +66,10 @@ struct VerifyOptions {
 };
 
 /// Checks every row of `index` against its file under `data_dir`, reading encrypted files with
-/// `keyring` (may be null: then an encrypted file is "unreadable"). A row that changes while it
-/// is checked (an overwrite, a deletion) is read again and judged by what it names now. An
-/// error only when the index cannot be read.
+/// `keyring`. A row that changes while it is checked (an overwrite, a deletion) is read again
+/// and judged by what it names now. An error when the index cannot be read, and kConfig when an
+/// encrypted file needs a key the keyring lacks (the keys are wrong, not the files: the check
+/// stops rather than call every encrypted file unreadable).
 core::Result<VerifyReport> verify_storage(index::Index& index,
                                           const std::filesystem::path& data_dir,
                                           const crypto::Keyring* keyring,

@@ -6,6 +6,7 @@
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcistrma.h>
 #include <dcmtk/dcmdata/dcspchrs.h>
+#include <dcmtk/dcmdata/dcuid.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -14,6 +15,8 @@
 
 #include "core/utf8.h"
 #include "dicom/binary_vr.h"
+#include "dicom/nesting_scan.h"
+#include "dicom/part10.h"
 
 namespace gw::dicom {
 namespace {
@@ -92,12 +95,26 @@ struct ParseContext {
   }
 };
 
-/// The value of `tag` at the top level, "" when absent, unreadable or too large to load.
+/// The longest value read as text for the index or a routing rule. The longest text VRs
+/// (LT 10240, ST 1024 characters) fit; a longer one is not something to index or route on,
+/// and loading it would cost several times its size (DCMTK's copy, the string array, ours).
+constexpr Uint32 kMaxTextValueLength = 64 * 1024;
+
+/// Whether `element` is read as text: not binary (OB/OW/UN…: their "string" is hex, three
+/// characters a byte), at most kMaxTextValueLength declared, and within the parse's memory.
+bool readable_as_text(DcmElement& element, ParseContext& ctx) {
+  if (element.getVR() == EVR_UN || is_binary_vr(element.getVR())) return false;
+  // The declared length: getLength() would load a string value to compute it.
+  if (element.getLengthField() > kMaxTextValueLength) return false;
+  return ctx.may_load(element);
+}
+
+/// The value of `tag` at the top level, "" when absent, unreadable, binary or too large.
 std::string get(DcmDataset& ds, const DcmTagKey& tag, ParseContext& ctx) {
   DcmElement* element = nullptr;
   if (ds.findAndGetElement(tag, element, /*searchIntoSub=*/OFFalse).bad() || element == nullptr)
     return {};
-  if (!ctx.may_load(*element)) return {};
+  if (!readable_as_text(*element, ctx)) return {};
   OFString value;
   // All values, backslashes included: a PN stays the raw string as received.
   if (element->getOFStringArray(value).bad()) return {};
@@ -151,9 +168,7 @@ void read_extra_tags(DcmDataset& ds, std::span<const std::uint32_t> tags,
     }
     std::string& text = out[tag];
     OFString value;
-    if ((element->getVR() == EVR_UN || is_binary_vr(element->getVR())) || !ctx.may_load(*element) ||
-        element->getOFStringArray(value).bad())
-      continue;
+    if (!readable_as_text(*element, ctx) || element->getOFStringArray(value).bad()) continue;
     text.assign(value.c_str(), value.length());
     while (!text.empty() && (text.back() == ' ' || text.back() == '\0')) text.pop_back();
   }
@@ -379,6 +394,55 @@ DcmInputStreamFactory* SourceStream::newFactory() const {
 core::Result<InstanceInfo> info_from(DcmFileFormat& file, std::span<const std::uint32_t> extra_tags,
                                      ParseContext& ctx);
 
+/// A data set in a DcmInputStream, as check_sequence_nesting reads it.
+class StreamReader final : public SequentialReader {
+ public:
+  explicit StreamReader(DcmInputStream& stream) : stream_(stream) {}
+
+  bool read(std::span<std::uint8_t> out) override {
+    for (std::size_t got = 0; got < out.size();) {
+      const offile_off_t n =
+          stream_.read(out.data() + got, static_cast<offile_off_t>(out.size() - got));
+      if (n <= 0) return false;
+      got += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+
+  bool skip(std::uint64_t n) override {
+    while (n > 0) {
+      const auto step = static_cast<offile_off_t>(std::min<std::uint64_t>(n, 1u << 30));
+      const offile_off_t done = stream_.skip(step);
+      if (done <= 0) return false;
+      n -= static_cast<std::uint64_t>(done);
+    }
+    return true;
+  }
+
+ private:
+  DcmInputStream& stream_;
+};
+
+/// Refuses a data set whose sequences nest deeper than DCMTK's recursive parse can take
+/// (dicom/nesting_scan.h), before DCMTK parses it. One more pass over the element headers
+/// (values are skipped; a deflated data set is inflated once more, within its own bounds).
+core::Status check_nesting(ByteSource& source) {
+  auto header = read_part10_header(source);
+  if (!header.ok()) return core::ok_status();  // not a Part 10 file: DCMTK says what is wrong
+  ParseContext ctx;
+  SourceStream stream(source, header->data_set_offset, &ctx);
+  const std::string& ts = header->meta.transfer_syntax_uid;
+  if (ts == UID_DeflatedExplicitVRLittleEndianTransferSyntax &&
+      stream.installCompressionFilter(ESC_zlib).bad()) {
+    return core::ok_status();
+  }
+  StreamReader reader(stream);
+  GW_RETURN_IF_ERROR(check_sequence_nesting(reader, encoding_of(ts)));
+  // A deflated data set past its bounds during the walk: the parse would refuse it too.
+  if (ctx.error) return std::move(*ctx.error);
+  return core::ok_status();
+}
+
 }  // namespace
 
 core::Result<InstanceInfo> read_instance_info(const std::filesystem::path& part10_file,
@@ -393,6 +457,7 @@ core::Result<InstanceInfo> read_instance_info(const std::filesystem::path& part1
 
 core::Result<InstanceInfo> read_instance_info(ByteSource& source,
                                               std::span<const std::uint32_t> extra_tags) {
+  GW_RETURN_IF_ERROR(check_nesting(source));
   ParseContext ctx;
   DcmFileFormat file;
   OFCondition loaded = EC_Normal;

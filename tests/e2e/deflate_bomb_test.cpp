@@ -1,8 +1,9 @@
-// Deflated Explicit VR Little Endian through the whole gateway: a data set built to cost the
-// parse gigabytes of memory (millions of empty items, about 1000:1 compressed) is refused with
-// 0xC000 and leaves nothing in storage, the next instance of the same `dicom-gw send` is
-// stored, a blank multi-frame image that compresses as well is stored, and the gateway's memory
-// stays far below what the bomb would have cost.
+// Hostile data sets through the whole gateway. Deflated Explicit VR Little Endian: a data set built
+// to cost the parse gigabytes of memory (millions of empty items, about 1000:1 compressed) is
+// refused with 0xC000 and leaves nothing in storage, the next instance of the same `dicom-gw send`
+// is stored, a blank multi-frame image that compresses as well is stored, and the gateway's memory
+// stays far below what the bomb would have cost. Sequences nested thousands deep are refused
+// before DCMTK's recursive parse sees them.
 
 #include <gtest/gtest.h>
 
@@ -134,6 +135,59 @@ TEST(DeflateBomb, RefusedAloneWhileTheSameSendStoresTheNextInstances) {
   ASSERT_GT(peak, 0);
   EXPECT_LT(peak, 400 * 1024) << "KiB at the gateway's peak";
   RecordProperty("gateway_peak_kib", std::to_string(peak));
+  EXPECT_EQ(gw->stop(), 0) << gw->log();
+}
+
+/// `depth` nested undefined-length sequences, each in one item, as raw Explicit VR Little
+/// Endian bytes.
+std::vector<std::uint8_t> nested_sequences(int depth) {
+  std::vector<std::uint8_t> out;
+  const auto add = [&](std::initializer_list<std::uint8_t> bytes) { out.insert(out.end(), bytes); };
+  for (int i = 0; i < depth; ++i) {
+    add({0x08, 0x00, 0x10, 0x11, 'S', 'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF});  // (0008,1110) SQ
+    add({0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF});                  // item
+  }
+  for (int i = 0; i < depth; ++i) {
+    add({0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0});  // item delimitation
+    add({0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0});  // sequence delimitation
+  }
+  return out;
+}
+
+// Sequences nested 30,000 deep (about 1 MB, deflated to a few KB): DCMTK's recursive parse
+// overflowed its thread's stack and the whole gateway died (SIGSEGV) on one instance. Now the
+// instance is refused with 0xC000 and the gateway goes on.
+TEST(HostileDataSets, DeeplyNestedSequencesAreRefusedAndTheGatewayStaysUp) {
+  TempDir dir("gw-nested");
+  const fs::path deep = dir / "1-deep.dcm";
+  const fs::path small = dir / "2-small.dcm";
+  {
+    DeflatedWriter writer(deep, kCtImageStorage, kBombUid, 6);
+    write_header(writer, kBombUid);
+    write_ids(writer);
+    writer.raw(nested_sequences(30000));
+    ASSERT_TRUE(writer.finish());
+  }
+  {
+    DeflatedWriter writer(small, kCtImageStorage, kSmallUid, 6);
+    write_header(writer, kSmallUid);
+    write_ids(writer);
+    ASSERT_TRUE(writer.finish());
+  }
+  auto gw = Gateway::start();
+  const fs::path report = dir / "report.txt";
+  const CommandResult sent = run_command(
+      {gateway_binary().string(), "send", "--no-progress", "--aec", "DICOM_GW", "--report",
+       report.string(), "127.0.0.1", std::to_string(gw->port()), deep.string(), small.string()},
+      {}, 120s);
+  EXPECT_EQ(sent.exit_code, 1) << sent.out << sent.err;
+  const std::string lines = read_text(report);
+  EXPECT_EQ(report_line_for(lines, kBombUid).rfind("FAILED 0xC000", 0), 0u) << lines;
+  EXPECT_EQ(report_line_for(lines, kSmallUid).rfind("OK 0x0000", 0), 0u) << lines;
+  EXPECT_NE(gw->log().find("nest more than 128 levels"), std::string::npos) << gw->log();
+  EXPECT_TRUE(gw->process().running());
+  EXPECT_EQ(gw->count_instances(), 1);
+  EXPECT_TRUE(gw->spool_files().empty());
   EXPECT_EQ(gw->stop(), 0) << gw->log();
 }
 

@@ -84,6 +84,11 @@ class DeflatedWriter {
     put(kEnd, sizeof(kEnd));
   }
 
+  /// Bytes as they are (elements the caller encoded).
+  void raw(const std::vector<std::uint8_t>& bytes) {
+    put(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  }
+
   bool finish() {
     deflate_some(nullptr, 0, Z_FINISH);
     deflateEnd(&z_);
