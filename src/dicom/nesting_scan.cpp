@@ -26,13 +26,27 @@ struct Frame {
   bool implicit;      ///< its elements are Implicit VR (Little Endian)
 };
 
-bool has_long_length(char a, char b) {
-  static constexpr std::array<const char*, 13> kLong = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ",
-                                                        "SV", "UC", "UN", "UR", "UT", "UV"};
-  for (const char* vr : kLong) {
+bool is_one_of(char a, char b, std::span<const char* const> vrs) {
+  for (const char* vr : vrs) {
     if (vr[0] == a && vr[1] == b) return true;
   }
   return false;
+}
+
+/// The VRs with a 2-byte length field in Explicit VR (PS3.5 7.1.2). Every other one, a VR
+/// DCMTK does not know included, has 2 reserved bytes and a 4-byte length, as DCMTK reads them.
+bool has_short_length(char a, char b) {
+  static constexpr std::array<const char*, 21> kShort = {"AE", "AS", "AT", "CS", "DA", "DS", "DT",
+                                                         "FD", "FL", "IS", "LO", "LT", "PN", "SH",
+                                                         "SL", "SS", "ST", "TM", "UI", "UL", "US"};
+  return is_one_of(a, b, kShort);
+}
+
+/// A VR of the standard; DCMTK reads any other like UN.
+bool is_standard(char a, char b) {
+  static constexpr std::array<const char*, 13> kLong = {"OB", "OD", "OF", "OL", "OV", "OW", "SQ",
+                                                        "SV", "UC", "UN", "UR", "UT", "UV"};
+  return has_short_length(a, b) || is_one_of(a, b, kLong);
 }
 
 class Walker {
@@ -115,16 +129,16 @@ class Walker {
       if (!read(vr)) return ok = false;
       const char a = static_cast<char>(vr[0]);
       const char b = static_cast<char>(vr[1]);
-      if (has_long_length(a, b)) {
-        std::array<std::uint8_t, 2> reserved{};
-        if (!read(reserved) || !u32(length, false)) return ok = false;
-      } else {
+      if (has_short_length(a, b)) {
         std::uint16_t short_length = 0;
         if (!u16(short_length, false)) return ok = false;
         length = short_length;
+      } else {
+        std::array<std::uint8_t, 2> reserved{};
+        if (!read(reserved) || !u32(length, false)) return ok = false;
       }
       is_sequence = a == 'S' && b == 'Q';
-      is_unknown = a == 'U' && b == 'N';
+      is_unknown = (a == 'U' && b == 'N') || !is_standard(a, b);
     }
     const bool pixel_data = group == 0x7FE0 && element == 0x0010;
     if (length == kUndefinedLength) {
@@ -132,8 +146,9 @@ class Walker {
         frames_.push_back({Kind::kFragments, kUndefined, implicit});
         return true;
       }
-      // An SQ, or what DCMTK reads as one: undefined-length UN holds Implicit VR Little Endian.
-      open_sequence(kUndefined, implicit || is_unknown);
+      // An SQ, or what DCMTK may read as one: another VR of undefined length is UN to it
+      // (CP-246), read as a sequence in Implicit VR Little Endian (or refused).
+      open_sequence(kUndefined, implicit || !is_sequence);
       return true;
     }
     if (is_sequence) {

@@ -230,6 +230,33 @@ TEST(NestingScan, UndefinedLengthUnHoldsImplicitVr) {
   EXPECT_FALSE(walk(w.out, DataSetEncoding::kExplicitLittle, 1).ok());
 }
 
+// DCMTK reads a VR it does not know with a 4-byte length, and with undefined length as UN:
+// a sequence in Implicit VR (CP-246). Read otherwise, the walk would lose its way and stop
+// early while DCMTK went on into the nesting.
+TEST(NestingScan, AnUnknownVrIsReadAsDcmtkReadsIt) {
+  Writer defined;
+  defined.explicit_long(0x0009, 0x1010, "ZZ", 4);
+  defined.out.insert(defined.out.end(), {'a', 'b', 'c', 'd'});
+  defined.explicit_long(0x0008, 0x1110, "SQ", kUndefined);
+  defined.item();
+  defined.item_end();
+  defined.sequence_end();
+  EXPECT_TRUE(walk(defined.out, DataSetEncoding::kExplicitLittle, 1).ok());
+  EXPECT_FALSE(walk(defined.out, DataSetEncoding::kExplicitLittle, 0).ok());
+
+  Writer undefined;
+  undefined.explicit_long(0x0009, 0x1010, "ZZ", kUndefined);
+  undefined.item();
+  undefined.implicit(0x0008, 0x1110, kUndefined);  // Implicit VR inside
+  undefined.item();
+  undefined.item_end();
+  undefined.sequence_end();
+  undefined.item_end();
+  undefined.sequence_end();
+  EXPECT_TRUE(walk(undefined.out, DataSetEncoding::kExplicitLittle, 2).ok());
+  EXPECT_FALSE(walk(undefined.out, DataSetEncoding::kExplicitLittle, 1).ok());
+}
+
 TEST(NestingScan, EncapsulatedPixelDataFragmentsAreNotLevels) {
   Writer w;
   w.explicit_long(0x7FE0, 0x0010, "OB", kUndefined);
@@ -304,6 +331,28 @@ TEST(NestingScanParse, AThousandfoldNestedDataSetIsRefusedNotParsed) {
   EXPECT_EQ(info.error().code, core::ErrorCode::kInvalidArgument);
   EXPECT_NE(info.error().message.find("nest more than 128 levels"), std::string::npos)
       << info.error().message;
+
+  // Behind a VR DCMTK does not know, of undefined length: DCMTK reads it as UN, a sequence
+  // in Implicit VR (CP-246), and went on into the nesting.
+  Writer hidden;
+  hidden.explicit_short(0x0008, 0x0016, "UI", std::string(kCtImage) + '\0');
+  hidden.explicit_short(0x0008, 0x0018, "UI", "1.2.3.4");
+  hidden.explicit_long(0x0009, 0x1010, "ZZ", kUndefined);
+  hidden.item();
+  for (int i = 0; i < 30000; ++i) {
+    hidden.implicit(0x0008, 0x1110, kUndefined);
+    hidden.item();
+  }
+  for (int i = 0; i < 30001; ++i) {
+    hidden.item_end();
+    hidden.sequence_end();
+  }
+  const auto behind_unknown_vr = dir.path() / "deep-zz.dcm";
+  write_part10(behind_unknown_vr, "1.2.840.10008.1.2.1", hidden.out);
+  auto unknown = read_instance_info(behind_unknown_vr);
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.error().message.find("nest more than 128 levels"), std::string::npos)
+      << unknown.error().message;
 
   // Deflated the same way: inflated and walked before the parse.
   const auto deflated = dir.path() / "deep-deflated.dcm";
