@@ -7,8 +7,10 @@
 #include <dcmtk/dcmdata/dcistrma.h>
 #include <dcmtk/dcmdata/dcspchrs.h>
 #include <dcmtk/dcmdata/dcuid.h>
+#include <pthread.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <optional>
 #include <vector>
@@ -50,6 +52,8 @@ struct ParseContext {
   std::uint64_t compressed = 0;  ///< bytes of the deflated data set in the source
   std::uint64_t inflated = 0;    ///< by every stream of the parse, values skipped included
   std::uint64_t held = 0;        ///< read into memory (kReadCost per read included)
+  /// The lowest stack address the parse may reach (0: unchecked); see stack_floor().
+  std::uintptr_t stack_floor = 0;
   std::uint64_t inflate_limit() const { return kInflateAllowance + kMaxInflateRatio * compressed; }
   std::uint64_t held_limit() const { return kHeldAllowance + kMaxHeldRatio * compressed; }
 
@@ -311,6 +315,17 @@ class SourceStream final : public DcmInputStream {
 
   offile_off_t read(void* buf, offile_off_t buflen) override {
     if (over_limit_) return 0;
+    // DCMTK reads every element and item header through here, at the depth of the sequence
+    // it is in: a parse that has used half the thread's stack stops here, whatever encoding
+    // trick brought it there (the nesting walk before the parse catches the plain ones).
+    if (ctx_->stack_floor != 0 &&
+        reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0)) < ctx_->stack_floor) {
+      ctx_->fail(
+          "data set refused: its sequences nest too deep to parse (half the thread's stack "
+          "used)");
+      over_limit_ = true;
+      return 0;
+    }
     const offile_off_t n = DcmInputStream::read(buf, buflen);
     if (compressed_start_ &&
         !ctx_->hold(static_cast<std::uint64_t>(std::max<offile_off_t>(n, 0)) + kReadCost)) {
@@ -394,6 +409,22 @@ DcmInputStreamFactory* SourceStream::newFactory() const {
 core::Result<InstanceInfo> info_from(DcmFileFormat& file, std::span<const std::uint32_t> extra_tags,
                                      ParseContext& ctx);
 
+/// Half way down from this frame to the end of this thread's stack: how deep DCMTK's
+/// recursive parse below may go (its destructors recurse as deep, later, with the same room).
+/// 0 when the stack's bounds are unknown.
+std::uintptr_t stack_floor() {
+  pthread_attr_t attr;
+  if (pthread_getattr_np(pthread_self(), &attr) != 0) return 0;
+  void* low = nullptr;
+  std::size_t size = 0;
+  const bool known = pthread_attr_getstack(&attr, &low, &size) == 0;
+  pthread_attr_destroy(&attr);
+  const auto bottom = reinterpret_cast<std::uintptr_t>(low);
+  const auto here = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+  if (!known || here <= bottom) return 0;
+  return bottom + (here - bottom) / 2;
+}
+
 /// A data set in a DcmInputStream, as check_sequence_nesting reads it.
 class StreamReader final : public SequentialReader {
  public:
@@ -459,6 +490,7 @@ core::Result<InstanceInfo> read_instance_info(ByteSource& source,
                                               std::span<const std::uint32_t> extra_tags) {
   GW_RETURN_IF_ERROR(check_nesting(source));
   ParseContext ctx;
+  ctx.stack_floor = stack_floor();
   DcmFileFormat file;
   OFCondition loaded = EC_Normal;
   {

@@ -367,6 +367,28 @@ TEST(NestingScanParse, AThousandfoldNestedDataSetIsRefusedNotParsed) {
       << inflated.error().message;
 }
 
+// Data the walk cannot follow although DCMTK can: (FFFE,0001) is an ordinary element to
+// DCMTK, and ends the walk. The parse itself stops once it has used half the thread's stack.
+TEST(NestingScanParse, WhatTheWalkMissesTheParseStopsBeforeTheStackRunsOut) {
+  test::TempDir dir("gw-nesting-test");
+  Writer w;
+  w.explicit_short(0x0008, 0x0016, "UI", std::string(kCtImage) + '\0');
+  w.explicit_short(0x0008, 0x0018, "UI", "1.2.3.4");
+  w.explicit_long(0xFFFE, 0x0001, "OB", 0);
+  auto nested = nested_explicit(200000);
+  w.out.insert(w.out.end(), nested.begin(), nested.end());
+  MemoryReader reader(w.out);
+  ASSERT_TRUE(check_sequence_nesting(reader, DataSetEncoding::kExplicitLittle).ok())
+      << "the walk follows this now: find another case it misses";
+  const auto path = dir.path() / "hidden.dcm";
+  write_part10(path, "1.2.840.10008.1.2.1", w.out);
+  auto info = read_instance_info(path);
+  ASSERT_FALSE(info.ok());
+  EXPECT_EQ(info.error().code, core::ErrorCode::kInvalidArgument);
+  EXPECT_NE(info.error().message.find("nest too deep to parse"), std::string::npos)
+      << info.error().message;
+}
+
 TEST(NestingScanParse, NestingWithinTheLimitIsParsed) {
   test::TempDir dir("gw-nesting-test");
   const auto path = dir.path() / "nested.dcm";
