@@ -147,9 +147,10 @@ class Store {
   /// The same through a descriptor opened now, whatever storage.fsync says (start-up checks).
   Status sync_filesystem() const;
   /// Whether a stored file (relative path), read from the disk rather than the page cache, has
-  /// this plaintext size and digest (empty or not an XXH3 "xxh128:" digest: size only). false for a missing, cut short,
-  /// altered or unauthenticated file; an error when the file cannot be read for another reason
-  /// (permissions, I/O, no configured key for its key version), which proves nothing about it.
+  /// this plaintext size and digest (empty or not an XXH3 "xxh128:" digest: size only). false for a
+  /// missing, cut short, altered or unauthenticated file; an error when the file cannot be read for
+  /// another reason (permissions, I/O, no configured key for its key version), which proves nothing
+  /// about it.
   Result<bool> check_stored(const std::string& relative_path, std::int64_t size_bytes,
                             const std::string& digest) const;
   /// The next start treats this run as unclean (recovery_candidates() then lists its files
