@@ -17,6 +17,7 @@
 #include "dicom/dimse.h"
 #include "dicom/uids.h"
 #include "queue/routing.h"
+#include "storage/stored_path.h"
 #include "storage/volume_info.h"
 
 namespace gw::app {
@@ -245,8 +246,10 @@ std::shared_ptr<const crypto::Keyring> App::keyring() const {
 
 core::Result<std::unique_ptr<storage::ContentReader>> App::open_stored_file(
     const std::string& relative_path) {
+  GW_ASSIGN_OR_RETURN(const auto path,
+                      storage::stored_file_path(store_->data_dir(), relative_path));
   const auto keys = keyring();
-  return storage::open_content(store_->absolute(relative_path), keys.get());
+  return storage::open_content(path, keys.get());
 }
 
 core::Status App::startup_checks() {

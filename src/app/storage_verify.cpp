@@ -9,6 +9,7 @@
 
 #include "storage/content_digest.h"
 #include "storage/content_reader.h"
+#include "storage/stored_path.h"
 
 namespace gw::app {
 namespace {
@@ -130,20 +131,13 @@ class Verifier {
   Judged judge(index::StoredFileRow row) {
     // Only a relative path under storage/ is ours to read (a row is never trusted to name
     // /etc/shadow or ../…).
-    const fs::path relative(row.storage_path);
-    const bool ours = !relative.is_absolute() && row.storage_path.rfind("storage/", 0) == 0 &&
-                      std::none_of(relative.begin(), relative.end(),
-                                   [](const fs::path& part) { return part == ".."; });
-    if (!ours) {
-      return {std::move(row), core::make_error(core::ErrorCode::kInvalidArgument,
-                                               "the row names a path outside storage/")};
-    }
+    auto path = storage::stored_file_path(data_dir_, row.storage_path);
+    if (!path.ok()) return {std::move(row), std::move(path).error()};
     // Rows from before ADR 008 ("sha256:…") are judged by presence and size only.
     const bool by_digest =
         options_.check_digest && std::string_view(row.digest).starts_with(storage::kDigestPrefix);
     if (options_.check_digest && !by_digest) ++report_.size_only;
-    auto state = storage::check_stored_file(data_dir_ / relative, keyring_, row.size_bytes,
-                                            row.digest, by_digest);
+    auto state = storage::check_stored_file(*path, keyring_, row.size_bytes, row.digest, by_digest);
     // Only a file of the recorded size is read to the end.
     if (by_digest && state.ok() && *state != StoredState::kMissing &&
         *state != StoredState::kWrongSize) {

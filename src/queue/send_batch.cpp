@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "storage/content_digest.h"
+#include "storage/stored_path.h"
 
 namespace gw::queue {
 
@@ -193,13 +194,17 @@ std::vector<core::Result<dicom::SendItem>> prepare_batch(
   std::vector<core::Result<dicom::SendItem>> out;
   out.reserve(items.size());
   for (const auto& item : items) {
-    const auto path = data_dir / item.storage_path;
+    auto path = storage::stored_file_path(data_dir, item.storage_path);
+    if (!path.ok()) {
+      out.push_back(std::move(path).error());
+      continue;
+    }
     // Under open_once: the header read and the first send share one reader and one check.
     auto checked = check_digests(open, item.digest);
     if (out.size() < kMaxHeldFiles) {
-      out.push_back(dicom::prepare_send_item(path, open_once(checked)));
+      out.push_back(dicom::prepare_send_item(*path, open_once(checked)));
     } else {
-      out.push_back(dicom::prepare_send_item(path, checked));
+      out.push_back(dicom::prepare_send_item(*path, checked));
     }
   }
   return out;

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "crypto/keyring.h"
 #include "storage/file_ops.h"
+#include "storage/stored_path.h"
 
 namespace gw::storage {
 namespace {
@@ -126,16 +127,6 @@ Result<RenameResult> rename_no_replace(const std::filesystem::path& from,
     return errno_error(err, "unlink", from);
   }
   return RenameResult::kDone;
-}
-
-/// Paths handed to remove() come from the index; refuse anything outside storage/.
-bool is_storage_relative(const std::string& relative_path) {
-  std::filesystem::path p(relative_path);
-  if (p.is_absolute() || relative_path.rfind("storage/", 0) != 0) return false;
-  for (const auto& part : p) {
-    if (part == ".." || part == ".") return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -529,11 +520,13 @@ Status Store::sync_filesystem() const {
 
 Result<bool> Store::check_stored(const std::string& relative_path, std::int64_t size_bytes,
                                  const std::string& digest) const {
+  // A row naming a path outside storage/ names no file of ours: not a kept copy.
+  const auto path = stored_file_path(options_.data_dir, relative_path);
+  if (!path.ok()) return false;
   const auto keys = keyring();
   // A file encrypted with a key the keyring lacks (kConfig) proves nothing about the file: the
   // keys are wrong (a previous key removed too early), and the caller stops instead.
-  GW_ASSIGN_OR_RETURN(const auto state,
-                      check_stored_file(absolute(relative_path), keys.get(), size_bytes, digest));
+  GW_ASSIGN_OR_RETURN(const auto state, check_stored_file(*path, keys.get(), size_bytes, digest));
   return state == StoredState::kIntact;
 }
 
@@ -542,10 +535,7 @@ Result<bool> Store::on_storage_filesystem(const std::filesystem::path& path) con
 }
 
 Status Store::remove(const std::string& relative_path) {
-  if (!is_storage_relative(relative_path)) {
-    return make_error(ErrorCode::kInvalidArgument, "not a storage path: " + relative_path);
-  }
-  const auto path = absolute(relative_path);
+  GW_ASSIGN_OR_RETURN(const auto path, stored_file_path(options_.data_dir, relative_path));
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) return errno_error(errno, "remove", path);
   return core::ok_status();
 }

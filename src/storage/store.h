@@ -188,7 +188,10 @@ class Store {
   /// storage/<node_id>/).
   Result<std::vector<std::string>> recovery_candidates() const;
 
+  /// data_dir / relative_path: for paths this store made (commit's). A path read from the index
+  /// goes through stored_file_path (storage/stored_path.h) instead.
   std::filesystem::path absolute(const std::string& relative_path) const;
+  const std::filesystem::path& data_dir() const { return options_.data_dir; }
   /// A stored file's content (absolute path, e.g. absolute(storage_path)), plain or encrypted,
   /// read with the current keyring (see storage::open_content).
   Result<std::unique_ptr<ContentReader>> open_content(const std::filesystem::path& path) const;

@@ -240,12 +240,13 @@ std::vector<std::uint8_t> write_part10(const fs::path& path, std::size_t data_se
 // that changed fails its header read (nothing is sent), a large one its last read.
 TEST(CheckDigest, PrepareBatchChecksTheHeaderReadAndTheSend) {
   test::TempDir tmp{"gw-digest-check-test"};
+  fs::create_directories(tmp.path() / "storage");
   std::vector<index::OutboxItem> rows;
   const std::vector<std::size_t> sizes = {1000, 200'000, 1000, 200'000};
   for (std::size_t i = 0; i < sizes.size(); ++i) {
     index::OutboxItem row;
     row.id = static_cast<std::int64_t>(i + 1);
-    row.storage_path = "f" + std::to_string(i) + ".dcm";
+    row.storage_path = "storage/f" + std::to_string(i) + ".dcm";
     auto bytes =
         write_part10(tmp.path() / row.storage_path, sizes[i], "1.2.3." + std::to_string(i));
     row.digest = digest_of(bytes);

@@ -43,10 +43,11 @@ class SendBatchTest : public ::testing::Test {
   /// `n` rows whose files alternate CT / MR in Explicit VR LE.
   std::vector<index::OutboxItem> make_rows(std::size_t n) {
     std::vector<index::OutboxItem> rows;
+    fs::create_directories(tmp_.path() / "storage");
     for (std::size_t i = 0; i < n; ++i) {
       index::OutboxItem row;
       row.id = static_cast<std::int64_t>(i + 1);
-      row.storage_path = "f" + std::to_string(i) + ".dcm";
+      row.storage_path = "storage/f" + std::to_string(i) + ".dcm";
       const char* sop_class = i % 2 == 0 ? kCt : kMr;
       write_part10(tmp_.path() / row.storage_path, sop_class,
                    std::string(dicom::kExplicitVrLittleEndian), "1.2.3." + std::to_string(i));
@@ -95,6 +96,23 @@ TEST_F(SendBatchTest, AMissingFileFailsItsItemOnly) {
   EXPECT_TRUE(prepared[0].ok());
   EXPECT_FALSE(prepared[1].ok());
   EXPECT_TRUE(prepared[2].ok());
+}
+
+// A row is read from a database that others can write: a path outside storage/ is refused
+// before anything is opened, and fails its item only.
+TEST_F(SendBatchTest, APathOutsideStorageIsNeverOpened) {
+  auto rows = make_rows(3);
+  std::ofstream(tmp_.path() / "config.yaml") << "secret: 1\n";
+  rows[0].storage_path = (tmp_.path() / "config.yaml").string();  // absolute
+  rows[1].storage_path = "storage/../config.yaml";
+  auto prepared = prepare_batch(tmp_.path(), rows, counting_opener());
+  ASSERT_EQ(prepared.size(), 3u);
+  for (int i : {0, 1}) {
+    ASSERT_FALSE(prepared[i].ok()) << i;
+    EXPECT_NE(prepared[i].error().message.find("outside storage/"), std::string::npos);
+  }
+  EXPECT_TRUE(prepared[2].ok());
+  EXPECT_EQ(opens_, 1) << "only the third row's file was opened";
 }
 
 // storage.duplicates: overwrite removes an instance's old file once its row names the new one.
