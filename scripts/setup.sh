@@ -14,7 +14,7 @@ BUILD_PKGS=(
 TEST_PKGS=(
   dcmtk openssl sqlite3 clang libclang-rt-14-dev procps util-linux orthanc curl
   postgresql postgresql-contrib
-  rsyslog rsyslog-gnutls
+  rsyslog rsyslog-gnutls libxml2-utils
   systemd
 )
 

@@ -3,22 +3,13 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "core/peer_address.h"
+
 namespace gw::app {
 
 namespace {
 
 using Json = nlohmann::json;
-
-/// "1.2.3.4:5678" -> "1.2.3.4"; "[::1]:5678" -> "::1": a peer's refusals are folded whatever
-/// its source port.
-std::string host_of(const std::string& peer) {
-  const auto colon = peer.rfind(':');
-  std::string host = colon == std::string::npos ? peer : peer.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  return host;
-}
 
 std::string ae_actor(const std::string& calling_ae) {
   return calling_ae.empty() ? "anonymous" : "ae:" + calling_ae;
@@ -91,8 +82,8 @@ void ActivityAudit::association_rejected(const dicom::AssociationInfo& info,
   d["reason"] = dicom::to_string(category);
   d["message"] = why;
   e.details = d.dump();
-  refusal("associate|" + host_of(info.peer_address) + "|" + info.calling_ae + "|" + info.called_ae +
-              "|" + std::string(dicom::to_string(category)),
+  refusal("associate|" + core::host_of_peer(info.peer_address) + "|" + info.calling_ae + "|" +
+              info.called_ae + "|" + std::string(dicom::to_string(category)),
           std::move(e));
 }
 
@@ -112,7 +103,7 @@ void ActivityAudit::tls_handshake_failed(const dicom::AssociationInfo& info,
             {"message", why}};
   if (!info.tls_subject.empty()) d["tls_subject"] = info.tls_subject;
   e.details = d.dump();
-  refusal("tls|" + host_of(info.peer_address) + "|" + info.listener + "|" +
+  refusal("tls|" + core::host_of_peer(info.peer_address) + "|" + info.listener + "|" +
               std::string(tls::to_string(reason)),
           std::move(e));
 }
@@ -140,6 +131,7 @@ void ActivityAudit::instance_received(const dicom::AssociationInfo& info,
       ++t.stored;
       t.bytes += outcome.bytes;
       t.uids.push_back(outcome.sop_instance_uid);
+      ++t.sop_classes[outcome.sop_class_uid];
     } else {
       ++t.failed;
       t.failed_uids.push_back(outcome.sop_instance_uid);
@@ -183,6 +175,7 @@ index::AuditEvent ActivityAudit::received_row(const Received& r, const std::stri
   d["instances"] = t.stored;
   d["failed"] = t.failed;
   d["bytes"] = t.bytes;
+  d["sop_classes"] = t.sop_classes;
   d["sop_instance_uids"] = t.uids;
   if (!t.failed_uids.empty()) d["failed_sop_instance_uids"] = t.failed_uids;
   d["end"] = end;
@@ -217,6 +210,7 @@ void ActivityAudit::row_finished(const std::string& destination, std::uint64_t s
         if (decision.result.warning) ++t.warnings;
         t.bytes += static_cast<std::uint64_t>(std::max<std::int64_t>(0, item.size_bytes));
         t.uids.push_back(item.sop_instance_uid);
+        ++t.sop_classes[item.sop_class_uid];
         break;
       case queue::Decision::Action::kReschedule:
         ++t.retried;
@@ -279,6 +273,7 @@ index::AuditEvent ActivityAudit::forwarded_row(const Forwarded& f, const std::st
   d["retried"] = t.retried;
   d["dead"] = t.dead;
   d["bytes"] = t.bytes;
+  d["sop_classes"] = t.sop_classes;
   d["sop_instance_uids"] = t.uids;
   Json failures = Json::array();
   for (const auto& [uid, reason] : t.failures) {

@@ -75,6 +75,7 @@ class ActivityAudit final : public dicom::AssociationObserver, public queue::For
     std::uint64_t bytes = 0;
     std::vector<std::string> uids;
     std::vector<std::string> failed_uids;
+    std::map<std::string, std::int64_t> sop_classes;  ///< of the stored ones: UID -> count
     std::int64_t first_at_ms = 0;
   };
   struct Received {
@@ -89,6 +90,7 @@ class ActivityAudit final : public dicom::AssociationObserver, public queue::For
     std::uint64_t bytes = 0;
     std::vector<std::string> uids;                              ///< delivered
     std::vector<std::pair<std::string, std::string>> failures;  ///< (SOP Instance UID, reason)
+    std::map<std::string, std::int64_t> sop_classes;            ///< of the delivered ones
     std::int64_t first_at_ms = 0;
     std::size_t size() const { return uids.size() + failures.size(); }
   };

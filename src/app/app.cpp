@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <nlohmann/json.hpp>
 
 #include "app/admin_index.h"
 #include "app/api_destinations.h"
@@ -17,6 +18,7 @@
 #include "dicom/dimse.h"
 #include "dicom/uids.h"
 #include "queue/routing.h"
+#include "queue/send_batch.h"
 #include "storage/stored_path.h"
 #include "storage/volume_info.h"
 
@@ -245,11 +247,14 @@ std::shared_ptr<const crypto::Keyring> App::keyring() const {
 }
 
 core::Result<std::unique_ptr<storage::ContentReader>> App::open_stored_file(
-    const std::string& relative_path) {
+    const std::string& relative_path, const std::string& digest) {
   GW_ASSIGN_OR_RETURN(const auto path,
                       storage::stored_file_path(store_->data_dir(), relative_path));
   const auto keys = keyring();
-  return storage::open_content(path, keys.get());
+  GW_ASSIGN_OR_RETURN(auto reader, storage::open_content(path, keys.get()));
+  // The forwarder's check (queue/send_batch.h), through the DICOM layer's byte source.
+  return std::unique_ptr<storage::ContentReader>(std::make_unique<SourceContent>(
+      queue::check_digest(std::make_unique<ContentByteSource>(std::move(reader)), digest)));
 }
 
 core::Status App::startup_checks() {
@@ -331,6 +336,14 @@ int App::run() {
                 config_.ae_title);
   }
   association_threads_->start();
+  {
+    nlohmann::json listening = nlohmann::json::array();
+    for (const auto& l : listeners_)
+      listening.push_back({{"name", l->name()}, {"port", l->port()}});
+    audit_lifecycle(
+        "gateway.started",
+        nlohmann::json{{"ae_title", config_.ae_title}, {"listeners", listening}}.dump());
+  }
   asio::co_spawn(io_, checkpoint_loop(), asio::detached);
   std::vector<std::jthread> threads;
   const auto n = io_threads();
@@ -345,6 +358,11 @@ int App::run() {
   // Summaries of associations the shutdown cut off, then every queued audit row.
   activity_audit_->flush_all();
   audit_writer_->stop();
+  audit_lifecycle("gateway.stopped",
+                  nlohmann::json{{"associations", scp_->counters().associations_accepted.load()},
+                                 {"stored", ingest_->counters().stored.load()},
+                                 {"failed", ingest_->counters().failed.load()}}
+                      .dump());
   if (syslog_) syslog_->stop();  // what it has not sent goes out after the next start
   const auto& c = scp_->counters();
   log()->info("event=stopped associations={} stored={} failed={}", c.associations_accepted.load(),

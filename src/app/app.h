@@ -77,13 +77,15 @@ class App final : public http::GatewayControl {
                                          std::vector<index::ApiDestination> api);
   http::DestinationEditOutcome edit_destination_locked(const http::DestinationEdit& edit);
   core::Result<std::unique_ptr<storage::ContentReader>> open_stored_file(
-      const std::string& relative_path) override;
+      const std::string& relative_path, const std::string& digest) override;
   std::shared_ptr<const crypto::Keyring> keyring() const;
   /// Re-reads the key files/variables of `fresh` and, when they changed, registers them with
   /// the index and hands them to the store. Call with reload_mu_ held.
   core::Status reload_keys_locked(const config::Config& fresh);
   /// The audit row of a reload ("system" for SIGHUP).
   void audit_reload(const http::ReloadOutcome& outcome, const std::string& actor);
+  /// "gateway.started" / "gateway.stopped" (an ATNA Application Activity).
+  void audit_lifecycle(const std::string& action, const std::string& details);
 
   // Declaration order is destruction order, reversed, and it matters: coroutine frames still
   // pending when the I/O context is destroyed reference the ScpContext, the ingest service, the

@@ -243,6 +243,20 @@ void App::audit_reload(const http::ReloadOutcome& outcome, const std::string& ac
   }
 }
 
+void App::audit_lifecycle(const std::string& action, const std::string& details) {
+  index::AuditEvent e;
+  e.at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  e.actor = "system";
+  e.action = action;
+  e.target = config_.node_id.empty() ? "gateway" : "node:" + config_.node_id;
+  e.details = details;
+  if (auto id = index_->append_audit(e); !id.ok()) {
+    log()->error("event=audit_failed action={} reason=\"{}\"", action, id.error().message);
+  }
+}
+
 http::ReloadOutcome App::reload_config_file() {
   // On the calling (HTTP) thread: it may block, and a busy worker pool must not delay it.
   return apply_reload();

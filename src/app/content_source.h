@@ -1,6 +1,6 @@
 #pragma once
 /// The store's content readers (plain or encrypted files, ADR 010) as the DICOM layer's byte
-/// source: how the forwarder and the ingest parser read stored and spool files.
+/// source: how the forwarder and the ingest parser read stored and spool files; and back.
 
 #include <memory>
 #include <utility>
@@ -21,6 +21,19 @@ class ContentByteSource final : public dicom::ByteSource {
 
  private:
   std::unique_ptr<storage::ContentReader> reader_;
+};
+
+/// The other way round: a byte source (a checked one, queue::check_digest) as a content reader.
+class SourceContent final : public storage::ContentReader {
+ public:
+  explicit SourceContent(std::unique_ptr<dicom::ByteSource> source) : source_(std::move(source)) {}
+  std::uint64_t size() const override { return source_->size(); }
+  core::Result<std::size_t> read(std::uint64_t offset, std::span<std::uint8_t> out) override {
+    return source_->read_at(offset, out);
+  }
+
+ private:
+  std::unique_ptr<dicom::ByteSource> source_;
 };
 
 /// Opens stored files (absolute paths) through `store` with its current keys. `store` must

@@ -143,7 +143,11 @@ SyslogExporter::SyslogExporter(index::Index& index, SyslogExportOptions options,
       progress_(cursor),
       persisted_(cursor),
       backoff_(options_.min_backoff),
-      cursor_(cursor) {}
+      cursor_(cursor) {
+  dicom_source_.origin = options_.origin;
+  dicom_source_.audit_source_id = options_.syslog.audit_source_id;
+  dicom_source_.enterprise_site_id = options_.syslog.enterprise_site_id;
+}
 
 SyslogExporter::~SyslogExporter() { stop(); }
 
@@ -294,12 +298,19 @@ SyslogExporter::Round SyslogExporter::export_round(std::string& error) {
     std::string frames;
     std::size_t framed = 0;
     while (framed < rows.size() && (framed == 0 || frames.size() < kMaxBatchBytes)) {
-      append_octet_counted(frames, format_syslog_message(rows[framed], options_.origin));
+      if (options_.syslog.format == config::SyslogFormat::kDicom) {
+        for (const auto& m : dicom_messages(rows[framed])) append_octet_counted(frames, m);
+      } else {
+        append_octet_counted(frames, format_syslog_message(rows[framed], options_.origin));
+      }
       ++framed;
     }
     cut = framed < rows.size();
     rows.resize(framed);
-    if (auto st = connection_->send(frames, options_.io_timeout); !st.ok()) {
+    // (Rows without a DICOM counterpart make no message: a batch may have nothing to send.)
+    if (auto st =
+            frames.empty() ? core::ok_status() : connection_->send(frames, options_.io_timeout);
+        !st.ok()) {
       error = st.error().message;
       return st.error().code == ErrorCode::kCancelled ? Round::kStopped : Round::kSendFailed;
     }
@@ -325,6 +336,26 @@ SyslogExporter::Round SyslogExporter::export_round(std::string& error) {
              static_cast<std::int64_t>(progress_.open_gaps());
   return cut || static_cast<std::int64_t>(fresh.events.size()) == options_.batch ? Round::kMore
                                                                                  : Round::kIdle;
+}
+
+std::vector<std::string> SyslogExporter::dicom_messages(const index::AuditEvent& row) {
+  std::string patient_id;
+  if (const auto study = audited_study(row); !study.empty()) {
+    if (const auto it = patients_.find(study); it != patients_.end()) {
+      patient_id = it->second;
+    } else if (auto found = index_.find_study(study); !found.ok()) {
+      // A patient row that cannot be read (a key the keyring lacks, a row that fails
+      // authentication) must not hold back every later audit row: the message goes without
+      // the patient, and the log says so.
+      log()->warn("event=audit_syslog_patient_unavailable audit_id={} reason=\"{}\"", row.id,
+                  found.error().message);
+    } else if (found->has_value()) {
+      patient_id = (*found)->patient_id;
+      if (patients_.size() >= kMaxCachedPatients) patients_.clear();
+      patients_.emplace(study, patient_id);  // only what was found: a later row may find more
+    }
+  }
+  return format_dicom_audit_messages(row, dicom_source_, patient_id);
 }
 
 void SyslogExporter::run() {

@@ -40,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "audit/dicom_audit_message.h"
 #include "audit/syslog_message.h"
 #include "audit/syslog_transport.h"
 #include "config/config.h"
@@ -177,6 +178,10 @@ class SyslogExporter {
   void log_failure(const std::string& event, const std::string& reason,
                    std::chrono::milliseconds retry_in);
   void refresh_backlog();
+  /// audit.syslog.format dicom: the row's messages, with the Patient ID of the study it
+  /// concerns looked up in the index (kept for the next rows of the same study; a study not
+  /// found, or not readable, is looked up again next time).
+  std::vector<std::string> dicom_messages(const index::AuditEvent& row);
 
   index::Index& index_;
   const SyslogExportOptions options_;
@@ -191,6 +196,9 @@ class SyslogExporter {
   SteadyClock::time_point last_logged_{};
   SteadyClock::time_point last_connected_log_{};
   std::uint64_t repeated_ = 0;  ///< failures with last_reason_ not logged since
+  DicomAuditSource dicom_source_;
+  static constexpr std::size_t kMaxCachedPatients = 1024;
+  std::map<std::string, std::string> patients_;  ///< study UID -> its Patient ID
   // Read by counts() from any thread:
   std::atomic<bool> connected_{false};
   std::atomic<std::uint64_t> sent_{0};

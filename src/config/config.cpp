@@ -52,8 +52,20 @@ constexpr std::array<std::string_view, 6> kHttpKeys = {
 constexpr std::array<std::string_view, 3> kHttpTlsKeys = {"enabled", "cert_file", "key_file"};
 constexpr std::array<std::string_view, 3> kAcmeKeys = {"certbot", "server", "renew_before_days"};
 constexpr std::array<std::string_view, 1> kAuditKeys = {"syslog"};
-constexpr std::array<std::string_view, 7> kSyslogKeys = {"enabled", "host",      "port",    "tls",
-                                                         "ca_file", "cert_file", "key_file"};
+constexpr std::array<std::string_view, 10> kSyslogKeys = {"enabled",
+                                                          "host",
+                                                          "port",
+                                                          "tls",
+                                                          "ca_file",
+                                                          "cert_file",
+                                                          "key_file",
+                                                          "format",
+                                                          "audit_source_id",
+                                                          "enterprise_site_id"};
+constexpr std::array<std::pair<std::string_view, SyslogFormat>, 2> kSyslogFormats = {{
+    {"json", SyslogFormat::kJson},
+    {"dicom", SyslogFormat::kDicom},
+}};
 constexpr std::array<std::string_view, 1> kLoggingKeys = {"level"};
 
 // ---------------------------------------------------------------------------------------------
@@ -339,6 +351,9 @@ Audit Reader::read_audit(const Section& root) {
   read_path(sys, "ca_file", audit.syslog.ca_file);
   read_path(sys, "cert_file", audit.syslog.cert_file);
   read_path(sys, "key_file", audit.syslog.key_file);
+  read_enum<SyslogFormat>(sys, "format", kSyslogFormats, audit.syslog.format);
+  read_string(sys, "audit_source_id", audit.syslog.audit_source_id);
+  read_string(sys, "enterprise_site_id", audit.syslog.enterprise_site_id);
   if (audit.syslog.enabled && audit.syslog.host.empty()) {
     add(sys.path("host"), "is required when audit.syslog.enabled is true");
   }

@@ -202,6 +202,10 @@ struct Acme {
   int renew_before_days = 30;
 };
 
+/// What a syslog message carries: the audit row as JSON (a SIEM, a log archive) or a DICOM
+/// PS3.15 A.5 audit message (an IHE ATNA audit record repository, ITI-20).
+enum class SyslogFormat { kJson, kDicom };
+
 /// Audit export to a syslog collector (audit/syslog_export.h). The TLS files default to the
 /// top-level `tls:` ones; the profile is always tls.profile (min_version, ciphers).
 struct Syslog {
@@ -212,6 +216,9 @@ struct Syslog {
   std::filesystem::path ca_file;    ///< trust for the collector; "" = tls.ca_file
   std::filesystem::path cert_file;  ///< our client certificate; "" = tls.cert_file
   std::filesystem::path key_file;   ///< with cert_file; "" = tls.key_file
+  SyslogFormat format = SyslogFormat::kJson;
+  std::string audit_source_id;     ///< DICOM format: AuditSourceID; "" = this host's name
+  std::string enterprise_site_id;  ///< DICOM format: AuditEnterpriseSiteID; "" = left out
 };
 
 struct Audit {

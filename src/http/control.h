@@ -212,9 +212,12 @@ class GatewayControl {
   // The three below have defaults (nothing configured, nothing to reload) so that fakes
   // written for other resources need not implement them; the App overrides all three.
   /// The content of a stored file (relative path, from the index), decrypted when it was
-  /// stored encrypted (storage.encrypt, ADR 010). Thread-safe; kUnsupported without a gateway.
+  /// stored encrypted (storage.encrypt, ADR 010), every byte checked against `digest` (the
+  /// row's content digest) as it is read: the read that completes a file that changed on disk
+  /// fails (kDataLoss) and hands none of its bytes on. Thread-safe; kUnsupported without a
+  /// gateway.
   virtual core::Result<std::unique_ptr<storage::ContentReader>> open_stored_file(
-      const std::string& /*relative_path*/) {
+      const std::string& /*relative_path*/, const std::string& /*digest*/) {
     return core::make_error(core::ErrorCode::kUnsupported, "no running gateway");
   }
   /// The destinations of the running configuration, sorted by name. Thread-safe.

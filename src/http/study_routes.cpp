@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "core/log.h"
 #include "http/params.h"
 #include "http/routes.h"
 
@@ -152,7 +153,7 @@ core::Result<Response> get_instance_file(const ApiContext& ctx, const Request& r
   if (ctx.control == nullptr) {
     return core::make_error(ErrorCode::kUnsupported, "no stored files here");
   }
-  auto reader = ctx.control->open_stored_file((*instance)->storage_path);
+  auto reader = ctx.control->open_stored_file((*instance)->storage_path, (*instance)->digest);
   if (!reader.ok()) {
     if (reader.error().code == ErrorCode::kNotFound) {
       return core::make_error(ErrorCode::kNotFound,
@@ -162,7 +163,9 @@ core::Result<Response> get_instance_file(const ApiContext& ctx, const Request& r
   }
   std::shared_ptr<storage::ContentReader> content = std::move(reader).value();
   const auto event = audit_event(ctx, request, "instance.downloaded", "instance:" + uid,
-                                 {{"size", content->size()}});
+                                 {{"size", content->size()},
+                                  {"study_instance_uid", (*instance)->study_instance_uid},
+                                  {"sop_class_uid", (*instance)->sop_class_uid}});
   if (auto id = ctx.index.append_audit(event); !id.ok()) return index_error(id.error());
   Response r;
   r.status = 200;
@@ -170,8 +173,16 @@ core::Result<Response> get_instance_file(const ApiContext& ctx, const Request& r
   r.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + uid + ".dcm\"");
   r.stream = std::make_shared<BodyStream>();
   r.stream->size = content->size();
-  r.stream->read = [content](std::uint64_t offset, std::span<std::uint8_t> out) {
-    return content->read(offset, out);
+  r.stream->read = [content, uid](std::uint64_t offset, std::span<std::uint8_t> out) {
+    auto n = content->read(offset, out);
+    if (!n.ok() && n.error().code == ErrorCode::kDataLoss) {
+      // The body ends short of its Content-Length: the client sees a failed download, never
+      // a complete file with other bytes than were received.
+      core::logger("http")->error(
+          "event=download_digest_mismatch sop_instance_uid={} reason=\"{}\"", uid,
+          n.error().message);
+    }
+    return n;
   };
   return r;
 }

@@ -62,7 +62,8 @@ struct AuditEvent {
   /// What, dotted: "auth.login", "auth.login_failed", "token.create", "token.revoke",
   /// "user.create", "user.update", "user.delete", "config.reload", "certs.upload",
   /// "association.accepted", "association.rejected", "instances.received",
-  /// "instances.forwarded", "queue.retry", "queue.delete", "destination.echo", "api.write" …
+  /// "instances.forwarded", "queue.retry", "queue.delete", "destination.echo",
+  /// "gateway.started", "gateway.stopped" …
   std::string action;
   std::string target;          ///< what it acted on: "user:bob", "token:12", "queue:7", a study UID
   std::string outcome = "ok";  ///< "ok" | "denied" | "failed"

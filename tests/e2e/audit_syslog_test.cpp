@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <csignal>
 #include <filesystem>
 #include <fstream>
@@ -35,6 +36,7 @@
 #include "support/poll.h"
 #include "support/process.h"
 #include "support/temp_dir.h"
+#include "support/test_data.h"
 #include "support/test_pki.h"
 
 namespace gw::test {
@@ -161,7 +163,7 @@ class AuditSyslogE2eTest : public ::testing::Test {
     syslog_port_ = free_tcp_port();
   }
 
-  void start_gateway() {
+  void start_gateway(const std::string& syslog_extra = "") {
     GatewayOptions o;
     o.http = true;
     o.extra_yaml =
@@ -170,7 +172,7 @@ class AuditSyslogE2eTest : public ::testing::Test {
         pki_->cert("gateway").string() + "\n  key_file: " + pki_->key("gateway").string() +
         "\n  ca_file: " + pki_->chain().string() +
         "\naudit:\n  syslog: {enabled: true, host: 127.0.0.1, port: " +
-        std::to_string(syslog_port_) + "}\n";
+        std::to_string(syslog_port_) + syslog_extra + "}\n";
     gw_ = Gateway::start(o);
   }
 
@@ -369,6 +371,97 @@ TEST_F(AuditSyslogE2eTest, EventsWhileTheCollectorIsDownArriveOnceWhenItComesUp)
                  std::chrono::seconds(30)));
   got = wait_for_all_rows(*collector);  // also fails on any duplicate
   EXPECT_GT(collector->lines().size(), sent_before);
+  EXPECT_EQ(gw_->stop(), 0);
+}
+
+/// The value of `tag` ("0010,0020") in dcmdump output, or "".
+std::string dumped(const std::string& dump, const std::string& tag) {
+  const std::regex re("\\(" + tag + "\\) \\w\\w \\[([^\\]]*)\\]");
+  std::smatch m;
+  return std::regex_search(dump, m, re) ? std::string(m[1]) : std::string();
+}
+
+// audit.syslog.format: dicom — what an IHE ATNA audit record repository receives: DICOM audit
+// messages (PS3.15 A.5) in RFC 5424 with MSGID IHE+RFC-3881, every one with the structure of
+// the DICOM audit message schema (xmllint); the received study names its patient by Patient ID
+// (looked up in the index; the audit table holds none) and never by name.
+TEST_F(AuditSyslogE2eTest, AnAtnaRepositoryGetsDicomAuditMessages) {
+  auto collector = start_collector("rsyslog", pki_->cert("collector"), pki_->key("collector"));
+  start_gateway(", format: dicom, audit_source_id: GW_TEST, enterprise_site_id: RADIOLOGY");
+  const std::string token = admin_token();  // user.create + token.create: security alerts
+
+  const auto files = generate_dicom(dir_.path() / "in", {"--count", "3", "--seed", "11"});
+  const std::string dump =
+      dcmdump(files[0], {"+P", "0010,0020", "+P", "0010,0010", "+P", "0020,000d"});
+  const std::string patient_id = dumped(dump, "0010,0020");
+  const std::string patient_name = dumped(dump, "0010,0010");
+  const std::string study = dumped(dump, "0020,000d");
+  ASSERT_FALSE(patient_id.empty() || study.empty()) << dump;
+  const auto sent = run_storescu("127.0.0.1", gw_->port(), files, {"-aet", "ECHOSCU"});
+  ASSERT_TRUE(sent.ok()) << sent.out << sent.err;
+  EXPECT_EQ(http("POST", "/api/v1/auth/token", "",
+                 json{{"username", "admin"}, {"password", "wrong password"}}.dump())
+                .first,
+            401);
+
+  // Each message on one line: "<PRI>1 TS HOST dicom-gw PID IHE+RFC-3881 - BOM<AuditMessage>…".
+  static const std::regex kLine(
+      R"re(<(\d{2})>1 \S+ \S+ dicom-gw (\d+) IHE\+RFC-3881 - \xEF\xBB\xBF(<AuditMessage>.*</AuditMessage>))re");
+  std::vector<std::string> xml;
+  const auto find = [&](const std::string& part) {
+    return std::any_of(xml.begin(), xml.end(),
+                       [&](const std::string& x) { return x.find(part) != std::string::npos; });
+  };
+  const bool all = wait_until(
+      [&] {
+        xml.clear();
+        for (const auto& line : collector->lines()) {
+          std::smatch m;
+          if (std::regex_match(line, m, kLine)) xml.push_back(m[3]);
+        }
+        return find(R"(<EventID csd-code="110104")") && find(R"(csd-code="110114")") &&
+               find(R"(csd-code="110137")") && find(R"(csd-code="110120")");
+      },
+      std::chrono::seconds(60), std::chrono::milliseconds(100));
+  ASSERT_TRUE(all) << gw_->log() << collector->diagnostics();
+  EXPECT_EQ(xml.size(), collector->lines().size()) << "every line is a DICOM audit message";
+
+  // The transfer: action C, ECHOSCU → the gateway, the study with 3 CT instances, the patient.
+  const auto transfer = std::find_if(xml.begin(), xml.end(), [](const std::string& x) {
+    return x.find(R"(<EventID csd-code="110104")") != std::string::npos;
+  });
+  ASSERT_NE(transfer, xml.end());
+  EXPECT_NE(transfer->find(R"(EventActionCode="C")"), std::string::npos) << *transfer;
+  EXPECT_NE(transfer->find(R"(<ActiveParticipant UserID="ECHOSCU")"), std::string::npos);
+  EXPECT_NE(transfer->find(R"(NetworkAccessPointID="127.0.0.1" NetworkAccessPointTypeCode="2")"),
+            std::string::npos);
+  EXPECT_NE(transfer->find(R"(AuditEnterpriseSiteID="RADIOLOGY" AuditSourceID="GW_TEST")"),
+            std::string::npos);
+  EXPECT_NE(transfer->find("ParticipantObjectID=\"" + study + "\""), std::string::npos);
+  EXPECT_NE(transfer->find(R"(<SOPClass UID="1.2.840.10008.5.1.4.1.1.2" NumberOfInstances="3"/>)"),
+            std::string::npos)
+      << *transfer;
+  EXPECT_NE(transfer->find("ParticipantObjectID=\"" + patient_id + "\""), std::string::npos);
+  if (!patient_name.empty()) {
+    for (const auto& line : collector->lines()) {
+      EXPECT_EQ(line.find(patient_name), std::string::npos) << "a patient name was sent: " << line;
+    }
+  }
+  for (const auto& line : collector->lines()) {
+    EXPECT_EQ(line.find("wrong password"), std::string::npos) << line;
+  }
+
+  // Every message has the DICOM audit message schema's structure.
+  const fs::path schema =
+      fs::path(__FILE__).parent_path().parent_path() / "data" / "dicom-audit-message.rng";
+  std::vector<std::string> argv{"xmllint", "--noout", "--relaxng", schema.string()};
+  for (std::size_t i = 0; i < xml.size(); ++i) {
+    const auto file = dir_.path() / ("audit-" + std::to_string(i) + ".xml");
+    std::ofstream(file) << xml[i];
+    argv.push_back(file.string());
+  }
+  const auto valid = run_command(argv, {}, std::chrono::seconds(60));
+  EXPECT_TRUE(valid.ok()) << valid.out << valid.err;
   EXPECT_EQ(gw_->stop(), 0);
 }
 

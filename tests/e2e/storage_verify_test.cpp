@@ -98,6 +98,55 @@ TEST(StorageVerify, NamesChangedAndMissingFilesAndAResendRepairsThem) {
   EXPECT_EQ(audit.out, "ok\nfailed\nfailed\nok\n") << both(audit);
 }
 
+// The API's download reads the same check as the forwarder: a stored file that changed on
+// disk never arrives whole at the client (the body ends short of its Content-Length); an
+// intact one downloads bit-exact.
+TEST(StorageVerify, TheApiNeverHandsOutAChangedFileWhole) {
+  TempDir dir("gw-storage-download");
+  const auto files =
+      generate_dicom(dir / "source", {"--count", "2", "--seed", "43", "--size-kib", "2048"});
+  GatewayOptions o;
+  o.http = true;
+  auto gw = Gateway::start(o);
+  ASSERT_TRUE(send_files(gw->port(), files).ok());
+  const auto cli = [&](std::vector<std::string> args, const std::string& input = "") {
+    args.insert(args.begin(), gateway_binary().string());
+    args.insert(args.end(), {"--config", gw->config_path().string()});
+    return run_command_with_input(args, input, {}, std::chrono::seconds(60));
+  };
+  ASSERT_TRUE(
+      cli({"user", "add", "--name", "op", "--role", "operator"}, "operator password, long enough\n")
+          .ok());
+  auto token = cli({"user", "token", "--name", "op", "--ttl", "1h"}).out;
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r')) token.pop_back();
+  const auto download = [&](const std::string& uid, const fs::path& out) {
+    return run_command({"curl", "-sS", "--fail", "--max-time", "30", "-o", out.string(), "-H",
+                        "Authorization: Bearer " + token,
+                        "http://127.0.0.1:" + std::to_string(gw->http_port()) +
+                            "/api/v1/instances/" + uid + "/file"},
+                       {}, std::chrono::seconds(60));
+  };
+
+  const std::string good_uid = sop_instance_uid_of(files[0]);
+  const auto good = download(good_uid, dir / "good.dcm");
+  ASSERT_TRUE(good.ok()) << good.err;
+  EXPECT_TRUE(data_set_bytes(dir / "good.dcm") == data_set_bytes(files[0]));
+
+  const std::string rotten_uid = sop_instance_uid_of(files[1]);
+  const auto rotten = gw->stored_file(rotten_uid);
+  ASSERT_TRUE(rotten);
+  flip_middle_byte(*rotten);
+  const auto bad = download(rotten_uid, dir / "bad.dcm");
+  EXPECT_FALSE(bad.ok()) << "a changed file was handed out whole";
+  EXPECT_LT(fs::exists(dir / "bad.dcm") ? fs::file_size(dir / "bad.dcm") : 0,
+            fs::file_size(*rotten));
+  EXPECT_NE(gw->log().find("event=download_digest_mismatch sop_instance_uid=" + rotten_uid),
+            std::string::npos)
+      << gw->log();
+  // The gateway goes on serving.
+  EXPECT_TRUE(download(good_uid, dir / "again.dcm").ok());
+}
+
 TEST(StorageVerify, RefusesABadRateAndABadConfig) {
   auto gw = Gateway::start(GatewayOptions{});
   const CommandResult rate = verify(*gw, {"--max-mb-per-s", "-1"});
