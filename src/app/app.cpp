@@ -121,7 +121,8 @@ core::Status App::start() {
     audit_writer_->on_written([exporter = syslog_.get()] { exporter->notify(); });
   }
   activity_audit_ = std::make_unique<ActivityAudit>(*audit_writer_);
-  ingest_ = std::make_unique<IngestService>(*store_, *index_, config_.storage.duplicates);
+  ingest_ = std::make_unique<IngestService>(*store_, *index_, config_.storage.duplicates,
+                                            config_.storage.min_free_mb * 1024 * 1024);
   // The API's destinations run with the file's (ADR 005); a name in both, or one that no
   // longer checks against the file, stops the start like a bad config file.
   GW_ASSIGN_OR_RETURN(auto api, index_->list_destinations());
@@ -225,6 +226,9 @@ http::GatewaySnapshot App::snapshot() const {
   s.ingest.failed = i.failed.load();
   s.ingest.bytes_stored = i.bytes_stored.load();
   s.ingest.routed = i.routed.load();
+  s.ingest.min_free_bytes = config_.storage.min_free_mb * 1024 * 1024;
+  s.ingest.below_reserve = ingest_->below_reserve();
+  s.ingest.refused_low_space = i.refused_low_space.load();
   for (const auto& d : forwarding_->status()) {
     s.destinations.push_back({d.name, d.paused, d.pause_reason, d.consecutive_failures,
                               d.open_associations, d.counts.forwarded, d.counts.warnings,

@@ -57,7 +57,8 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
   }
   if (running.storage.fsync != fresh.storage.fsync ||
       running.storage.encrypt != fresh.storage.encrypt ||
-      running.storage.duplicates != fresh.storage.duplicates) {
+      running.storage.duplicates != fresh.storage.duplicates ||
+      running.storage.min_free_mb != fresh.storage.min_free_mb) {
     changed.push_back("storage");
   }
   const auto& a = running.audit.syslog;
@@ -72,7 +73,8 @@ std::vector<std::string> restart_only_changes(const config::Config& running,
        t.profile != u.profile || t.min_version != u.min_version || t.ciphers != u.ciphers);
   if (a.enabled != b.enabled || a.host != b.host || a.port != b.port || a.tls != b.tls ||
       a.ca_file != b.ca_file || a.cert_file != b.cert_file || a.key_file != b.key_file ||
-      tls_fallback_changed) {
+      a.format != b.format || a.audit_source_id != b.audit_source_id ||
+      a.enterprise_site_id != b.enterprise_site_id || tls_fallback_changed) {
     changed.push_back("audit");
   }
   if (running.http.enabled != fresh.http.enabled || running.http.bind != fresh.http.bind ||

@@ -1,5 +1,6 @@
 #include "app/ingest.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -259,11 +260,12 @@ bool can_share_flush(const storage::Store& store, const index::Index& index,
 }  // namespace
 
 IngestService::IngestService(storage::Store& store, index::Index& index,
-                             config::DuplicatePolicy duplicates)
+                             config::DuplicatePolicy duplicates, std::uint64_t min_free_bytes)
     : store_(store),
       index_(index),
       duplicates_(duplicates),
       shared_flush_(can_share_flush(store, index, duplicates)),
+      min_free_bytes_(min_free_bytes),
       committer_([this](const auto& batch) { commit_group(batch, /*flushed=*/true); }),
       unflushed_committer_([this](const auto& batch) { commit_group(batch, /*flushed=*/false); }) {
   log()->info("event=ingest_durability fsync={} flush={}", store.options().fsync,
@@ -368,12 +370,37 @@ index::DuplicatePolicy IngestService::duplicate_policy() const {
   return index::DuplicatePolicy::kKeepFirst;
 }
 
+core::Status IngestService::check_reserve() {
+  if (min_free_bytes_ == 0) return core::ok_status();
+  const auto free = store_.free_bytes();
+  if (!free.ok()) return core::ok_status();  // not known: the write itself will tell
+  constexpr std::uint64_t kMiB = 1024 * 1024;
+  if (*free >= min_free_bytes_) {
+    if (below_reserve_.exchange(false)) {
+      log()->info("event=storage_reserve_cleared free_mb={} min_free_mb={}", *free / kMiB,
+                  min_free_bytes_ / kMiB);
+    }
+    return core::ok_status();
+  }
+  if (!below_reserve_.exchange(true)) {
+    log()->error(
+        "event=storage_reserve_reached free_mb={} min_free_mb={} action=refusing_new_instances",
+        *free / kMiB, min_free_bytes_ / kMiB);
+  }
+  counters_.refused_low_space++;
+  return core::make_error(ErrorCode::kResourceExhausted,
+                          fmt::format("storage is below its free-space reserve: {} MiB free, "
+                                      "storage.min_free_mb is {}",
+                                      *free / kMiB, min_free_bytes_ / kMiB));
+}
+
 core::Result<std::unique_ptr<dicom::StoreSession>> IngestService::begin(
     const dicom::StoreRequest& request) {
   if (flush_failed_) return flush_failed_error();
   if (!dicom::is_storage_sop_class(request.sop_class_uid)) {
     return core::make_error(ErrorCode::kUnsupported, "not a storage SOP class");
   }
+  GW_RETURN_IF_ERROR(check_reserve());
   GW_ASSIGN_OR_RETURN(auto spool, store_.begin());
   dicom::FileMeta meta;
   meta.media_storage_sop_class_uid = request.sop_class_uid;

@@ -32,6 +32,7 @@ struct IngestCounters {
   std::atomic<std::uint64_t> bytes_stored{0};
   std::atomic<std::uint64_t> commit_groups{0};  ///< stored / commit_groups = mean group size
   std::atomic<std::uint64_t> routed{0};         ///< outbox rows written (instance x destination)
+  std::atomic<std::uint64_t> refused_low_space{0};  ///< refused under storage.min_free_mb
 };
 
 /// Called after a commit that queued instances for these destinations (wakes their forwarders).
@@ -39,7 +40,9 @@ using EnqueuedCallback = std::function<void(const std::vector<std::string>& dest
 
 class IngestService final : public dicom::StoreService {
  public:
-  IngestService(storage::Store& store, index::Index& index, config::DuplicatePolicy duplicates);
+  /// `min_free_bytes`: storage.min_free_mb (0 = no reserve).
+  IngestService(storage::Store& store, index::Index& index, config::DuplicatePolicy duplicates,
+                std::uint64_t min_free_bytes = 0);
 
   /// The routing rules every instance is matched against from now on (config reload swaps
   /// them); null = nothing is forwarded. Thread-safe.
@@ -86,6 +89,8 @@ class IngestService final : public dicom::StoreService {
   /// A shared flush failed: every instance is refused until a restart, and files are left for
   /// the start-up checks (a row may name them).
   bool flush_failed() const { return flush_failed_; }
+  /// Whether the last check found the file system below storage.min_free_mb.
+  bool below_reserve() const { return below_reserve_; }
 
  private:
   storage::Store& store_;
@@ -97,6 +102,11 @@ class IngestService final : public dicom::StoreService {
   std::shared_ptr<const queue::RoutingTable> routing_;
   const bool shared_flush_;
   std::atomic<bool> flush_failed_{false};
+  const std::uint64_t min_free_bytes_;
+  std::atomic<bool> below_reserve_{false};
+  /// kResourceExhausted while the data directory's file system is below min_free_bytes_ (one
+  /// statvfs per instance); the crossings are logged.
+  core::Status check_reserve();
   using Committer = core::Batcher<const index::InstanceRecord*, core::Result<index::InsertResult>>;
   Committer committer_;            ///< flushed commits (after the file's own flush)
   Committer unflushed_committer_;  ///< shared flush: committed unflushed, then one syncfs

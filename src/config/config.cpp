@@ -43,7 +43,8 @@ constexpr std::array<std::string_view, 10> kTlsKeys = {
 constexpr std::array<std::string_view, 8> kLimitsKeys = {
     "max_associations",     "max_pending_connections", "max_pdu_length", "max_associate_rq_length",
     "max_async_operations", "artim_timeout",           "idle_timeout",   "shutdown_grace"};
-constexpr std::array<std::string_view, 3> kStorageKeys = {"fsync", "encrypt", "duplicates"};
+constexpr std::array<std::string_view, 4> kStorageKeys = {"fsync", "encrypt", "duplicates",
+                                                          "min_free_mb"};
 constexpr std::array<std::string_view, 6> kDatabaseKeys = {
     "url",       "encryption_key_env",           "encryption_key_file",
     "pool_size", "previous_encryption_key_file", "password_file"};
@@ -211,6 +212,7 @@ Storage Reader::read_storage(const Section& root) {
   read_bool(s, "fsync", storage.fsync);
   read_bool(s, "encrypt", storage.encrypt);
   read_enum<DuplicatePolicy>(s, "duplicates", kDuplicatePolicies, storage.duplicates);
+  read_uint(s, "min_free_mb", 0, std::uint64_t{1} << 30, storage.min_free_mb);
   return storage;
 }
 

@@ -162,6 +162,10 @@ struct Storage {
   bool fsync = true;
   bool encrypt = false;
   DuplicatePolicy duplicates = DuplicatePolicy::kKeepFirst;
+  /// Free space the data directory's file system keeps: below it new instances are refused
+  /// (0xA700) so that the index, the queue, the audit trail and the logs can still be written
+  /// while the queue drains. 0 = no reserve (the disk may fill up completely).
+  std::uint64_t min_free_mb = 1024;
 };
 
 struct Database {

@@ -74,6 +74,9 @@ struct IngestSnapshot {
   std::uint64_t failed = 0;
   std::uint64_t bytes_stored = 0;
   std::uint64_t routed = 0;
+  std::uint64_t min_free_bytes = 0;     ///< storage.min_free_mb in bytes (0: no reserve)
+  bool below_reserve = false;           ///< the last instance found less free space than that
+  std::uint64_t refused_low_space = 0;  ///< instances refused for it
 };
 
 struct DestinationSnapshot {

@@ -88,7 +88,9 @@ core::Result<Response> get_status(const ApiContext& ctx, const Request& request)
                             {"dm_crypt", s.encryption.volume_dm_crypt},
                             {"crypt_type", s.encryption.volume_crypt_type}}}};
   return json_response(200,
-                       {{"status", s.ingest.stopped ? "failing" : "ok"},
+                       {{"status", s.ingest.stopped         ? "failing"
+                                   : s.ingest.below_reserve ? "degraded"
+                                                            : "ok"},
                         {"version", s.version},
                         {"ae_title", s.ae_title},
                         {"started_at", time_or_null(s.started_at_ms)},
@@ -115,6 +117,9 @@ core::Result<Response> get_status(const ApiContext& ctx, const Request& request)
                          {{"total_bytes", s.storage_total_bytes},
                           {"available_bytes", s.storage_available_bytes},
                           {"flush", s.ingest.shared_flush ? "shared" : "per_file"},
+                          {"min_free_bytes", s.ingest.min_free_bytes},
+                          {"below_reserve", s.ingest.below_reserve},
+                          {"refused_low_space", s.ingest.refused_low_space},
                           {"ingest_stopped", s.ingest.stopped}}},
                         {"encryption", encryption_json}});
 }
@@ -265,6 +270,13 @@ core::Result<Response> get_metrics(const ApiContext& ctx, const Request& request
     m.one("storage_available_bytes", "gauge", "Free space for the data directory.",
           s.storage_available_bytes);
   }
+  m.one("storage_below_reserve", "gauge",
+        "1 while the data directory's free space is below storage.min_free_mb: new instances "
+        "are refused (0xA700).",
+        s.ingest.below_reserve ? 1 : 0);
+  m.one("instances_refused_low_space_total", "counter",
+        "Instances refused because free space was below storage.min_free_mb.",
+        s.ingest.refused_low_space);
   Response r;
   r.status = 200;
   r.body = m.take();

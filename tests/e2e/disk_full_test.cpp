@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/mount.h>
+#include <sys/statvfs.h>
 
 #include <cerrno>
 #include <chrono>
@@ -102,6 +103,7 @@ TEST(DiskFull, OutOfSpaceAnswersA700AndRecoversWhenSpaceIsFreed) {
   GatewayOptions options;
   options.data_dir = mount_point / "data";
   options.shutdown_grace_s = 0;
+  options.min_free_mb = 0;  // no reserve: the disk really fills up (the reserve: below)
   auto gw = Gateway::start(options);
 
   // The first files (in order, round-robin over the associations) fit, later ones do not.
@@ -184,6 +186,68 @@ TEST(DiskFull, OutOfSpaceAnswersA700AndRecoversWhenSpaceIsFreed) {
   EXPECT_TRUE(gw->spool_files().empty());
 
   EXPECT_TRUE(gw->process().running());
+  gw->stop();
+}
+
+// storage.min_free_mb: below the reserve new instances are refused with 0xA700 and a plain
+// reason while the disk still has room (for the index, the queue, the logs); once space is
+// freed the gateway stores again without a restart.
+TEST(DiskFull, BelowTheFreeSpaceReserveNewInstancesAreRefused) {
+  TempDir dir("gw-reserve");
+  const fs::path mount_point = dir.subdir("tmpfs");
+  TmpfsMount tmpfs(mount_point, "24m");
+  ASSERT_TRUE(tmpfs.mounted()) << "mount -t tmpfs failed: " << tmpfs.error()
+                               << ". This test needs root (CAP_SYS_ADMIN).";
+  const auto files =
+      generate_dicom(dir / "source", {"--count", "24", "--size-kib", "256", "--seed", "4141"});
+  // 24 MiB - 12 MiB of ballast leaves about 12 MiB; the reserve is 8 MiB: about 4 MiB of
+  // instances fit (the index and spool take a little), the rest are refused.
+  const fs::path ballast = mount_point / "ballast.bin";
+  write_ballast(ballast, 12u << 20);
+
+  GatewayOptions options;
+  options.data_dir = mount_point / "data";
+  options.shutdown_grace_s = 0;
+  options.min_free_mb = 8;
+  auto gw = Gateway::start(options);
+
+  const fs::path report = dir / "report.txt";
+  const CommandResult sent =
+      run_command(send_argv(gw->port(), report, 1, files), {}, std::chrono::seconds(120));
+  ASSERT_FALSE(sent.timed_out) << sent.err;
+  EXPECT_EQ(sent.exit_code, 1) << sent.out << sent.err;
+  const auto lines = read_send_report(report);
+  ASSERT_EQ(lines.size(), files.size()) << sent.out << sent.err;
+  std::size_t stored = 0;
+  std::size_t refused = 0;
+  for (const auto& line : lines) {
+    if (line.ok) {
+      ++stored;
+      EXPECT_EQ(refused, 0u) << "stored after a refusal with nothing freed: " << line.raw;
+      continue;
+    }
+    ++refused;
+    EXPECT_EQ(line.status, "0xA700") << line.raw;
+    EXPECT_NE(line.reason.find("below its free-space reserve"), std::string::npos) << line.raw;
+  }
+  EXPECT_GT(stored, 0u);
+  EXPECT_GT(refused, 0u);
+  EXPECT_EQ(gw->count_instances(), static_cast<std::int64_t>(stored));
+  EXPECT_TRUE(gw->spool_files().empty()) << "spool leftovers after refusals";
+  // The disk itself never filled: the reserve is still there for the index and the logs.
+  struct statvfs vfs {};
+  ASSERT_EQ(::statvfs(mount_point.c_str(), &vfs), 0);
+  EXPECT_GT(static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize, 6u << 20);
+  EXPECT_NE(gw->log().find("event=storage_reserve_reached"), std::string::npos) << gw->log();
+
+  // Space freed: stored again, no restart.
+  fs::remove(ballast);
+  const fs::path report2 = dir / "report-after-free.txt";
+  const CommandResult again =
+      run_command(send_argv(gw->port(), report2, 1, {files.back()}), {}, std::chrono::seconds(60));
+  EXPECT_TRUE(again.ok()) << again.out << again.err;
+  EXPECT_EQ(gw->count_instances(), static_cast<std::int64_t>(stored + 1));
+  EXPECT_NE(gw->log().find("event=storage_reserve_cleared"), std::string::npos) << gw->log();
   gw->stop();
 }
 

@@ -147,6 +147,9 @@ void Gateway::write_config() const {
          << tls_listener << "storage:\n"
          << "  fsync: " << (options_.fsync ? "true" : "false") << "\n"
          << "  encrypt: " << (options_.encrypt ? "true" : "false") << "\n"
+         << (options_.min_free_mb >= 0
+                 ? "  min_free_mb: " + std::to_string(options_.min_free_mb) + "\n"
+                 : std::string())
          << "  duplicates: " << options_.duplicates << "\n"
          << "limits:\n"
          << "  max_associations: " << options_.max_associations << "\n"

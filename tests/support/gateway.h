@@ -22,6 +22,7 @@ struct GatewayOptions {
   bool fsync = true;
   bool encrypt = false;  ///< storage.encrypt (needs a key in `env`)
   std::string duplicates = "keep-first";
+  int min_free_mb = -1;  ///< storage.min_free_mb (-1: the default)
   int max_associations = 64;
   int max_pending_connections = 0;  ///< limits.max_pending_connections (0: the default)
   int max_async_operations = 16;    ///< limits.max_async_operations

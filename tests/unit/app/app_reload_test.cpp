@@ -41,6 +41,21 @@ TEST(RestartOnlyChanges, AcmeAndDatabaseConnectionSettings) {
               ElementsAre("database"));
 }
 
+TEST(RestartOnlyChanges, TheFreeSpaceReserveNeedsARestart) {
+  EXPECT_THAT(restart_only_changes(parse(""), parse("storage: {min_free_mb: 10}\n")),
+              ElementsAre("storage"));
+}
+
+TEST(RestartOnlyChanges, TheAuditMessageFormatNeedsARestart) {
+  const auto running = parse("audit: {syslog: {enabled: true, host: arr, tls: false}}\n");
+  EXPECT_THAT(restart_only_changes(running, parse("audit: {syslog: {enabled: true, host: arr, "
+                                                  "tls: false, format: dicom}}\n")),
+              ElementsAre("audit"));
+  EXPECT_THAT(restart_only_changes(running, parse("audit: {syslog: {enabled: true, host: arr, "
+                                                  "tls: false, audit_source_id: X}}\n")),
+              ElementsAre("audit"));
+}
+
 TEST(RestartOnlyChanges, EveryRestartOnlySectionIsNamed) {
   const auto running = parse("");
   const auto fresh = parse(R"(ae_title: OTHER

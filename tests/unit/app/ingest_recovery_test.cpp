@@ -15,6 +15,7 @@
 #include "crypto/keyring.h"
 #include "index/sqlite/sqlite_index.h"
 #include "storage/store.h"
+#include "support/stored_instance.h"
 #include "support/temp_dir.h"
 
 namespace gw::app {
@@ -38,20 +39,7 @@ class IngestRecoveryTest : public ::testing::Test {
   /// A stored file of `n` bytes and its unflushed row (whose marker goes to `*marker`).
   InstanceRecord store_instance(const std::string& sop, std::size_t n,
                                 std::int64_t* marker = nullptr) {
-    auto spool = store_->begin();
-    EXPECT_TRUE(spool.ok());
-    std::vector<std::uint8_t> bytes(n);
-    for (std::size_t i = 0; i < n; ++i) bytes[i] = static_cast<std::uint8_t>(i * 7 + sop.size());
-    EXPECT_TRUE(spool->write(bytes).ok());
-    InstanceRecord r;
-    r.sop_instance_uid = sop;
-    r.series_instance_uid = "2.1";
-    r.study_instance_uid = "3.1";
-    r.size_bytes = static_cast<std::int64_t>(spool->size());
-    r.digest = spool->digest();
-    auto published = store_->publish(std::move(*spool));
-    EXPECT_TRUE(published.ok());
-    r.storage_path = published->path;
+    auto r = test::publish_test_file(*store_, sop, n);
     auto results = index_->insert_instances_unflushed({r}, DuplicatePolicy::kKeepFirst);
     EXPECT_TRUE(results.at(0).ok());
     if (marker != nullptr && results.at(0).ok()) *marker = results[0]->marker;

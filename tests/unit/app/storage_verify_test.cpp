@@ -18,6 +18,7 @@
 #include "crypto/keyring.h"
 #include "index/sqlite/sqlite_index.h"
 #include "storage/store.h"
+#include "support/stored_instance.h"
 #include "support/temp_dir.h"
 
 namespace gw::app {
@@ -50,20 +51,7 @@ class StorageVerifyTest : public ::testing::Test {
 
   /// A stored file of `n` bytes and its committed row.
   InstanceRecord store_instance(const std::string& sop, std::size_t n) {
-    auto spool = store_->begin();
-    EXPECT_TRUE(spool.ok());
-    std::vector<std::uint8_t> bytes(n);
-    for (std::size_t i = 0; i < n; ++i) bytes[i] = static_cast<std::uint8_t>(i * 7 + sop.size());
-    EXPECT_TRUE(spool->write(bytes).ok());
-    InstanceRecord r;
-    r.sop_instance_uid = sop;
-    r.series_instance_uid = "2.1";
-    r.study_instance_uid = "3.1";
-    r.size_bytes = static_cast<std::int64_t>(spool->size());
-    r.digest = spool->digest();
-    auto published = store_->publish(std::move(*spool));
-    EXPECT_TRUE(published.ok());
-    r.storage_path = published->path;
+    auto r = test::publish_test_file(*store_, sop, n);
     EXPECT_TRUE(index_->insert_instance(r, DuplicatePolicy::kKeepFirst).ok());
     return r;
   }

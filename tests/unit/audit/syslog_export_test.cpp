@@ -345,6 +345,60 @@ TEST_F(SyslogExporterTest, EveryRowInIdOrderThenTheCursorIsPersisted) {
   EXPECT_EQ(collector.messages().size(), 303u);
 }
 
+// format: dicom — rows without a DICOM counterpart send nothing and still move the cursor; a
+// transfer names its patient by the Patient ID the index holds for its study; a study the
+// index does not hold (yet) is looked up again for the next row.
+TEST_F(SyslogExporterTest, DicomFormatLooksUpThePatientAndSkipsRowsWithoutACounterpart) {
+  const auto store = [&](const std::string& study, const std::string& patient) {
+    index::InstanceRecord r;
+    r.sop_instance_uid = study + ".1";
+    r.series_instance_uid = study + ".0";
+    r.study_instance_uid = study;
+    r.patient_id = patient;
+    r.storage_path = "storage/00/" + study + ".dcm";
+    ASSERT_TRUE(index_->insert_instance(r, index::DuplicatePolicy::kKeepFirst).ok());
+  };
+  const auto received = [&](const std::string& study) {
+    auto e = row("instances.received");
+    e.details = R"({"calling_ae":"CT1","called_ae":"GW","instances":1,"failed":0,)"
+                R"("study_instance_uid":")" +
+                study + R"(","sop_classes":{"1.2.840.10008.5.1.4.1.1.2":1}})";
+    ASSERT_TRUE(index_->append_audit(e).ok());
+  };
+  store("1.2.3", "PID-1");
+  append(2);  // association.accepted: no DICOM message
+  received("1.2.3");
+  received("9.9.9");  // not in the index
+  append(1);
+
+  Collector collector;
+  auto o = options(collector.port());
+  o.syslog.format = config::SyslogFormat::kDicom;
+  auto exporter = SyslogExporter::create(*index_, o);
+  ASSERT_TRUE(exporter.ok()) << exporter.error().message;
+  (*exporter)->start();
+  ASSERT_TRUE(wait_until([&] { return (*exporter)->counts().cursor == 5; }, 60s));
+  auto messages = collector.messages();
+  ASSERT_EQ(messages.size(), 2u);
+  for (const auto& m : messages) {
+    EXPECT_EQ(m.rfind("<85>1 2024-05-01T12:00:00.000Z gw-test dicom-gw 1 IHE+RFC-3881 - "
+                      "\xEF\xBB\xBF<AuditMessage>",
+                      0),
+              0u)
+        << m;
+  }
+  EXPECT_NE(messages[0].find(R"(ParticipantObjectID="PID-1")"), std::string::npos) << messages[0];
+  EXPECT_EQ(messages[1].find("Patient Number"), std::string::npos) << messages[1];
+
+  store("9.9.9", "PID-9");  // arrives later: the next row of that study names its patient
+  received("9.9.9");
+  (*exporter)->notify();
+  ASSERT_TRUE(wait_until([&] { return collector.messages().size() >= 3; }, 60s));
+  messages = collector.messages();
+  EXPECT_NE(messages[2].find(R"(ParticipantObjectID="PID-9")"), std::string::npos) << messages[2];
+  (*exporter)->stop();
+}
+
 TEST_F(SyslogExporterTest, ACollectorThatIsDownGetsTheBacklogWhenItComesUp) {
   std::uint16_t port = 0;
   {

@@ -64,6 +64,7 @@ TEST_F(ConfigTest, MinimalConfigGetsEveryDefault) {
   EXPECT_TRUE(c.storage.fsync);
   EXPECT_FALSE(c.storage.encrypt);
   EXPECT_EQ(c.storage.duplicates, DuplicatePolicy::kKeepFirst);
+  EXPECT_EQ(c.storage.min_free_mb, 1024u);
   EXPECT_EQ(c.database.url, "");
   EXPECT_EQ(c.database.encryption_key_env, "DICOM_GW_DB_ENCRYPTION_KEY");
   EXPECT_TRUE(c.http.enabled);
@@ -141,6 +142,7 @@ storage:
   fsync: true
   encrypt: true
   duplicates: reject
+  min_free_mb: 0
 database:
   url: postgresql://gw@db.example.com/gw
   encryption_key_env: MY_KEY
@@ -202,6 +204,7 @@ logging:
   EXPECT_FALSE(c.routes[1].continue_matching);
   EXPECT_TRUE(c.storage.encrypt);
   EXPECT_EQ(c.storage.duplicates, DuplicatePolicy::kReject);
+  EXPECT_EQ(c.storage.min_free_mb, 0u);
   EXPECT_EQ(c.database.url, "postgresql://gw@db.example.com/gw");
   EXPECT_EQ(c.database.encryption_key_env, "MY_KEY");
   EXPECT_EQ(c.http.port, 8443);

@@ -57,5 +57,22 @@ TEST_F(SyslogConfigTest, MissingFilesHalfAPairAndNoHostAreRefused) {
   EXPECT_NE(message_at(issues, "audit.syslog.host").find("required"), std::string::npos);
 }
 
+TEST_F(SyslogConfigTest, FormatIsJsonOrDicomWithItsSourceIdentification) {
+  const Config json = parse_ok(std::string(kBase) + "audit:\n  syslog: {enabled: false}\n");
+  EXPECT_EQ(json.audit.syslog.format, SyslogFormat::kJson);
+  EXPECT_TRUE(json.audit.syslog.audit_source_id.empty());
+
+  const Config dicom = parse_ok(std::string(kBase) +
+                                "audit:\n  syslog: {enabled: true, host: arr, tls: false, "
+                                "format: dicom, audit_source_id: GW1, enterprise_site_id: RAD}\n");
+  EXPECT_EQ(dicom.audit.syslog.format, SyslogFormat::kDicom);
+  EXPECT_EQ(dicom.audit.syslog.audit_source_id, "GW1");
+  EXPECT_EQ(dicom.audit.syslog.enterprise_site_id, "RAD");
+
+  const auto issues =
+      issues_of(std::string(kBase) + "audit:\n  syslog: {enabled: false, format: xml}\n");
+  EXPECT_NE(message_at(issues, "audit.syslog.format").find("dicom"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace gw::config
