@@ -239,6 +239,9 @@ http::GatewaySnapshot App::snapshot() const {
   if (::statvfs(config_.data_dir.c_str(), &fs) == 0) {
     s.storage_total_bytes = static_cast<std::uint64_t>(fs.f_blocks) * fs.f_frsize;
     s.storage_available_bytes = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+    // Now, not as of the last instance: freed space (or a disk filled by others) shows at once.
+    s.ingest.below_reserve =
+        s.ingest.min_free_bytes > 0 && s.storage_available_bytes < s.ingest.min_free_bytes;
   }
   return s;
 }
@@ -340,6 +343,14 @@ int App::run() {
                 config_.ae_title);
   }
   association_threads_->start();
+  if (const auto min = config_.storage.min_free_mb * 1024 * 1024; min > 0) {
+    if (const auto free = store_->free_bytes(); free.ok() && *free < min) {
+      log()->warn(
+          "event=storage_below_reserve_at_start free_mb={} min_free_mb={} "
+          "action=instances_refused_until_space_is_freed",
+          *free / (1024 * 1024), config_.storage.min_free_mb);
+    }
+  }
   {
     nlohmann::json listening = nlohmann::json::array();
     for (const auto& l : listeners_)

@@ -213,6 +213,9 @@ tls:
 storage:
   fsync: true
   duplicates: keep-first
+  # Below this much free space (MiB) new instances are refused (0xA700), so the index and the
+  # queue keep room. Small for a demo on a small disk; a production default is 1024.
+  min_free_mb: 128
 # Patient data in the index is encrypted (ADR 010) with this key (0400; keep a copy elsewhere:
 # without it the data cannot be read). docs/encryption-at-rest.md explains rotation.
 database:

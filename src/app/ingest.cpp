@@ -91,7 +91,17 @@ class IngestSession final : public dicom::StoreSession {
 
   void write(std::span<const std::uint8_t> fragment) override {
     if (error_) return;
-    if (auto st = spool_.write(fragment); !st.ok()) error_ = std::move(st).error();
+    if (auto st = spool_.write(fragment); !st.ok()) {
+      error_ = std::move(st).error();
+      return;
+    }
+    // A large instance, or many at once, begun just above the reserve: the free space is
+    // checked again every kReserveCheckBytes, and the instance given up below half of it.
+    unchecked_bytes_ += fragment.size();
+    if (unchecked_bytes_ >= kReserveCheckBytes) {
+      unchecked_bytes_ = 0;
+      if (auto st = service_.check_reserve_floor(); !st.ok()) error_ = std::move(st).error();
+    }
   }
 
   StoreOutcome finish() override {
@@ -101,6 +111,8 @@ class IngestSession final : public dicom::StoreSession {
   }
 
  private:
+  static constexpr std::uint64_t kReserveCheckBytes = 16u << 20;
+
   StoreOutcome fail(std::uint16_t code, std::string why) { return {code, std::move(why)}; }
 
   /// keep-first kept the row of an earlier copy (in another file), or reject refused this one.
@@ -237,6 +249,7 @@ class IngestSession final : public dicom::StoreSession {
   dicom::StoreRequest request_;
   std::uint64_t association_id_;
   std::optional<core::Error> error_;
+  std::uint64_t unchecked_bytes_ = 0;
 };
 
 core::Error flush_failed_error() {
@@ -388,10 +401,23 @@ core::Status IngestService::check_reserve() {
         *free / kMiB, min_free_bytes_ / kMiB);
   }
   counters_.refused_low_space++;
+  // (The C-STORE-RSP's Error Comment holds 64 characters: the numbers are in the log.)
   return core::make_error(ErrorCode::kResourceExhausted,
-                          fmt::format("storage is below its free-space reserve: {} MiB free, "
-                                      "storage.min_free_mb is {}",
-                                      *free / kMiB, min_free_bytes_ / kMiB));
+                          "storage below its free-space reserve (storage.min_free_mb)");
+}
+
+core::Status IngestService::check_reserve_floor() {
+  if (min_free_bytes_ == 0) return core::ok_status();
+  const auto free = store_.free_bytes();
+  if (!free.ok() || *free >= min_free_bytes_ / 2) return core::ok_status();
+  if (!below_reserve_.exchange(true)) {
+    log()->error(
+        "event=storage_reserve_reached free_mb={} min_free_mb={} action=refusing_new_instances",
+        *free / (1024 * 1024), min_free_bytes_ / (1024 * 1024));
+  }
+  counters_.refused_low_space++;
+  return core::make_error(ErrorCode::kResourceExhausted,
+                          "storage fell below its free-space reserve while receiving");
 }
 
 core::Result<std::unique_ptr<dicom::StoreSession>> IngestService::begin(

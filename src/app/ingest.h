@@ -91,6 +91,12 @@ class IngestService final : public dicom::StoreService {
   bool flush_failed() const { return flush_failed_; }
   /// Whether the last check found the file system below storage.min_free_mb.
   bool below_reserve() const { return below_reserve_; }
+  /// kResourceExhausted while the data directory's file system is below storage.min_free_mb
+  /// (one statvfs, as each instance begins); the crossings are logged.
+  core::Status check_reserve();
+  /// kResourceExhausted below half the reserve: an instance being received gives up (checked
+  /// every few MiB, so that large or many concurrent instances cannot eat the whole reserve).
+  core::Status check_reserve_floor();
 
  private:
   storage::Store& store_;
@@ -104,9 +110,6 @@ class IngestService final : public dicom::StoreService {
   std::atomic<bool> flush_failed_{false};
   const std::uint64_t min_free_bytes_;
   std::atomic<bool> below_reserve_{false};
-  /// kResourceExhausted while the data directory's file system is below min_free_bytes_ (one
-  /// statvfs per instance); the crossings are logged.
-  core::Status check_reserve();
   using Committer = core::Batcher<const index::InstanceRecord*, core::Result<index::InsertResult>>;
   Committer committer_;            ///< flushed commits (after the file's own flush)
   Committer unflushed_committer_;  ///< shared flush: committed unflushed, then one syncfs

@@ -163,8 +163,10 @@ std::string audit_source(const DicomAuditSource& source) {
 
 /// The study, with its SOP classes (UID -> count; one entry without a UID when the classes are
 /// not known) and, when listed, its instances.
-std::string study_object(const std::string& study_uid,
+std::string study_object(const std::string& uid_as_received,
                          const std::vector<std::pair<std::string, std::int64_t>>& sop_classes) {
+  // A UID has at most 64 characters; what a peer sent as one is not checked at ingest.
+  const std::string study_uid = clip(uid_as_received);
   std::string description;
   std::int64_t others = 0;
   for (std::size_t i = 0; i < sop_classes.size(); ++i) {
@@ -174,7 +176,7 @@ std::string study_object(const std::string& study_uid,
       continue;
     }
     description +=
-        element("SOPClass", {{"UID", uid}, {"NumberOfInstances", std::to_string(count)}});
+        element("SOPClass", {{"UID", clip(uid)}, {"NumberOfInstances", std::to_string(count)}});
   }
   if (others > 0) {
     description += element("SOPClass", {{"NumberOfInstances", std::to_string(others)}});

@@ -299,7 +299,12 @@ SyslogExporter::Round SyslogExporter::export_round(std::string& error) {
     std::size_t framed = 0;
     while (framed < rows.size() && (framed == 0 || frames.size() < kMaxBatchBytes)) {
       if (options_.syslog.format == config::SyslogFormat::kDicom) {
-        for (const auto& m : dicom_messages(rows[framed])) append_octet_counted(frames, m);
+        auto messages = dicom_messages(rows[framed]);
+        if (!messages.ok()) {
+          error = messages.error().message;
+          return Round::kIndexFailed;  // retried: the rows before it in this batch go again
+        }
+        for (const auto& m : *messages) append_octet_counted(frames, m);
       } else {
         append_octet_counted(frames, format_syslog_message(rows[framed], options_.origin));
       }
@@ -338,24 +343,39 @@ SyslogExporter::Round SyslogExporter::export_round(std::string& error) {
                                                                                  : Round::kIdle;
 }
 
-std::vector<std::string> SyslogExporter::dicom_messages(const index::AuditEvent& row) {
+core::Result<std::vector<std::string>> SyslogExporter::dicom_messages(
+    const index::AuditEvent& row) {
   std::string patient_id;
   if (const auto study = audited_study(row); !study.empty()) {
     if (const auto it = patients_.find(study); it != patients_.end()) {
       patient_id = it->second;
     } else if (auto found = index_.find_study(study); !found.ok()) {
-      // A patient row that cannot be read (a key the keyring lacks, a row that fails
-      // authentication) must not hold back every later audit row: the message goes without
-      // the patient, and the log says so.
+      // A lost database connection heals: the row is tried again (a few rounds). A patient
+      // row that cannot be read (a key the keyring lacks, a row that fails authentication)
+      // does not: after those rounds the message goes without the patient, so that it does
+      // not hold back every later audit row, and the study is remembered as unreadable.
+      if (found.error().code != ErrorCode::kConfig &&
+          !(row.id == failing_row_ && ++failing_rounds_ >= kPatientRetries)) {
+        if (row.id != failing_row_) {
+          failing_row_ = row.id;
+          failing_rounds_ = 1;
+        }
+        return std::move(found).error();
+      }
       log()->warn("event=audit_syslog_patient_unavailable audit_id={} reason=\"{}\"", row.id,
                   found.error().message);
+      remember_patient(study, "");
     } else if (found->has_value()) {
       patient_id = (*found)->patient_id;
-      if (patients_.size() >= kMaxCachedPatients) patients_.clear();
-      patients_.emplace(study, patient_id);  // only what was found: a later row may find more
+      remember_patient(study, patient_id);  // a study not found yet is looked up again
     }
   }
   return format_dicom_audit_messages(row, dicom_source_, patient_id);
+}
+
+void SyslogExporter::remember_patient(const std::string& study, const std::string& patient_id) {
+  if (patients_.size() >= kMaxCachedPatients) patients_.clear();
+  patients_.insert_or_assign(study, patient_id);
 }
 
 void SyslogExporter::run() {

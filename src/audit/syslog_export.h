@@ -180,8 +180,11 @@ class SyslogExporter {
   void refresh_backlog();
   /// audit.syslog.format dicom: the row's messages, with the Patient ID of the study it
   /// concerns looked up in the index (kept for the next rows of the same study; a study not
-  /// found, or not readable, is looked up again next time).
-  std::vector<std::string> dicom_messages(const index::AuditEvent& row);
+  /// found is looked up again next time). An index error is returned (the round is retried)
+  /// kPatientRetries times for the same row; then, or at once for a missing key (kConfig),
+  /// the messages go without the patient.
+  core::Result<std::vector<std::string>> dicom_messages(const index::AuditEvent& row);
+  void remember_patient(const std::string& study, const std::string& patient_id);
 
   index::Index& index_;
   const SyslogExportOptions options_;
@@ -198,7 +201,10 @@ class SyslogExporter {
   std::uint64_t repeated_ = 0;  ///< failures with last_reason_ not logged since
   DicomAuditSource dicom_source_;
   static constexpr std::size_t kMaxCachedPatients = 1024;
-  std::map<std::string, std::string> patients_;  ///< study UID -> its Patient ID
+  std::map<std::string, std::string> patients_;  ///< study UID -> its Patient ID ("" unreadable)
+  static constexpr int kPatientRetries = 5;
+  std::int64_t failing_row_ = 0;  ///< the row whose patient lookup failed last
+  int failing_rounds_ = 0;
   // Read by counts() from any thread:
   std::atomic<bool> connected_{false};
   std::atomic<std::uint64_t> sent_{0};

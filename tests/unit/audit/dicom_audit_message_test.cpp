@@ -308,6 +308,22 @@ TEST(DicomAuditMessage, MessagesStayWithinTheSyslogMaximum) {
   EXPECT_TRUE(has(messages[0], R"(<SOPClass NumberOfInstances="185"/>)"))
       << "15 named, the rest summed";
 
+  // A "UID" a peer made up: not checked at ingest, cut here.
+  auto odd = received(1, 0);
+  json od = json::parse(odd.details);
+  od["study_instance_uid"] = std::string(4000, '"');
+  od["sop_classes"] = {{std::string(4000, '<'), 1}};
+  odd.details = od.dump();
+  for (const auto& m : format_dicom_audit_messages(odd, source(), "P")) {
+    EXPECT_LE(m.size(), kMaxMessageOctets) << m.size();
+  }
+  auto download = row(
+      "user:a", "instance.downloaded", "instance:1", "ok", "10.0.0.1:1",
+      {{"study_instance_uid", std::string(4000, '&')}, {"sop_class_uid", std::string(4000, '>')}});
+  for (const auto& m : format_dicom_audit_messages(download, source(), std::string(300, '\''))) {
+    EXPECT_LE(m.size(), kMaxMessageOctets) << m.size();
+  }
+
   const auto alert = format_dicom_audit_messages(
       row("user:" + std::string(9000, 'x'), "user.update", "user:" + std::string(9000, '\''),
           "failed", "10.0.0.1:1", {{"reason", std::string(9000, '>')}}),

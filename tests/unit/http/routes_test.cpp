@@ -440,5 +440,25 @@ TEST_F(RoutesTest, AStoppedIngestTurnsHealthAndStatusRed) {
             std::string::npos);
 }
 
+// Below storage.min_free_mb the gateway is "degraded": it refuses new instances and goes on
+// forwarding; /health stays up (a load balancer keeps it), /status and /metrics say why.
+TEST_F(RoutesTest, BelowTheFreeSpaceReserveTheGatewayIsDegraded) {
+  FakeControl control;
+  control.snapshot_.ingest.min_free_bytes = 1024u << 20;
+  control.snapshot_.ingest.below_reserve = true;
+  control.snapshot_.ingest.refused_low_space = 3;
+  ctx_->control = &control;
+  const auto viewer = add_token(add_user("vic", Role::kViewer));
+  EXPECT_EQ(get("/health", "").status, 200);
+  const auto status = json_of(get("/api/v1/status", viewer));
+  EXPECT_EQ(status["status"], "degraded");
+  EXPECT_EQ(status["storage"]["below_reserve"], true);
+  EXPECT_EQ(status["storage"]["refused_low_space"], 3);
+  EXPECT_EQ(status["storage"]["min_free_bytes"], 1024u << 20);
+  const auto metrics = get("/api/v1/metrics", viewer).body;
+  EXPECT_NE(metrics.find("dicom_gw_storage_below_reserve 1\n"), std::string::npos) << metrics;
+  EXPECT_NE(metrics.find("dicom_gw_instances_refused_low_space_total 3\n"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace gw::http
