@@ -383,13 +383,13 @@ index::DuplicatePolicy IngestService::duplicate_policy() const {
   return index::DuplicatePolicy::kKeepFirst;
 }
 
-core::Status IngestService::check_reserve() {
+core::Status IngestService::check_free_space(std::uint64_t floor, bool may_clear, const char* why) {
   if (min_free_bytes_ == 0) return core::ok_status();
   const auto free = store_.free_bytes();
   if (!free.ok()) return core::ok_status();  // not known: the write itself will tell
   constexpr std::uint64_t kMiB = 1024 * 1024;
-  if (*free >= min_free_bytes_) {
-    if (below_reserve_.exchange(false)) {
+  if (*free >= floor) {
+    if (may_clear && below_reserve_.exchange(false)) {
       log()->info("event=storage_reserve_cleared free_mb={} min_free_mb={}", *free / kMiB,
                   min_free_bytes_ / kMiB);
     }
@@ -402,21 +402,16 @@ core::Status IngestService::check_reserve() {
   }
   counters_.refused_low_space++;
   // (The C-STORE-RSP's Error Comment holds 64 characters: the numbers are in the log.)
-  return core::make_error(ErrorCode::kResourceExhausted,
+  return core::make_error(ErrorCode::kResourceExhausted, why);
+}
+
+core::Status IngestService::check_reserve() {
+  return check_free_space(min_free_bytes_, /*may_clear=*/true,
                           "storage below its free-space reserve (storage.min_free_mb)");
 }
 
 core::Status IngestService::check_reserve_floor() {
-  if (min_free_bytes_ == 0) return core::ok_status();
-  const auto free = store_.free_bytes();
-  if (!free.ok() || *free >= min_free_bytes_ / 2) return core::ok_status();
-  if (!below_reserve_.exchange(true)) {
-    log()->error(
-        "event=storage_reserve_reached free_mb={} min_free_mb={} action=refusing_new_instances",
-        *free / (1024 * 1024), min_free_bytes_ / (1024 * 1024));
-  }
-  counters_.refused_low_space++;
-  return core::make_error(ErrorCode::kResourceExhausted,
+  return check_free_space(min_free_bytes_ / 2, /*may_clear=*/false,
                           "storage fell below its free-space reserve while receiving");
 }
 

@@ -110,6 +110,9 @@ class IngestService final : public dicom::StoreService {
   std::atomic<bool> flush_failed_{false};
   const std::uint64_t min_free_bytes_;
   std::atomic<bool> below_reserve_{false};
+  /// kResourceExhausted (`why`) while free space is below `floor`; logs the crossings (the way
+  /// back only when `may_clear`: the floor while receiving is below the reserve itself).
+  core::Status check_free_space(std::uint64_t floor, bool may_clear, const char* why);
   using Committer = core::Batcher<const index::InstanceRecord*, core::Result<index::InsertResult>>;
   Committer committer_;            ///< flushed commits (after the file's own flush)
   Committer unflushed_committer_;  ///< shared flush: committed unflushed, then one syncfs

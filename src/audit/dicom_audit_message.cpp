@@ -151,9 +151,14 @@ std::string active_participant(const Participant& p) {
                  p.role);
 }
 
+/// This gateway's UserID as a participant, and its AuditSourceID: the configured audit source
+/// id, else its host name.
+std::string application_id(const DicomAuditSource& source) {
+  return source.audit_source_id.empty() ? source.origin.hostname : source.audit_source_id;
+}
+
 std::string audit_source(const DicomAuditSource& source) {
-  const std::string id =
-      !source.audit_source_id.empty() ? source.audit_source_id : source.origin.hostname;
+  const std::string id = application_id(source);
   // 4: application server process (the schema's own code, no code system needed).
   return element("AuditSourceIdentification",
                  {{"AuditEnterpriseSiteID", source.enterprise_site_id},
@@ -288,9 +293,7 @@ std::vector<std::string> transferred(const index::AuditEvent& event, const Dicom
           dcm("RoleIDCode", "110152", "Destination Role ID")};
   }
   if (from.user_id.empty()) {
-    from.user_id = received                          ? std::string("anonymous")
-                   : !source.audit_source_id.empty() ? source.audit_source_id
-                                                     : own_host(source);
+    from.user_id = received ? std::string("anonymous") : application_id(source);
   }
 
   std::vector<std::string> out;
@@ -344,8 +347,7 @@ std::vector<std::string> authentication(const index::AuditEvent& event,
                                          dcm("EventTypeCode", "110122", "Login"));
   xml += active_participant({user, "", "", true, core::host_of_peer(event.peer_address), ""});
   xml += active_participant(
-      {source.audit_source_id.empty() ? own_host(source) : source.audit_source_id,
-       source.origin.procid, "", false, own_host(source), ""});
+      {application_id(source), source.origin.procid, "", false, own_host(source), ""});
   xml += audit_source(source);
   return {wrap_message(event, source, outcome.indicator, xml)};
 }
@@ -358,10 +360,8 @@ std::vector<std::string> application_activity(const index::AuditEvent& event,
       "E", event.at_ms, outcome, dcm("EventID", "110100", "Application Activity"),
       start ? dcm("EventTypeCode", "110120", "Application Start")
             : dcm("EventTypeCode", "110121", "Application Stop"));
-  xml += active_participant(
-      {source.audit_source_id.empty() ? own_host(source) : source.audit_source_id,
-       source.origin.procid, "dicom-gw", false, own_host(source),
-       dcm("RoleIDCode", "110150", "Application")});
+  xml += active_participant({application_id(source), source.origin.procid, "dicom-gw", false,
+                             own_host(source), dcm("RoleIDCode", "110150", "Application")});
   xml += audit_source(source);
   return {wrap_message(event, source, outcome.indicator, xml)};
 }
@@ -384,8 +384,7 @@ std::vector<std::string> security_alert(const index::AuditEvent& event,
   std::string xml =
       event_identification("E", event.at_ms, outcome, dcm("EventID", "110113", "Security Alert"),
                            dcm("EventTypeCode", code, meaning));
-  const std::string app =
-      source.audit_source_id.empty() ? own_host(source) : source.audit_source_id;
+  const std::string app = application_id(source);
   if (event.actor == "system") {
     xml += active_participant({app, source.origin.procid, "", true, own_host(source), ""});
   } else {
