@@ -207,7 +207,7 @@ TEST(Concurrency, OneSenderEightAssociations) {
       run_command({gateway_binary().string(), "send", "--no-progress", "-j", "8", "--aec",
                    "DICOM_GW", "127.0.0.1", std::to_string(gw->port()), (dir / "source").string()},
                   {}, 120s);
-  ASSERT_TRUE(sent.ok()) << both(sent);
+  ASSERT_TRUE(sent.ok()) << both(sent) << "\ngateway log:\n" << gw->log();
   EXPECT_EQ(gw->count_instances(), 200);
   EXPECT_TRUE(gw->spool_files().empty());
 }
